@@ -1,0 +1,89 @@
+"""Jet (Taylor-mode) path against autograd and against closed form."""
+
+import numpy as np
+import pytest
+import torch
+
+from pinnsiren.jet import derivatives, jet_supported
+from pinnsiren.networks import MLP, Siren
+
+from .analytic import all_keys, channel_derivatives, siren_sympy, tiny_siren
+
+NEEDS3 = [(c, a) for c in range(2) for a in [(0, 0, 0), (1, 0, 0), (0, 0, 1), (2, 0, 0), (1, 1, 0), (0, 1, 2), (0, 0, 2), (1, 0, 1)]]
+
+
+def _models():
+    torch.manual_seed(7)
+    yield "siren", Siren(3, 2, 16, 1)
+    for act in ("relu", "tanh", "sigmoid", "softplus", "elu", "selu"):
+        yield act, MLP(3, 2, 16, 1, act)
+    yield "relu+pe", MLP(3, 2, 16, 1, "relu", "pe", num_frequencies=4)
+    yield "rbf", MLP(3, 2, 16, 1, "relu", "rbf", rbf_centers=32)
+    yield "tanh+rbf", MLP(3, 2, 16, 1, "tanh", "rbf", rbf_centers=32)
+    yield "elu+pe", MLP(3, 2, 16, 1, "elu", "pe", num_frequencies=3)
+
+
+@pytest.mark.parametrize("name,model", list(_models()), ids=[n for n, _ in _models()])
+def test_jet_matches_autograd(name, model):
+    model = model.double()
+    assert jet_supported(model)
+    g = torch.Generator().manual_seed(3)
+    x = torch.rand(64, 3, generator=g, dtype=torch.float64) * 2 - 1
+    needs = [(c, a) for c, a in NEEDS3 if sum(a) <= 2]
+    J = derivatives(model, x, needs, method="jet")
+    A = derivatives(model, x, needs, method="autograd")
+    assert set(J) == set(needs)
+    for k in needs:
+        scale = A[k].abs().max().item() + 1e-12
+        assert torch.allclose(J[k], A[k], rtol=0, atol=1e-10 * scale + 1e-13), (name, k)
+    # parameter gradients through the jet agree too
+    loss_j = sum((J[k] ** 2).mean() for k in needs)
+    loss_a = sum((A[k] ** 2).mean() for k in needs)
+    gj = torch.autograd.grad(loss_j, list(model.parameters()), allow_unused=True)
+    ga = torch.autograd.grad(loss_a, list(model.parameters()), allow_unused=True)
+    for a, b in zip(gj, ga):
+        if a is None or b is None:
+            continue
+        assert torch.allclose(a, b, rtol=1e-8, atol=1e-10 * (b.abs().max().item() + 1e-12))
+
+
+def test_relu_second_derivative_is_zero():
+    model = MLP(2, 1, 16, 1, "relu").double()
+    x = torch.rand(20, 2, dtype=torch.float64)
+    J = derivatives(model, x, [(0, (2, 0)), (0, (1, 1))], method="jet")
+    assert torch.all(J[(0, (2, 0))] == 0) and torch.all(J[(0, (1, 1))] == 0)
+
+
+def test_jet_matches_closed_form_siren():
+    m = tiny_siren(2)
+    ref = channel_derivatives(siren_sympy(m))
+    pts = np.random.default_rng(5).uniform(-1, 1, size=(50, 2))
+    J = derivatives(m, torch.from_numpy(pts), all_keys(2), method="jet")
+    for k, f in ref.items():
+        want = np.broadcast_to(f(pts[:, 0], pts[:, 1]), (50,))
+        np.testing.assert_allclose(J[k].detach().numpy(), want, rtol=1e-10, atol=1e-12)
+
+
+def test_higher_order_falls_back_to_autograd():
+    m = tiny_siren(1)
+    import sympy
+    from .analytic import X, Y
+    (u,) = siren_sympy(m)
+    pts = np.random.default_rng(6).uniform(-1, 1, size=(10, 2))
+    D = derivatives(m, torch.from_numpy(pts), [(0, (3, 1)), (0, (0, 4))])
+    for a, v in (((3, 1), D[(0, (3, 1))]), ((0, 4), D[(0, (0, 4))])):
+        f = sympy.lambdify((X, Y), sympy.diff(u, X, a[0], Y, a[1]), "numpy")
+        np.testing.assert_allclose(v.detach().numpy(), f(pts[:, 0], pts[:, 1]), rtol=1e-9, atol=1e-10)
+    with pytest.raises(ValueError, match="orders <= 2"):
+        derivatives(m, torch.from_numpy(pts), [(0, (3, 0))], method="jet")
+
+
+def test_bad_requests():
+    m = tiny_siren(1)
+    x = torch.zeros(3, 2, dtype=torch.float64)
+    with pytest.raises(ValueError, match="channel 1"):
+        derivatives(m, x, [(1, (0, 0))])
+    with pytest.raises(ValueError, match="multi-index needs 2"):
+        derivatives(m, x, [(0, (1,))])
+    with pytest.raises(ValueError, match="unknown method"):
+        derivatives(m, x, [(0, (0, 0))], method="fd")
