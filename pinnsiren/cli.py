@@ -1,0 +1,97 @@
+"""The ``pinnsiren`` command line.
+
+Subcommands are registered from small modules, each exposing
+``add_arguments(parser)`` and ``main(args) -> int``. Those modules live in
+``solvers/`` and ``reference/`` and are imported only while the parser is
+built (the only place ``pinnsiren`` reaches up into them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import sys
+from typing import Sequence
+
+__all__ = ["main", "build_parser"]
+
+#: group -> {subcommand: (module, help)}; a group with one entry under "" is a
+#: plain command.
+COMMANDS: dict[str, dict[str, tuple[str, str]]] = {
+    "demo": {"": ("solvers.demo", "run the main job: a neural Helmholtz solve compared with FD")},
+    "fit": {"image": ("solvers.image_fit", "fit an image with a coordinate network (paper Fig. 1)")},
+    "solve": {
+        "poisson": ("solvers.poisson", "Poisson image reconstruction from gradient/Laplacian"),
+        "helmholtz": ("solvers.helmholtz", "Helmholtz with PML, neural vs finite differences"),
+        "wave": ("solvers.wave", "wave equation initial value problem, neural vs FD"),
+        "sdf": ("solvers.sdf", "signed distance function from an oriented point cloud"),
+    },
+    "fwi": {"": ("solvers.fwi", "full-waveform inversion: ADMM, adjoint-state and neural")},
+}
+
+GROUP_HELP = {
+    "fit": "fit a signal with a network",
+    "solve": "solve a PDE with a neural network and compare with a reference",
+    "reference": "finite-difference reference solvers (HDF5 + PNG)",
+}
+
+
+def _module(name: str):
+    """Import ``name`` if it exists; None when the module is not there at all."""
+    if importlib.util.find_spec(name.split(".")[0]) is None or importlib.util.find_spec(name) is None:
+        return None
+    return importlib.import_module(name)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="pinnsiren",
+        description="Solve PDEs declared in SymPy with SIRENs and compare with grid solvers.",
+    )
+    parser.add_argument("--version", action="version", version=f"pinnsiren {__version__}")
+    groups = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for group, entries in COMMANDS.items():
+        if "" in entries:
+            mod = _module(entries[""][0])
+            if mod is None:
+                continue
+            p = groups.add_parser(group, help=entries[""][1], description=entries[""][1])
+            mod.add_arguments(p)
+            p.set_defaults(func=mod.main)
+            continue
+        mods = {k: (_module(m), h) for k, (m, h) in entries.items()}
+        mods = {k: v for k, v in mods.items() if v[0] is not None}
+        if not mods:
+            continue
+        gp = groups.add_parser(group, help=GROUP_HELP[group], description=GROUP_HELP[group])
+        sub = gp.add_subparsers(dest="subcommand", metavar="WHAT", required=True)
+        for k, (mod, h) in mods.items():
+            p = sub.add_parser(k, help=h, description=h)
+            mod.add_arguments(p)
+            p.set_defaults(func=mod.main)
+    ref = _module("reference.cli")
+    if ref is not None:
+        gp = groups.add_parser("reference", help=GROUP_HELP["reference"],
+                               description=GROUP_HELP["reference"])
+        ref.add_subcommands(gp.add_subparsers(dest="subcommand", metavar="WHAT", required=True))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "func", None) is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, FileNotFoundError, FloatingPointError) as exc:
+        print(f"pinnsiren: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

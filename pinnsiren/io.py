@@ -1,0 +1,200 @@
+"""HDF5 result files and atomic checkpoints.
+
+Schema of a result file (documented in docs/results.md)::
+
+    /                 attrs: kind, created (ISO 8601), pinnsiren_version,
+                             torch_version, numpy_version, python_version
+    /config           attrs: json  (the full run configuration, JSON text)
+    /metrics          attrs: one scalar per metric
+    /history/<name>   1-D datasets (loss terms, error-vs-step, ...), same length
+                      as /history/step where present
+    /fields/<name>    datasets (complex allowed), attrs: bounds (JSON), any
+                      extra attributes the writer gives (units, description)
+    /models/<name>    one dataset per state_dict entry; attrs: config (JSON of
+                      the constructor arguments, see networks.model_from_config)
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import tempfile
+from pathlib import Path
+from typing import Any, Mapping
+
+import h5py
+import numpy as np
+import torch
+from torch import nn
+
+__all__ = ["write_result", "read_result", "load_model", "atomic_torch_save", "versions"]
+
+
+def versions() -> dict[str, str]:
+    """Versions of the packages a result depends on."""
+    from . import __version__
+
+    return dict(
+        pinnsiren_version=__version__,
+        torch_version=torch.__version__,
+        numpy_version=np.__version__,
+        python_version=platform.python_version(),
+    )
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, Mapping):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, (np.floating, np.integer)):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, complex):
+        return [obj.real, obj.imag]
+    if obj is None or isinstance(obj, (str, int, float, bool)):
+        return obj
+    return repr(obj)
+
+
+def _to_numpy(v: Any) -> np.ndarray:
+    if isinstance(v, torch.Tensor):
+        return v.detach().cpu().numpy()
+    return np.asarray(v)
+
+
+def write_result(
+    path: str | os.PathLike,
+    *,
+    kind: str,
+    config: Mapping[str, Any],
+    metrics: Mapping[str, float] | None = None,
+    history: Mapping[str, Any] | None = None,
+    fields: Mapping[str, Any] | None = None,
+    field_attrs: Mapping[str, Mapping[str, Any]] | None = None,
+    models: Mapping[str, nn.Module] | None = None,
+) -> Path:
+    """Write a result file atomically (temporary file, then rename).
+
+    Parameters
+    ----------
+    path : path
+        Destination ``.h5`` file; parent folders are created.
+    kind : str
+        What produced it, e.g. ``"image-fit"``, ``"helmholtz"``.
+    config : mapping
+        The full configuration of the run (stored as JSON).
+    metrics : mapping of str to float
+        Scalar results.
+    history : mapping of str to array-like
+        1-D series (loss per step, error vs step).
+    fields : mapping of str to array-like
+        Arrays on grids (complex allowed).
+    field_attrs : mapping of str to mapping
+        Attributes per field (``bounds``, units, ...), stored as JSON text.
+    models : mapping of str to nn.Module
+        Models whose weights (and ``config``, when they have one) are stored.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".h5.tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        with h5py.File(tmp, "w") as f:
+            f.attrs["kind"] = kind
+            f.attrs["created"] = _dt.datetime.now(_dt.timezone.utc).isoformat()
+            for k, v in versions().items():
+                f.attrs[k] = str(v)
+            f.create_group("config").attrs["json"] = json.dumps(_jsonable(config), indent=1)
+            g = f.create_group("metrics")
+            for k, v in (metrics or {}).items():
+                g.attrs[k] = float(v)
+            g = f.create_group("history")
+            for k, v in (history or {}).items():
+                g.create_dataset(k, data=_to_numpy(v))
+            g = f.create_group("fields")
+            for k, v in (fields or {}).items():
+                ds = g.create_dataset(k, data=_to_numpy(v), compression="gzip")
+                for ak, av in ((field_attrs or {}).get(k) or {}).items():
+                    ds.attrs[ak] = json.dumps(_jsonable(av))
+            g = f.create_group("models")
+            for name, model in (models or {}).items():
+                mg = g.create_group(name)
+                mg.attrs["config"] = json.dumps(_jsonable(getattr(model, "config", {})))
+                for pname, t in model.state_dict().items():
+                    mg.create_dataset(pname, data=t.detach().cpu().numpy())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def read_result(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a result file into plain Python/numpy objects.
+
+    Returns a dict with keys ``attrs``, ``config``, ``metrics``, ``history``,
+    ``fields`` (name -> array), ``field_attrs`` and ``models`` (name ->
+    ``{"config": dict, "state": {param: array}}``).
+    """
+    out: dict[str, Any] = {}
+    with h5py.File(path, "r") as f:
+        out["attrs"] = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
+        out["config"] = json.loads(f["config"].attrs["json"])
+        out["metrics"] = {k: float(v) for k, v in f["metrics"].attrs.items()}
+        out["history"] = {k: v[()] for k, v in _datasets(f["history"]).items()}
+        fields = _datasets(f["fields"])
+        out["fields"] = {k: v[()] for k, v in fields.items()}
+        out["field_attrs"] = {
+            k: {ak: json.loads(av) for ak, av in v.attrs.items()} for k, v in fields.items()
+        }
+        models = {}
+        for name, g in f["models"].items():
+            state = {k: v[()] for k, v in _datasets(g).items()}
+            models[name] = {"config": json.loads(g.attrs["config"]), "state": state}
+        out["models"] = models
+    return out
+
+
+def _datasets(group: h5py.Group) -> dict[str, h5py.Dataset]:
+    """All datasets below ``group``, keyed by their path relative to it."""
+    found: dict[str, h5py.Dataset] = {}
+
+    def visit(name: str, obj: Any) -> None:
+        if isinstance(obj, h5py.Dataset):
+            found[name] = obj
+
+    group.visititems(visit)
+    return found
+
+
+def load_model(path: str | os.PathLike, name: str = "model") -> nn.Module:
+    """Rebuild a trained model stored in a result file."""
+    from .networks import model_from_config
+
+    res = read_result(path)
+    if name not in res["models"]:
+        raise KeyError(f"no model {name!r} in {path}; stored: {sorted(res['models'])}")
+    entry = res["models"][name]
+    model = model_from_config(entry["config"])
+    model.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in entry["state"].items()})
+    return model
+
+
+def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
+    """``torch.save`` to a temporary file in the same folder, then rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".pt.tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
