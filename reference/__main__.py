@@ -1,0 +1,7 @@
+"""``python -m reference helmholtz|wave|poisson ...``."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
