@@ -1,0 +1,102 @@
+"""Benchmark the reference Helmholtz solver; prints JSON.
+
+For each grid size, two fresh subprocesses (so ``ru_maxrss`` is a clean peak):
+ours (nested-dissection ordering + SuperLU, 1 BLAS thread) and the baseline
+(scipy ``splu`` with COLAMD, 1 BLAS thread) on the same matrix.  Reports
+assemble / factor / solve seconds, peak RSS (MiB), nnz(L+U), and the relative
+L2 error vs the analytic solution (k=20, Gaussian source var 1e-4, 9-point,
+|x|_inf < 0.5, r > 0.1).
+
+Usage::
+
+    python benchmarks/reference.py            # 256, 512, 1024; baseline everywhere
+    python benchmarks/reference.py --quick    # baseline skipped above 512
+    python benchmarks/reference.py --sizes 256 512 --scheme 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _child(n: int, ordering: str, scheme: int, k: float) -> dict:
+    import resource
+    import time
+
+    import numpy as np
+
+    sys.path.insert(0, str(ROOT))
+    from reference.analytic import helmholtz_gaussian
+    from reference.helmholtz import HelmholtzOperator, gaussian_source
+
+    t0 = time.perf_counter()
+    op = HelmholtzOperator(n, k, scheme=scheme, ordering=ordering)
+    t1 = time.perf_counter()
+    op.factorize()
+    t2 = time.perf_counter()
+    f = gaussian_source(op.grid)
+    u = op.solve(op.interior(f.astype(complex)))
+    t3 = time.perf_counter()
+    U = op.to_full(u)
+    X, Y = op.grid.coords()
+    r = np.hypot(X, Y)
+    mask = (np.maximum(abs(X), abs(Y)) < 0.5) & (r > 0.1)
+    ua = helmholtz_gaussian(r[mask], k, 1e-4)
+    err = float(np.linalg.norm(U[mask] - ua) / np.linalg.norm(ua))
+    return {
+        "n": n, "unknowns": op.N, "ordering": ordering, "scheme": scheme,
+        "assemble_s": round(t1 - t0, 3), "factor_s": round(t2 - t1, 3), "solve_s": round(t3 - t2, 3),
+        "factor_plus_solve_s": round(t3 - t1, 3),
+        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "nnz_LU": op._lu.nnz_factors(), "rel_l2_error": err,  # type: ignore[union-attr]
+    }
+
+
+def _run(n: int, ordering: str, scheme: int, k: float) -> dict:
+    cmd = [sys.executable, __file__, "--child", str(n), ordering, str(scheme), str(k)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    if out.returncode != 0:
+        return {"n": n, "ordering": ordering, "error": out.stderr.strip().splitlines()[-1:]}
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", type=int, nargs="+", default=[256, 512, 1024])
+    ap.add_argument("--scheme", type=int, choices=(5, 9), default=9)
+    ap.add_argument("--k", type=float, default=20.0)
+    ap.add_argument("--quick", action="store_true", help="skip the COLAMD baseline above 512^2")
+    ap.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.child:
+        n, ordering, scheme, k = a.child
+        print(json.dumps(_child(int(n), ordering, int(scheme), float(k))))
+        return
+    rows = []
+    for n in a.sizes:
+        ours = _run(n, "nd", a.scheme, a.k)
+        base = None if (a.quick and n > 512) else _run(n, "colamd", a.scheme, a.k)
+        row = {"n": n, "ours_nd": ours, "splu_colamd": base}
+        if base and "factor_plus_solve_s" in base and "factor_plus_solve_s" in ours:
+            row["speedup_factor_plus_solve"] = round(base["factor_plus_solve_s"] / ours["factor_plus_solve_s"], 2)
+            row["memory_ratio"] = round(base["peak_rss_mib"] / ours["peak_rss_mib"], 2)
+        rows.append(row)
+        print(json.dumps(row), file=sys.stderr, flush=True)
+    print(json.dumps({
+        "benchmark": "reference.helmholtz", "command": "python benchmarks/reference.py " + " ".join(sys.argv[1:]),
+        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
+        "k": a.k, "scheme": a.scheme, "results": rows,
+    }, indent=1))
+
+
+if __name__ == "__main__":
+    main()
