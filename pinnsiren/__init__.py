@@ -14,3 +14,29 @@ __all__ = [
     "init_statistics",
     "__version__",
 ]
+
+# symbolic spec, compiler, derivative engine, problems (issue 3)
+from .symbolic import Constraint, Field, coefficient  # noqa: E402
+from .compiler import CompiledResidual, CompileError, compile_residual  # noqa: E402
+from .jet import derivatives  # noqa: E402
+from .coefficients import GridInterpolant  # noqa: E402
+from .problem import Ball, Box, BoxBoundary, Disk, NearPoint, PointSet, Problem, TimeSlice  # noqa: E402
+
+__all__ += [
+    "Field",
+    "coefficient",
+    "Constraint",
+    "compile_residual",
+    "CompiledResidual",
+    "CompileError",
+    "derivatives",
+    "GridInterpolant",
+    "Problem",
+    "Box",
+    "BoxBoundary",
+    "Ball",
+    "Disk",
+    "TimeSlice",
+    "NearPoint",
+    "PointSet",
+]
