@@ -1,0 +1,107 @@
+"""Helmholtz equation with a perfectly matched layer (supplement Eq. 11).
+
+On ``[-1, 1]^2`` with the PML on ``0.5 < |x|_inf < 1``::
+
+    d/dx(e_y/e_x du/dx) + d/dy(e_x/e_y du/dy) + e_x e_y k^2 m(x) u = -f
+    e_i = 1 - i a0 (l_i / L)^2,  l_i = max(|x_i| - 0.5, 0),  a0 = 5, L = 0.5
+
+``m`` is the squared slowness (``1/c^2``), ``f`` a unit-mass Gaussian source
+``exp(-|x - x0|^2 / (2 s^2)) / (2 pi s^2)`` (default ``s^2 = 1e-4``).
+
+Time-sign convention (shared with ``reference/``): with ``e = 1 - i s`` the
+outgoing solution of ``Δu + k^2 u = -δ`` is ``conj((i/4) H0^(1)(k r))``
+``= -(i/4) H0^(2)(k r)``, i.e. time dependence ``exp(+i ω t)``.
+
+Example
+-------
+>>> x, y = sympy.symbols("x y")
+>>> u = Field("u", (x, y), complex=True)
+>>> helmholtz.helmholtz_pml(u, k=20)                 # homogeneous m = 1
+>>> helmholtz.helmholtz_pml(u, k=20, m="m")          # m(x, y) given at call time
+>>> helmholtz.helmholtz_scattered_pml(Field("us", (x, y), complex=True), k=20, m="m")
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import sympy
+
+from pinnsiren.symbolic import coefficient
+
+from ._util import as_expr, coords_of
+
+__all__ = ["pml_stretch", "gaussian_source", "helmholtz_pml", "helmholtz_scattered_pml", "A0", "L_PML", "INNER"]
+
+A0 = 5
+L_PML = sympy.Rational(1, 2)
+INNER = sympy.Rational(1, 2)
+
+
+def pml_stretch(c: sympy.Symbol, a0: Any = A0, L: Any = L_PML, inner: Any = INNER) -> sympy.Expr:
+    """``e = 1 - i a0 (l / L)^2`` with ``l = max(|c| - inner, 0)`` (1 outside the PML)."""
+    l = sympy.Max(sympy.Abs(c) - inner, 0)
+    return 1 - sympy.I * a0 * (l / L) ** 2
+
+
+def gaussian_source(coords: Sequence[sympy.Symbol], x0: Sequence[Any] = (0, 0), s2: Any = sympy.Rational(1, 10000)) -> sympy.Expr:
+    """Unit-mass 2-D Gaussian ``exp(-|x - x0|^2 / (2 s2)) / (2 pi s2)``."""
+    r2 = sum((c - c0) ** 2 for c, c0 in zip(coords, x0))
+    return sympy.exp(-r2 / (2 * s2)) / (2 * sympy.pi * s2)
+
+
+def helmholtz_pml(
+    u: sympy.Expr,
+    k: Any,
+    m: Any = 1,
+    f: Any = None,
+    x0: Sequence[Any] = (0, 0),
+    s2: Any = sympy.Rational(1, 10000),
+    a0: Any = A0,
+    L: Any = L_PML,
+    inner: Any = INNER,
+) -> sympy.Expr:
+    """Residual of the PML Helmholtz equation (left side + f).
+
+    Parameters
+    ----------
+    u : Field
+        Complex field of two coordinates ``(x, y)``.
+    k : number or Symbol
+        Wavenumber (a Symbol becomes a compile-time parameter).
+    m : expression, number, or coefficient name
+        Squared slowness.
+    f : expression, number, coefficient name, or None
+        Source; ``None`` means :func:`gaussian_source` at ``x0`` with ``s2``.
+    """
+    x, y = coords_of(u)
+    ex, ey = pml_stretch(x, a0, L, inner), pml_stretch(y, a0, L, inner)
+    mm = as_expr(m, (x, y), "m")
+    ff = gaussian_source((x, y), x0, s2) if f is None else as_expr(f, (x, y), "f")
+    return (
+        sympy.diff(ey / ex * sympy.diff(u, x), x)
+        + sympy.diff(ex / ey * sympy.diff(u, y), y)
+        + ex * ey * k**2 * mm * u
+        + ff
+    )
+
+
+def helmholtz_scattered_pml(us: sympy.Expr, k: Any, m: Any = 1, u0: str = "u0", **kwargs: Any) -> sympy.Expr:
+    """The PML residual for ``u = u0 + us``: unknown scattered field ``us``.
+
+    ``u0`` names a coefficient function (e.g. the analytic homogeneous
+    Gaussian-source solution) supplied at call time as a callable
+    ``x -> complex (N,)``; its derivatives are taken by autograd through it.
+    Other keywords as :func:`helmholtz_pml`.
+    """
+    x, y = coords_of(us)
+    u0f = coefficient(u0, (x, y))
+    # substitute u -> u0 + us in the operator (linear in u)
+    return helmholtz_pml(us, k, m, **kwargs) + _operator(u0f, k, m, (x, y), **{k_: v for k_, v in kwargs.items() if k_ in ("a0", "L", "inner")})
+
+
+def _operator(w: sympy.Expr, k: Any, m: Any, coords, a0: Any = A0, L: Any = L_PML, inner: Any = INNER) -> sympy.Expr:
+    x, y = coords
+    ex, ey = pml_stretch(x, a0, L, inner), pml_stretch(y, a0, L, inner)
+    mm = as_expr(m, (x, y), "m")
+    return sympy.diff(ey / ex * sympy.diff(w, x), x) + sympy.diff(ex / ey * sympy.diff(w, y), y) + ex * ey * k**2 * mm * w
