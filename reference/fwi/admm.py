@@ -1,0 +1,173 @@
+"""IR-WRI: iteratively refined wavefield reconstruction inversion by ADMM.
+
+Aghamiry, Gholami & Operto (2019), "Improving full-waveform inversion by
+wavefield reconstruction with the alternating direction method of multipliers",
+Geophysics 84(1).  The constrained problem
+
+    min_{m, u}  sum_s ||P u_s - d_s||^2   s.t.  A(m) u_s = b_s,  m_min <= m <= m_max
+
+is solved with scaled duals ``b~_s`` (source) and ``d~_s`` (data), starting at
+``b~ = b``, ``d~ = d``; each iteration
+
+1. wavefields, all sources with one factorization of the same matrix:
+   ``(lam A^H A + P^T P) u_s = lam A^H b~_s + P^T d~_s``;
+2. model, a sparse linear least-squares problem because ``A(m) u = A0 u + B diag(u) m``:
+   ``min_m sum_s ||B diag(u_s) m - (b~_s - A0 u_s)||^2 (+ TV)``, then the bounds
+   (the normal matrix is diagonal for the 5-point scheme and 9-banded for 9-point);
+3. duals: ``b~_s += b_s - A(m) u_s``, ``d~_s += d_s - P u_s``.
+
+``lam`` is set relative to the operator scale: ``lam = lam_rel * ||P||^2 / ||A||_1^2``.
+Optional anisotropic TV on the model is handled by split Bregman inner steps.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+from threadpoolctl import threadpool_limits
+
+from ..factor import SparseLU
+from .inversion import InversionProblem
+
+__all__ = ["ADMMResult", "admm_fwi"]
+
+
+@dataclass
+class ADMMResult:
+    """Outcome of :func:`admm_fwi`.
+
+    Attributes
+    ----------
+    m : ndarray (n, n)  recovered squared slowness
+    wavefields : ndarray (ns, n, n)  ADMM wavefields (data-and-physics compromise)
+    history : dict of lists per iteration: ``data_residual`` (||Pu-d||/||d||),
+        ``source_residual`` (||A u - b|| / ||b||), plus callback metrics
+    seconds : float
+    """
+
+    m: np.ndarray
+    wavefields: np.ndarray
+    history: dict[str, list[float]] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def _difference_operator(nf: int) -> sp.csr_matrix:
+    """Forward differences on an ``nf x nf`` block (x then y), shape (2 nf (nf-1), nf^2)."""
+    e = np.ones(nf)
+    D1 = sp.diags([-e[:-1], e[:-1]], [0, 1], shape=(nf - 1, nf))
+    I = sp.identity(nf)  # noqa: E741
+    return sp.vstack([sp.kron(D1, I), sp.kron(I, D1)]).tocsr()
+
+
+def admm_fwi(
+    problem: InversionProblem,
+    m0: np.ndarray | None = None,
+    iterations: int = 30,
+    lam_rel: float = 1e-2,
+    tv: float = 0.0,
+    tv_inner: int = 5,
+    tv_threshold: float = 0.02,
+    callback: Callable[[np.ndarray], dict[str, float]] | None = None,
+) -> ADMMResult:
+    """Run IR-WRI.
+
+    Parameters
+    ----------
+    problem : InversionProblem
+    m0 : ndarray (n_free,), optional; default the uniform background.
+    iterations : int
+        Outer ADMM iterations (each: 1 LU of the wavefield matrix, ns solves,
+        1 sparse model solve).
+    lam_rel : float
+        Penalty weight of the wave equation relative to the data, see module doc.
+    tv : float
+        Split Bregman penalty ``mu`` of the anisotropic TV term, relative to the
+        mean diagonal of the model normal matrix (0 = plain least squares).
+    tv_threshold : float
+        Shrinkage threshold on model jumps between neighbouring nodes (so the
+        TV weight is ``mu * tv_threshold``).
+    tv_inner : int
+        Split Bregman steps per outer iteration when ``tv > 0``.
+    callback : callable, optional
+        ``callback(m_full) -> {metric: value}`` recorded every iteration.
+    """
+    t0 = time.perf_counter()
+    pb = problem
+    x = pb.start() if m0 is None else np.asarray(m0, float).copy()
+    lo, hi = pb.m_bounds
+    P, b, d = pb.P, pb.b, pb.d
+    PtP = (P.T @ P).astype(np.complex128)
+    A0, B = pb.op.A0, pb.op.B
+    free = pb.free
+    nfix = ~free
+    norm_b, norm_d = np.linalg.norm(b), np.linalg.norm(d)
+    nf = int(round(np.sqrt(pb.n_free)))
+    D = _difference_operator(nf) if tv > 0 else None
+    if D is not None and nf * nf != pb.n_free:
+        raise ValueError("admm_fwi: TV needs a square free region.")
+    bt, dt = b.copy(), d.copy()
+    hist: dict[str, list[float]] = {"data_residual": [], "source_residual": []}
+    if callback is not None:
+        for k, v in callback(pb.m_full(x)).items():
+            hist.setdefault(k, []).append(float(v))
+    lam = None
+    tv_state = None
+    U = np.zeros_like(b)
+    for _ in range(iterations):
+        A = pb.operator(x).A
+        if lam is None:
+            lam = lam_rel * float(spla.norm(P, 1)) ** 2 / float(spla.norm(A, 1)) ** 2
+        AH = A.conj().T.tocsr()
+        M = (lam * (AH @ A) + PtP).tocsc()
+        lu = SparseLU(M, ordering="colamd")
+        U = lu.solve(lam * (AH @ bt) + P.T @ dt)
+        # ---- model update: residual target y_s = bt_s - A0 u_s - B diag(u_s)[:, fixed] m_fixed
+        m_int = pb.m_interior(x)
+        m_fixed = np.where(nfix, m_int, 0.0)
+        H = None
+        g = np.zeros(pb.n_free)
+        for s in range(U.shape[1]):
+            u = U[:, s]
+            Ls = (B @ sp.diags(u)).tocsc()
+            y = bt[:, s] - A0 @ u - Ls @ m_fixed
+            Lf = Ls[:, free]
+            Hs = (Lf.conj().T @ Lf).real
+            H = Hs if H is None else H + Hs
+            g += np.real(Lf.conj().T @ y)
+        H = H.tocsc()
+        if D is None:
+            with threadpool_limits(1):
+                x = spla.spsolve(H + 1e-12 * sp.identity(pb.n_free) * H.diagonal().mean(), g)
+        else:
+            mu = tv * float(H.diagonal().mean())
+            if tv_state is None:
+                tv_state = (np.zeros(D.shape[0]), np.zeros(D.shape[0]))
+            z, w = tv_state
+            K = (H + mu * (D.T @ D)).tocsc()
+            with threadpool_limits(1):
+                solveK = spla.factorized(K)
+                for _j in range(tv_inner):
+                    x = solveK(g + mu * (D.T @ (z - w)))
+                    Dx = D @ x
+                    z = np.sign(Dx + w) * np.maximum(np.abs(Dx + w) - tv_threshold, 0.0)
+                    w = w + Dx - z
+            tv_state = (z, w)
+        x = np.clip(x, lo, hi)
+        # ---- dual updates
+        A = pb.operator(x).A
+        src_res = b - A @ U
+        dat_res = d - P @ U
+        bt = bt + src_res
+        dt = dt + dat_res
+        hist["data_residual"].append(float(np.linalg.norm(dat_res) / norm_d))
+        hist["source_residual"].append(float(np.linalg.norm(src_res) / norm_b))
+        if callback is not None:
+            for k, v in callback(pb.m_full(x)).items():
+                hist.setdefault(k, []).append(float(v))
+    waves = np.stack([pb.op.to_full(U[:, s]) for s in range(U.shape[1])])
+    return ADMMResult(m=pb.m_full(x), wavefields=waves, history=hist, seconds=time.perf_counter() - t0)
