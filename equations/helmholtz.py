@@ -29,7 +29,7 @@ import sympy
 
 from pinnsiren.symbolic import coefficient
 
-from ._util import as_expr, coords_of
+from ._util import as_expr, coords_of, real_coords
 
 __all__ = ["pml_stretch", "gaussian_source", "helmholtz_pml", "helmholtz_scattered_pml", "A0", "L_PML", "INNER"]
 
@@ -74,16 +74,11 @@ def helmholtz_pml(
     f : expression, number, coefficient name, or None
         Source; ``None`` means :func:`gaussian_source` at ``x0`` with ``s2``.
     """
-    x, y = coords_of(u)
-    ex, ey = pml_stretch(x, a0, L, inner), pml_stretch(y, a0, L, inner)
-    mm = as_expr(m, (x, y), "m")
-    ff = gaussian_source((x, y), x0, s2) if f is None else as_expr(f, (x, y), "f")
-    return (
-        sympy.diff(ey / ex * sympy.diff(u, x), x)
-        + sympy.diff(ex / ey * sympy.diff(u, y), y)
-        + ex * ey * k**2 * mm * u
-        + ff
-    )
+    coords = coords_of(u)
+    if len(coords) != 2:
+        raise ValueError(f"helmholtz_pml is 2-D; {u} has {len(coords)} coordinates")
+    ff = gaussian_source(coords, x0, s2) if f is None else as_expr(f, coords, "f")
+    return _operator(u, k, m, a0, L, inner) + ff
 
 
 def helmholtz_scattered_pml(us: sympy.Expr, k: Any, m: Any = 1, u0: str = "u0", **kwargs: Any) -> sympy.Expr:
@@ -94,14 +89,22 @@ def helmholtz_scattered_pml(us: sympy.Expr, k: Any, m: Any = 1, u0: str = "u0", 
     ``x -> complex (N,)``; its derivatives are taken by autograd through it.
     Other keywords as :func:`helmholtz_pml`.
     """
-    x, y = coords_of(us)
-    u0f = coefficient(u0, (x, y))
-    # substitute u -> u0 + us in the operator (linear in u)
-    return helmholtz_pml(us, k, m, **kwargs) + _operator(u0f, k, m, (x, y), **{k_: v for k_, v in kwargs.items() if k_ in ("a0", "L", "inner")})
+    u0f = coefficient(u0, coords_of(us))
+    pml = {k_: v for k_, v in kwargs.items() if k_ in ("a0", "L", "inner")}
+    # the operator is linear in u: L(u0 + us) + f
+    return helmholtz_pml(us, k, m, **kwargs) + _operator(u0f, k, m, **pml, field=us)
 
 
-def _operator(w: sympy.Expr, k: Any, m: Any, coords, a0: Any = A0, L: Any = L_PML, inner: Any = INNER) -> sympy.Expr:
-    x, y = coords
-    ex, ey = pml_stretch(x, a0, L, inner), pml_stretch(y, a0, L, inner)
-    mm = as_expr(m, (x, y), "m")
-    return sympy.diff(ey / ex * sympy.diff(w, x), x) + sympy.diff(ex / ey * sympy.diff(w, y), y) + ex * ey * k**2 * mm * w
+def _operator(w: sympy.Expr, k: Any, m: Any, a0: Any = A0, L: Any = L_PML, inner: Any = INNER,
+              field: sympy.Expr | None = None) -> sympy.Expr:
+    """``d/dx(e_y/e_x dw/dx) + d/dy(e_x/e_y dw/dy) + e_x e_y k^2 m w`` (real coordinates inside)."""
+    coords = coords_of(field if field is not None else w)
+
+    def build(fr):
+        xr, yr = fr.args
+        wr = w.xreplace(dict(zip(coords, (xr, yr))))
+        ex, ey = pml_stretch(xr, a0, L, inner), pml_stretch(yr, a0, L, inner)
+        mm = as_expr(m, (xr, yr), "m") if not isinstance(m, sympy.Basic) else m.xreplace(dict(zip(coords, (xr, yr))))
+        return sympy.diff(ey / ex * sympy.diff(wr, xr), xr) + sympy.diff(ex / ey * sympy.diff(wr, yr), yr) + ex * ey * k**2 * mm * wr
+
+    return real_coords(build, field if field is not None else w)

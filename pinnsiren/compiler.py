@@ -273,6 +273,9 @@ class CompiledResidual:
             self.fields[name] = (ch, cplx)
             ch += 2 if cplx else 1
         self.n_channels = ch
+        self.user_coords = self.coords
+        self._to_real = {c: c if c.is_extended_real else sympy.Symbol(c.name, real=True) for c in self.coords}
+        self.coords = tuple(self._to_real[c] for c in self.coords)
         self.coefficient_names = set(_names(coefficients, "coefficient"))
         # parameters: sequence of symbols/names, or mapping -> default value
         if isinstance(parameters, Mapping):
@@ -296,6 +299,8 @@ class CompiledResidual:
             elif isinstance(e, sympy.core.relational.Relational):
                 raise CompileError(f"{e} is an inequality; a residual must be an expression or an Eq")
             e = sympy.sympify(e, strict=True)
+            # coordinates are real: let SymPy know, so d|x|/dx = sign(x) etc.
+            e = e.xreplace(self._to_real)
             exprs.append(self._normalize(e, coord_names))
         self.exprs = tuple(exprs)
         self.needs = self._collect_needs()
