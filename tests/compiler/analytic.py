@@ -27,15 +27,15 @@ COORDS = (X, Y)
 MULTI = [(0, 0), (1, 0), (0, 1), (2, 0), (1, 1), (0, 2)]
 
 
-def tiny_siren(out_features: int, seed: int = 1234) -> Siren:
+def tiny_siren(out_features: int, seed: int = 1234, in_features: int = 2) -> Siren:
     torch.manual_seed(seed)
-    m = Siren(2, out_features, hidden_features=3, hidden_layers=1, first_omega_0=2.0, hidden_omega_0=2.0)
+    m = Siren(in_features, out_features, hidden_features=3, hidden_layers=1, first_omega_0=2.0, hidden_omega_0=2.0)
     return m.double()
 
 
-def siren_sympy(m: Siren) -> list[sympy.Expr]:
-    """Closed form of each output channel of a Siren, in x, y."""
-    h = [X, Y]
+def siren_sympy(m: Siren, coords=COORDS) -> list[sympy.Expr]:
+    """Closed form of each output channel of a Siren, in ``coords``."""
+    h = list(coords)
     for layer, w0 in zip(m.layers[:-1], m.omegas):
         W = layer.weight.detach().numpy()
         b = layer.bias.detach().numpy()
@@ -90,3 +90,26 @@ def points(n: int, seed: int) -> np.ndarray:
 
 def all_keys(channels: int) -> list:
     return list(itertools.product(range(channels), MULTI))
+
+
+DIRAC = [{"DiracDelta": lambda z, *order: 0.0 * z}, "numpy"]
+
+
+def sympy_reference(expr, coords, replacements, pts):
+    """Evaluate ``expr`` with fields/coefficients replaced by closed forms, differentiated by SymPy.
+
+    Returns (values (N,) complex, scale (N,)): scale is the sum of the moduli
+    of the top-level terms (the size the tolerance is relative to).
+    """
+    e = expr.xreplace(replacements).doit()
+    assert not e.atoms(sympy.Derivative), e.atoms(sympy.Derivative)
+    cols = [pts[:, i] for i in range(pts.shape[1])]
+    n = len(pts)
+
+    def ev(t):
+        f = sympy.lambdify(coords, t, DIRAC)
+        return np.broadcast_to(np.asarray(f(*cols), dtype=complex), (n,))
+
+    val = ev(e)
+    scale = sum(np.abs(ev(t)) for t in sympy.Add.make_args(e))
+    return val, scale
