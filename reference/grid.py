@@ -14,6 +14,7 @@ from typing import Any
 
 import h5py
 import numpy as np
+import scipy.sparse as sp
 
 __all__ = ["Grid", "GridField"]
 
@@ -92,6 +93,58 @@ class Grid:
     def points(self) -> np.ndarray:
         """All grid points as an ``(N, d)`` array, C order (last axis fastest)."""
         return np.stack([c.ravel() for c in self.coords()], axis=1)
+
+    def interpolation_weights(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Multilinear interpolation stencil at ``points``.
+
+        Parameters
+        ----------
+        points : ndarray, shape (N, d), inside the span of the grid points.
+
+        Returns
+        -------
+        idx : ndarray of int64, shape (N, 2**d), flat (C-order) indices of the cell corners.
+        w : ndarray of float64, shape (N, 2**d), weights (rows sum to 1).
+        """
+        pts = np.atleast_2d(np.asarray(points, dtype=float))
+        d = self.ndim
+        if pts.ndim != 2 or pts.shape[1] != d:
+            raise ValueError(f"Grid: points must have shape (N, {d}), got {np.shape(points)}.")
+        axes = self.axes()
+        lo = np.array([a[0] for a in axes])
+        hi = np.array([a[-1] for a in axes])
+        tol = 1e-12 * (hi - lo + 1.0)
+        bad = np.any((pts < lo - tol) | (pts > hi + tol) | ~np.isfinite(pts), axis=1)
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise ValueError(
+                f"Grid: point {i} = {pts[i].tolist()} lies outside the grid span "
+                f"{[(float(a), float(b)) for a, b in zip(lo, hi)]}; clip or drop it before sampling."
+            )
+        shape = np.array(self.shape)
+        if np.any(shape < 2):
+            raise ValueError("Grid: interpolation needs at least 2 points per axis.")
+        t = (pts - lo) / np.array(self.spacing)
+        base = np.clip(np.floor(t).astype(np.int64), 0, shape - 2)
+        frac = np.clip(t - base, 0.0, 1.0)
+        strides = np.array([int(np.prod(shape[k + 1:])) for k in range(d)], dtype=np.int64)
+        idx = np.empty((len(pts), 2**d), dtype=np.int64)
+        w = np.empty((len(pts), 2**d))
+        for corner in range(2**d):
+            bits = np.array([(corner >> k) & 1 for k in range(d)])
+            idx[:, corner] = (base + bits) @ strides
+            w[:, corner] = np.prod(np.where(bits, frac, 1.0 - frac), axis=1)
+        return idx, w
+
+    def interpolation_matrix(self, points: np.ndarray) -> "sp.csr_matrix":
+        """Sparse ``(N, size)`` matrix ``R`` with ``R @ values.ravel() == GridField.sample(points)``.
+
+        Useful for receivers: data ``d = R u`` and adjoint sources ``R^T r``.
+        """
+        idx, w = self.interpolation_weights(points)
+        n = idx.shape[0]
+        rows = np.repeat(np.arange(n), idx.shape[1])
+        return sp.csr_matrix((w.ravel(), (rows, idx.ravel())), shape=(n, self.size))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly description."""
@@ -183,39 +236,13 @@ class GridField:
 
         Returns
         -------
-        ndarray, shape (N,), dtype of ``values``.
+        ndarray, shape (N,), dtype of ``values`` (at least float64).
 
         Raises
         ------
         ValueError
-            If a point lies outside the span of the grid points.
+            If a point lies outside the span of the grid points (the message names it).
         """
-        pts = np.atleast_2d(np.asarray(points, dtype=float))
-        d = self.grid.ndim
-        if pts.ndim != 2 or pts.shape[1] != d:
-            raise ValueError(f"GridField.sample: points must have shape (N, {d}), got {np.shape(points)}.")
-        axes = self.grid.axes()
-        lo = np.array([a[0] for a in axes])
-        hi = np.array([a[-1] for a in axes])
-        tol = 1e-12 * (hi - lo + 1.0)
-        bad = np.any((pts < lo - tol) | (pts > hi + tol), axis=1)
-        if bad.any():
-            i = int(np.argmax(bad))
-            raise ValueError(
-                f"GridField.sample: point {i} = {pts[i].tolist()} lies outside the grid span "
-                f"{[(float(a), float(b)) for a, b in zip(lo, hi)]}; clip or drop it before sampling."
-            )
-        h = np.array(self.grid.spacing)
-        t = (pts - lo) / h
-        idx = np.clip(np.floor(t).astype(np.int64), 0, np.array(self.grid.shape) - 2)
-        frac = np.clip(t - idx, 0.0, 1.0)
-        out = np.zeros(len(pts), dtype=np.result_type(self.values.dtype, float))
-        for corner in range(2**d):
-            bits = [(corner >> k) & 1 for k in range(d)]
-            w = np.ones(len(pts))
-            ind = []
-            for k, b in enumerate(bits):
-                w = w * (frac[:, k] if b else 1.0 - frac[:, k])
-                ind.append(idx[:, k] + b)
-            out += w * self.values[tuple(ind)]
-        return out
+        idx, w = self.grid.interpolation_weights(points)
+        flat = self.values.reshape(-1)
+        return np.sum(w * flat[idx], axis=1)

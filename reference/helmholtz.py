@@ -271,6 +271,17 @@ class HelmholtzOperator:
         out[1:-1, 1:-1] = np.asarray(u).reshape(self.n - 2, self.n - 2)
         return out
 
+    def receiver_matrix(self, points: np.ndarray) -> sp.csr_matrix:
+        """Bilinear sampling of the unknowns at ``points`` (nrec, 2): sparse (nrec, N).
+
+        ``R @ u`` equals ``op.to_full(u)`` sampled with :meth:`GridField.sample`
+        (boundary nodes are zero and drop out); ``R.T @ r`` spreads adjoint sources.
+        """
+        R = self.grid.interpolation_matrix(points).tocsc()
+        inner = np.zeros(self.grid.shape, dtype=bool)
+        inner[1:-1, 1:-1] = True
+        return R[:, np.flatnonzero(inner.ravel())].tocsr()
+
     def params(self) -> dict[str, Any]:
         """Parameters describing this operator (for GridField.params)."""
         return {

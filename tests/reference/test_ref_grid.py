@@ -66,3 +66,21 @@ def test_outside_point_is_refused_and_named():
 def test_shape_mismatch_is_refused():
     with pytest.raises(ValueError, match="reshape"):
         GridField(Grid.square(5), np.zeros((4, 5)))
+
+
+def test_interpolation_matrix_matches_sample():
+    g = Grid(((-1, 1), (0, 3)), (9, 13))
+    v = np.random.default_rng(5).normal(size=g.shape)
+    p = np.random.default_rng(6).uniform([-1, 0], [1, 3], (50, 2))
+    R = g.interpolation_matrix(p)
+    assert R.shape == (50, g.size)
+    np.testing.assert_allclose(R @ v.ravel(), GridField(g, v).sample(p), rtol=1e-13)
+    np.testing.assert_allclose(R.sum(axis=1), 1.0)
+
+
+def test_three_d_trilinear_exact():
+    g = Grid(((0, 1), (0, 2), (-1, 1)), (4, 5, 6))
+    X, Y, Z = g.coords()
+    fun = lambda x, y, z: 1 + x - 2 * y + 3 * z + x * y * z  # noqa: E731
+    p = np.random.default_rng(7).uniform([0, 0, -1], [1, 2, 1], (40, 3))
+    np.testing.assert_allclose(GridField(g, fun(X, Y, Z)).sample(p), fun(*p.T), atol=1e-12)

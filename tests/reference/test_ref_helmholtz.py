@@ -145,3 +145,17 @@ def test_field_roundtrip_keeps_params(tmp_path):
     g = GridField.from_hdf5(tmp_path / "h.h5")
     assert g.params["k"] == K and "conj" in g.params["convention"]
     np.testing.assert_array_equal(g.values, f.values)
+
+
+def test_receiver_matrix_and_nested_dissection_permutation():
+    from reference.ordering import nested_dissection
+
+    op = HelmholtzOperator(40, K, scheme=9)
+    u = op.solve(op.interior(gaussian_source(op.grid, (0.1, 0.0), 1e-3)))
+    rec = np.array([[0.3, 0.2], [-0.4, 0.45], [0.99, 0.0]])
+    R = op.receiver_matrix(rec)
+    np.testing.assert_allclose(R @ u, GridField(op.grid, op.to_full(u)).sample(rec), rtol=1e-12, atol=1e-15)
+    p = nested_dissection(37, 23, leaf=8)
+    assert np.array_equal(np.sort(p), np.arange(37 * 23))
+    # the last 23 unknowns are the top separator: the full grid line i = 18 splitting the longer side
+    assert set((p[-23:] // 23).tolist()) == {18} and sorted((p[-23:] % 23).tolist()) == list(range(23))
