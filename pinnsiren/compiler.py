@@ -435,6 +435,8 @@ class CompiledResidual:
         return torch.stack(outs, 1)
 
     def __repr__(self) -> str:
+        if not hasattr(self, "needs"):
+            return "CompiledResidual(<compiling>)"
         return f"CompiledResidual({list(self.exprs) if self.is_vector else self.exprs[0]}, needs={self.needs})"
 
 
