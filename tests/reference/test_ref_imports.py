@@ -1,0 +1,21 @@
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_reference_never_imports_torch():
+    code = (
+        "import sys, reference, reference.cli, reference.analytic, reference.image\n"
+        "bad = sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.'))\n"
+        "assert not bad, bad\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+
+
+def test_no_torch_in_source():
+    for path in (ROOT / "reference").glob("*.py"):
+        text = path.read_text()
+        assert "import torch" not in text and "from torch" not in text, path
