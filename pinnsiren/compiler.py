@@ -400,12 +400,20 @@ class CompiledResidual:
                 if (c, a) not in needs:
                     needs.append((c, a))
 
-        for e in self.exprs:
-            for node in sympy.preorder_traversal(e):
-                if isinstance(node, sympy.Derivative) and node.expr.func.__name__ in self.fields:
+        def walk(node: sympy.Basic) -> None:
+            if isinstance(node, sympy.Derivative):
+                if node.expr.func.__name__ in self.fields:
                     add(node.expr.func.__name__, self._multi_index(node))
-                elif isinstance(node, AppliedUndef) and node.func.__name__ in self.fields:
+                return  # do not count the differentiated field's value
+            if isinstance(node, AppliedUndef):
+                if node.func.__name__ in self.fields:
                     add(node.func.__name__, zero)
+                return
+            for a in node.args:
+                walk(a)
+
+        for e in self.exprs:
+            walk(e)
         return needs
 
     # ------------------------------------------------------------------- call

@@ -1,0 +1,255 @@
+"""Benchmark: one training step (forward + residual + loss + backward) per derivative method.
+
+Problems: (a) 2-D Poisson (Laplacian), (b) 2-D complex Helmholtz with PML,
+(c) 2+1-D wave equation. Model: SIREN, 256 wide, 3 hidden layers; 8192 points.
+
+Methods, timed in the same process with interleaved repetitions (median):
+
+* ``compiled``  - :func:`pinnsiren.compile_residual` on the jet engine;
+* ``hand_jet``  - :func:`pinnsiren.derivatives` (jet) + a hand-written residual;
+* ``autograd``  - hand-written residual with nested
+  ``torch.autograd.grad(create_graph=True)`` per component (official SIREN way);
+* ``torch_func`` - ``vmap(jacfwd(jacrev(f)))`` (torch.func) for the Hessian.
+
+Peak memory: each (problem, method) runs once more in a fresh subprocess
+which records ``ru_maxrss`` after building the model and points and after
+one step; the increase is the extra resident memory the step needed (torch's
+CPU allocator returns large blocks to the OS, so this is the step's peak).
+
+Prints JSON. ``--quick`` uses tiny sizes (smoke test).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+import sympy
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import equations  # noqa: E402
+from pinnsiren import Field, Siren, compile_residual, derivatives  # noqa: E402
+
+PROBLEMS = ("poisson", "helmholtz", "wave")
+METHODS = ("compiled", "hand_jet", "autograd", "torch_func")
+K_HELM = 20.0
+A0, L_PML, S2 = 5.0, 0.5, 1e-4
+
+
+# ------------------------------------------------------------------ symbolic specs
+
+
+def spec(problem: str):
+    if problem == "poisson":
+        x, y = sympy.symbols("x y")
+        u = Field("u", (x, y))
+        return equations.poisson.poisson(u, sympy.sin(3 * x) * y), [u], (x, y), 1, 2
+    if problem == "helmholtz":
+        x, y = sympy.symbols("x y")
+        u = Field("u", (x, y), complex=True)
+        return equations.helmholtz.helmholtz_pml(u, k=K_HELM, m=1), [u], (x, y), 2, 2
+    x, y, t = sympy.symbols("x y t")
+    u = Field("u", (x, y, t))
+    return equations.wave.wave(u, c=1 + x / 4), [u], (x, y, t), 1, 3
+
+
+# ------------------------------------------------------------------ hand-written residuals (torch)
+
+
+def _pml(c):
+    """e, de/dc for e = 1 - i a0 (max(|c| - 0.5, 0) / L)^2."""
+    l = torch.clamp(c.abs() - 0.5, min=0.0)
+    e = 1 - 1j * A0 * (l / L_PML) ** 2
+    de = -1j * A0 * 2 * l / L_PML**2 * torch.sign(c)
+    return e, de
+
+
+def _source(x):
+    r2 = x[:, 0] ** 2 + x[:, 1] ** 2
+    return torch.exp(-r2 / (2 * S2)) / (2 * math.pi * S2)
+
+
+def _assemble(problem, x, D):
+    """Residual from a derivative dict D[(channel, multi_index)]."""
+    if problem == "poisson":
+        return D[0, (2, 0)] + D[0, (0, 2)] - torch.sin(3 * x[:, 0]) * x[:, 1]
+    if problem == "wave":
+        c = 1 + x[:, 0] / 4
+        return D[0, (0, 0, 2)] - c * c * (D[0, (2, 0, 0)] + D[0, (0, 2, 0)])
+    u = torch.complex(D[0, (0, 0)], D[1, (0, 0)])
+    ux = torch.complex(D[0, (1, 0)], D[1, (1, 0)])
+    uy = torch.complex(D[0, (0, 1)], D[1, (0, 1)])
+    uxx = torch.complex(D[0, (2, 0)], D[1, (2, 0)])
+    uyy = torch.complex(D[0, (0, 2)], D[1, (0, 2)])
+    ex, dex = _pml(x[:, 0])
+    ey, dey = _pml(x[:, 1])
+    return (ey * (uxx / ex - ux * dex / ex**2) + ex * (uyy / ey - uy * dey / ey**2)
+            + ex * ey * K_HELM**2 * u + _source(x))
+
+
+NEEDS = {
+    "poisson": [(0, (2, 0)), (0, (0, 2))],
+    "wave": [(0, (2, 0, 0)), (0, (0, 2, 0)), (0, (0, 0, 2))],
+    "helmholtz": [(c, a) for c in (0, 1) for a in [(0, 0), (1, 0), (0, 1), (2, 0), (0, 2)]],
+}
+
+
+def residual_autograd(problem, model, x):
+    xg = x.detach().requires_grad_(True)
+    y = model(xg)
+    D = {}
+    for c, a in NEEDS[problem]:
+        if sum(a) == 0:
+            D[c, a] = y[:, c]
+    for c in sorted({c for c, _ in NEEDS[problem]}):
+        g = torch.autograd.grad(y[:, c].sum(), xg, create_graph=True)[0]
+        for c2, a in NEEDS[problem]:
+            if c2 != c or sum(a) == 0:
+                continue
+            k = a.index(max(a))
+            if sum(a) == 1:
+                D[c, a] = g[:, k]
+            else:
+                D[c, a] = torch.autograd.grad(g[:, k].sum(), xg, create_graph=True)[0][:, k]
+    return _assemble(problem, xg, D)
+
+
+def residual_torch_func(problem, model, x):
+    from torch.func import functional_call, jacfwd, jacrev, vmap
+
+    params = dict(model.named_parameters())
+
+    def f(p):
+        return functional_call(model, params, (p[None],))[0]
+
+    H = vmap(jacfwd(jacrev(f)))(x)  # (N, C, d, d)
+    D = {}
+    needs = NEEDS[problem]
+    if any(sum(a) in (0, 1) for _, a in needs):
+        Y = functional_call(model, params, (x,))
+        G = vmap(jacrev(f))(x)  # (N, C, d)
+    for c, a in needs:
+        if sum(a) == 0:
+            D[c, a] = Y[:, c]
+        elif sum(a) == 1:
+            D[c, a] = G[:, c, a.index(1)]
+        else:
+            k = a.index(2)
+            D[c, a] = H[:, c, k, k]
+    return _assemble(problem, x, D)
+
+
+def residual_hand_jet(problem, model, x):
+    return _assemble(problem, x, derivatives(model, x, NEEDS[problem], method="jet"))
+
+
+def make(problem, width, layers, n, seed=0):
+    expr, fields, coords, C, d = spec(problem)
+    torch.manual_seed(seed)
+    model = Siren(d, C, width, layers)
+    x = torch.rand(n, d, generator=torch.Generator().manual_seed(seed)) * 2 - 1
+    compiled = compile_residual(expr, fields, coords, engine="jet")
+    fns = {
+        "compiled": lambda m, p: compiled(m, p),
+        "hand_jet": lambda m, p: residual_hand_jet(problem, m, p),
+        "autograd": lambda m, p: residual_autograd(problem, m, p),
+        "torch_func": lambda m, p: residual_torch_func(problem, m, p),
+    }
+    return model, x, fns, compiled
+
+
+def step(model, x, fn):
+    model.zero_grad(set_to_none=True)
+    r = fn(model, x)
+    loss = (r.abs() ** 2).mean() if r.is_complex() else (r**2).mean()
+    loss.backward()
+    return loss.detach()
+
+
+def check_agreement(problem, width, layers, n):
+    """All methods compute the same loss (float32: relative 1e-3)."""
+    model, x, fns, _ = make(problem, width, layers, min(n, 256))
+    vals = {m: float(step(model, x, f)) for m, f in fns.items()}
+    ref = vals["autograd"]
+    return {m: abs(v - ref) / abs(ref) for m, v in vals.items()}
+
+
+def _child(problem, method, width, layers, n):
+    torch.set_num_threads(2)
+    model, x, fns, _ = make(problem, width, layers, n)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    step(model, x, fns[method])
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"peak_rss_increase_mb": (after - before) / 1024}))
+
+
+def peak_memory(problem, method, width, layers, n):
+    out = subprocess.run(
+        [sys.executable, os.path.abspath(__file__), "--child", problem, method, "--width", str(width),
+         "--layers", str(layers), "--points", str(n)],
+        capture_output=True, text=True, check=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])["peak_rss_increase_mb"]
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="tiny sizes (smoke test)")
+    ap.add_argument("--points", type=int, default=8192)
+    ap.add_argument("--width", type=int, default=256)
+    ap.add_argument("--layers", type=int, default=3)
+    ap.add_argument("--reps", type=int, default=7)
+    ap.add_argument("--problems", default=",".join(PROBLEMS))
+    ap.add_argument("--no-memory", action="store_true")
+    ap.add_argument("--child", nargs=2, metavar=("PROBLEM", "METHOD"), help=argparse.SUPPRESS)
+    a = ap.parse_args(argv)
+    if a.quick:
+        a.points, a.width, a.layers, a.reps = 64, 16, 1, 2
+    if a.child:
+        return _child(a.child[0], a.child[1], a.width, a.layers, a.points)
+    torch.set_num_threads(2)
+    result = {
+        "config": {"points": a.points, "width": a.width, "hidden_layers": a.layers, "reps": a.reps,
+                   "threads": torch.get_num_threads(), "dtype": "float32", "torch": torch.__version__,
+                   "machine": platform.processor() or platform.machine()},
+        "problems": {},
+    }
+    for problem in a.problems.split(","):
+        model, x, fns, compiled = make(problem, a.width, a.layers, a.points)
+        times = {m: [] for m in METHODS}
+        for m in METHODS:  # warm-up
+            step(model, x, fns[m])
+        for _ in range(a.reps):
+            for m in METHODS:
+                t0 = time.perf_counter()
+                step(model, x, fns[m])
+                times[m].append(time.perf_counter() - t0)
+        med = {m: statistics.median(v) for m, v in times.items()}
+        entry = {
+            "median_s": med,
+            "speedup_vs_autograd": {m: med["autograd"] / med[m] for m in METHODS},
+            "compiled_over_hand_jet": med["compiled"] / med["hand_jet"],
+            "loss_rel_diff_vs_autograd": check_agreement(problem, a.width, a.layers, a.points),
+            "derivatives_requested": [[c, list(a_)] for c, a_ in compiled.needs],
+        }
+        if not a.no_memory:
+            # --quick: one subprocess only, to keep the smoke test fast
+            mem_methods = METHODS if not a.quick else (METHODS[0],) if problem == "poisson" else ()
+            entry["peak_rss_increase_mb"] = {m: peak_memory(problem, m, a.width, a.layers, a.points) for m in mem_methods}
+        result["problems"][problem] = entry
+    print(json.dumps(result, indent=1))
+    return result
+
+
+if __name__ == "__main__":
+    main()
