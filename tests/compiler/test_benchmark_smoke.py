@@ -1,0 +1,23 @@
+"""Smoke-run benchmarks/derivatives.py at tiny sizes so it cannot rot (no timing assertions)."""
+
+import importlib.util
+import os
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def test_benchmark_quick():
+    spec = importlib.util.spec_from_file_location("bench_derivatives", os.path.join(ROOT, "benchmarks", "derivatives.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    out = mod.main(["--quick"])
+    assert set(out["problems"]) == {"poisson", "helmholtz", "wave"}
+    for name, entry in out["problems"].items():
+        assert set(entry["median_s"]) == {"compiled", "hand_jet", "autograd", "torch_func"}
+        # every method computes the same loss (float32)
+        for method, rel in entry["loss_rel_diff_vs_autograd"].items():
+            assert rel < 1e-4, (name, method, rel)
+    assert out["problems"]["poisson"]["derivatives_requested"] == [[0, [2, 0]], [0, [0, 2]]]
+    assert "compiled" in out["problems"]["poisson"]["peak_rss_increase_mb"]
