@@ -1,0 +1,223 @@
+"""``pinnsiren fwi``: simulate data -> IR-WRI (ADMM) -> adjoint-state FWI -> neural FWI.
+
+Writes ``<out>/fwi.h5`` (true and recovered models, wavefields, receiver data
+and fits, histories), ``<out>/fwi.png`` (layout of paper Fig. 5, right) and
+prints a table: velocity MSE vs the truth (over the physical region
+``|x|_inf <= 0.5``) and the relative receiver misfit of each method.
+
+The receiver misfit of a method is ``||P A(m_rec)^{-1} b - d|| / ||d||`` on the
+inversion grid (the recovered model pushed through the FD solver), the same
+yardstick for all three; for the SIREN the misfit of its own wavefields at the
+receivers is reported as well.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["add_arguments", "main", "run_fwi", "format_table", "plot_fwi_figure"]
+
+QUICK = dict(n=81, admm_iters=20, adjoint_iters=30, pretrain_steps=800, fwi_steps=800, hidden=128, layers=3,
+             batch=500)
+FULL = dict(n=101, admm_iters=30, adjoint_iters=50, pretrain_steps=20000, fwi_steps=10000, hidden=256, layers=4,
+            batch=3000)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from reference.fwi import model_names
+
+    p.add_argument("--model", default="circle", choices=model_names(), help="true velocity model (default circle)")
+    p.add_argument("--quick", action="store_true", help="CPU-sized run (a few minutes on 2 cores)")
+    p.add_argument("--out", default="results/fwi", help="output folder (default results/fwi)")
+    p.add_argument("--n", type=int, default=None, help="inversion grid points per axis (quick 81, full 101)")
+    p.add_argument("--n-data", type=int, default=None, help="data grid points per axis (default 2n-1: no inverse crime)")
+    p.add_argument("--snr", type=float, default=None, help="add complex Gaussian noise at this SNR in dB")
+    p.add_argument("--seed", type=int, default=0, help="noise and network seed")
+    p.add_argument("--admm-iters", type=int, default=None, help="IR-WRI iterations")
+    p.add_argument("--lam-rel", type=float, default=0.1, help="IR-WRI wave-equation penalty (relative, default 0.1)")
+    p.add_argument("--tv", type=float, default=1.0, help="IR-WRI TV split-Bregman weight (0 = none, default 1)")
+    p.add_argument("--adjoint-iters", type=int, default=None, help="adjoint-state L-BFGS-B iterations")
+    p.add_argument("--pretrain-steps", type=int, default=None, help="neural stage 1 steps")
+    p.add_argument("--fwi-steps", type=int, default=None, help="neural stage 2 steps")
+    p.add_argument("--hidden", type=int, default=None, help="SIREN width")
+    p.add_argument("--layers", type=int, default=None, help="SIREN hidden layers")
+    p.add_argument("--batch", type=int, default=None, help="collocation points per step")
+    p.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (default 1e-4)")
+    p.add_argument("--lambda-data", type=float, default=10.0, help="weight of the receiver misfit (default 10)")
+    p.add_argument("--skip-neural", action="store_true", help="run only the two reference methods")
+    p.add_argument("--no-figure", action="store_true", help="do not draw fwi.png")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (neural stage)")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: leave as is)")
+
+
+def _settings(args: argparse.Namespace) -> dict[str, Any]:
+    base = QUICK if args.quick else FULL
+    s = {k: (getattr(args, k) if getattr(args, k, None) is not None else v) for k, v in base.items()}
+    s["n_data"] = args.n_data or 2 * s["n"] - 1
+    for k in ("model", "snr", "seed", "lam_rel", "tv", "lr", "lambda_data", "skip_neural", "device", "quick"):
+        s[k] = getattr(args, k)
+    if s["n"] < 21 or s["n_data"] < s["n"]:
+        raise ValueError(f"fwi: need n >= 21 and n_data >= n, got n={s['n']}, n_data={s['n_data']}")
+    return s
+
+
+def run_fwi(s: dict[str, Any], progress: bool = True) -> dict[str, Any]:
+    """Run the whole chain with settings ``s`` (see :data:`QUICK`); returns everything for the file/figure."""
+    from reference import GridField
+    from reference.fwi import (Acquisition, InversionProblem, admm_fwi, adjoint_fwi, model_mse, simulate_data,
+                               slowness_model, velocity_model)
+
+    acq = Acquisition.paper()
+    t = time.perf_counter()
+    obs = simulate_data(acq, slowness_model(s["model"]), n=s["n_data"], snr_db=s["snr"], seed=s["seed"])
+    t_sim = time.perf_counter() - t
+    pb = InversionProblem(acq, obs.d, n=s["n"])
+    X, Y = pb.op.grid.coords()
+    c_true = velocity_model(s["model"])(X, Y).astype(float)
+
+    def mse(m_full: np.ndarray) -> dict[str, float]:
+        return {"velocity_mse": model_mse(1 / np.sqrt(m_full), c_true, (X, Y))}
+
+    def free(m_full: np.ndarray) -> np.ndarray:
+        return m_full[1:-1, 1:-1].ravel()[pb.free]
+
+    out: dict[str, Any] = {"acq": acq, "obs": obs, "grid": pb.op.grid, "c_true": c_true, "methods": {}}
+    start = pb.m_full(pb.start())
+    out["methods"]["uniform start"] = dict(m=start, mse=mse(start)["velocity_mse"],
+                                           misfit=pb.data_misfit(pb.start()), seconds=0.0)
+    r = admm_fwi(pb, iterations=s["admm_iters"], lam_rel=s["lam_rel"], tv=s["tv"], callback=mse)
+    out["methods"]["ADMM (IR-WRI)"] = dict(m=r.m, waves=r.wavefields, mse=mse(r.m)["velocity_mse"],
+                                          misfit=pb.data_misfit(free(r.m)), seconds=r.seconds, history=r.history)
+    r2 = adjoint_fwi(pb, iterations=s["adjoint_iters"], callback=mse)
+    out["methods"]["adjoint-state"] = dict(m=r2.m, waves=r2.wavefields, mse=mse(r2.m)["velocity_mse"],
+                                          misfit=pb.data_misfit(free(r2.m)), seconds=r2.seconds, history=r2.history)
+    if not s["skip_neural"]:
+        from .fwi_neural import NeuralFWIConfig, evaluate_model, neural_fwi
+
+        cfg = NeuralFWIConfig(hidden_features=s["hidden"], hidden_layers=s["layers"],
+                              pretrain_steps=s["pretrain_steps"], fwi_steps=s["fwi_steps"], lr=s["lr"],
+                              batch=s["batch"], lambda_data=s["lambda_data"], seed=s["seed"], device=s["device"])
+        rn = neural_fwi(acq, obs.d, cfg, progress=progress)
+        m_nn, waves_nn = evaluate_model(rn.model, rn.m_fn, (X, Y), acq.n_sources)
+        m_nn = np.clip(m_nn, *pb.m_bounds)
+        d_nn = np.stack([GridField(pb.op.grid, waves_nn[i]).sample(acq.receivers) for i in range(acq.n_sources)], 1)
+        hist = {f"pretrain/{k}": v for k, v in rn.history_pretrain.items()}
+        hist.update({f"fwi/{k}": v for k, v in rn.history_fwi.items()})
+        out["methods"]["neural (SIREN)"] = dict(
+            m=m_nn, waves=waves_nn, mse=mse(m_nn)["velocity_mse"], misfit=pb.data_misfit(free(m_nn)),
+            misfit_own=float(np.linalg.norm(d_nn - obs.d) / np.linalg.norm(obs.d)),
+            seconds=rn.seconds_pretrain + rn.seconds_fwi, history=hist, model=rn.model, config=rn.config)
+    out["seconds_simulate"] = t_sim
+    return out
+
+
+def format_table(res: dict[str, Any]) -> str:
+    """Markdown table of velocity MSE, receiver misfit and wall time per method."""
+    base = res["methods"]["uniform start"]["mse"]
+    lines = ["| method | velocity MSE | vs start | receiver misfit (FD of m) | own-wavefield misfit | time (s) |",
+             "|---|---|---|---|---|---|"]
+    for name, m in res["methods"].items():
+        own = f"{m['misfit_own']:.3f}" if "misfit_own" in m else "-"
+        lines.append(f"| {name} | {m['mse']:.5f} | {m['mse'] / base:.2f} | {m['misfit']:.3f} | {own} | "
+                     f"{m['seconds']:.1f} |")
+    return "\n".join(lines)
+
+
+def plot_fwi_figure(res: dict[str, Any], path: str | Path) -> Path:
+    """Paper Fig. 5 (right) layout: velocities (true, ADMM, SIREN/adjoint) over wavefield real parts."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    acq, grid = res["acq"], res["grid"]
+    ext = [grid.bounds[0][0], grid.bounds[0][1], grid.bounds[1][0], grid.bounds[1][1]]
+    methods = [k for k in ("ADMM (IR-WRI)", "neural (SIREN)", "adjoint-state") if k in res["methods"]]
+    ncol = 1 + len(methods)
+    fig, ax = plt.subplots(2, ncol, figsize=(3.2 * ncol, 6.4), squeeze=False)
+    vel = [("true velocity", res["c_true"])] + [(k, 1 / np.sqrt(res["methods"][k]["m"])) for k in methods]
+    from reference import GridField
+
+    true_w = res["obs"].wavefields[0]
+    pts = np.stack([c.ravel() for c in grid.coords()], 1)
+    tw = GridField(res["obs"].grid, true_w).sample(pts).reshape(grid.shape)
+    waves = [("true wavefield (src 1)", tw)] + [(k, res["methods"][k]["waves"][0]) for k in methods]
+    vmin, vmax = float(res["c_true"].min()), float(res["c_true"].max())
+    wmax = float(np.abs(tw.real).max())
+    for j, (title, c) in enumerate(vel):
+        im = ax[0, j].imshow(c.T, origin="lower", extent=ext, cmap="viridis", vmin=vmin, vmax=vmax)
+        mse = "" if j == 0 else f"\nMSE {res['methods'][title]['mse']:.4f}"
+        ax[0, j].set_title(f"{title}{mse}", fontsize=9)
+    fig.colorbar(im, ax=ax[0, :].tolist(), shrink=0.8, label="velocity")
+    for j, (title, w) in enumerate(waves):
+        im2 = ax[1, j].imshow(w.real.T, origin="lower", extent=ext, cmap="RdBu_r", vmin=-wmax, vmax=wmax)
+        ax[1, j].set_title(f"Re u: {title}", fontsize=9)
+    fig.colorbar(im2, ax=ax[1, :].tolist(), shrink=0.8, label="Re u")
+    for a in ax.ravel():
+        a.scatter(acq.receivers[:, 0], acq.receivers[:, 1], s=6, c="tab:blue", label="receivers")
+        a.scatter(acq.sources[1:, 0], acq.sources[1:, 1], s=10, c="tab:red", label="sources")
+        a.scatter(acq.sources[:1, 0], acq.sources[:1, 1], s=14, c="tab:green", label="source 1 (shown)")
+        a.set_xticks([])
+        a.set_yticks([])
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _write(res: dict[str, Any], s: dict[str, Any], path: Path) -> Path:
+    from pinnsiren.io import write_result
+
+    fields: dict[str, Any] = {"velocity_true": res["c_true"], "data_observed": res["obs"].d,
+                              "data_clean": res["obs"].d_clean, "receivers": res["acq"].receivers,
+                              "sources": res["acq"].sources, "wavefields_true_datagrid": res["obs"].wavefields}
+    metrics: dict[str, float] = {"seconds_simulate": res["seconds_simulate"]}
+    history: dict[str, Any] = {}
+    models = {}
+    for name, m in res["methods"].items():
+        key = {"uniform start": "start", "ADMM (IR-WRI)": "admm", "adjoint-state": "adjoint",
+               "neural (SIREN)": "neural"}[name]
+        fields[f"m_{key}"] = m["m"]
+        fields[f"velocity_{key}"] = 1 / np.sqrt(m["m"])
+        if "waves" in m:
+            fields[f"wavefields_{key}"] = m["waves"]
+        metrics[f"{key}/velocity_mse"] = m["mse"]
+        metrics[f"{key}/receiver_misfit"] = m["misfit"]
+        metrics[f"{key}/seconds"] = m["seconds"]
+        if "misfit_own" in m:
+            metrics[f"{key}/receiver_misfit_own_wavefields"] = m["misfit_own"]
+        for hk, hv in m.get("history", {}).items():
+            history[f"{key}.{hk.replace('/', '.')}"] = np.asarray(hv, dtype=float)
+        if "model" in m:
+            models[key] = m["model"]
+    bounds = [list(b) for b in res["grid"].bounds]
+    attrs = {k: {"bounds": bounds} for k in fields if k.startswith(("m_", "velocity_", "wavefields_")) and "datagrid" not in k}
+    attrs["wavefields_true_datagrid"] = {"bounds": [list(b) for b in res["obs"].grid.bounds]}
+    config = dict(s, acquisition=res["acq"].to_dict(), data=res["obs"].params)
+    return write_result(path, kind="fwi", config=config, metrics=metrics, history=history, fields=fields,
+                        field_attrs=attrs, models=models)
+
+
+def main(args: argparse.Namespace) -> int:
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    s = _settings(args)
+    t0 = time.perf_counter()
+    res = run_fwi(s)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    h5 = _write(res, s, out / "fwi.h5")
+    print(f"FWI on model {s['model']!r}: inversion grid {s['n']}^2, data grid {s['n_data']}^2, k = {res['acq'].k:g}, "
+          f"{res['acq'].n_sources} sources, {res['acq'].n_receivers} receivers, SNR {s['snr'] or 'inf'} dB")
+    print(format_table(res))
+    if not args.no_figure:
+        print(f"figure: {plot_fwi_figure(res, out / 'fwi.png')}")
+    print(f"result: {h5}  (total {time.perf_counter() - t0:.1f} s)")
+    return 0

@@ -1,0 +1,195 @@
+"""Neural full-waveform inversion with one SIREN (paper §4.3, supplement §5.2).
+
+One SIREN maps ``(x, y)`` to 11 channels: 5 complex wavefields ``u_1..u_5``
+(one per source) and one real raw slowness output ``q``, declared through the
+SymPy spec as 5 complex :func:`pinnsiren.Field` s and 1 real (learnable) field.
+The squared slowness is, as in the official code,
+
+    m = 1 + max(q, -0.999)   where |x|_inf <= 0.75,    m = 1 elsewhere.
+
+Losses (every term an L1 mean, as in the paper):
+
+* ``pde``: the Helmholtz-PML residual of every source (``equations.helmholtz``),
+  divided by ``k^2`` so it is O(1), on uniform samples of ``[-1, 1]^2``;
+* ``pde_src``: the same residuals on samples concentrated around the sources
+  (Gaussian, std ``4 sigma``), weight ``source_weight`` (the paper's
+  ``lambda(x) = k`` for the inhomogeneous part);
+* stage 1 (pretraining, uniform model): ``pde`` and ``pde_src`` with ``m = 1``,
+  plus ``slowness``: ``||m - 1||_1`` weight ``slowness_weight``;
+* stage 2 (FWI, penalty method): ``pde`` and ``pde_src`` with the learned ``m``,
+  plus ``data``: ``lambda_data * sum_s |u_s - d_s|`` at the receivers.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from typing import Any, Callable
+
+import numpy as np
+import sympy
+import torch
+
+from equations.helmholtz import helmholtz_pml
+from pinnsiren import Box, Constraint, Field, PointSet, Problem, Siren, coefficient
+from pinnsiren.problem import Region
+from pinnsiren.train import TrainConfig, train
+
+__all__ = ["NeuralFWIConfig", "NeuralFWIResult", "SourceCloud", "build_problems", "neural_fwi", "evaluate_model"]
+
+
+@dataclass
+class NeuralFWIConfig:
+    """Settings of a neural FWI run.
+
+    Parameters
+    ----------
+    hidden_features, hidden_layers : int
+        SIREN size (paper: 256 wide, 5 layers).
+    pretrain_steps, fwi_steps : int
+        Adam steps of stage 1 and stage 2.
+    lr : float
+        Adam learning rate (paper: 2e-5 over 90k steps; larger here for short runs).
+    batch : int
+        Uniform collocation points per step (``batch // 2`` more near the sources).
+    lambda_data : float
+        Weight of the receiver misfit in stage 2.
+    slowness_weight : float
+        Weight of ``||m - 1||_1`` in stage 1.
+    source_weight : float
+        Weight of the near-source residual samples.
+    seed : int; device : str
+    """
+
+    hidden_features: int = 128
+    hidden_layers: int = 3
+    pretrain_steps: int = 1000
+    fwi_steps: int = 1000
+    lr: float = 1e-4
+    batch: int = 1000
+    lambda_data: float = 10.0
+    slowness_weight: float = 1.0
+    source_weight: float = 1.0
+    seed: int = 0
+    device: str = "cpu"
+
+
+class SourceCloud(Region):
+    """Gaussian samples around several centres (equal shares), clipped to ``[-1, 1]^2``."""
+
+    def __init__(self, centers: np.ndarray, std: float) -> None:
+        self.centers = torch.as_tensor(np.asarray(centers, dtype=np.float64))
+        self.std = float(std)
+        self.dim = self.centers.shape[1]
+
+    def sample(self, n, step, generator):
+        idx = torch.randint(0, len(self.centers), (n,), generator=generator)
+        x = self.centers[idx] + self.std * torch.randn(n, self.dim, generator=generator, dtype=torch.float64)
+        return x.clamp(-1.0, 1.0), {}
+
+
+def _symbols(n_sources: int) -> tuple[tuple[sympy.Symbol, sympy.Symbol], list[sympy.Expr], sympy.Expr, sympy.Expr]:
+    x, y = sympy.symbols("x y", real=True)
+    us = [Field(f"u{i + 1}", (x, y), complex=True) for i in range(n_sources)]
+    q = Field("q", (x, y))  # the learnable real field (raw network output)
+    inside = sympy.And(sympy.Abs(x) <= sympy.Rational(3, 4), sympy.Abs(y) <= sympy.Rational(3, 4))
+    m = sympy.Piecewise((1 + sympy.Max(q, sympy.Float(-0.999)), inside), (1, True))
+    return (x, y), us, q, m
+
+
+def build_problems(acq: Any, d: np.ndarray, cfg: NeuralFWIConfig) -> tuple[Problem, Problem, Callable]:
+    """The stage-1 (pretraining) and stage-2 (FWI) problems, and ``m(model, x)``.
+
+    Parameters
+    ----------
+    acq : reference.fwi.Acquisition
+    d : ndarray (nr, ns), complex — receiver data.
+    """
+    (x, y), us, q, m = _symbols(acq.n_sources)
+    k = acq.k
+    s2 = sympy.Float(acq.source_var)
+    a0, L = acq.a0, sympy.Float(acq.pml_width)
+    inner = sympy.Float(acq.inner_half_width)
+
+    def residuals(model_m: Any) -> list[sympy.Expr]:
+        return [helmholtz_pml(u, k, model_m, x0=tuple(map(float, s)), s2=s2, a0=a0, L=L, inner=inner) / k**2
+                for u, s in zip(us, acq.sources)]
+
+    box = Box([(-acq.half_width, acq.half_width)] * 2)
+    cloud = SourceCloud(acq.sources, 4 * float(np.sqrt(acq.source_var)))
+    n_src = max(cfg.batch // 2, 1)
+
+    def pde_terms(model_m: Any) -> list[Constraint]:
+        r = residuals(model_m)
+        return [Constraint(r, name="pde", norm="l1").on(box, n=cfg.batch),
+                Constraint(r, name="pde_src", norm="l1", weight=cfg.source_weight).on(cloud, n=n_src)]
+
+    fields = us + [q]
+    pre = Problem(fields, (x, y), pde_terms(1) + [
+        Constraint(m - 1, name="slowness", norm="l1", weight=cfg.slowness_weight).on(box, n=cfg.batch)])
+    data_names = {f"d{i + 1}": d[:, i] for i in range(acq.n_sources)}
+    dsyms = [coefficient(nm, (x, y)) for nm in data_names]
+    data_res = [u - ds for u, ds in zip(us, dsyms)]
+    fwi = Problem(fields, (x, y), pde_terms(m) + [
+        Constraint(data_res, name="data", norm="l1", weight=cfg.lambda_data).on(PointSet(acq.receivers, data_names))])
+    m_of = Problem(fields, (x, y), [Constraint(m, name="m").on(box, n=1)])
+
+    def m_fn(model: torch.nn.Module, pts: torch.Tensor) -> torch.Tensor:
+        return m_of.residual("m", model, pts).real
+
+    return pre, fwi, m_fn
+
+
+@dataclass
+class NeuralFWIResult:
+    """Outcome of :func:`neural_fwi`: model, the ``m`` evaluator, histories and timings."""
+
+    model: torch.nn.Module
+    m_fn: Callable
+    history_pretrain: dict[str, list[float]]
+    history_fwi: dict[str, list[float]]
+    seconds_pretrain: float
+    seconds_fwi: float
+    config: dict[str, Any]
+
+
+def evaluate_model(model: torch.nn.Module, m_fn: Callable, grid_xy: tuple[np.ndarray, np.ndarray],
+                   n_sources: int, chunk: int = 8192) -> tuple[np.ndarray, np.ndarray]:
+    """Squared slowness (n, n) and wavefields (ns, n, n) of a trained model on a grid."""
+    X, Y = grid_xy
+    pts = np.stack([X.ravel(), Y.ravel()], axis=1)
+    p = next(model.parameters())
+    ms, outs = [], []
+    with torch.no_grad():
+        for i in range(0, len(pts), chunk):
+            xt = torch.as_tensor(pts[i:i + chunk], dtype=p.dtype, device=p.device)
+            out = model(xt).double().cpu().numpy()
+            outs.append(out)
+            ms.append(m_fn(model, xt).double().cpu().numpy())
+    out = np.concatenate(outs)
+    m = np.concatenate(ms).reshape(X.shape)
+    waves = np.stack([(out[:, 2 * s] + 1j * out[:, 2 * s + 1]).reshape(X.shape) for s in range(n_sources)])
+    return m, waves
+
+
+def neural_fwi(acq: Any, d: np.ndarray, cfg: NeuralFWIConfig | None = None,
+               evaluate: Callable[[torch.nn.Module, int], dict[str, float]] | None = None,
+               eval_every: int = 0, progress: bool = True) -> NeuralFWIResult:
+    """Pretrain on the uniform model, then run penalty-method FWI; both with :func:`pinnsiren.train.train`.
+
+    ``evaluate(model, step)`` (optional) is called every ``eval_every`` steps of stage 2.
+    """
+    cfg = cfg or NeuralFWIConfig()
+    torch.manual_seed(cfg.seed)
+    model = Siren(2, 2 * acq.n_sources + 1, cfg.hidden_features, cfg.hidden_layers)
+    pre, fwi, m_fn = build_problems(acq, d, cfg)
+    t0 = time.perf_counter()
+    r1 = train(pre, model, TrainConfig(steps=cfg.pretrain_steps, lr=cfg.lr, seed=cfg.seed, device=cfg.device,
+                                       log_every=10, progress=progress))
+    t1 = time.perf_counter()
+    r2 = train(fwi, r1.model, TrainConfig(steps=cfg.fwi_steps, lr=cfg.lr, seed=cfg.seed + 1, device=cfg.device,
+                                          log_every=10, eval_every=eval_every, progress=progress),
+               evaluate=evaluate)
+    t2 = time.perf_counter()
+    return NeuralFWIResult(model=r2.model, m_fn=m_fn, history_pretrain=r1.history, history_fwi=r2.history,
+                           seconds_pretrain=t1 - t0, seconds_fwi=t2 - t1, config=asdict(cfg))
