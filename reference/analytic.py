@@ -59,13 +59,15 @@ def leggauss_hankel_nodes(kmax: float, n: int = 400) -> tuple[np.ndarray, np.nda
 
 
 def gaussian_pulse_wave(r: np.ndarray, t: float, c: float = 1.0, var: float = 5e-4,
-                        amplitude: float = 1.0, n_quad: int = 600) -> np.ndarray:
+                        amplitude: float = 1.0, n_quad: int | None = None) -> np.ndarray:
     """Free-space 2-D solution of ``u_tt = c^2 Lap u`` for a Gaussian initial pulse.
 
     ``u(x, 0) = amplitude * exp(-|x|^2 / (2 var))``, ``u_t(x, 0) = 0``.  By the
     Hankel transform, ``u(r, t) = amplitude * var * int_0^inf exp(-var kr^2 / 2)
     cos(c kr t) J0(kr r) kr dkr``, evaluated by Gauss-Legendre quadrature on
-    ``[0, 12 / sqrt(var)]`` (the integrand is below ``e^-72`` beyond).
+    ``[0, 12 / sqrt(var)]`` (the integrand is below ``e^-72`` beyond).  By default
+    the number of nodes follows the oscillation of the integrand,
+    ``0.75 * kmax * (max r + c |t|) + 100``.
 
     Parameters
     ----------
@@ -78,7 +80,10 @@ def gaussian_pulse_wave(r: np.ndarray, t: float, c: float = 1.0, var: float = 5e
     ndarray, float64, same shape as ``r``.
     """
     r = np.asarray(r, dtype=float)
-    kr, w = leggauss_hankel_nodes(12.0 / np.sqrt(var), n_quad)
+    kmax = 12.0 / np.sqrt(var)
+    if n_quad is None:
+        n_quad = int(0.75 * kmax * (float(np.max(r, initial=0.0)) + c * abs(t))) + 100
+    kr, w = leggauss_hankel_nodes(kmax, n_quad)
     spec = w * np.exp(-var * kr**2 / 2) * np.cos(c * kr * t) * kr
     flat = r.ravel()
     out = np.empty(flat.shape)

@@ -46,8 +46,15 @@ class SparseLU:
                     raise ValueError("SparseLU: ordering='nd' needs grid_shape (nx, ny) with nx * ny == N.")
                 self.perm = nested_dissection(*grid_shape)
                 Ap = A[self.perm][:, self.perm].tocsc()
-                self.lu = spla.splu(Ap, permc_spec="NATURAL", diag_pivot_thresh=diag_pivot_thresh,
-                                    options={"SymmetricMode": True})
+                try:
+                    self.lu = spla.splu(Ap, permc_spec="NATURAL", diag_pivot_thresh=diag_pivot_thresh,
+                                        options={"SymmetricMode": True})
+                except RuntimeError as err:
+                    raise RuntimeError(
+                        f"SparseLU: nested-dissection factorization without pivoting failed ({err}); "
+                        "the matrix may be singular (e.g. no PML/damping at a resonant k) - "
+                        "retry with ordering='colamd', which pivots."
+                    ) from err
             elif ordering == "colamd":
                 self.lu = spla.splu(A, permc_spec="COLAMD")
             else:

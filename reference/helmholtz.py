@@ -297,13 +297,24 @@ class HelmholtzOperator:
             self._lu = SparseLU(self.A, ordering=self.ordering, grid_shape=(self.n - 2, self.n - 2))
         return self
 
+    def _check_rhs(self, rhs: np.ndarray) -> np.ndarray:
+        rhs = np.asarray(rhs)
+        if rhs.shape[:2] == (self.n, self.n) and rhs.shape[0] != self.N:
+            raise ValueError(
+                f"HelmholtzOperator: rhs has the full grid shape {rhs.shape}; solve() takes interior "
+                f"vectors of length N = {self.N}: pass op.interior(f), or use op.solve_source(f)."
+            )
+        if rhs.ndim not in (1, 2) or rhs.shape[0] != self.N:
+            raise ValueError(f"HelmholtzOperator: rhs must have shape (N,) or (N, nsrc) with N = {self.N}, got {rhs.shape}.")
+        return rhs
+
     def solve(self, rhs: np.ndarray) -> np.ndarray:
-        """Solve ``A u = rhs``; ``rhs`` of shape (N,) or (N, nsrc)."""
-        return self.factorize()._lu.solve(rhs)  # type: ignore[union-attr]
+        """Solve ``A u = rhs``; ``rhs`` of shape (N,) or (N, nsrc), complex128 result of the same shape."""
+        return self.factorize()._lu.solve(self._check_rhs(rhs))  # type: ignore[union-attr]
 
     def solve_adjoint(self, rhs: np.ndarray) -> np.ndarray:
         """Solve ``A^H v = rhs`` with the same factorization; (N,) or (N, nsrc)."""
-        return self.factorize()._lu.solve(rhs, adjoint=True)  # type: ignore[union-attr]
+        return self.factorize()._lu.solve(self._check_rhs(rhs), adjoint=True)  # type: ignore[union-attr]
 
     def solve_source(self, f: np.ndarray) -> GridField:
         """Field for a source ``f`` given on the full ``(n, n)`` grid (equation RHS is ``-f``).

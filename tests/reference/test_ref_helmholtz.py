@@ -136,6 +136,8 @@ def test_bad_input_messages():
         HelmholtzOperator(32, K, m=np.ones((30, 30)))
     with pytest.raises(ValueError, match="> 0"):
         HelmholtzOperator(32, K, m=-1.0)
+    with pytest.raises(ValueError, match=r"pass op.interior\(f\)"):
+        HelmholtzOperator(32, K).solve(np.ones((32, 32)))
 
 
 def test_field_roundtrip_keeps_params(tmp_path):
