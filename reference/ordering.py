@@ -32,39 +32,35 @@ def nested_dissection(nx: int, ny: int, leaf: int = 64) -> np.ndarray:
     """
     if nx < 1 or ny < 1:
         raise ValueError(f"nested_dissection: grid must be at least 1x1, got {nx}x{ny}.")
-    out: list[np.ndarray] = []
-
-    def block(i0: int, i1: int, j0: int, j1: int) -> np.ndarray:
-        ii, jj = np.meshgrid(np.arange(i0, i1), np.arange(j0, j1), indexing="ij")
-        return (ii * ny + jj).ravel()
-
-    # explicit stack to avoid deep recursion; entries: (i0, i1, j0, j1, is_separator_marker)
-    # We emit in post-order: left subtree, right subtree, separator.
+    # Every leaf block and every separator gets a label in post-order (left, right,
+    # separator); the permutation is a stable sort of the grid by label.
+    label = np.empty((nx, ny), dtype=np.int64)
+    counter = 0
     stack: list[tuple] = [("box", 0, nx, 0, ny)]
     while stack:
         item = stack.pop()
         if item[0] == "emit":
-            out.append(item[1])
+            label[item[1]] = counter
+            counter += 1
             continue
         _, i0, i1, j0, j1 = item
         wi, wj = i1 - i0, j1 - j0
         if wi <= 0 or wj <= 0:
             continue
         if wi * wj <= leaf or (wi <= 2 and wj <= 2):
-            out.append(block(i0, i1, j0, j1))
+            label[i0:i1, j0:j1] = counter
+            counter += 1
             continue
         if wi >= wj:
             mid = i0 + wi // 2
-            sep = block(mid, mid + 1, j0, j1)
+            sep = (slice(mid, mid + 1), slice(j0, j1))
             parts = [("box", i0, mid, j0, j1), ("box", mid + 1, i1, j0, j1)]
         else:
             mid = j0 + wj // 2
-            sep = block(i0, i1, mid, mid + 1)
+            sep = (slice(i0, i1), slice(mid, mid + 1))
             parts = [("box", i0, i1, j0, mid), ("box", i0, i1, mid + 1, j1)]
-        # stack is LIFO: push separator first so it is emitted last
+        # LIFO: push the separator first so that it is labelled after both halves
         stack.append(("emit", sep))
         stack.append(parts[1])
         stack.append(parts[0])
-    perm = np.concatenate(out).astype(np.int64)
-    assert perm.size == nx * ny
-    return perm
+    return np.argsort(label.ravel(), kind="stable").astype(np.int64)
