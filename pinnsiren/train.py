@@ -2,7 +2,7 @@
 
 A *problem* is anything with ``losses(model, step, generator) -> dict[str,
 Tensor]`` (fresh collocation samples each call, one scalar per constraint) and
-optionally ``validate(model)`` and ``trainable_parameters()``;
+optionally ``validate(model)`` and ``learnable_parameters()``;
 :class:`pinnsiren.Problem` is one. The trainer adds: Adam with a learning-rate
 schedule, an optional L-BFGS polish, gradient clipping, seeds, devices, tqdm
 progress with the loss terms, periodic evaluation (error vs step), atomic
@@ -152,13 +152,13 @@ def train(
         is the hook's choice); recorded in ``history`` with ``eval_step``.
     extra_parameters
         Further learnable tensors (e.g. scalar PDE parameters); the problem's
-        own ``trainable_parameters()`` are added automatically.
+        own ``learnable_parameters()`` are added automatically.
 
     Returns
     -------
     TrainResult
         ``history`` has ``step``, ``loss``, ``lr`` and one series per loss
-        term (``loss/<name>``); evaluation series under their own names.
+        term (``loss.<name>``); evaluation series under their own names.
     """
     cfg = config or TrainConfig()
     cfg.validate()
@@ -167,8 +167,9 @@ def train(
     if hasattr(problem, "validate"):
         problem.validate(model)
     params = list(model.parameters()) + list(extra_parameters)
-    if hasattr(problem, "trainable_parameters"):
-        params += [p for p in problem.trainable_parameters() if all(p is not q for q in params)]
+    for getter in ("learnable_parameters", "trainable_parameters"):
+        if hasattr(problem, getter):
+            params += [p for p in getattr(problem, getter)() if all(p is not q for q in params)]
     opt = torch.optim.Adam(params, lr=cfg.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg))
     gen = torch.Generator(device=device)
@@ -232,7 +233,7 @@ def train(
             history["loss"].append(float(loss.detach()))
             history["lr"].append(opt.param_groups[0]["lr"])
             for k, v in terms.items():
-                history.setdefault(f"loss/{k}", []).append(float(v.detach()))
+                history.setdefault(f"loss.{k}", []).append(float(v.detach()))
             bar.set_postfix({k[:12]: f"{float(v.detach()):.2e}" for k, v in terms.items()})
         if cfg.eval_every and step % cfg.eval_every == 0:
             record_eval(step)
@@ -275,4 +276,4 @@ def _lbfgs(problem, model, params, cfg, gen, step0, history) -> None:
     history["loss"].append(float(sum(v.detach() for v in last.values())))
     history["lr"].append(float("nan"))
     for k, v in last.items():
-        history.setdefault(f"loss/{k}", []).append(float(v.detach()))
+        history.setdefault(f"loss.{k}", []).append(float(v.detach()))

@@ -49,7 +49,7 @@ def test_training_reduces_the_loss_and_records_history():
     assert h["step"][-1] == 150 and len(h["loss"]) == 15
     assert h["loss"][-1] < 0.02 * h["loss"][0]
     assert h["lr"][-1] == pytest.approx(1e-5, rel=0.05)  # cosine to lr * final_lr_factor
-    assert set(h) >= {"loss/data", "loss/boundary"}
+    assert set(h) >= {"loss.data", "loss.boundary"}
 
 
 def test_lbfgs_polish_lowers_the_loss_further():

@@ -1,0 +1,352 @@
+"""Neural Helmholtz-with-PML solve compared with the finite-difference solver.
+
+Paper §4.3 (Fig. 5 left), supplement §5.1. The problem is posed from
+``equations.helmholtz`` (one complex field ``u`` on ``[-1, 1]^2``), trained with
+``pinnsiren.train`` and compared with ``reference.solve_helmholtz`` (9-point
+scheme) on the physical region ``|x|_inf < 0.5``.
+
+Loss (paper): ``sum_x lambda(x) |H(m) u + f|`` (L1 of the complex residual)
+with uniform samples over the whole domain plus dense Gaussian samples around
+the source; the source samples carry the weight ``lambda`` so that both parts
+start comparable (``source_weight="auto"`` measures both at initialisation).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import sympy
+import torch
+from torch import nn
+
+from equations import helmholtz as heq
+from pinnsiren.networks import ARCHITECTURES, build_model
+from pinnsiren.problem import Box, Constraint, NearPoint, Problem
+from pinnsiren.symbolic import Field
+from pinnsiren.train import TrainConfig, train
+
+__all__ = ["HelmholtzConfig", "MEDIA", "pose", "reference_solution", "relative_errors", "solve", "run"]
+
+#: velocity models: name -> (squared slowness as SymPy expression builder, numpy function, default source)
+MEDIA = ("uniform", "circle", "square")
+
+
+@dataclass
+class HelmholtzConfig:
+    """Settings of one neural Helmholtz solve (defaults: a CPU-sized run).
+
+    The paper's settings are ``k=20, source_var=1e-4, hidden=256, layers=3,
+    points ~ 3000-13000, lr=2e-5, steps=50000`` (8 h on a Quadro RTX 6000).
+    """
+
+    k: float = 20.0
+    source_var: float = 1e-4
+    source: tuple[float, float] | None = None
+    medium: str = "uniform"
+    arch: str = "siren"
+    hidden: int = 256
+    layers: int = 3
+    first_omega_0: float = 30.0
+    points: int = 4096
+    source_points: int = 512
+    source_weight: float | str = "auto"
+    norm: str = "l1"
+    steps: int = 2000
+    lr: float = 1e-4
+    schedule: str = "cosine"
+    lbfgs_steps: int = 0
+    grad_clip: float | None = None
+    grid_n: int = 256
+    eval_every: int = 250
+    seed: int = 0
+    device: str = "cpu"
+    checkpoint_every: int = 0
+    out: str | None = None
+    resume: bool = False
+    progress: bool = True
+
+    def validate(self) -> None:
+        if self.medium not in MEDIA:
+            raise ValueError(f"unknown medium {self.medium!r}; must be one of {list(MEDIA)}")
+        if self.arch not in ARCHITECTURES:
+            raise ValueError(f"unknown architecture {self.arch!r}; must be one of {list(ARCHITECTURES)}")
+        if self.k <= 0 or self.source_var <= 0:
+            raise ValueError("k and source_var must be positive")
+        if isinstance(self.source_weight, str) and self.source_weight != "auto":
+            raise ValueError(f"source_weight must be a number or 'auto', got {self.source_weight!r}")
+        src = self.source_position()
+        if max(abs(src[0]), abs(src[1])) >= 0.5:
+            raise ValueError(f"source {src} must lie in the physical region |x|_inf < 0.5, not in the PML")
+
+    def source_position(self) -> tuple[float, float]:
+        if self.source is not None:
+            return (float(self.source[0]), float(self.source[1]))
+        return (-0.35, 0.0) if self.medium in ("circle", "square") else (0.0, 0.0)
+
+
+def _slowness_sympy(medium: str, x: sympy.Symbol, y: sympy.Symbol) -> sympy.Expr:
+    """Squared slowness ``m = 1/c^2``: background 1, velocity 2 in the inclusion (official code)."""
+    if medium == "uniform":
+        return sympy.Integer(1)
+    inside = (x**2 + y**2 < sympy.Rational(1, 100)) if medium == "circle" else \
+        sympy.And(sympy.Abs(x) < sympy.Rational(3, 10), sympy.Abs(y) < sympy.Rational(3, 10))
+    return sympy.Piecewise((sympy.Rational(1, 4), inside), (1, True))
+
+
+def _slowness_numpy(medium: str):
+    if medium == "uniform":
+        return 1.0
+    if medium == "circle":
+        return lambda X, Y: np.where(X**2 + Y**2 < 0.01, 0.25, 1.0)
+    return lambda X, Y: np.where((np.abs(X) < 0.3) & (np.abs(Y) < 0.3), 0.25, 1.0)
+
+
+def pose(cfg: HelmholtzConfig, source_weight: float = 1.0) -> Problem:
+    """The Helmholtz-PML problem: residual on the box and near the source."""
+    x, y = sympy.symbols("x y", real=True)
+    u = Field("u", (x, y), complex=True)
+    x0 = cfg.source_position()
+    s2 = sympy.Float(cfg.source_var)
+    res = heq.helmholtz_pml(u, k=sympy.Float(cfg.k), m=_slowness_sympy(cfg.medium, x, y),
+                            x0=[sympy.Float(v) for v in x0], s2=s2)
+    box = [(-1.0, 1.0), (-1.0, 1.0)]
+    std = math.sqrt(cfg.source_var)
+    return Problem(
+        [u], [x, y],
+        [
+            Constraint(res, Box(box), norm=cfg.norm, name="pde", n=cfg.points),
+            Constraint(res, NearPoint(x0, 3.0 * std, box), weight=float(source_weight), norm=cfg.norm,
+                       name="source", n=cfg.source_points),
+        ],
+    )
+
+
+def reference_solution(cfg: HelmholtzConfig):
+    """The FD solution (9-point scheme) for the same medium and source."""
+    from reference import solve_helmholtz
+
+    return solve_helmholtz(n=cfg.grid_n, k=cfg.k, m=_slowness_numpy(cfg.medium),
+                           source=cfg.source_position(), var=cfg.source_var, scheme=9)
+
+
+class _Evaluator:
+    """Relative errors of the network against the FD field on ``|x|_inf < 0.5``."""
+
+    def __init__(self, ref, source: tuple[float, float], max_points: int = 128) -> None:
+        X, Y = ref.grid.coords()
+        step = max(1, int(math.ceil((ref.grid.shape[0] / 2) / max_points)))
+        Xs, Ys, U = X[::step, ::step], Y[::step, ::step], ref.values[::step, ::step]
+        mask = (np.abs(Xs) < 0.5) & (np.abs(Ys) < 0.5)
+        self.points = np.stack([Xs[mask], Ys[mask]], 1)
+        self.u_ref = U[mask]
+        self.far = np.hypot(self.points[:, 0] - source[0], self.points[:, 1] - source[1]) > 0.1
+
+    def __call__(self, model: nn.Module, step: int = 0) -> dict[str, float]:
+        u = predict(model, self.points)
+        return relative_errors(u, self.u_ref, self.far)
+
+
+def relative_errors(u: np.ndarray, u_ref: np.ndarray, far: np.ndarray) -> dict[str, float]:
+    """``rel_l2`` (whole physical region), ``rel_l2_far`` (r > 0.1 from the source), ``mse``."""
+    d = u - u_ref
+    return dict(
+        rel_l2=float(np.linalg.norm(d) / np.linalg.norm(u_ref)),
+        rel_l2_far=float(np.linalg.norm(d[far]) / np.linalg.norm(u_ref[far])),
+        mse=float(np.mean(np.abs(d) ** 2)),
+    )
+
+
+@torch.no_grad()
+def predict(model: nn.Module, points: np.ndarray, chunk: int = 16384) -> np.ndarray:
+    """Complex field ``u = out[:, 0] + i out[:, 1]`` at ``points`` (N, 2)."""
+    p = next(model.parameters())
+    out = []
+    for i in range(0, len(points), chunk):
+        xs = torch.as_tensor(points[i : i + chunk], dtype=p.dtype, device=p.device)
+        o = model(xs).double().cpu().numpy()
+        out.append(o[:, 0] + 1j * o[:, 1])
+    return np.concatenate(out) if out else np.zeros(0, complex)
+
+
+def _auto_weight(cfg: HelmholtzConfig, model: nn.Module) -> float:
+    """lambda so that the source and the uniform terms start equal (paper §4.3)."""
+    prob = pose(cfg, 1.0)
+    g = torch.Generator().manual_seed(cfg.seed + 1)
+    with torch.no_grad():
+        terms = {k: 0.0 for k in ("pde", "source")}
+        for _ in range(4):
+            for k, v in prob.losses(model, 0, g).items():
+                terms[k] += float(v)
+    return terms["pde"] / max(terms["source"], 1e-30)
+
+
+def solve(cfg: HelmholtzConfig, ref=None) -> dict[str, Any]:
+    """Train one network and compare with FD.
+
+    Returns
+    -------
+    dict
+        ``model``, ``metrics`` (rel_l2, rel_l2_far, mse, seconds, steps/s,
+        source_weight), ``history`` (losses and the error-vs-step curve),
+        ``reference`` (GridField) and ``config``.
+    """
+    cfg.validate()
+    if ref is None:
+        ref = reference_solution(cfg)
+    torch.manual_seed(cfg.seed)
+    kwargs = {"first_omega_0": cfg.first_omega_0} if cfg.arch == "siren" else {}
+    model = build_model(cfg.arch, 2, 2, cfg.hidden, cfg.layers, **kwargs)
+    lam = _auto_weight(cfg, model) if cfg.source_weight == "auto" else float(cfg.source_weight)
+    problem = pose(cfg, lam)
+    evaluator = _Evaluator(ref, cfg.source_position())
+    ckdir = str(Path(cfg.out) / f"checkpoint_{cfg.arch}") if cfg.out and (cfg.checkpoint_every or cfg.resume) else None
+    tc = TrainConfig(steps=cfg.steps, lr=cfg.lr, schedule=cfg.schedule, lbfgs_steps=cfg.lbfgs_steps,
+                     grad_clip=cfg.grad_clip, seed=cfg.seed, device=cfg.device, log_every=10,
+                     eval_every=cfg.eval_every, checkpoint_every=cfg.checkpoint_every,
+                     checkpoint_dir=ckdir, resume=cfg.resume, progress=cfg.progress)
+    res = train(problem, model, tc, evaluate=evaluator)
+    model = res.model.cpu()
+    metrics = evaluator(model)
+    metrics.update(seconds=res.seconds, steps_per_second=(res.steps_done - res.resumed_from) / max(res.seconds, 1e-9),
+                   source_weight=lam)
+    return dict(model=model, metrics=metrics, history=res.history, reference=ref, config=asdict(cfg))
+
+
+def plot_figure(results: dict[str, dict[str, Any]], ref, path: str | Path, n: int = 192) -> Path:
+    """Real and imaginary parts of each network, the FD solution and the error."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    lin = np.linspace(-1, 1, n)
+    X, Y = np.meshgrid(lin, lin, indexing="ij")
+    pts = np.stack([X.ravel(), Y.ravel()], 1)
+    u_ref = ref.sample(pts).reshape(n, n)
+    v = float(np.percentile(np.abs(u_ref[(np.abs(X) < 0.5) & (np.abs(Y) < 0.5)]), 99))
+    cols = [("FD (9-point)", u_ref, None)]
+    for arch, r in results.items():
+        u = predict(r["model"], pts).reshape(n, n)
+        cols.append((f"{arch}: rel. L2 {r['metrics']['rel_l2']:.3f}", u, u - u_ref))
+    ncol = len(cols) + 1
+    fig, axes = plt.subplots(3, ncol, figsize=(3.0 * ncol, 8.6), squeeze=False)
+    ext = (-1, 1, -1, 1)
+    for j, (title, u, err) in enumerate(cols):
+        for i, (part, fn) in enumerate((("real", np.real), ("imag", np.imag))):
+            ax = axes[i, j]
+            ax.imshow(fn(u).T, origin="lower", extent=ext, cmap="RdBu_r", vmin=-v, vmax=v)
+            ax.add_patch(plt.Rectangle((-0.5, -0.5), 1, 1, fill=False, ls="--", lw=0.8, color="k"))
+            ax.set_title(f"{title}\n{part}" if i == 0 else part, fontsize=8)
+        ax = axes[2, j]
+        if err is None:
+            ax.axis("off")
+        else:
+            ax.imshow(np.abs(err).T, origin="lower", extent=ext, cmap="magma", vmin=0, vmax=v)
+            ax.set_title("|neural - FD|", fontsize=8)
+    for i in range(3):
+        for j in range(ncol - 1):
+            axes[i, j].set_xticks([])
+            axes[i, j].set_yticks([])
+    ax = axes[0, -1]
+    for arch, r in results.items():
+        h = r["history"]
+        if h.get("eval_step"):
+            ax.semilogy(h["eval_step"], h["rel_l2"], label=arch)
+    ax.set_xlabel("step")
+    ax.set_ylabel("rel. L2 vs FD, |x|<0.5")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    axes[1, -1].axis("off")
+    axes[2, -1].axis("off")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def run(cfg: HelmholtzConfig, archs: Sequence[str], out: str | Path, name: str = "helmholtz") -> dict[str, Any]:
+    """Solve with each architecture under the same budget; write HDF5 + PNG; print metrics."""
+    from pinnsiren.io import write_result
+
+    out = Path(out)
+    cfg.out = str(out)
+    t = time.perf_counter()
+    ref = reference_solution(cfg)
+    print(f"FD reference: {cfg.grid_n}^2 nodes, 9-point scheme, {time.perf_counter() - t:.1f} s")
+    results = {}
+    for a in archs:
+        c = HelmholtzConfig(**{**asdict(cfg), "arch": a})
+        results[a] = solve(c, ref)
+        m = results[a]["metrics"]
+        print(f"{a:>8s}: rel. L2 vs FD (|x|<0.5) {m['rel_l2']:.4f}, excluding r<0.1 around the source "
+              f"{m['rel_l2_far']:.4f}, {cfg.steps} steps in {m['seconds']:.0f} s")
+    lin = np.linspace(-1, 1, 256)
+    X, Y = np.meshgrid(lin, lin, indexing="ij")
+    pts = np.stack([X.ravel(), Y.ravel()], 1)
+    fields = {"reference": ref.values}
+    fields.update({f"u_{a}": predict(r["model"], pts).reshape(256, 256) for a, r in results.items()})
+    attrs = {"reference": {"bounds": [[-1, 1], [-1, 1]], "grid": "FD nodes"}}
+    attrs.update({f"u_{a}": {"bounds": [[-1, 1], [-1, 1]], "grid": "256x256 linspace"} for a in results})
+    h5 = write_result(
+        out / f"{name}.h5", kind="helmholtz",
+        config=dict(cfg=asdict(cfg), archs=list(archs), convention="e = 1 - i a0 (l/L)^2; outgoing = conj((i/4) H0^(1)(kr))"),
+        metrics={f"{k}_{a}": v for a, r in results.items() for k, v in r["metrics"].items()},
+        history={f"{a}/{k}": np.asarray(v) for a, r in results.items() for k, v in r["history"].items()},
+        fields=fields, field_attrs=attrs, models={a: r["model"] for a, r in results.items()},
+    )
+    png = plot_figure(results, ref, out / f"{name}.png")
+    print(f"wrote {h5} and {png}")
+    return dict(results=results, reference=ref, h5=h5, png=png)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    d = HelmholtzConfig()
+    p.add_argument("--arch", default="siren", help="comma-separated architectures (siren, tanh, relu-pe, ...)")
+    p.add_argument("--k", type=float, default=d.k, help="wavenumber (default 20)")
+    p.add_argument("--source-var", type=float, default=d.source_var, help="Gaussian source variance (paper 1e-4)")
+    p.add_argument("--medium", default=d.medium, choices=MEDIA, help="velocity model (circle/square: velocity 2 inclusion)")
+    p.add_argument("--steps", type=int, default=d.steps)
+    p.add_argument("--lr", type=float, default=d.lr, help="Adam learning rate (paper 2e-5)")
+    p.add_argument("--schedule", default=d.schedule, help="constant, cosine or exponential")
+    p.add_argument("--lbfgs-steps", type=int, default=0, help="L-BFGS polish iterations after Adam")
+    p.add_argument("--hidden", type=int, default=d.hidden, help="hidden features (paper 256)")
+    p.add_argument("--layers", type=int, default=d.layers, help="hidden layers (paper 3)")
+    p.add_argument("--omega0", type=float, default=d.first_omega_0, help="SIREN first-layer omega_0")
+    p.add_argument("--points", type=int, default=d.points, help="uniform collocation points per step")
+    p.add_argument("--source-points", type=int, default=d.source_points, help="points near the source per step")
+    p.add_argument("--source-weight", default="auto", help="lambda of the source samples, or 'auto'")
+    p.add_argument("--grid", type=int, default=d.grid_n, help="FD grid nodes per axis")
+    p.add_argument("--eval-every", type=int, default=d.eval_every)
+    p.add_argument("--checkpoint-every", type=int, default=0)
+    p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--out", default="results/helmholtz")
+
+
+def config_from_args(args: argparse.Namespace) -> HelmholtzConfig:
+    sw = args.source_weight if args.source_weight == "auto" else float(args.source_weight)
+    return HelmholtzConfig(
+        k=args.k, source_var=args.source_var, medium=args.medium, hidden=args.hidden, layers=args.layers,
+        first_omega_0=args.omega0, points=args.points, source_points=args.source_points, source_weight=sw,
+        steps=args.steps, lr=args.lr, schedule=args.schedule, lbfgs_steps=args.lbfgs_steps,
+        grid_n=args.grid, eval_every=args.eval_every, seed=args.seed, device=args.device,
+        checkpoint_every=args.checkpoint_every, resume=args.resume,
+    )
+
+
+def main(args: argparse.Namespace) -> int:
+    archs = [a.strip() for a in args.arch.split(",") if a.strip()]
+    cfg = config_from_args(args)
+    res = run(cfg, archs, args.out)
+    print(json.dumps({a: r["metrics"] for a, r in res["results"].items()}, indent=1))
+    return 0
