@@ -172,7 +172,7 @@ def train(
             params += [p for p in getattr(problem, getter)() if all(p is not q for q in params)]
     opt = torch.optim.Adam(params, lr=cfg.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg))
-    gen = torch.Generator(device=device)
+    gen = torch.Generator()  # samplers draw on the CPU; points then move to the device
     gen.manual_seed(cfg.seed)
     history: dict[str, list[float]] = {"step": [], "loss": [], "lr": []}
     start = 0
@@ -182,7 +182,7 @@ def train(
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
-        gen.set_state(state["generator"].cpu() if device.type == "cpu" else state["generator"])
+        gen.set_state(state["generator"].cpu())
         history = {k: list(v) for k, v in state["history"].items()}
         start = int(state["step"])
         for p, v in zip(params[len(list(model.parameters())):], state.get("extra", [])):

@@ -1,0 +1,227 @@
+"""Wave-equation initial value problem, neural vs the leapfrog FD solver.
+
+Supplement §5.4-5.6: ``u_tt = c^2 Δu`` on ``[-1, 1]^2 x [0, T]``,
+``u(0, x)`` a Gaussian of variance 5e-4 scaled to peak 0.02, ``u_t(0, x) =
+0``. The time window of the collocation samples grows linearly from 0 to
+``T`` over ``grow_steps`` (the paper's curriculum). Losses are L1 as in the
+paper; the initial-condition weights play the role of its ``λ1, λ2``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import sympy
+import torch
+from torch import nn
+
+from equations import wave as weq
+from pinnsiren.networks import ARCHITECTURES, build_model
+from pinnsiren.problem import Box, NearPoint, Problem, TimeSlice
+from pinnsiren.symbolic import Field
+from pinnsiren.train import TrainConfig, train
+
+__all__ = ["WaveConfig", "pose", "solve", "run", "frame_mse"]
+
+
+@dataclass
+class WaveConfig:
+    """Settings of one neural wave solve (defaults: CPU-sized).
+
+    The paper: 512 x 3 SIREN, 115 000 points per step, lr 2e-5, time window
+    grown over 100 000 steps (25 h on a Quadro RTX 6000).
+    """
+
+    c: float = 1.0
+    amplitude: float = 0.02
+    var: float = 5e-4
+    t_max: float = 0.4
+    arch: str = "siren"
+    hidden: int = 256
+    layers: int = 3
+    first_omega_0: float = 30.0
+    points: int = 4096
+    initial_points: int = 2048
+    steps: int = 2000
+    grow_fraction: float = 0.8
+    lr: float = 1e-4
+    schedule: str = "constant"
+    weight_initial_value: float = 100.0
+    weight_initial_velocity: float = 10.0
+    frames: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4)
+    grid_n: int = 256
+    eval_every: int = 0
+    seed: int = 0
+    device: str = "cpu"
+    progress: bool = True
+
+    def validate(self) -> None:
+        if self.arch not in ARCHITECTURES:
+            raise ValueError(f"unknown architecture {self.arch!r}; must be one of {list(ARCHITECTURES)}")
+        if not 0 < self.grow_fraction <= 1:
+            raise ValueError(f"grow_fraction must be in (0, 1], got {self.grow_fraction}")
+        if any(t < 0 or t > self.t_max for t in self.frames):
+            raise ValueError(f"frames {self.frames} must lie in [0, t_max={self.t_max}]")
+
+
+def time_window(cfg: WaveConfig):
+    """Curriculum: ``t`` sampled from ``[0, T(step)]``, T growing linearly to ``t_max``."""
+    grow = max(1, int(cfg.grow_fraction * cfg.steps))
+
+    def bounds(step: int):
+        T = cfg.t_max * min(1.0, max(step, 1) / grow)
+        return [(-1.0, 1.0), (-1.0, 1.0), (0.0, T)]
+
+    return bounds
+
+
+def pose(cfg: WaveConfig) -> Problem:
+    x, y, t = sympy.symbols("x y t", real=True)
+    u = Field("u", (x, y, t))
+    f = cfg.amplitude * sympy.exp(-(x**2 + y**2) / (2 * sympy.Float(cfg.var)))
+    terms = weq.wave_constraints(u, c=sympy.Float(cfg.c), f=f,
+                                 weights=(1.0, cfg.weight_initial_value, cfg.weight_initial_velocity))
+    space = [(-1.0, 1.0), (-1.0, 1.0)]
+    slab = [(-1.0, 1.0), (-1.0, 1.0), (0.0, 0.0)]
+    std = 3.0 * math.sqrt(cfg.var)
+    n2 = cfg.initial_points // 2
+    return Problem([u], [x, y, t], [
+        terms["pde"].on(Box(time_window(cfg)), n=cfg.points, norm="l1"),
+        terms["initial_value"].on(TimeSlice(space, 2, 0.0), n=n2, norm="l1"),
+        terms["initial_value"].on(NearPoint((0.0, 0.0, 0.0), std, slab), n=n2, norm="l1",
+                                  name="initial_value_near"),
+        terms["initial_velocity"].on(TimeSlice(space, 2, 0.0), n=n2, norm="l1"),
+        terms["initial_velocity"].on(NearPoint((0.0, 0.0, 0.0), std, slab), n=n2, norm="l1",
+                                     name="initial_velocity_near"),
+    ])
+
+
+def reference_frames(cfg: WaveConfig):
+    from reference import solve_wave
+
+    return solve_wave(cfg.grid_n, list(cfg.frames), c=cfg.c, order=4, amplitude=cfg.amplitude, var=cfg.var)
+
+
+@torch.no_grad()
+def predict_frame(model: nn.Module, X: np.ndarray, Y: np.ndarray, t: float, chunk: int = 32768) -> np.ndarray:
+    p = next(model.parameters())
+    pts = np.stack([X.ravel(), Y.ravel(), np.full(X.size, t)], 1)
+    out = [model(torch.as_tensor(pts[i : i + chunk], dtype=p.dtype, device=p.device))[:, 0].double().cpu().numpy()
+           for i in range(0, len(pts), chunk)]
+    return np.concatenate(out).reshape(X.shape)
+
+
+def frame_mse(model: nn.Module, frames) -> list[float]:
+    """MSE of the network against each FD snapshot, on the FD grid (``|x| <= 1``)."""
+    out = []
+    for fr in frames:
+        X, Y = fr.grid.coords()
+        out.append(float(np.mean((predict_frame(model, X, Y, fr.params["t"]) - fr.values) ** 2)))
+    return out
+
+
+def solve(cfg: WaveConfig, frames=None) -> dict[str, Any]:
+    cfg.validate()
+    frames = frames if frames is not None else reference_frames(cfg)
+    torch.manual_seed(cfg.seed)
+    kwargs = {"first_omega_0": cfg.first_omega_0} if cfg.arch == "siren" else {}
+    model = build_model(cfg.arch, 3, 1, cfg.hidden, cfg.layers, **kwargs)
+    evaluate = (lambda m, s: {"mean_frame_mse": float(np.mean(frame_mse(m, frames)))}) if cfg.eval_every else None
+    res = train(pose(cfg), model, TrainConfig(steps=cfg.steps, lr=cfg.lr, schedule=cfg.schedule, seed=cfg.seed,
+                                              device=cfg.device, eval_every=cfg.eval_every,
+                                              progress=cfg.progress), evaluate=evaluate)
+    model = res.model.cpu()
+    mses = frame_mse(model, frames)
+    metrics = {f"mse_t{t:g}": v for t, v in zip(cfg.frames, mses)}
+    metrics.update(mean_frame_mse=float(np.mean(mses)), seconds=res.seconds)
+    return dict(model=model, metrics=metrics, history=res.history, frame_mse=mses, config=asdict(cfg))
+
+
+def plot_figure(results: dict[str, dict[str, Any]], frames, path: str | Path) -> Path:
+    """Supplement Fig. 5 layout: rows FD then each network, columns the frame times, MSE per panel."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [("FD (leapfrog)", None)] + [(a, r) for a, r in results.items()]
+    fig, axes = plt.subplots(len(rows), len(frames), figsize=(2.4 * len(frames), 2.5 * len(rows)), squeeze=False)
+    v = 0.5 * max(float(np.abs(fr.values).max()) for fr in frames[1:]) if len(frames) > 1 else 0.02
+    for j, fr in enumerate(frames):
+        X, Y = fr.grid.coords()
+        t = fr.params["t"]
+        for i, (name, r) in enumerate(rows):
+            img = fr.values if r is None else predict_frame(r["model"], X, Y, t)
+            ax = axes[i, j]
+            ax.imshow(img.T, origin="lower", extent=(-1, 1, -1, 1), cmap="RdBu_r", vmin=-v, vmax=v)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            title = f"t = {t:.2f}" if r is None else f"MSE {r['frame_mse'][j]:.1e}"
+            ax.set_title(title, fontsize=8)
+            if j == 0:
+                ax.set_ylabel(name)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def run(cfg: WaveConfig, archs: Sequence[str], out: str | Path) -> dict[str, Any]:
+    from pinnsiren.io import write_result
+
+    out = Path(out)
+    t0 = time.perf_counter()
+    frames = reference_frames(cfg)
+    print(f"FD reference: {cfg.grid_n}^2 nodes, 4th order, {time.perf_counter() - t0:.1f} s")
+    results = {}
+    for a in archs:
+        results[a] = solve(WaveConfig(**{**asdict(cfg), "arch": a}), frames)
+        m = results[a]["frame_mse"]
+        print(f"{a:>8s}: MSE per frame " + ", ".join(f"t={t:g}: {v:.2e}" for t, v in zip(cfg.frames, m)))
+    fields = {f"fd_t{fr.params['t']:g}": fr.values for fr in frames}
+    for a, r in results.items():
+        for fr in frames:
+            X, Y = fr.grid.coords()
+            fields[f"{a}_t{fr.params['t']:g}"] = predict_frame(r["model"], X, Y, fr.params["t"])
+    h5 = write_result(out / "wave.h5", kind="wave", config=dict(cfg=asdict(cfg), archs=list(archs)),
+                      metrics={f"{k}_{a}": v for a, r in results.items() for k, v in r["metrics"].items()},
+                      history={f"{a}/{k}": np.asarray(v) for a, r in results.items() for k, v in r["history"].items()},
+                      fields=fields, models={a: r["model"] for a, r in results.items()})
+    png = plot_figure(results, frames, out / "wave.png")
+    print(f"wrote {h5} and {png}")
+    return dict(results=results, frames=frames, h5=h5, png=png)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    d = WaveConfig()
+    p.add_argument("--arch", default="siren", help="comma-separated architectures (siren, tanh, ...)")
+    p.add_argument("--steps", type=int, default=d.steps)
+    p.add_argument("--lr", type=float, default=d.lr, help="Adam learning rate (paper 2e-5)")
+    p.add_argument("--hidden", type=int, default=d.hidden, help="hidden features (paper 512)")
+    p.add_argument("--layers", type=int, default=d.layers)
+    p.add_argument("--points", type=int, default=d.points, help="collocation points per step (paper 115000)")
+    p.add_argument("--t-max", type=float, default=d.t_max)
+    p.add_argument("--grid", type=int, default=d.grid_n, help="FD grid nodes per axis")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--out", default="results/wave")
+
+
+def main(args: argparse.Namespace) -> int:
+    archs = [a.strip() for a in args.arch.split(",") if a.strip()]
+    t_max = args.t_max
+    frames = tuple(round(t_max * i / 4, 6) for i in range(5))
+    cfg = WaveConfig(steps=args.steps, lr=args.lr, hidden=args.hidden, layers=args.layers, points=args.points,
+                     t_max=t_max, frames=frames, grid_n=args.grid, seed=args.seed, device=args.device)
+    res = run(cfg, archs, args.out)
+    print(json.dumps({a: r["metrics"] for a, r in res["results"].items()}, indent=1))
+    return 0
