@@ -52,7 +52,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--skip-neural", action="store_true", help="run only the two reference methods")
     p.add_argument("--no-figure", action="store_true", help="do not draw fwi.png")
     p.add_argument("--device", default="cpu", help="cpu or cuda (neural stage)")
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: leave as is)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch CPU threads (default 1: small batches on a shared CPU run ~20x slower with more)")
 
 
 def _settings(args: argparse.Namespace) -> dict[str, Any]:
