@@ -38,7 +38,7 @@ def _grid_points(idx: np.ndarray, res: int) -> np.ndarray:
 
 def evaluate_grid(
     model: nn.Module, res: int, dim: int = 3, chunk: int = 65536, sparse: bool | None = None,
-    block: int = 8, safety: float = 2.0,
+    block: int = 4, safety: float = 1.5,
 ) -> tuple[np.ndarray, dict]:
     """Network values on the ``res^dim`` node grid of ``[-1, 1]^dim`` (float32, ``indexing="ij"``).
 
