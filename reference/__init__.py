@@ -5,7 +5,7 @@ Public API
 Grids:      Grid, GridField
 Helmholtz:  HelmholtzOperator, solve_helmholtz, gaussian_source, pml_profile, OPTIMAL_WEIGHTS
 Wave:       solve_wave, cfl_limit, gaussian_pulse
-Poisson:    solve_poisson_dirichlet, solve_poisson_neumann
+Poisson:    solve_poisson_dirichlet, solve_poisson_neumann, solve_diffusion_dirichlet (div(a grad u) = f)
 Images:     sobel_gradient, reconstruct_from_gradient, discrete_laplacian, reconstruct_from_laplacian, psnr
 Analytic:   reference.analytic (Green's functions, Gaussian pulse, SDFs, manufactured solutions)
 Linear alg: SparseLU, nested_dissection
@@ -18,12 +18,12 @@ from .helmholtz import HelmholtzOperator, gaussian_source, pml_profile, solve_he
 from .image import discrete_laplacian, psnr, reconstruct_from_gradient, reconstruct_from_laplacian, sobel_gradient
 from .ninepoint import OPTIMAL_WEIGHTS
 from .ordering import nested_dissection
-from .poisson import solve_poisson_dirichlet, solve_poisson_neumann
+from .poisson import solve_diffusion_dirichlet, solve_poisson_dirichlet, solve_poisson_neumann
 from .wave import cfl_limit, gaussian_pulse, solve_wave
 
 __all__ = [
     "Grid", "GridField", "HelmholtzOperator", "solve_helmholtz", "gaussian_source", "pml_profile",
     "OPTIMAL_WEIGHTS", "solve_wave", "cfl_limit", "gaussian_pulse", "solve_poisson_dirichlet",
-    "solve_poisson_neumann", "sobel_gradient", "reconstruct_from_gradient", "discrete_laplacian",
-    "reconstruct_from_laplacian", "psnr", "analytic", "SparseLU", "nested_dissection",
+    "solve_poisson_neumann", "solve_diffusion_dirichlet", "sobel_gradient", "reconstruct_from_gradient",
+    "discrete_laplacian", "reconstruct_from_laplacian", "psnr", "analytic", "SparseLU", "nested_dissection",
 ]
