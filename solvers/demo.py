@@ -1,21 +1,48 @@
-"""``pinnsiren demo``: the main job in a few minutes on a CPU."""
+"""``pinnsiren demo``: the main job — a neural Helmholtz-with-PML solve
+compared with the finite-difference solver — sized for a 2-core CPU.
+
+The paper's problem is k = 20 with a Gaussian source of variance 1e-4,
+trained for 50 000 steps on a GPU. On a CPU budget the narrow source is what
+stalls training (docs/benchmarks.md), so the demo keeps k = 20 and widens the
+source to variance 1e-3; the FD reference uses the same source, so the
+comparison is like for like. ``pinnsiren solve helmholtz`` runs any setting.
+"""
 
 from __future__ import annotations
 
 import argparse
 
-__all__ = ["add_arguments", "main"]
+__all__ = ["DEMO", "add_arguments", "main"]
+
+#: the demo's settings (overridable by flags)
+DEMO = dict(k=20.0, source_var=1e-3, hidden=128, layers=3, points=2048, source_points=256,
+            steps=3000, lr=1e-4, schedule="cosine", grid_n=256, eval_every=250)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="results/demo", help="output folder (default results/demo)")
-    p.add_argument("--steps", type=int, default=300, help="training steps (default 300)")
+    p.add_argument("--steps", type=int, default=DEMO["steps"], help=f"training steps (default {DEMO['steps']})")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
 
 
 def main(args: argparse.Namespace) -> int:
-    from solvers.image_fit import run
+    import torch
 
-    print("pinnsiren demo: fitting the 128x128 cameraman with a SIREN and a ReLU MLP")
-    run(None, ["siren", "relu"], args.steps, 1e-4, 128, args.out, device=args.device)
+    from solvers.helmholtz import HelmholtzConfig, run
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    cfg = HelmholtzConfig(**{**DEMO, "steps": args.steps}, device=args.device)
+    print(
+        "pinnsiren demo: Helmholtz with PML on [-1, 1]^2, k = 20, Gaussian point source at the centre.\n"
+        f"  SIREN {cfg.hidden} x {cfg.layers}, {cfg.points} + {cfg.source_points} points per step, "
+        f"{cfg.steps} Adam steps, compared with the 9-point FD solution on {cfg.grid_n}^2 nodes.\n"
+        "  Note: the source variance is 1e-3, not the paper's 1e-4 — the narrow source needs a GPU-length\n"
+        "  run (pinnsiren solve helmholtz --source-var 1e-4 ...); the FD reference uses the same source."
+    )
+    res = run(cfg, ["siren"], args.out, name="helmholtz")
+    m = res["results"]["siren"]["metrics"]
+    print(f"\nrelative L2 error vs FD on |x| < 0.5: {m['rel_l2']:.4f} "
+          f"({m['rel_l2_far']:.4f} outside r < 0.1 around the source)")
     return 0

@@ -69,7 +69,12 @@ class NeuralFWIConfig:
     batch: int = 1000
     lambda_data: float = 10.0
     slowness_weight: float = 1.0
-    source_weight: float = 1.0
+    source_weight: float | str = 1.0
+    m_param: str = "official"
+    m_bounds: tuple[float, float] = (1 / 9, 4.0)
+    slowness_weight_fwi: float = 0.0
+    schedule: str = "constant"
+    fwi_lr: float | None = None
     seed: int = 0
     device: str = "cpu"
 
@@ -88,24 +93,45 @@ class SourceCloud(Region):
         return x.clamp(-1.0, 1.0), {}
 
 
-def _symbols(n_sources: int) -> tuple[tuple[sympy.Symbol, sympy.Symbol], list[sympy.Expr], sympy.Expr, sympy.Expr]:
+M_PARAMS = ("official", "bounded", "clamp")
+
+
+def _inner_m(q: sympy.Expr, param: str, bounds: tuple[float, float]) -> sympy.Expr:
+    """Squared slowness inside ``|x|_inf <= 0.75`` from the raw output ``q`` (``q = 0`` gives ``m = 1``)."""
+    lo, hi = (sympy.Float(b) for b in bounds)
+    if param == "official":
+        return 1 + sympy.Max(q, sympy.Float(-0.999))
+    if param == "clamp":
+        return sympy.Min(sympy.Max(1 + q, lo), hi)
+    if param == "bounded":
+        b0 = sympy.Float(float(np.log((1 - bounds[0]) / (bounds[1] - 1))))  # sigmoid(b0) = (1 - lo) / (hi - lo)
+        return lo + (hi - lo) / (1 + sympy.exp(-(q + b0)))
+    raise ValueError(f"m_param must be one of {M_PARAMS}, got {param!r}")
+
+
+def _symbols(n_sources: int, param: str = "official", bounds: tuple[float, float] = (1 / 9, 4.0)
+             ) -> tuple[tuple[sympy.Symbol, sympy.Symbol], list[sympy.Expr], sympy.Expr, sympy.Expr]:
     x, y = sympy.symbols("x y", real=True)
     us = [Field(f"u{i + 1}", (x, y), complex=True) for i in range(n_sources)]
     q = Field("q", (x, y))  # the learnable real field (raw network output)
     inside = sympy.And(sympy.Abs(x) <= sympy.Rational(3, 4), sympy.Abs(y) <= sympy.Rational(3, 4))
-    m = sympy.Piecewise((1 + sympy.Max(q, sympy.Float(-0.999)), inside), (1, True))
+    m = sympy.Piecewise((_inner_m(q, param, bounds), inside), (1, True))
     return (x, y), us, q, m
 
 
-def build_problems(acq: Any, d: np.ndarray, cfg: NeuralFWIConfig) -> tuple[Problem, Problem, Callable]:
+def build_problems(acq: Any, d: np.ndarray, cfg: NeuralFWIConfig, source_weight: float | None = None
+                   ) -> tuple[Problem, Problem, Callable]:
     """The stage-1 (pretraining) and stage-2 (FWI) problems, and ``m(model, x)``.
 
     Parameters
     ----------
     acq : reference.fwi.Acquisition
     d : ndarray (nr, ns), complex — receiver data.
+    source_weight : float, optional
+        Overrides ``cfg.source_weight`` (used to resolve ``"auto"``).
     """
-    (x, y), us, q, m = _symbols(acq.n_sources)
+    source_weight = cfg.source_weight if source_weight is None else source_weight
+    (x, y), us, q, m = _symbols(acq.n_sources, cfg.m_param, tuple(cfg.m_bounds))
     k = acq.k
     s2 = sympy.Float(acq.source_var)
     a0, L = acq.a0, sympy.Float(acq.pml_width)
@@ -119,25 +145,42 @@ def build_problems(acq: Any, d: np.ndarray, cfg: NeuralFWIConfig) -> tuple[Probl
     cloud = SourceCloud(acq.sources, 4 * float(np.sqrt(acq.source_var)))
     n_src = max(cfg.batch // 2, 1)
 
-    def pde_terms(model_m: Any) -> list[Constraint]:
+    def pde_terms(model_m: Any, src_w: float) -> list[Constraint]:
         r = residuals(model_m)
         return [Constraint(r, name="pde", norm="l1").on(box, n=cfg.batch),
-                Constraint(r, name="pde_src", norm="l1", weight=cfg.source_weight).on(cloud, n=n_src)]
+                Constraint(r, name="pde_src", norm="l1", weight=src_w).on(cloud, n=n_src)]
 
     fields = us + [q]
-    pre = Problem(fields, (x, y), pde_terms(1) + [
+    src_w = 1.0 if isinstance(source_weight, str) else float(source_weight)
+    pre = Problem(fields, (x, y), pde_terms(1, src_w) + [
         Constraint(m - 1, name="slowness", norm="l1", weight=cfg.slowness_weight).on(box, n=cfg.batch)])
     data_names = {f"d{i + 1}": d[:, i] for i in range(acq.n_sources)}
     dsyms = [coefficient(nm, (x, y)) for nm in data_names]
     data_res = [u - ds for u, ds in zip(us, dsyms)]
-    fwi = Problem(fields, (x, y), pde_terms(m) + [
-        Constraint(data_res, name="data", norm="l1", weight=cfg.lambda_data).on(PointSet(acq.receivers, data_names))])
+    extra = [Constraint(m - 1, name="slowness", norm="l1", weight=cfg.slowness_weight_fwi).on(box, n=cfg.batch)] \
+        if cfg.slowness_weight_fwi > 0 else []
+    fwi = Problem(fields, (x, y), pde_terms(m, src_w) + [
+        Constraint(data_res, name="data", norm="l1", weight=cfg.lambda_data).on(PointSet(acq.receivers, data_names))]
+        + extra)
     m_of = Problem(fields, (x, y), [Constraint(m, name="m").on(box, n=1)])
 
     def m_fn(model: torch.nn.Module, pts: torch.Tensor) -> torch.Tensor:
         return m_of.residual("m", model, pts).real
 
     return pre, fwi, m_fn
+
+
+def _auto_weight(acq: Any, d: np.ndarray, cfg: NeuralFWIConfig, model: torch.nn.Module) -> float:
+    """Source-sample weight that makes ``pde_src`` start equal to ``pde`` (as ``solvers.helmholtz``)."""
+    pre, _, _ = build_problems(acq, d, cfg, 1.0)
+    g = torch.Generator().manual_seed(cfg.seed + 1)
+    tot = {"pde": 0.0, "pde_src": 0.0}
+    with torch.no_grad():
+        for _ in range(4):
+            for k, v in pre.losses(model, 0, g).items():
+                if k in tot:
+                    tot[k] += float(v)
+    return tot["pde"] / max(tot["pde_src"], 1e-30)
 
 
 @dataclass
@@ -174,7 +217,9 @@ def evaluate_model(model: torch.nn.Module, m_fn: Callable, grid_xy: tuple[np.nda
 
 def neural_fwi(acq: Any, d: np.ndarray, cfg: NeuralFWIConfig | None = None,
                evaluate: Callable[[torch.nn.Module, int], dict[str, float]] | None = None,
-               eval_every: int = 0, progress: bool = True) -> NeuralFWIResult:
+               eval_every: int = 0, progress: bool = True,
+               pretrain_evaluate: Callable[[torch.nn.Module, int], dict[str, float]] | None = None,
+               pretrain_eval_every: int = 0) -> NeuralFWIResult:
     """Pretrain on the uniform model, then run penalty-method FWI; both with :func:`pinnsiren.train.train`.
 
     ``evaluate(model, step)`` (optional) is called every ``eval_every`` steps of stage 2.
@@ -182,13 +227,16 @@ def neural_fwi(acq: Any, d: np.ndarray, cfg: NeuralFWIConfig | None = None,
     cfg = cfg or NeuralFWIConfig()
     torch.manual_seed(cfg.seed)
     model = Siren(2, 2 * acq.n_sources + 1, cfg.hidden_features, cfg.hidden_layers)
-    pre, fwi, m_fn = build_problems(acq, d, cfg)
     t0 = time.perf_counter()
-    r1 = train(pre, model, TrainConfig(steps=cfg.pretrain_steps, lr=cfg.lr, seed=cfg.seed, device=cfg.device,
-                                       log_every=10, progress=progress))
+    lam = _auto_weight(acq, d, cfg, model) if cfg.source_weight == "auto" else float(cfg.source_weight)
+    pre, fwi, m_fn = build_problems(acq, d, cfg, lam)
+    r1 = train(pre, model, TrainConfig(steps=cfg.pretrain_steps, lr=cfg.lr, schedule=cfg.schedule, seed=cfg.seed,
+                                       device=cfg.device, log_every=10, eval_every=pretrain_eval_every,
+                                       progress=progress), evaluate=pretrain_evaluate)
     t1 = time.perf_counter()
-    r2 = train(fwi, r1.model, TrainConfig(steps=cfg.fwi_steps, lr=cfg.lr, seed=cfg.seed + 1, device=cfg.device,
-                                          log_every=10, eval_every=eval_every, progress=progress),
+    r2 = train(fwi, r1.model, TrainConfig(steps=cfg.fwi_steps, lr=cfg.fwi_lr or cfg.lr, schedule=cfg.schedule,
+                                          seed=cfg.seed + 1, device=cfg.device, log_every=10,
+                                          eval_every=eval_every, progress=progress),
                evaluate=evaluate)
     t2 = time.perf_counter()
     return NeuralFWIResult(model=r2.model, m_fn=m_fn, history_pretrain=r1.history, history_fwi=r2.history,
