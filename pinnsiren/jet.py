@@ -206,6 +206,7 @@ class _Plan:
         self.dirs = sorted(dirs)
         self.pairs = sorted(pairs)
         self.K, self.P = len(self.dirs), len(self.pairs)
+        self.diagonal = all(k == l for k, l in self.pairs)
         pos = {k: i for i, k in enumerate(self.dirs)}
         self.pa = torch.tensor([pos[k] for k, _ in self.pairs], dtype=torch.long)
         self.pb = torch.tensor([pos[l] for _, l in self.pairs], dtype=torch.long)
@@ -226,26 +227,28 @@ def _activate(S: torch.Tensor, plan: _Plan, act: Callable) -> torch.Tensor:
     """Apply an elementwise activation to a stacked jet ``S`` of shape (T, N, H)."""
     K = plan.K
     v, d1, d2 = act(S[0])
-    parts = [v[None]]
-    if K:
+    if not K:
+        return v[None]
+    # one product for all tangent slots: dh_k = s' dz_k, d2h_kl = s' d2z_kl + ...
+    out = d1[None] * S[1:]
+    if plan.P and d2 is not None:
         dz = S[1 : 1 + K]
-        parts.append(d1[None] * dz)
-        if plan.P:
-            d2z = S[1 + K :]
-            h2 = d1[None] * d2z
-            if d2 is not None:
-                h2 = h2 + d2[None] * dz[plan.pa] * dz[plan.pb]
-            parts.append(h2)
-    return torch.cat(parts, 0)
+        if plan.diagonal:
+            corr = d2[None] * (dz * dz if plan.P == K else dz[plan.pa] ** 2)
+        else:
+            corr = d2[None] * dz[plan.pa] * dz[plan.pb]
+        # the product's result is not saved for backward, so in-place is safe
+        out[K:] += corr
+    return torch.cat([v[None], out], 0)
 
 
 def _linear(S: torch.Tensor, layer: nn.Linear, scale: float = 1.0) -> torch.Tensor:
     W = layer.weight if scale == 1.0 else layer.weight * scale
-    Z = torch.matmul(S, W.t())
     b = layer.bias if scale == 1.0 else layer.bias * scale
-    bias = torch.zeros((Z.shape[0], 1, Z.shape[2]), dtype=Z.dtype, device=Z.device)
-    bias = torch.cat([b.reshape(1, 1, -1), bias[1:]], 0)
-    return Z + bias
+    T, N, H = S.shape
+    Z = torch.matmul(S.reshape(T * N, H), W.t()).reshape(T, N, -1)
+    Z[0] += b  # the bias enters the value slot only
+    return Z
 
 
 def _input_jet(x: torch.Tensor, plan: _Plan) -> torch.Tensor:
