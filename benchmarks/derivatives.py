@@ -190,7 +190,8 @@ def _child(problem, method, width, layers, n):
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     step(model, x, fns[method])
     after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"peak_rss_increase_mb": (after - before) / 1024}))
+    print(json.dumps({"peak_rss_increase_mb": (after - before) / 1024, "rss_before_mb": before / 1024,
+                      "rss_after_mb": after / 1024}))
 
 
 def peak_memory(problem, method, width, layers, n):
@@ -199,7 +200,9 @@ def peak_memory(problem, method, width, layers, n):
          "--layers", str(layers), "--points", str(n)],
         capture_output=True, text=True, check=True,
     )
-    return json.loads(out.stdout.strip().splitlines()[-1])["peak_rss_increase_mb"]
+    rec = json.loads(out.stdout.strip().splitlines()[-1])
+    print(f"  memory {problem}/{method}: {rec}", file=sys.stderr)
+    return rec["peak_rss_increase_mb"]
 
 
 def main(argv=None):
@@ -235,6 +238,7 @@ def main(argv=None):
                 step(model, x, fns[m])
                 times[m].append(time.perf_counter() - t0)
         med = {m: statistics.median(v) for m, v in times.items()}
+        print(f"{problem}: median step seconds {med}", file=sys.stderr)
         entry = {
             "median_s": med,
             "speedup_vs_autograd": {m: med["autograd"] / med[m] for m in METHODS},
