@@ -26,6 +26,8 @@ QUICK = dict(n=81, admm_iters=20, adjoint_iters=30, pretrain_steps=800, fwi_step
              batch=500)
 FULL = dict(n=101, admm_iters=30, adjoint_iters=50, pretrain_steps=20000, fwi_steps=10000, hidden=256, layers=4,
             batch=3000)
+#: neural-FWI levers (deviations from the official code are documented in docs/fwi.md)
+NEURAL_DEFAULTS = dict(m_param="bounded", slowness_weight_fwi=0.0, source_weight=1.0)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -49,6 +51,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch", type=int, default=None, help="collocation points per step")
     p.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (default 1e-4)")
     p.add_argument("--lambda-data", type=float, default=10.0, help="weight of the receiver misfit (default 10)")
+    p.add_argument("--m-param", default=None, choices=("bounded", "clamp", "official"),
+                   help="neural squared-slowness parametrisation (default bounded: m in the ADMM bounds via a sigmoid; "
+                        "official: 1 + max(q, -0.999))")
+    p.add_argument("--slowness-weight-fwi", type=float, default=None,
+                   help="weight of ||m - 1||_1 kept in neural stage 2")
+    p.add_argument("--source-weight", default=None, help="weight of the near-source residual samples (number or auto)")
     p.add_argument("--skip-neural", action="store_true", help="run only the two reference methods")
     p.add_argument("--no-figure", action="store_true", help="do not draw fwi.png")
     p.add_argument("--device", default="cpu", help="cpu or cuda (neural stage)")
@@ -62,6 +70,11 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
     s["n_data"] = args.n_data or 2 * s["n"] - 1
     for k in ("model", "snr", "seed", "lam_rel", "tv", "lr", "lambda_data", "skip_neural", "device", "quick"):
         s[k] = getattr(args, k)
+    for k, v in NEURAL_DEFAULTS.items():
+        a = getattr(args, k, None)
+        s[k] = v if a is None else a
+    if s["source_weight"] != "auto":
+        s["source_weight"] = float(s["source_weight"])
     if s["n"] < 21 or s["n_data"] < s["n"]:
         raise ValueError(f"fwi: need n >= 21 and n_data >= n, got n={s['n']}, n_data={s['n_data']}")
     return s
@@ -102,7 +115,10 @@ def run_fwi(s: dict[str, Any], progress: bool = True) -> dict[str, Any]:
 
         cfg = NeuralFWIConfig(hidden_features=s["hidden"], hidden_layers=s["layers"],
                               pretrain_steps=s["pretrain_steps"], fwi_steps=s["fwi_steps"], lr=s["lr"],
-                              batch=s["batch"], lambda_data=s["lambda_data"], seed=s["seed"], device=s["device"])
+                              batch=s["batch"], lambda_data=s["lambda_data"], seed=s["seed"], device=s["device"],
+                              m_param=s.get("m_param", "bounded"), m_bounds=pb.m_bounds,
+                              slowness_weight_fwi=s.get("slowness_weight_fwi", 0.0),
+                              source_weight=s.get("source_weight", 1.0))
         rn = neural_fwi(acq, obs.d, cfg, progress=progress)
         m_nn, waves_nn = evaluate_model(rn.model, rn.m_fn, (X, Y), acq.n_sources)
         m_nn = np.clip(m_nn, *pb.m_bounds)

@@ -19,7 +19,7 @@ def test_neural_slowness_parametrisation(tiny_data):
     from solvers.fwi_neural import NeuralFWIConfig, build_problems
 
     acq, obs = tiny_data
-    _, _, m_fn = build_problems(acq, obs.d, NeuralFWIConfig())
+    _, _, m_fn = build_problems(acq, obs.d, NeuralFWIConfig(m_param="official"))
 
     class Const(torch.nn.Module):
         def __init__(self, q):
@@ -35,6 +35,50 @@ def test_neural_slowness_parametrisation(tiny_data):
     pts = torch.tensor([[0.0, 0.0], [0.7, -0.7], [0.8, 0.0], [0.0, -0.95]], dtype=torch.float32)
     np.testing.assert_allclose(m_fn(Const(0.5), pts).detach().numpy(), [1.5, 1.5, 1.0, 1.0], atol=1e-6)
     np.testing.assert_allclose(m_fn(Const(-5.0), pts).detach().numpy(), [0.001, 0.001, 1.0, 1.0], atol=1e-6)
+
+
+class _ConstQ(torch.nn.Module):
+    """11 channels, all zero except the raw slowness output ``q``."""
+
+    def __init__(self, q):
+        super().__init__()
+        self.q = q
+        self.lin = torch.nn.Linear(2, 11)
+
+    def forward(self, x):
+        out = torch.zeros(x.shape[0], 11, dtype=x.dtype) + 0 * self.lin(x)
+        out[:, 10] = self.q
+        return out
+
+
+@pytest.mark.parametrize("param", ["bounded", "clamp"])
+def test_neural_bounded_slowness(tiny_data, param):
+    """Bounded parametrisations: q = 0 gives m = 1, and m stays in the ADMM bounds [1/9, 4]; 1 outside."""
+    from solvers.fwi_neural import NeuralFWIConfig, build_problems
+
+    acq, obs = tiny_data
+    _, _, m_fn = build_problems(acq, obs.d, NeuralFWIConfig(m_param=param))
+    pts = torch.tensor([[0.0, 0.0], [0.7, -0.7], [0.8, 0.0], [0.0, -0.95]], dtype=torch.float32)
+    for q, inner in [(0.0, 1.0), (50.0, 4.0), (-50.0, 1 / 9)]:
+        np.testing.assert_allclose(m_fn(_ConstQ(q), pts).detach().numpy(), [inner, inner, 1.0, 1.0], atol=1e-5)
+    with pytest.raises(ValueError, match="m_param"):
+        build_problems(acq, obs.d, NeuralFWIConfig(m_param="nope"))
+
+
+def test_neural_stage2_slowness_term_and_auto_weight(tiny_data):
+    """slowness_weight_fwi > 0 keeps ||m - 1||_1 in stage 2; source_weight='auto' balances pde_src with pde."""
+    from pinnsiren import Siren
+    from solvers.fwi_neural import NeuralFWIConfig, _auto_weight, build_problems
+
+    acq, obs = tiny_data
+    cfg = NeuralFWIConfig(batch=64, slowness_weight_fwi=0.1, source_weight="auto")
+    torch.manual_seed(0)
+    model = Siren(2, 11, 32, 2)
+    lam = _auto_weight(acq, obs.d, cfg, model)
+    assert np.isfinite(lam) and lam > 0
+    _, fwi, _ = build_problems(acq, obs.d, cfg, lam)
+    lf = fwi.losses(model, 0, torch.Generator().manual_seed(0))
+    assert set(lf) == {"pde", "pde_src", "data", "slowness"}
 
 
 def test_neural_losses_names_and_data_term(tiny_data):
