@@ -12,9 +12,12 @@ Methods, timed in the same process with interleaved repetitions (median):
 * ``torch_func`` - ``vmap(jacfwd(jacrev(f)))`` (torch.func) for the Hessian.
 
 Peak memory: each (problem, method) runs once more in a fresh subprocess
-which records ``ru_maxrss`` after building the model and points and after
-one step; the increase is the extra resident memory the step needed (torch's
-CPU allocator returns large blocks to the OS, so this is the step's peak).
+which reads its resident-set high-water mark (``VmHWM``) after building the
+model and points and again after one step; the increase is the peak extra
+resident memory of the step (forward, residual, loss, backward). torch's CPU
+allocator uses malloc, which maps large blocks fresh, so this sees the peak
+of the tensors alive at once; it includes allocator slack, the same for
+every method.
 
 Prints JSON. ``--quick`` uses tiny sizes (smoke test).
 """
@@ -187,11 +190,27 @@ def check_agreement(problem, width, layers, n):
 def _child(problem, method, width, layers, n):
     torch.set_num_threads(2)
     model, x, fns, _ = make(problem, width, layers, n)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    before = _hwm_kb()
     step(model, x, fns[method])
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    after = _hwm_kb()
     print(json.dumps({"peak_rss_increase_mb": (after - before) / 1024, "rss_before_mb": before / 1024,
                       "rss_after_mb": after / 1024}))
+
+
+def _hwm_kb() -> int:
+    """Peak resident set size of this process (VmHWM, kB).
+
+    ``ru_maxrss`` is not used: Linux carries the parent's high-water mark
+    into a forked child, so it would report the benchmark parent's peak.
+    """
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 def peak_memory(problem, method, width, layers, n):
@@ -214,6 +233,7 @@ def main(argv=None):
     ap.add_argument("--reps", type=int, default=7)
     ap.add_argument("--problems", default=",".join(PROBLEMS))
     ap.add_argument("--no-memory", action="store_true")
+    ap.add_argument("--memory-only", action="store_true", help="skip timings, measure peak memory only")
     ap.add_argument("--child", nargs=2, metavar=("PROBLEM", "METHOD"), help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.quick:
@@ -227,6 +247,12 @@ def main(argv=None):
                    "machine": platform.processor() or platform.machine()},
         "problems": {},
     }
+    if a.memory_only:
+        for problem in a.problems.split(","):
+            result["problems"][problem] = {"peak_rss_increase_mb": {
+                m: peak_memory(problem, m, a.width, a.layers, a.points) for m in METHODS}}
+        print(json.dumps(result, indent=1))
+        return result
     for problem in a.problems.split(","):
         model, x, fns, compiled = make(problem, a.width, a.layers, a.points)
         times = {m: [] for m in METHODS}
