@@ -1,0 +1,7 @@
+"""``python -m pinnsiren`` = the ``pinnsiren`` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
