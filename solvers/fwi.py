@@ -27,7 +27,7 @@ QUICK = dict(n=81, admm_iters=20, adjoint_iters=30, pretrain_steps=800, fwi_step
 FULL = dict(n=101, admm_iters=30, adjoint_iters=50, pretrain_steps=20000, fwi_steps=10000, hidden=256, layers=4,
             batch=3000)
 #: neural-FWI levers (deviations from the official code are documented in docs/fwi.md)
-NEURAL_DEFAULTS = dict(m_param="bounded", slowness_weight_fwi=0.0, source_weight=1.0)
+NEURAL_DEFAULTS = dict(m_param="bounded", slowness_weight_fwi=0.1, source_weight=1.0)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -3,9 +3,15 @@
 One SIREN maps ``(x, y)`` to 11 channels: 5 complex wavefields ``u_1..u_5``
 (one per source) and one real raw slowness output ``q``, declared through the
 SymPy spec as 5 complex :func:`pinnsiren.Field` s and 1 real (learnable) field.
-The squared slowness is, as in the official code,
+The squared slowness is ``m = m_in(q)`` where ``|x|_inf <= 0.75`` and ``m = 1``
+elsewhere, with ``m_in`` chosen by ``NeuralFWIConfig.m_param``:
 
-    m = 1 + max(q, -0.999)   where |x|_inf <= 0.75,    m = 1 elsewhere.
+* ``"bounded"`` (default; a deviation from the official code):
+  ``m_lo + (m_hi - m_lo) sigmoid(q + b0)`` with the reference methods' bounds
+  ``[1/9, 4]`` (velocity in ``[0.5, 3]``) and ``b0`` such that ``q = 0`` gives ``m = 1``;
+* ``"clamp"``: ``min(max(1 + q, m_lo), m_hi)``;
+* ``"official"``: ``1 + max(q, -0.999)`` (the official code; lets ``m -> 0.001``,
+  where the PDE degenerates and, at CPU scale, stage 2 collapses).
 
 Losses (every term an L1 mean, as in the paper):
 
@@ -17,7 +23,10 @@ Losses (every term an L1 mean, as in the paper):
 * stage 1 (pretraining, uniform model): ``pde`` and ``pde_src`` with ``m = 1``,
   plus ``slowness``: ``||m - 1||_1`` weight ``slowness_weight``;
 * stage 2 (FWI, penalty method): ``pde`` and ``pde_src`` with the learned ``m``,
-  plus ``data``: ``lambda_data * sum_s |u_s - d_s|`` at the receivers.
+  plus ``data``: ``lambda_data * sum_s |u_s - d_s|`` at the receivers, plus
+  (default; the paper drops it) ``slowness`` with weight ``slowness_weight_fwi``.
+
+See docs/benchmarks-fwi.md for what each of these levers does at CPU scale.
 """
 
 from __future__ import annotations
@@ -56,8 +65,19 @@ class NeuralFWIConfig:
         Weight of the receiver misfit in stage 2.
     slowness_weight : float
         Weight of ``||m - 1||_1`` in stage 1.
-    source_weight : float
-        Weight of the near-source residual samples.
+    source_weight : float or "auto"
+        Weight of the near-source residual samples; ``"auto"`` makes ``pde_src``
+        start equal to ``pde`` (measured on the initial network).
+    m_param : {"bounded", "clamp", "official"}
+        Squared-slowness parametrisation (see the module docstring).
+    m_bounds : (float, float)
+        ``(m_lo, m_hi)`` for ``bounded``/``clamp`` (default: velocity in [0.5, 3]).
+    slowness_weight_fwi : float
+        Weight of ``||m - 1||_1`` kept in stage 2 (0 = the paper's loss).
+    schedule : str
+        Learning-rate schedule of both stages (``pinnsiren.train``).
+    fwi_lr : float or None
+        Stage-2 learning rate (default ``lr``).
     seed : int; device : str
     """
 
@@ -70,9 +90,9 @@ class NeuralFWIConfig:
     lambda_data: float = 10.0
     slowness_weight: float = 1.0
     source_weight: float | str = 1.0
-    m_param: str = "official"
+    m_param: str = "bounded"
     m_bounds: tuple[float, float] = (1 / 9, 4.0)
-    slowness_weight_fwi: float = 0.0
+    slowness_weight_fwi: float = 0.1
     schedule: str = "constant"
     fwi_lr: float | None = None
     seed: int = 0

@@ -87,7 +87,7 @@ def test_neural_losses_names_and_data_term(tiny_data):
     from solvers.fwi_neural import NeuralFWIConfig, build_problems
 
     acq, obs = tiny_data
-    pre, fwi, _ = build_problems(acq, obs.d, NeuralFWIConfig(batch=64))
+    pre, fwi, _ = build_problems(acq, obs.d, NeuralFWIConfig(batch=64, slowness_weight_fwi=0.0))  # paper stage 2
     torch.manual_seed(0)
     model = Siren(2, 11, 32, 2)
     g = torch.Generator().manual_seed(0)
