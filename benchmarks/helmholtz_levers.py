@@ -7,11 +7,11 @@ r > 0.1 around the source), the error-vs-step curve and the wall time. Example::
     python benchmarks/helmholtz_levers.py --steps 3000 --variants base,no-weight,paper-source
 
 Variants (all on top of the base: k = 20, source variance 1e-3, SIREN 128 x 3,
-2048 + 256 points per step, Adam 1e-4 cosine, L1 residual, auto source weight):
+2048 + 256 points per step, Adam 1e-4 cosine, L1 residual, plain mean over all samples):
 
 * ``base``
 * ``paper-source``: source variance 1e-4 (the paper's)
-* ``no-weight``: source samples weighted 1 instead of the auto-balanced lambda
+* ``auto-weight``: source term balanced against the uniform term at initialisation
 * ``no-source-points``: no dense samples near the source
 * ``constant-lr``: no cosine decay
 * ``lbfgs``: + 200 L-BFGS iterations after Adam
@@ -45,7 +45,7 @@ BASE = dict(k=20.0, source_var=1e-3, hidden=128, layers=3, points=2048, source_p
 VARIANTS = {
     "base": {},
     "paper-source": dict(source_var=1e-4),
-    "no-weight": dict(source_weight=1.0),
+    "auto-weight": dict(source_weight="auto"),
     "no-source-points": dict(source_points=1, source_weight=0.0),
     "constant-lr": dict(schedule="constant"),
     "lbfgs": dict(lbfgs_steps=200),
