@@ -53,8 +53,8 @@ class WaveConfig:
     grow_fraction: float = 0.8
     lr: float = 1e-4
     schedule: str = "constant"
-    weight_initial_value: float = 100.0
-    weight_initial_velocity: float = 10.0
+    weight_initial_value: float = 1000.0
+    weight_initial_velocity: float = 100.0
     frames: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4)
     grid_n: int = 256
     eval_every: int = 0
