@@ -230,10 +230,9 @@ def solve(cfg: HelmholtzConfig, ref=None) -> dict[str, Any]:
 
 def plot_figure(results: dict[str, dict[str, Any]], ref, path: str | Path, n: int = 192) -> Path:
     """Real and imaginary parts of each network, the FD solution and the error."""
-    import matplotlib
+    from pinnsiren.plotting import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     lin = np.linspace(-1, 1, n)
     X, Y = np.meshgrid(lin, lin, indexing="ij")
@@ -274,12 +273,7 @@ def plot_figure(results: dict[str, dict[str, Any]], ref, path: str | Path, n: in
     ax.grid(alpha=0.3)
     axes[1, -1].axis("off")
     axes[2, -1].axis("off")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=100)
 
 
 def run(cfg: HelmholtzConfig, archs: Sequence[str], out: str | Path, name: str = "helmholtz") -> dict[str, Any]:

@@ -208,10 +208,9 @@ def plot_fit_figure(
 ) -> Path:
     """The paper's Fig. 1 layout: rows fit, |gradient|, Laplacian; columns
     ground truth then each architecture (PSNR in the title)."""
-    import matplotlib
+    from pinnsiren.plotting import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     side = image01.shape[0]
     gt_g, gt_l = image_derivatives(image01)
@@ -231,12 +230,7 @@ def plot_fit_figure(
             axes[i, j].set_yticks([])
     for i, name in enumerate(["fit", "|gradient|", "Laplacian"]):
         axes[i, 0].set_ylabel(name)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)
 
 
 def run(

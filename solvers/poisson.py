@@ -165,10 +165,9 @@ def reference_reconstruction(data: dict[str, np.ndarray]) -> dict[str, float]:
 
 
 def plot_figure(data, results, path: str | Path) -> Path:
-    import matplotlib
+    from pinnsiren.plotting import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     cols = [("ground truth", data)] + [(f"{a}\n{s}", r["views"]) for (a, s), r in results.items()]
     fig, axes = plt.subplots(3, len(cols), figsize=(2.4 * len(cols), 7.4), squeeze=False)
@@ -183,12 +182,7 @@ def plot_figure(data, results, path: str | Path) -> Path:
         axes[0, j].set_title(title, fontsize=8)
     for i, name in enumerate(["image", "|gradient|", "Laplacian"]):
         axes[i, 0].set_ylabel(name)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=100)
 
 
 def format_table(results: dict[tuple[str, str], dict[str, Any]]) -> str:

@@ -160,10 +160,9 @@ def solve(cfg: WaveConfig, frames=None) -> dict[str, Any]:
 
 def plot_figure(results: dict[str, dict[str, Any]], frames, path: str | Path) -> Path:
     """Supplement Fig. 5 layout: rows FD then each network, columns the frame times, MSE per panel."""
-    import matplotlib
+    from pinnsiren.plotting import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     rows = [("FD (leapfrog)", None)] + [(a, r) for a, r in results.items()]
     fig, axes = plt.subplots(len(rows), len(frames), figsize=(2.4 * len(frames), 2.5 * len(rows)), squeeze=False)
@@ -181,12 +180,7 @@ def plot_figure(results: dict[str, dict[str, Any]], frames, path: str | Path) ->
             ax.set_title(title, fontsize=8)
             if j == 0:
                 ax.set_ylabel(name)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=100)
 
 
 def run(cfg: WaveConfig, archs: Sequence[str], out: str | Path) -> dict[str, Any]:
