@@ -14,7 +14,14 @@ Two paths compute the same numbers:
 
   All Taylor slots are stacked into one ``(T, N, H)`` tensor so each layer
   is a single matrix product (for a SIREN, ``s = sin``, ``s' = cos``,
-  ``s'' = -sin``: its derivative is again a sine network).
+  ``s'' = -sin``: its derivative is again a sine network). For a SIREN whose
+  input ``x`` does not require grad (training), the sine step is one fused
+  :class:`torch.autograd.Function` with a hand-written backward that saves
+  only ``Z``, ``sin z`` and ``cos z``; the first layer's constant tangents
+  ``dz_k = W[:, k]`` are never materialised. This cut the elementwise work
+  (which dominated a step on CPU) about threefold. When ``x`` requires grad
+  the composable generic path is used, so derivatives w.r.t. ``x`` of any
+  order still work.
 * **Reverse-mode autograd** (nested ``torch.autograd.grad`` with
   ``create_graph=True``) for any other ``nn.Module`` and for orders above 2.
   Each gradient call yields all ``d`` partials of its parent, and every
@@ -315,10 +322,128 @@ def _rbf_jet(enc: RBFLayer, x: torch.Tensor, plan: _Plan) -> torch.Tensor:
     return torch.stack(slots, 0)
 
 
+class _SineJet(torch.autograd.Function):
+    """Fused sine activation of a stacked jet, with a hand-written backward.
+
+    Input ``Z`` (T, N, H): pre-activation jet *without* the bias (the bias
+    ``b`` enters the value slot only). Output: ``sin`` of the value slot,
+    ``cos(z) dz_k`` for the first-derivative slots and
+    ``cos(z) d2z_kl - sin(z) dz_k dz_l`` for the pair slots. Saved for
+    backward: ``Z``, ``sin(z)``, ``cos(z)`` only (the generic path saves
+    several (T, N, H) products and runs ~3x more elementwise kernels).
+    Once differentiable: used only when ``x`` does not require grad.
+    """
+
+    @staticmethod
+    def forward(ctx, Z, b, K, pairs):
+        z = Z[0] + b
+        s, c = torch.sin(z), torch.cos(z)
+        out = torch.empty_like(Z)
+        out[0].copy_(s)
+        if Z.shape[0] > 1:
+            torch.mul(Z[1:], c, out=out[1:])
+        for p, (i, j) in enumerate(pairs):
+            out[1 + K + p].addcmul_(s * Z[1 + i], Z[1 + j], value=-1.0)
+        ctx.save_for_backward(Z, s, c)
+        ctx.K, ctx.pairs = K, pairs
+        return out
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, G):
+        Z, s, c = ctx.saved_tensors
+        K, pairs = ctx.K, ctx.pairs
+        T = Z.shape[0]
+        dZ = torch.empty_like(Z)
+        acc_c = G[0].clone()  # multiplies cos(z)
+        if T > 1:
+            torch.mul(G[1:], c, out=dZ[1:])
+            acc_s = G[1] * Z[1]  # multiplies -sin(z): sum_t G_t Z_t over tangent slots
+            for t in range(2, T):
+                acc_s.addcmul_(G[t], Z[t])
+        for p, (i, j) in enumerate(pairs):
+            Gp = G[1 + K + p]
+            r = Gp * Z[1 + i]
+            if i == j:  # pure second derivative: 3 passes
+                dZ[1 + i].addcmul_(r, s, value=-2.0)
+            else:
+                dZ[1 + j].addcmul_(r, s, value=-1.0)
+                dZ[1 + i].addcmul_(s * Gp, Z[1 + j], value=-1.0)
+            acc_c.addcmul_(r, Z[1 + j], value=-1.0)
+        dz = torch.mul(acc_c, c, out=dZ[0])
+        if T > 1:
+            dz.addcmul_(acc_s, s, value=-1.0)
+        db = dz.sum(0) if ctx.needs_input_grad[1] else None
+        return dZ, db, None, None
+
+
+class _FirstSineJet(torch.autograd.Function):
+    """First SIREN layer: ``z = W x + b`` given, ``dz_k = w_k`` (column k of
+    the scaled ``W``, same at every point), ``d2z = 0``. Output as
+    :class:`_SineJet`; nothing of size (T, N, H) is materialised or saved."""
+
+    @staticmethod
+    def forward(ctx, z, Wd, K, pairs):
+        N, H = z.shape
+        s, c = torch.sin(z), torch.cos(z)
+        out = z.new_empty((1 + K + len(pairs), N, H))
+        out[0].copy_(s)
+        for k in range(K):
+            torch.mul(c, Wd[k], out=out[1 + k])
+        for p, (i, j) in enumerate(pairs):
+            torch.mul(s, -(Wd[i] * Wd[j]), out=out[1 + K + p])
+        ctx.save_for_backward(s, c, Wd)
+        ctx.K, ctx.pairs = K, pairs
+        return out
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, G):
+        s, c, Wd = ctx.saved_tensors
+        K, pairs = ctx.K, ctx.pairs
+        acc_c = G[0].clone()
+        acc_s = None
+        dWd = torch.zeros_like(Wd)
+        for k in range(K):
+            dWd[k] += (G[1 + k] * c).sum(0)
+            if acc_s is None:
+                acc_s = G[1 + k] * Wd[k]
+            else:
+                acc_s.addcmul_(G[1 + k], Wd[k])
+        for p, (i, j) in enumerate(pairs):
+            Gp = G[1 + K + p]
+            ss = (Gp * s).sum(0)
+            dWd[i] -= ss * Wd[j]
+            dWd[j] -= ss * Wd[i]
+            acc_c.addcmul_(Gp, Wd[i] * Wd[j], value=-1.0)
+        dz = acc_c.mul_(c)
+        if acc_s is not None:
+            dz.addcmul_(acc_s, s, value=-1.0)
+        return dz, (dWd if ctx.needs_input_grad[1] else None), None, None
+
+
+def _siren_fused(model: Siren, x: torch.Tensor, plan: _Plan) -> torch.Tensor:
+    """SIREN hidden jet via the fused activations: one GEMM per layer."""
+    layers = list(model.layers)
+    w0 = model.omegas[0]
+    W = layers[0].weight * w0
+    z = torch.nn.functional.linear(x, W, layers[0].bias * w0)
+    pairs = tuple((int(a), int(b)) for a, b in zip(plan.pa.tolist(), plan.pb.tolist()))
+    Wd = W.t()[plan.dirs] if plan.K else W.new_zeros((0, W.shape[0]))
+    S = _FirstSineJet.apply(z, Wd, plan.K, pairs)
+    for layer, w0 in zip(layers[1:-1], model.omegas[1:]):
+        T, N, H = S.shape
+        Z = torch.mm(S.reshape(T * N, H), (layer.weight * w0).t()).reshape(T, N, -1)
+        S = _SineJet.apply(Z, layer.bias * w0, plan.K, pairs)
+    return S
+
+
 def _jet(model: nn.Module, x: torch.Tensor, keys: list[Key]) -> dict[Key, torch.Tensor]:
     plan = _Plan(keys, x.shape[1])
     layers = list(model.layers)
-    if isinstance(model, Siren):
+    if isinstance(model, Siren) and not x.requires_grad:
+        S = _siren_fused(model, x, plan)
+    elif isinstance(model, Siren):
         S = _first_layer_jet(x, layers[0], plan, model.omegas[0])
         S = _activate(S, plan, _sin_jet)
         for layer, w0 in zip(layers[1:-1], model.omegas[1:]):

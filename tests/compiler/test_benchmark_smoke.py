@@ -13,7 +13,7 @@ def test_benchmark_quick():
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     out = mod.main(["--quick"])
-    assert set(out["problems"]) == {"poisson", "helmholtz", "wave"}
+    assert set(out["problems"]) == {"poisson", "helmholtz", "wave", "eikonal"}
     for name, entry in out["problems"].items():
         assert set(entry["median_s"]) == {"compiled", "hand_jet", "autograd", "torch_func"}
         # every method computes the same loss (float32)
@@ -21,3 +21,4 @@ def test_benchmark_quick():
             assert rel < 1e-4, (name, method, rel)
     assert out["problems"]["poisson"]["derivatives_requested"] == [[0, [2, 0]], [0, [0, 2]]]
     assert "compiled" in out["problems"]["poisson"]["peak_rss_increase_mb"]
+    assert out["problems"]["eikonal"]["derivatives_requested"] == [[0, [1, 0, 0]], [0, [0, 1, 0]], [0, [0, 0, 1]]]
