@@ -197,8 +197,8 @@ def solve(cfg: HelmholtzConfig, ref=None) -> dict[str, Any]:
     Returns
     -------
     dict
-        ``model``, ``metrics`` (rel_l2, rel_l2_far, mse, seconds, steps/s,
-        source_weight), ``history`` (losses and the error-vs-step curve),
+        ``model``, ``metrics`` (rel_l2, rel_l2_far, mse, seconds (wall),
+        cpu_seconds (process CPU time, all threads), steps/s, source_weight), ``history`` (losses and the error-vs-step curve),
         ``reference`` (GridField) and ``config``.
     """
     cfg.validate()
@@ -220,10 +220,11 @@ def solve(cfg: HelmholtzConfig, ref=None) -> dict[str, Any]:
                      grad_clip=cfg.grad_clip, seed=cfg.seed, device=cfg.device, log_every=10,
                      eval_every=cfg.eval_every, checkpoint_every=cfg.checkpoint_every,
                      checkpoint_dir=ckdir, resume=cfg.resume, progress=cfg.progress)
+    cpu0 = time.process_time()
     res = train(problem, model, tc, evaluate=evaluator)
     model = res.model.cpu()
     metrics = evaluator(model)
-    metrics.update(seconds=res.seconds, steps_per_second=(res.steps_done - res.resumed_from) / max(res.seconds, 1e-9),
+    metrics.update(seconds=res.seconds, cpu_seconds=time.process_time() - cpu0, steps_per_second=(res.steps_done - res.resumed_from) / max(res.seconds, 1e-9),
                    source_weight=lam)
     return dict(model=model, metrics=metrics, history=res.history, reference=ref, config=asdict(cfg))
 
