@@ -225,7 +225,7 @@ def solve(cfg: HelmholtzConfig, ref=None) -> dict[str, Any]:
     model = res.model.cpu()
     metrics = evaluator(model)
     metrics.update(seconds=res.seconds, cpu_seconds=time.process_time() - cpu0, steps_per_second=(res.steps_done - res.resumed_from) / max(res.seconds, 1e-9),
-                   source_weight=lam)
+                   source_weight=lam, resumed_from=res.resumed_from)
     return dict(model=model, metrics=metrics, history=res.history, reference=ref, config=asdict(cfg))
 
 
