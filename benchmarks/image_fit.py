@@ -41,10 +41,12 @@ def main() -> None:
                load_average=os.getloadavg()[0], results={})
     with threadpool_limits(a.threads):
         for arch in a.archs.split(","):
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             r = fit_image(img, ImageFitConfig(arch=arch, steps=a.steps, hidden_features=16 if a.quick else 256),
                           show_progress=False)
-            out["results"][arch] = dict(psnr_db=round(r["psnr"], 2), seconds=round(time.perf_counter() - t, 1))
+            out["results"][arch] = dict(psnr_db=round(r["psnr"], 2), seconds=round(time.perf_counter() - t, 1),
+                                        cpu_seconds=round(time.process_time() - c, 1))
+            print(json.dumps({arch: out["results"][arch]}), flush=True)
     print(json.dumps(out, indent=1))
 
 
