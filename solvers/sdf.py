@@ -64,8 +64,9 @@ class SDFConfig:
 
     The paper's network is 256x3 with ``first_omega_0=30``; on the torus at a
     CPU budget of a few thousand steps that leaves spurious far-field zero
-    sets (Chamfer 0.017-0.06), while ``first_omega_0=15`` and 128x3 (3x
-    cheaper per step) give one clean component (Chamfer 0.003).
+    sets (Chamfer 0.017-0.06); ``first_omega_0=15`` and 128x3 (3x cheaper per
+    step) give Chamfer 0.003 with seed 0, but other seeds can still flip the
+    far field's sign (seed 1: Chamfer 0.12); see ``bbox_prior``.
     """
 
     arch: str = "siren"
@@ -80,6 +81,7 @@ class SDFConfig:
     weights: dict[str, float] | None = None
     final_lr_factor: float = 0.01
     threads: int | None = None
+    bbox_prior: float = 0.0
     grad_clip: float | None = 1.0
     points: int = 20000
     margin: float = 0.9
@@ -92,7 +94,8 @@ class SDFConfig:
 
 
 def sdf_problem(points: np.ndarray, normals: np.ndarray, batch: int, engine: str = "autograd",
-                weights: dict[str, float] | None = None, off_points: int | None = None) -> Problem:
+                weights: dict[str, float] | None = None, off_points: int | None = None,
+                bbox_prior: float = 0.0) -> Problem:
     """The Eq. 6 loss as a :class:`~pinnsiren.Problem` over ``points/normals (N, d)``.
 
     ``batch/2`` surface points and ``batch/2`` uniform points of ``[-1, 1]^d``
@@ -101,6 +104,12 @@ def sdf_problem(points: np.ndarray, normals: np.ndarray, batch: int, engine: str
     surface half stays ``batch/2``; each set's terms are means over that set,
     so more uniform points lower the noise of the off-surface terms, not
     their weight). ``weights`` overrides the catalog's term weights.
+
+    ``bbox_prior > 0`` adds (not in the paper) ``bbox_prior * max(0, d_box(x) - u)``
+    on the uniform points outside the data's bounding box, ``d_box`` the
+    distance to that box: there the true SDF is positive and at least
+    ``d_box``, so this only removes zero sets and negative regions away from
+    the data (the far-field sign ambiguity of Eq. 6).
     """
     d = points.shape[1]
     if d not in COORDS:
@@ -123,6 +132,14 @@ def sdf_problem(points: np.ndarray, normals: np.ndarray, batch: int, engine: str
                    norm="l1", name="off_surface").on(Box([(-1.0, 1.0)] * d),
                                                      n=batch - half if off_points is None else off_points),
     ]
+    if bbox_prior > 0:
+        center = 0.5 * (points.max(0) + points.min(0))
+        half = 0.5 * (points.max(0) - points.min(0))
+        excess = [sympy.Abs(c - float(m)) - float(h) for c, m, h in zip(coords, center, half)]
+        dbox = sympy.sqrt(sum(sympy.Max(0, e) ** 2 for e in excess))
+        outside = sympy.Heaviside(sympy.Max(*excess), 0)
+        cons.append(Constraint(bbox_prior * outside * sympy.Max(0, dbox - u), norm="l1", name="bbox_prior")
+                    .on(Box([(-1.0, 1.0)] * d), n=batch - (batch // 2) if off_points is None else off_points))
     return Problem([u], coords, cons, engine=engine)
 
 
@@ -141,7 +158,8 @@ def fit_sdf(points: np.ndarray, normals: np.ndarray, cfg: SDFConfig,
     """Train a network on a normalised cloud; returns the :class:`~pinnsiren.train.TrainResult`."""
     torch.manual_seed(cfg.seed)
     model = make_model(cfg, points.shape[1])
-    problem = sdf_problem(points, normals, cfg.batch, cfg.engine, weights=cfg.weights, off_points=cfg.off_points)
+    problem = sdf_problem(points, normals, cfg.batch, cfg.engine, weights=cfg.weights, off_points=cfg.off_points,
+                          bbox_prior=cfg.bbox_prior)
     tc = TrainConfig(steps=cfg.steps, lr=cfg.lr, schedule=cfg.schedule, final_lr_factor=cfg.final_lr_factor,
                      grad_clip=cfg.grad_clip, seed=cfg.seed,
                      device=cfg.device, log_every=max(1, cfg.steps // 200), eval_every=eval_every,
@@ -314,6 +332,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="end learning rate / lr for cosine and exponential schedules")
     parser.add_argument("--threads", type=int, default=d.threads,
                         help="torch CPU threads (default min(available, 2); 1 is faster on a loaded machine)")
+    parser.add_argument("--bbox-prior", type=float, default=d.bbox_prior,
+                        help="weight of max(0, d_box - u) outside the data's bounding box (0 = off, not in the paper)")
     parser.add_argument("--grad-clip", type=float, default=d.grad_clip)
     parser.add_argument("--points", type=int, default=d.points, help="samples for shapes and meshes")
     parser.add_argument("--margin", type=float, default=d.margin, help="largest half-extent after normalising")
@@ -330,7 +350,7 @@ def main(args: argparse.Namespace) -> int:
     cfg = SDFConfig(arch=args.arch, hidden_features=args.hidden, hidden_layers=args.layers,
                     first_omega_0=args.first_omega, steps=args.steps, lr=args.lr, schedule=args.schedule,
                     final_lr_factor=args.final_lr_factor, batch=args.batch, off_points=args.off_points,
-                    weights=weights or None, threads=args.threads, grad_clip=args.grad_clip,
+                    weights=weights or None, threads=args.threads, bbox_prior=args.bbox_prior, grad_clip=args.grad_clip,
                     points=args.points, margin=args.margin, resolution=args.resolution,
                     eval_points=args.eval_points, seed=args.seed, device=args.device, engine=args.engine,
                     progress=not args.no_progress)

@@ -98,3 +98,24 @@ def test_cli_writes_results(tmp_path, capsys):
         assert np.isfinite(m[k])
     r = read_result(tmp_path / "sdf.h5")
     assert r["config"]["transform"]["scale"] == pytest.approx(0.9 / 0.5, rel=0.01)
+
+
+def test_bbox_prior_only_acts_outside_the_data_box():
+    # u = 5 (positive, above any box distance) costs nothing; u = -0.5 costs d_box + 0.5 outside the box only
+    p, n = shape_cloud("circle", 64, rng=0)
+    q, _ = normalize(p, 0.5)  # data box [-0.5, 0.5]^2: a quarter of the uniform points fall inside
+    prob = sdf_problem(q, n, batch=4000, bbox_prior=1.0)
+
+    def const(c):
+        m = torch.nn.Linear(2, 1).double()
+        with torch.no_grad():
+            m.weight.zero_()
+            m.bias.fill_(c)
+        return m
+
+    assert float(prob.losses(const(5.0), 1, torch.Generator().manual_seed(0))["bbox_prior"].detach()) == 0.0
+    got = float(prob.losses(const(-0.5), 1, torch.Generator().manual_seed(0))["bbox_prior"].detach())
+    x = np.random.default_rng(0).uniform(-1, 1, (400_000, 2))
+    dbox = np.linalg.norm(np.maximum(np.abs(x) - 0.5, 0), axis=1)
+    expect = np.where(dbox > 0, dbox + 0.5, 0).mean()
+    assert got == pytest.approx(expect, rel=0.05)
