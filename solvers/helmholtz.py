@@ -257,8 +257,11 @@ def plot_figure(results: dict[str, dict[str, Any]], ref, path: str | Path, n: in
         if err is None:
             ax.axis("off")
         else:
-            ax.imshow(np.abs(err).T, origin="lower", extent=ext, cmap="magma", vmin=0, vmax=v)
-            ax.set_title("|neural - FD|", fontsize=8)
+            e = np.abs(err)
+            ve = float(np.percentile(e[(np.abs(X) < 0.5) & (np.abs(Y) < 0.5)], 99.5)) or 1.0
+            ax.imshow(e.T, origin="lower", extent=ext, cmap="magma", vmin=0, vmax=ve)
+            ax.add_patch(plt.Rectangle((-0.5, -0.5), 1, 1, fill=False, ls="--", lw=0.8, color="w"))
+            ax.set_title(f"|neural - FD|, scale 0..{ve / v:.1e} x field", fontsize=8)
     for i in range(3):
         for j in range(ncol - 1):
             axes[i, j].set_xticks([])
