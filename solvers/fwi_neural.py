@@ -26,7 +26,7 @@ Losses (every term an L1 mean, as in the paper):
   plus ``data``: ``lambda_data * sum_s |u_s - d_s|`` at the receivers, plus
   (default; the paper drops it) ``slowness`` with weight ``slowness_weight_fwi``.
 
-See docs/benchmarks-fwi.md for what each of these levers does at CPU scale.
+See docs/benchmarks.md (FWI section) for what each of these levers does at CPU scale.
 """
 
 from __future__ import annotations

@@ -60,7 +60,7 @@ COORDS = {2: sympy.symbols("x y", real=True), 3: sympy.symbols("x y z", real=Tru
 
 @dataclass
 class SDFConfig:
-    """Settings of one SDF fit (defaults: tuned for the 20k-point torus on CPU, see docs/benchmarks-sdf.md).
+    """Settings of one SDF fit (defaults: tuned for the 20k-point torus on CPU, see docs/benchmarks.md (SDF section)).
 
     The paper's network is 256x3 with ``first_omega_0=30``; on the torus at a
     CPU budget of a few thousand steps that leaves spurious far-field zero
