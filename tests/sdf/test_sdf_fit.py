@@ -1,6 +1,8 @@
 """The 2-D variant recovers a circle's SDF; the CLI writes its files."""
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -94,10 +96,19 @@ def test_cli_writes_results(tmp_path, capsys):
     for f in ("sdf.h5", "mesh.ply", "mesh.obj", "sdf.png", "metrics.json"):
         assert (tmp_path / f).is_file()
     m = json.loads((tmp_path / "metrics.json").read_text())["metrics"]
-    for k in ("chamfer_l1", "normal_consistency", "band_sdf_error", "grad_norm_mean"):
+    for k in ("chamfer_l1", "normal_consistency", "band_sdf_error", "grad_norm_mean", "surface_chamfer_l1"):
         assert np.isfinite(m[k])
+    # exact distances lie below the sampled ones (no sampling floor)
+    assert m["surface_a_to_b"] <= m["a_to_b"] and m["surface_b_to_a"] <= m["b_to_a"]
     r = read_result(tmp_path / "sdf.h5")
     assert r["config"]["transform"]["scale"] == pytest.approx(0.9 / 0.5, rel=0.01)
+    # benchmarks/sdf_chamfer.py re-measures the saved mesh against the exact sphere
+    out = subprocess.run([sys.executable, "benchmarks/sdf_chamfer.py", str(tmp_path), "--samples", "2000"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    b = json.loads(out.stdout)
+    assert b["surface_chamfer_l1"] == pytest.approx(m["surface_chamfer_l1"], rel=0.2)
+    assert b["chamfer_floor"] > 0
 
 
 def test_bbox_prior_only_acts_outside_the_data_box():
