@@ -75,14 +75,15 @@ def test_2d_circle_sdf_recovered():
     exact = tr.scale * sdf_circle(tr.invert(pts))
     err = np.abs(grid.reshape(-1) - exact)
     band = np.abs(exact) < 0.1
-    assert err[band].mean() < 0.02  # measured 0.0088 (seed 0); the far field needs longer training
+    # measured 0.0042 with the defaults (cosine decay, bounding-box prior); 0.0088 at a constant lr without the prior
+    assert err[band].mean() < 0.01
     # the zero contour lies on the circle
     from solvers.meshing import extract_contours
 
     # the longest zero contour lies on the circle (at 150 steps small spurious loops remain in the
     # far field, where only the Eikonal and exp(-100|u|) terms act)
     zero = max(extract_contours(grid), key=len)
-    assert np.abs(tr.scale * sdf_circle(tr.invert(zero))).mean() < 0.01
+    assert np.abs(tr.scale * sdf_circle(tr.invert(zero))).mean() < 0.005  # measured 0.00034
 
 
 def test_cli_writes_results(tmp_path, capsys):
