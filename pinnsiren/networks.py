@@ -25,6 +25,7 @@ __all__ = [
     "ACTIVATIONS",
     "build_model",
     "nyquist_frequencies",
+    "OutputScale",
 ]
 
 
@@ -310,6 +311,26 @@ def build_model(
     raise ValueError(f"unknown architecture {arch!r}; must be one of {list(ARCHITECTURES)}")
 
 
+class OutputScale(nn.Module):
+    """``scale * inner(x)``: a network trained in normalised units, answering in physical ones.
+
+    For a linear, homogeneous problem (the wave IVP) the network can be
+    trained on the problem divided by its amplitude (peak 1) and wrapped
+    afterwards; the state dict keeps the inner network's entries under
+    ``inner.`` and the config records both, so result files rebuild it.
+    """
+
+    def __init__(self, inner: nn.Module, scale: float) -> None:
+        super().__init__()
+        self.inner = inner
+        self.scale = float(scale)
+        self.config: dict[str, Any] = dict(cls="OutputScale", scale=self.scale,
+                                           inner=dict(getattr(inner, "config", {})))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.scale * self.inner(x)
+
+
 def model_from_config(config: dict[str, Any]) -> nn.Module:
     """Rebuild an (untrained) model from its ``config`` dict."""
     cfg = dict(config)
@@ -318,4 +339,6 @@ def model_from_config(config: dict[str, Any]) -> nn.Module:
         return Siren(**cfg)
     if cls == "MLP":
         return MLP(**cfg)
-    raise ValueError(f"cannot rebuild a model of class {cls!r}; known: 'Siren', 'MLP'")
+    if cls == "OutputScale":
+        return OutputScale(model_from_config(cfg["inner"]), cfg["scale"])
+    raise ValueError(f"cannot rebuild a model of class {cls!r}; known: 'Siren', 'MLP', 'OutputScale'")

@@ -150,6 +150,21 @@ def test_every_architecture_builds_runs_and_round_trips(arch):
     torch.testing.assert_close(m2(x), y)
 
 
+def test_output_scale_multiplies_and_round_trips_through_a_result_file(tmp_path):
+    from pinnsiren.io import load_model, write_result
+    from pinnsiren.networks import OutputScale
+
+    torch.manual_seed(0)
+    inner = Siren(3, 1, hidden_features=16, hidden_layers=1)
+    m = OutputScale(inner, 0.02)
+    x = torch.rand(5, 3)
+    torch.testing.assert_close(m(x), 0.02 * inner(x))
+    write_result(tmp_path / "r.h5", kind="test", config={}, models=dict(model=m))
+    m2 = load_model(tmp_path / "r.h5")
+    assert isinstance(m2, OutputScale) and m2.scale == 0.02
+    torch.testing.assert_close(m2(x), m(x))
+
+
 def test_bad_arguments_are_refused_with_the_choices():
     with pytest.raises(ValueError, match="must be one of"):
         MLP(2, 1, activation="swish")

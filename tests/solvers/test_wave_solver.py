@@ -50,3 +50,18 @@ def test_siren_learns_initial_condition_and_pipeline_writes_results(tmp_path):
 def test_frames_outside_the_window_are_refused():
     with pytest.raises(ValueError, match="t_max"):
         W.WaveConfig(frames=(0.0, 0.5), t_max=0.4).validate()
+
+
+def test_normalized_training_answers_in_physical_units():
+    from pinnsiren.networks import OutputScale
+
+    torch.set_num_threads(1)
+    cfg = W.WaveConfig(grid_n=33, frames=(0.0,), t_max=0.1, steps=2, hidden=16, layers=1, points=64,
+                       initial_points=64, progress=False)
+    r = W.solve(cfg)
+    m = r["model"]
+    assert isinstance(m, OutputScale) and m.scale == cfg.amplitude
+    x = torch.rand(4, 3)
+    torch.testing.assert_close(m(x), cfg.amplitude * m.inner(x))
+    raw = W.solve(W.WaveConfig(**{**asdict(cfg), "normalize_amplitude": False}))["model"]
+    assert not isinstance(raw, OutputScale)
