@@ -58,8 +58,8 @@ class WaveConfig:
     initial_points: int = 2048
     steps: int = 2000
     grow_fraction: float = 0.8
-    lr: float = 1e-4
-    schedule: str = "constant"
+    lr: float = 5e-4
+    schedule: str = "cosine"
     weight_initial_value: float = 1000.0
     weight_initial_velocity: float = 100.0
     normalize_amplitude: bool = True
@@ -228,6 +228,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--arch", default="siren", help="comma-separated architectures (siren, tanh, ...)")
     p.add_argument("--steps", type=int, default=d.steps)
     p.add_argument("--lr", type=float, default=d.lr, help="Adam learning rate (paper 2e-5)")
+    p.add_argument("--schedule", default=d.schedule, help="constant, cosine or exponential (paper: constant)")
     p.add_argument("--hidden", type=int, default=d.hidden, help="hidden features (paper 512)")
     p.add_argument("--layers", type=int, default=d.layers)
     p.add_argument("--points", type=int, default=d.points, help="collocation points per step (paper 115000)")
@@ -244,7 +245,7 @@ def main(args: argparse.Namespace) -> int:
     archs = [a.strip() for a in args.arch.split(",") if a.strip()]
     t_max = args.t_max
     frames = tuple(round(t_max * i / 4, 6) for i in range(5))
-    cfg = WaveConfig(steps=args.steps, lr=args.lr, hidden=args.hidden, layers=args.layers, points=args.points,
+    cfg = WaveConfig(steps=args.steps, lr=args.lr, schedule=args.schedule, hidden=args.hidden, layers=args.layers, points=args.points,
                      t_max=t_max, frames=frames, grid_n=args.grid, seed=args.seed, device=args.device,
                      normalize_amplitude=not args.no_normalize)
     res = run(cfg, archs, args.out)

@@ -40,7 +40,7 @@ def test_siren_learns_initial_condition_and_pipeline_writes_results(tmp_path):
                        grid_n=64, t_max=0.2, frames=(0.0, 0.1, 0.2), lr=1e-3, first_omega_0=10.0, progress=False)
     res = W.run(cfg, ["siren"], tmp_path)
     rel = res["results"]["siren"]["frame_rel_l2"]
-    assert rel[0] < 0.3  # measured 0.17: the initial pressure is fitted
+    assert rel[0] < 0.3  # measured 0.047 (0.17 at a constant lr 1e-4): the initial pressure is fitted
     r = read_result(res["h5"])
     assert r["metrics"]["rel_l2_t0_siren"] == pytest.approx(rel[0])
     assert {"fd_t0.1", "siren_t0.2"} <= set(r["fields"])
