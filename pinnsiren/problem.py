@@ -30,6 +30,7 @@ __all__ = [
     "Disk",
     "TimeSlice",
     "NearPoint",
+    "Cone",
     "PointSet",
 ]
 
@@ -160,6 +161,44 @@ class NearPoint(Region):
         b = _bounds(self.bounds, step)
         x = self.center + float(_resolve(self.std, step)) * torch.randn(n, self.dim, generator=generator, dtype=torch.float64)
         return torch.minimum(torch.maximum(x, b[:, 0]), b[:, 1]), {}
+
+
+class Cone(Region):
+    """Space-time samples in the domain of influence of a ball: ``|x - center| <= r0 + c t``.
+
+    ``t`` is uniform in ``t_bounds`` (a pair or a callable of the step, e.g.
+    a growing window), then ``x`` uniform in the ball of radius ``r0 + c t``
+    (clipped to ``space_bounds``). For a wave whose initial data live in the
+    ball, the solution vanishes outside this cone (finite speed ``c``), so
+    the cone is where collocation points matter. Time is coordinate
+    ``t_index``; the space coordinates keep their order.
+    """
+
+    def __init__(self, center: Sequence[float], r0: float, c: float, t_bounds: Any,
+                 space_bounds: Bounds, t_index: int) -> None:
+        self.center = torch.as_tensor(np.asarray(center, dtype=np.float64))
+        self.r0, self.c = float(r0), float(c)
+        self.t_bounds = t_bounds
+        self.space_bounds = space_bounds
+        self.t_index = t_index
+        self.dim = self.center.shape[0] + 1
+        if self.r0 < 0 or self.c < 0:
+            raise ValueError(f"Cone: r0 and c must be >= 0, got {self.r0}, {self.c}")
+        if _bounds(space_bounds, 0).shape[0] != self.center.shape[0]:
+            raise ValueError("Cone: center and space_bounds have different dimensions")
+        if not 0 <= t_index < self.dim:
+            raise ValueError(f"t_index {t_index} out of range for {self.dim} coordinates")
+
+    def sample(self, n, step, generator):
+        tb = _bounds([_resolve(self.t_bounds, step)], step)
+        t = _uniform(n, tb, generator)
+        d = self.center.shape[0]
+        v = torch.randn(n, d, generator=generator, dtype=torch.float64)
+        v = v / v.norm(dim=1, keepdim=True).clamp_min(1e-300)
+        r = (self.r0 + self.c * t) * torch.rand(n, 1, generator=generator, dtype=torch.float64) ** (1.0 / d)
+        b = _bounds(self.space_bounds, step)
+        xs = torch.minimum(torch.maximum(self.center + r * v, b[:, 0]), b[:, 1])
+        return torch.cat([xs[:, : self.t_index], t, xs[:, self.t_index :]], 1), {}
 
 
 class PointSet(Region):

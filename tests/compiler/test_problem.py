@@ -137,6 +137,27 @@ def test_regions():
     torch.testing.assert_close(P[:, 0] / 2, d["a"])  # rows stay aligned
 
 
+def test_cone_samples_the_domain_of_influence():
+    from pinnsiren.problem import Cone
+
+    g = torch.Generator().manual_seed(5)
+    cone = Cone([0.1, 0.0], r0=0.05, c=2.0, t_bounds=lambda step: (0.0, 0.4 * min(1.0, step / 100)),
+                space_bounds=[(-1, 1), (-1, 1)], t_index=2)
+    p, _ = cone.sample(50_000, 50, g)
+    t = p[:, 2]
+    r = (p[:, :2] - torch.tensor([0.1, 0.0])).norm(dim=1)
+    assert t.min().item() >= 0 and t.max().item() <= 0.2 + 1e-12  # window at step 50 of 100
+    assert t.mean().item() == pytest.approx(0.1, rel=0.02)  # uniform in time
+    assert torch.all(r <= 0.05 + 2.0 * t + 1e-12)  # inside the cone
+    # uniform in each disk: E[(r / R(t))^2] = 1/2
+    assert ((r / (0.05 + 2.0 * t)) ** 2).mean().item() == pytest.approx(0.5, rel=0.02)
+    # clipped to the space box when the cone outgrows it
+    p, _ = Cone([0.9, 0.0], 0.5, 1.0, (0.0, 1.0), [(-1, 1), (-1, 1)], t_index=0).sample(2000, 0, g)
+    assert p[:, 1:].abs().max().item() <= 1.0 and p[:, 0].max().item() <= 1.0
+    with pytest.raises(ValueError, match="r0 and c"):
+        Cone([0.0], -1.0, 1.0, (0, 1), [(-1, 1)], 1)
+
+
 def test_grid_interpolant_exact_on_bilinear_and_trilinear():
     f2 = lambda a, b: 1 + 2 * a - 3 * b + 0.5 * a * b  # noqa: E731 - bilinear: reproduced exactly
     ga, gb = np.meshgrid(np.linspace(-1, 1, 5), np.linspace(0, 2, 9), indexing="ij")
