@@ -36,11 +36,13 @@ def test_frame_errors_of_the_zero_field_are_one():
 @pytest.mark.slow
 def test_siren_learns_initial_condition_and_pipeline_writes_results(tmp_path):
     torch.set_num_threads(1)
-    cfg = W.WaveConfig(var=4e-3, amplitude=1.0, hidden=64, layers=2, points=1024, initial_points=512, steps=400,
+    cfg = W.WaveConfig(var=4e-3, amplitude=1.0, hidden=64, layers=2, points=1024, initial_points=512, steps=600,
                        grid_n=64, t_max=0.2, frames=(0.0, 0.1, 0.2), lr=1e-3, first_omega_0=10.0, progress=False)
     res = W.run(cfg, ["siren"], tmp_path)
     rel = res["results"]["siren"]["frame_rel_l2"]
-    assert rel[0] < 0.3  # measured 0.047 (0.17 at a constant lr 1e-4): the initial pressure is fitted
+    assert rel[0] < 0.2  # measured 0.067: the initial pressure is fitted
+    # and it propagates (measured 0.28 / 0.31; with uniform points only, cone_fraction=0: 1.64 / 2.0)
+    assert rel[1] < 0.5 and rel[2] < 0.6
     r = read_result(res["h5"])
     assert r["metrics"]["rel_l2_t0_siren"] == pytest.approx(rel[0])
     assert {"fd_t0.1", "siren_t0.2"} <= set(r["fields"])
