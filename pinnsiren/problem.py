@@ -55,6 +55,13 @@ def _uniform(n: int, b: torch.Tensor, g: torch.Generator | None) -> torch.Tensor
     return b[:, 0] + u * (b[:, 1] - b[:, 0])
 
 
+def _ball_offsets(n: int, d: int, radius: Any, g: torch.Generator | None) -> torch.Tensor:
+    """``n`` points uniform in the ``d``-ball of ``radius`` (a number or an ``(n, 1)`` tensor) around 0."""
+    v = torch.randn(n, d, generator=g, dtype=torch.float64)
+    v = v / v.norm(dim=1, keepdim=True).clamp_min(1e-300)
+    return radius * torch.rand(n, 1, generator=g, dtype=torch.float64) ** (1.0 / d) * v
+
+
 class Region:
     """Base class: ``sample(n, step, generator) -> (x (n, d) float64, data dict)``."""
 
@@ -116,10 +123,7 @@ class Ball(Region):
         r0 = float(_resolve(self.radius, step))
         if r0 < 0:
             raise ValueError(f"radius must be >= 0, got {r0}")
-        v = torch.randn(n, self.dim, generator=generator, dtype=torch.float64)
-        v = v / v.norm(dim=1, keepdim=True).clamp_min(1e-300)
-        r = r0 * torch.rand(n, 1, generator=generator, dtype=torch.float64) ** (1.0 / self.dim)
-        return self.center + r * v, {}
+        return self.center + _ball_offsets(n, self.dim, r0, generator), {}
 
 
 #: a 2-D ball
@@ -192,12 +196,9 @@ class Cone(Region):
     def sample(self, n, step, generator):
         tb = _bounds([_resolve(self.t_bounds, step)], step)
         t = _uniform(n, tb, generator)
-        d = self.center.shape[0]
-        v = torch.randn(n, d, generator=generator, dtype=torch.float64)
-        v = v / v.norm(dim=1, keepdim=True).clamp_min(1e-300)
-        r = (self.r0 + self.c * t) * torch.rand(n, 1, generator=generator, dtype=torch.float64) ** (1.0 / d)
+        x = self.center + _ball_offsets(n, self.center.shape[0], self.r0 + self.c * t, generator)
         b = _bounds(self.space_bounds, step)
-        xs = torch.minimum(torch.maximum(self.center + r * v, b[:, 0]), b[:, 1])
+        xs = torch.minimum(torch.maximum(x, b[:, 0]), b[:, 1])
         return torch.cat([xs[:, : self.t_index], t, xs[:, self.t_index :]], 1), {}
 
 
