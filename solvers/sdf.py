@@ -267,7 +267,7 @@ def evaluate_sdf(
 
 
 def _ground_truth(source: str, info: dict, tr: Transform):
-    """(gt_sampler, exact_sdf) in the normalised frame for shapes and meshes."""
+    """(gt_sampler, exact_sdf, gt_mesh) in the normalised frame for shapes and meshes (None where absent)."""
     if info["kind"] == "shape":
         def sampler(m, rng):
             p, n = shape_cloud(source, m, rng)
@@ -276,18 +276,12 @@ def _ground_truth(source: str, info: dict, tr: Transform):
         def exact(q):
             return tr.scale * shape_sdf(source, tr.invert(q))
 
-        return sampler, exact
+        return sampler, exact, None
     if info["kind"] == "mesh":
         v, f = info["vertices"], info["faces"]
-        return (lambda m, rng: (lambda p, n: (tr.apply(p), n))(*sample_mesh(v, f, m, rng))), None
-    return None, None
-
-
-def _ground_truth_mesh(info: dict, tr: Transform):
-    """The input mesh in the normalised frame, or None for clouds and shapes."""
-    if info["kind"] == "mesh":
-        return tr.apply(np.asarray(info["vertices"], dtype=np.float64)), np.asarray(info["faces"])
-    return None
+        mesh = tr.apply(np.asarray(v, dtype=np.float64)), np.asarray(f)
+        return (lambda m, rng: (lambda p, n: (tr.apply(p), n))(*sample_mesh(v, f, m, rng))), None, mesh
+    return None, None, None
 
 
 def run(source: str, cfg: SDFConfig, out: str | Path | None = None) -> dict[str, Any]:
@@ -300,8 +294,8 @@ def run(source: str, cfg: SDFConfig, out: str | Path | None = None) -> dict[str,
     q, tr = normalize(p, cfg.margin)
     res = fit_sdf(q, n, cfg)
     train_seconds, train_cpu = time.perf_counter() - t0, time.process_time() - c0
-    sampler, exact = _ground_truth(source, info, tr)
-    ev = evaluate_sdf(res.model, dim, cfg, sampler, exact, gt_points=(q, n), gt_mesh=_ground_truth_mesh(info, tr))
+    sampler, exact, gt_mesh = _ground_truth(source, info, tr)
+    ev = evaluate_sdf(res.model, dim, cfg, sampler, exact, gt_points=(q, n), gt_mesh=gt_mesh)
     # CPU seconds of this process: with threads=1 this is the wall time an idle core would need
     metrics = dict(ev["metrics"], train_seconds=train_seconds, total_seconds=time.perf_counter() - t0,
                    train_cpu_seconds=train_cpu, total_cpu_seconds=time.process_time() - c0,
