@@ -56,6 +56,7 @@ class PoissonConfig:
     layers: int = 3
     steps: int = 1000
     lr: float = 1e-4
+    schedule: str = "constant"
     points: int = 8192
     seed: int = 0
     device: str = "cpu"
@@ -137,7 +138,8 @@ def solve(cfg: PoissonConfig, data: dict[str, np.ndarray]) -> dict[str, Any]:
     torch.manual_seed(cfg.seed)
     kwargs = {"num_frequencies": nyquist_frequencies(side)} if cfg.arch == "relu-pe" else {}
     model = build_model(cfg.arch, 2, 1, cfg.hidden, cfg.layers, **kwargs)
-    res = train(pose(cfg, data), model, TrainConfig(steps=cfg.steps, lr=cfg.lr, seed=cfg.seed, device=cfg.device,
+    res = train(pose(cfg, data), model, TrainConfig(steps=cfg.steps, lr=cfg.lr, schedule=cfg.schedule,
+                                                    seed=cfg.seed, device=cfg.device,
                                                     progress=cfg.progress))
     model = res.model.cpu()
     views = model_views(model, side)
@@ -243,6 +245,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--alpha", type=float, default=0.5)
     p.add_argument("--steps", type=int, default=d.steps, help="Adam steps (paper 10000)")
     p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--schedule", default=d.schedule, help="constant (the paper), cosine or exponential")
     p.add_argument("--points", type=int, default=d.points, help="pixels per step (paper: all)")
     p.add_argument("--size", type=int, default=256)
     p.add_argument("--hidden", type=int, default=d.hidden)
@@ -255,7 +258,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     archs = [a.strip() for a in args.arch.split(",") if a.strip()]
     sups = [s.strip() for s in args.supervision.split(",") if s.strip()]
-    cfg = PoissonConfig(steps=args.steps, lr=args.lr, points=args.points, hidden=args.hidden, layers=args.layers,
+    cfg = PoissonConfig(steps=args.steps, lr=args.lr, schedule=args.schedule, points=args.points, hidden=args.hidden, layers=args.layers,
                         seed=args.seed, device=args.device)
     res = run(args.path, archs, sups, cfg, args.size, args.out, args.blend, args.alpha)
     print(json.dumps({f"{a}_{s}": r["metrics"] for (a, s), r in res["results"].items()}, indent=1))
