@@ -36,6 +36,31 @@ def _grid_points(idx: np.ndarray, res: int) -> np.ndarray:
     return -1.0 + 2.0 * idx / (res - 1)
 
 
+def _upsample_linear(coarse: np.ndarray, nodes: np.ndarray, res: int, rows: int = 16) -> np.ndarray:
+    """Multilinear interpolation of values at ``nodes`` (per axis) onto ``0..res-1`` on every axis.
+
+    Axis by axis; the last axis is done ``rows`` slices of the first at a
+    time, so the peak memory stays near one output grid.
+    """
+    i = np.arange(res)
+    lo = np.clip(np.searchsorted(nodes, i, side="right") - 1, 0, len(nodes) - 2)
+    w = ((i - nodes[lo]) / (nodes[lo + 1] - nodes[lo])).astype(np.float32)
+
+    def along(a: np.ndarray, axis: int) -> np.ndarray:
+        shape = [1] * a.ndim
+        shape[axis] = res
+        ww = w.reshape(shape)
+        return np.take(a, lo, axis=axis) * (1 - ww) + np.take(a, lo + 1, axis=axis) * ww
+
+    v = coarse
+    for axis in range(coarse.ndim - 1):
+        v = along(v, axis)
+    out = np.empty((res,) * coarse.ndim, dtype=np.float32)
+    for r in range(0, res, rows):
+        out[r : r + rows] = along(v[r : r + rows], coarse.ndim - 1)
+    return out
+
+
 def evaluate_grid(
     model: nn.Module, res: int, dim: int = 3, chunk: int = 65536, sparse: bool | None = None,
     block: int = 4, safety: float = 1.5,
@@ -55,9 +80,8 @@ def evaluate_grid(
     cidx = np.minimum(np.arange(nb + 1) * block, res - 1)
     cpts = np.stack(np.meshgrid(*([_grid_points(cidx, res)] * dim), indexing="ij"), -1).reshape(-1, dim)
     coarse = evaluate_points(model, cpts, chunk).reshape((nb + 1,) * dim)
-    # fill: nearest coarse node
-    near = np.minimum(np.rint(np.arange(res) / block).astype(int), nb)
-    vals = coarse[np.ix_(*([near] * dim))].astype(np.float32)
+    # fill: multilinear interpolation of the coarse grid (keeps the sign in blocks without a zero crossing)
+    vals = _upsample_linear(coarse.astype(np.float32), cidx, res)
     # active blocks: some corner close to zero (or a sign change)
     h = 2.0 / (res - 1)
     thresh = safety * block * h * np.sqrt(dim)

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 
 from solvers.pointcloud import (
     load_cloud, mesh_signed_volume, normalize, read_mesh, read_xyz, sample_mesh, shape_cloud, shape_sdf,
@@ -92,3 +93,38 @@ def test_shape_samples_lie_on_the_surface(name):
 def test_unknown_source():
     with pytest.raises(ValueError, match="neither a shape name"):
         load_cloud("no_such_file.xyz.gz")
+
+
+class _SphereSDF(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.r = torch.nn.Parameter(torch.tensor(0.5))  # evaluate_points reads dtype/device from a parameter
+
+    def forward(self, x):
+        return x.norm(dim=1, keepdim=True) - self.r
+
+
+class _Linear(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.tensor([[0.3], [-0.2], [0.1]]))
+
+    def forward(self, x):
+        return x @ self.w + 2.0
+
+
+def test_sparse_grid_matches_dense_where_it_matters():
+    from solvers.meshing import evaluate_grid, extract_mesh
+
+    dense, _ = evaluate_grid(_SphereSDF(), 97, sparse=False)
+    sparse, info = evaluate_grid(_SphereSDF(), 97, sparse=True)
+    assert info["evaluated"] < 0.5 * 97**3  # only blocks near the surface are evaluated finely
+    near = np.abs(dense) < 0.05
+    np.testing.assert_array_equal(sparse[near], dense[near])
+    assert np.array_equal(np.sign(sparse), np.sign(dense))
+    assert extract_mesh(sparse)[0].shape == extract_mesh(dense)[0].shape
+    # far from the surface the fill interpolates the coarse grid linearly: exact for a linear function
+    lin_sparse, info = evaluate_grid(_Linear(), 98, sparse=True)  # 97 intervals: the last block is short
+    assert info["active_blocks"] == 0
+    lin98, _ = evaluate_grid(_Linear(), 98, sparse=False)
+    np.testing.assert_allclose(lin_sparse, lin98, atol=1e-5)
