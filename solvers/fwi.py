@@ -57,6 +57,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--slowness-weight-fwi", type=float, default=None,
                    help="weight of ||m - 1||_1 kept in neural stage 2")
     p.add_argument("--source-weight", default=None, help="weight of the near-source residual samples (number or auto)")
+    p.add_argument("--source-var", type=float, default=None,
+                   help="variance of the Gaussian sources (default 1e-4, the paper's; data and all methods use it)")
     p.add_argument("--skip-neural", action="store_true", help="run only the two reference methods")
     p.add_argument("--no-figure", action="store_true", help="do not draw fwi.png")
     p.add_argument("--device", default="cpu", help="cpu or cuda (neural stage)")
@@ -68,7 +70,8 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
     base = QUICK if args.quick else FULL
     s = {k: (getattr(args, k) if getattr(args, k, None) is not None else v) for k, v in base.items()}
     s["n_data"] = args.n_data or 2 * s["n"] - 1
-    for k in ("model", "snr", "seed", "lam_rel", "tv", "lr", "lambda_data", "skip_neural", "device", "quick"):
+    for k in ("model", "snr", "seed", "lam_rel", "tv", "lr", "lambda_data", "skip_neural", "device", "quick",
+              "source_var"):
         s[k] = getattr(args, k)
     for k, v in NEURAL_DEFAULTS.items():
         a = getattr(args, k, None)
@@ -86,7 +89,7 @@ def run_fwi(s: dict[str, Any], progress: bool = True) -> dict[str, Any]:
     from reference.fwi import (Acquisition, InversionProblem, admm_fwi, adjoint_fwi, model_mse, simulate_data,
                                slowness_model, velocity_model)
 
-    acq = Acquisition.paper()
+    acq = Acquisition.paper() if s.get("source_var") is None else Acquisition.paper(source_var=s["source_var"])
     t = time.perf_counter()
     obs = simulate_data(acq, slowness_model(s["model"]), n=s["n_data"], snr_db=s["snr"], seed=s["seed"])
     t_sim = time.perf_counter() - t
