@@ -1,42 +1,62 @@
-"""pinnsiren: solve PDEs declared in SymPy with SIRENs, and compare against grid solvers."""
+"""pinnsiren: solve PDEs declared in SymPy with SIRENs, and compare against grid solvers.
 
-from .diagnostics import init_statistics
-from .networks import ARCHITECTURES, MLP, Siren, build_model, model_from_config
+The package imports lazily (PEP 562): ``import pinnsiren`` and the symbolic
+half (``pinnsiren.symbolic``: Field, Constraint, the SymPy helpers) load
+without torch, so a spec can be written, printed and discretised on a grid
+on a machine that has no torch. A name such as ``pinnsiren.Siren`` imports
+its module, and torch with it, the first time it is used.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "ARCHITECTURES",
-    "MLP",
-    "Siren",
-    "build_model",
-    "model_from_config",
-    "init_statistics",
-    "__version__",
-]
+#: public name -> submodule that defines it
+_EXPORTS: dict[str, str] = {
+    "ARCHITECTURES": "networks",
+    "MLP": "networks",
+    "Siren": "networks",
+    "build_model": "networks",
+    "model_from_config": "networks",
+    "init_statistics": "diagnostics",
+    # symbolic spec (no torch)
+    "Field": "symbolic",
+    "coefficient": "symbolic",
+    "Constraint": "symbolic",
+    # compiler, derivative engine, problems
+    "compile_residual": "compiler",
+    "CompiledResidual": "compiler",
+    "CompileError": "compiler",
+    "derivatives": "jet",
+    "GridInterpolant": "coefficients",
+    "Problem": "problem",
+    "Box": "problem",
+    "BoxBoundary": "problem",
+    "Ball": "problem",
+    "Disk": "problem",
+    "TimeSlice": "problem",
+    "NearPoint": "problem",
+    "PointSet": "problem",
+}
 
-# symbolic spec, compiler, derivative engine, problems (issue 3)
-from .symbolic import Constraint, Field, coefficient  # noqa: E402
-from .compiler import CompiledResidual, CompileError, compile_residual  # noqa: E402
-from .jet import derivatives  # noqa: E402
-from .coefficients import GridInterpolant  # noqa: E402
-from .problem import Ball, Box, BoxBoundary, Disk, NearPoint, PointSet, Problem, TimeSlice  # noqa: E402
+__all__ = sorted(_EXPORTS) + ["__version__"]
 
-__all__ += [
-    "Field",
-    "coefficient",
-    "Constraint",
-    "compile_residual",
-    "CompiledResidual",
-    "CompileError",
-    "derivatives",
-    "GridInterpolant",
-    "Problem",
-    "Box",
-    "BoxBoundary",
-    "Ball",
-    "Disk",
-    "TimeSlice",
-    "NearPoint",
-    "PointSet",
-]
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        # ``pinnsiren.train`` etc. after a bare ``import pinnsiren``
+        if importlib.util.find_spec(f"{__name__}.{name}") is None:
+            raise AttributeError(f"module 'pinnsiren' has no attribute {name!r}")
+        return importlib.import_module(f".{name}", __name__)
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # later look-ups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

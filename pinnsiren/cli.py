@@ -1,87 +1,169 @@
-"""The ``pinnsiren`` command line.
+"""The ``pinnsiren`` command line: a driver over a registry of commands.
 
-Subcommands are registered from small modules, each exposing
-``add_arguments(parser)`` and ``main(args) -> int``. Those modules live in
-``solvers/`` and ``reference/`` and are imported only while the parser is
-built (the only place ``pinnsiren`` reaches up into them).
+The core names no command. Commands are registered as entry points in the
+group ``pinnsiren.commands`` (``setup.cfg``)::
+
+    [options.entry_points]
+    pinnsiren.commands =
+        demo = solvers.demo              # pinnsiren demo
+        solve.helmholtz = solvers.helmholtz   # pinnsiren solve helmholtz
+        reference = reference.cli        # a group the module fills itself
+
+A *command module* exposes ``add_arguments(parser)`` and ``main(args) -> int``;
+a *group module* exposes ``add_subcommands(subparsers)``. Adding a
+subcommand is one line there (and the module). Help texts are read from the
+first paragraph of each module's docstring without importing it, so
+``pinnsiren --help`` stays light; only the module of the command being run
+is imported. A registered module that cannot be found is an error, never a
+silently missing command.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
+import configparser
 import importlib
+import importlib.metadata
 import importlib.util
 import sys
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Sequence
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "registered_commands", "Command", "ENTRY_POINT_GROUP"]
 
-#: group -> {subcommand: (module, help)}; a group with one entry under "" is a
-#: plain command.
-COMMANDS: dict[str, dict[str, tuple[str, str]]] = {
-    "demo": {"": ("solvers.demo", "run the main job: a neural Helmholtz solve compared with FD")},
-    "fit": {"image": ("solvers.image_fit", "fit an image with a coordinate network (paper Fig. 1)")},
-    "solve": {
-        "poisson": ("solvers.poisson", "Poisson image reconstruction from gradient/Laplacian"),
-        "helmholtz": ("solvers.helmholtz", "Helmholtz with PML, neural vs finite differences"),
-        "wave": ("solvers.wave", "wave equation initial value problem, neural vs FD"),
-        "sdf": ("solvers.sdf", "signed distance function from an oriented point cloud"),
-    },
-    "fwi": {"": ("solvers.fwi", "full-waveform inversion: ADMM, adjoint-state and neural")},
-}
+ENTRY_POINT_GROUP = "pinnsiren.commands"
 
 GROUP_HELP = {
-    "fit": "fit a signal with a network",
-    "solve": "solve a PDE with a neural network and compare with a reference",
-    "reference": "finite-difference reference solvers (HDF5 + PNG)",
+    "fit": "Fit a signal with a network.",
+    "solve": "Solve a PDE with a neural network and compare with a reference.",
 }
 
 
-def _module(name: str):
-    """Import ``name`` if it exists; None when the module is not there at all."""
-    if importlib.util.find_spec(name.split(".")[0]) is None or importlib.util.find_spec(name) is None:
-        return None
-    return importlib.import_module(name)
+@dataclass(frozen=True)
+class Command:
+    """One registered command: ``group`` (e.g. "solve"), ``name`` ("" for a plain command), ``module``."""
+
+    group: str
+    name: str
+    module: str
 
 
-def build_parser() -> argparse.ArgumentParser:
+class CommandRegistryError(RuntimeError):
+    """The command registry names a module that cannot be found."""
+
+
+def _from_setup_cfg(path: Path) -> list[tuple[str, str]]:
+    cfg = configparser.ConfigParser(inline_comment_prefixes=("#",))
+    cfg.read(path, encoding="utf-8")
+    text = cfg.get("options.entry_points", ENTRY_POINT_GROUP, fallback="")
+    pairs = []
+    for line in text.strip().splitlines():
+        if line.strip():
+            name, _, value = line.partition("=")
+            pairs.append((name.strip(), value.strip()))
+    return pairs
+
+
+def registered_commands() -> list[Command]:
+    """The commands of entry point group :data:`ENTRY_POINT_GROUP`.
+
+    Read from the ``setup.cfg`` beside this package when there is one (a
+    checkout, installed editable or not: the file being run is the truth),
+    otherwise from the installed distribution's metadata (a wheel).
+    """
+    cfg = Path(__file__).resolve().parents[1] / "setup.cfg"
+    if cfg.is_file():
+        pairs = _from_setup_cfg(cfg)
+    else:
+        pairs = [(ep.name, ep.value) for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)]
+    out = []
+    for full, value in pairs:
+        group, _, name = full.partition(".")
+        out.append(Command(group, name, value.split(":")[0].strip()))
+    return sorted(out, key=lambda c: (c.group, c.name))
+
+
+def _spec_origin(module: str) -> str:
+    try:
+        spec = importlib.util.find_spec(module)
+    except ModuleNotFoundError:
+        spec = None
+    if spec is None or spec.origin is None:
+        raise CommandRegistryError(
+            f"command module {module!r} is registered in the {ENTRY_POINT_GROUP!r} entry points "
+            "but cannot be found; reinstall pinnsiren (pip install -e .) or fix setup.cfg")
+    return spec.origin
+
+
+def module_help(module: str) -> str:
+    """First paragraph of ``module``'s docstring, read without importing it (its parent package is imported)."""
+    with open(_spec_origin(module), encoding="utf-8") as f:
+        doc = ast.get_docstring(ast.parse(f.read())) or ""
+    para = " ".join(doc.strip().split("\n\n")[0].split()).replace("``", "")
+    if para.startswith("pinnsiren ") and ": " in para:  # "pinnsiren demo: the main job ..."
+        para = para.split(": ", 1)[1]
+    return para[:1].upper() + para[1:]
+
+
+def _wanted(argv: Sequence[str]) -> tuple[str | None, str | None]:
+    """The group and subcommand named on the command line (options skipped)."""
+    words = [a for a in argv if not a.startswith("-")]
+    return (words[0] if words else None), (words[1] if len(words) > 1 else None)
+
+
+def build_parser(argv: Sequence[str] = (), commands: Sequence[Command] | None = None) -> argparse.ArgumentParser:
+    """The full parser, importing only the module of the command named in ``argv``."""
     from . import __version__
 
+    commands = registered_commands() if commands is None else list(commands)
     parser = argparse.ArgumentParser(
         prog="pinnsiren",
         description="Solve PDEs declared in SymPy with SIRENs and compare with grid solvers.",
     )
     parser.add_argument("--version", action="version", version=f"pinnsiren {__version__}")
     groups = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for group, entries in COMMANDS.items():
-        if "" in entries:
-            mod = _module(entries[""][0])
-            if mod is None:
-                continue
-            p = groups.add_parser(group, help=entries[""][1], description=entries[""][1])
-            mod.add_arguments(p)
-            p.set_defaults(func=mod.main)
+    if not commands:
+        parser.epilog = (f"no commands are registered (entry point group {ENTRY_POINT_GROUP!r}): "
+                         "install pinnsiren with `pip install -e .`")
+    want_group, want_name = _wanted(argv)
+    by_group: dict[str, list[Command]] = {}
+    for c in commands:
+        by_group.setdefault(c.group, []).append(c)
+    for group, members in by_group.items():
+        plain = [c for c in members if not c.name]
+        if plain:
+            c = plain[0]
+            help_ = module_help(c.module)
+            p = groups.add_parser(group, help=help_, description=help_)
+            if group == want_group:
+                mod = importlib.import_module(c.module)
+                if hasattr(mod, "add_subcommands"):
+                    mod.add_subcommands(p.add_subparsers(dest="subcommand", metavar="WHAT", required=True))
+                else:
+                    mod.add_arguments(p)
+                    p.set_defaults(func=mod.main)
             continue
-        mods = {k: (_module(m), h) for k, (m, h) in entries.items()}
-        mods = {k: v for k, v in mods.items() if v[0] is not None}
-        if not mods:
-            continue
-        gp = groups.add_parser(group, help=GROUP_HELP[group], description=GROUP_HELP[group])
+        gp = groups.add_parser(group, help=GROUP_HELP.get(group, group), description=GROUP_HELP.get(group))
         sub = gp.add_subparsers(dest="subcommand", metavar="WHAT", required=True)
-        for k, (mod, h) in mods.items():
-            p = sub.add_parser(k, help=h, description=h)
-            mod.add_arguments(p)
-            p.set_defaults(func=mod.main)
-    ref = _module("reference.cli")
-    if ref is not None:
-        gp = groups.add_parser("reference", help=GROUP_HELP["reference"],
-                               description=GROUP_HELP["reference"])
-        ref.add_subcommands(gp.add_subparsers(dest="subcommand", metavar="WHAT", required=True))
+        for c in members:
+            help_ = module_help(c.module)
+            p = sub.add_parser(c.name, help=help_, description=help_)
+            if group == want_group and c.name == want_name:
+                mod = importlib.import_module(c.module)
+                mod.add_arguments(p)
+                p.set_defaults(func=mod.main)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        parser = build_parser(argv)
+    except CommandRegistryError as exc:
+        print(f"pinnsiren: error: {exc}", file=sys.stderr)
+        return 2
     args = parser.parse_args(argv)
     if getattr(args, "func", None) is None:
         parser.print_help()

@@ -1,4 +1,5 @@
-"""Command-line front end: ``helmholtz``, ``wave`` and ``poisson`` subcommands.
+"""Finite-difference reference solvers from the command line: ``helmholtz``, ``wave``
+and ``poisson`` (HDF5 + PNG).
 
 The main CLI wires these in with :func:`add_subcommands`; ``python -m
 reference <cmd> ...`` uses :func:`main`.  Each command writes
