@@ -299,14 +299,17 @@ class GridResidual:
     def _is_derivative(self, b, a, xk) -> bool:
         """Numerically: is ``b == da/dx_k`` over the box (random points, tolerance 1e-9 relative)?"""
         spec = self.layout.spec
-        da = sympy.diff(a, xk)
+        real = {c: sympy.Dummy(c.name, real=True) for c in self.space}  # d|x|/dx = sign(x) needs real x
+        a, b = a.xreplace(real), b.xreplace(real)
+        da = sympy.diff(a, real[xk])
         if sympy.expand(b - da) == 0:
             return True
         rng = np.random.default_rng(1234)
         pts = [rng.uniform(*spec.bounds[k], 64) for k in spec.space_axes]
+        args = [real[c] for c in self.space]
         try:
-            bv = np.asarray(_lambdify(self.space, b, self.funcs)(*pts), dtype=complex)
-            dv = np.asarray(_lambdify(self.space, da, self.funcs)(*pts), dtype=complex)
+            bv = np.broadcast_to(np.asarray(_lambdify(args, b, self.funcs)(*pts), dtype=complex), (64,))
+            dv = np.broadcast_to(np.asarray(_lambdify(args, da, self.funcs)(*pts), dtype=complex), (64,))
         except Exception:  # a derivative numpy cannot evaluate: use the plain stencils
             return False
         scale = max(np.max(np.abs(dv)), np.max(np.abs(bv)), 1.0)

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
+import sympy
 
 from ..grid import Grid, GridField
 from .discrete import symbolise
@@ -116,7 +117,8 @@ def _initial_state(system: System) -> np.ndarray:
     t0 = spec.bounds[spec.time][0]
     U0 = np.full(system.n_slots * system.N, np.nan, dtype=system.dtype)
     for name, expr in spec.initial:
-        e, keys, funcs = symbolise(expr.xreplace({spec.coords[spec.time]: t0}), spec, f"constraint {name!r}")
+        e, keys, funcs = symbolise(expr, spec, f"constraint {name!r}")
+        e = e.xreplace({spec.coords[spec.time]: sympy.Float(t0)})
         present = [(k, s) for k, s in keys.items() if s in e.free_symbols]
         if len(present) != 1 or any(present[0][0][2]):
             raise SpecError(
@@ -125,8 +127,6 @@ def _initial_state(system: System) -> np.ndarray:
             )
         (i, to, _), s = present[0]
         slot = system.slot_of(i, to, f"constraint {name!r}")
-        import sympy
-
         c = sympy.diff(e, s)
         if c == 0 or s in c.free_symbols:
             raise SpecError(f"constraint {name!r}: the initial condition must be linear in {s}")

@@ -254,7 +254,7 @@ class Elimination:
         self.I = system.inner_index()
         self.B = system.boundary_index()
         Z = np.zeros(n, dtype=system.dtype)
-        J = system.bc_jacobian(Z).tocsc()
+        J = system.bc_jacobian(Z).astype(system.dtype).tocsc()
         Jbb, Jbi = J[:, self.B].tocsc(), J[:, self.I].tocsc()
         self._lu = spla.splu(Jbb) if len(self.B) else None
         P = None
