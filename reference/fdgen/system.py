@@ -212,6 +212,8 @@ class System:
         return np.concatenate([r(U, t) for _, r in self.bc]) if self.bc else np.zeros(0)
 
     def bc_jacobian(self, U: np.ndarray, t: float = 0.0) -> sp.csr_matrix:
+        if not self.bc:
+            return sp.csr_matrix((0, self.n_slots * self.N))
         return sp.vstack([r.jacobian(U, t) for _, r in self.bc]).tocsr()
 
     def pde_residual(self, U: np.ndarray, t: float = 0.0) -> np.ndarray:
