@@ -1,3 +1,4 @@
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -25,4 +26,5 @@ def test_no_torch_in_source():
     for path in paths:
         text = path.read_text()
         assert "import torch" not in text and "from torch" not in text, path
-        assert "import pinnsiren" not in text and "from pinnsiren" not in text, path  # pinnsiren imports torch
+        # pinnsiren imports torch; a Problem is read duck-typed
+        assert not re.search(r"^\s*(import|from)\s+pinnsiren", text, flags=re.M), path
