@@ -1,6 +1,6 @@
 """A PDE specification read from a pinnsiren Problem (duck-typed) or from plain SymPy objects.
 
-Nothing here imports pinnsiren (that would import torch): a Problem is read
+Nothing here imports pinnsiren (which pulls in torch): a Problem is read
 through its attributes ``fields``, ``coords``, ``constraints`` (name ->
 constraint with ``expr`` and ``where``), ``coefficients`` and ``parameters``;
 regions through their class name and attributes (``Box.bounds``,
