@@ -13,6 +13,14 @@ Usage::
     python benchmarks/reference.py            # 256, 512, 1024; baseline everywhere
     python benchmarks/reference.py --quick    # baseline skipped above 512
     python benchmarks/reference.py --sizes 256 512 --scheme 5
+    python benchmarks/reference.py --sizes 129 257 513 --generated   # + the generated solver
+
+``--generated`` adds, per size, a child that solves the same PML Helmholtz
+problem with ``reference.fdgen`` (finite differences generated from the SymPy
+spec ``equations.helmholtz.helmholtz_pml``; at second order its flux form is the
+hand-written ``scheme=5``) and, in the same process, the hand-written
+``HelmholtzOperator(scheme=5)`` with the same factorization (SuperLU, COLAMD):
+spec / assembly / factor+solve CPU seconds of both and their max difference.
 """
 
 from __future__ import annotations
@@ -64,8 +72,49 @@ def _child(n: int, ordering: str, scheme: int, k: float) -> dict:
     }
 
 
+def _child_generated(n: int, k: float) -> dict:
+    import time
+
+    import numpy as np
+    import sympy
+
+    sys.path.insert(0, str(ROOT))
+    from equations.helmholtz import helmholtz_pml
+    from pinnsiren.symbolic import Field
+    from reference import fdgen
+    from reference.helmholtz import HelmholtzOperator, gaussian_source
+
+    cpu = time.process_time
+    x, y = sympy.symbols("x y")
+    c0 = cpu()
+    u = Field("u", (x, y), complex=True)
+    eq = helmholtz_pml(u, k=k)
+    walls = [(u, (c, s)) for c in (x, y) for s in ("lo", "hi")]
+    spec = fdgen.from_sympy(eq, [u], (x, y), [(-1, 1), (-1, 1)], walls)
+    c1 = cpu()
+    sol = fdgen.solve(spec, n, method="direct")
+    c2 = cpu()
+    # the hand-written scheme 5, same grid, same factorization (SuperLU, COLAMD)
+    op = HelmholtzOperator(n, k, scheme=5, ordering="colamd")
+    c3 = cpu()
+    op.factorize()
+    ref = op.solve(op.interior(gaussian_source(op.grid).astype(complex)))
+    c4 = cpu()
+    U = op.to_full(ref)
+    return {
+        "n": n, "unknowns": op.N,
+        "generated": {"spec_cpu_s": round(c1 - c0, 3), "assemble_cpu_s": round(sol.stats["assemble_s"], 3),
+                      "solve_cpu_s": round(sol.stats["solve_s"], 3), "total_cpu_s": round(c2 - c1, 3)},
+        "hand_written_scheme5": {"assemble_cpu_s": round(c3 - c2, 3), "factor_plus_solve_cpu_s": round(c4 - c3, 3)},
+        "max_abs_difference": float(np.abs(sol["u"].values - U).max()), "max_abs_field": float(np.abs(U).max()),
+    }
+
+
 def _run(n: int, ordering: str, scheme: int, k: float) -> dict:
-    cmd = [sys.executable, __file__, "--child", str(n), ordering, str(scheme), str(k)]
+    if ordering == "generated":
+        cmd = [sys.executable, __file__, "--child-generated", str(n), str(k)]
+    else:
+        cmd = [sys.executable, __file__, "--child", str(n), ordering, str(scheme), str(k)]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     if out.returncode != 0:
@@ -79,20 +128,35 @@ def main() -> None:
     ap.add_argument("--scheme", type=int, choices=(5, 9), default=9)
     ap.add_argument("--k", type=float, default=20.0)
     ap.add_argument("--quick", action="store_true", help="skip the COLAMD baseline above 512^2")
+    ap.add_argument("--generated", action="store_true",
+                    help="also time the generated solver (reference.fdgen) next to the hand-written scheme 5")
+    ap.add_argument("--only-generated", action="store_true", help="run only the generated-vs-hand-written rows")
     ap.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
+    ap.add_argument("--child-generated", nargs=2, help=argparse.SUPPRESS)
     a = ap.parse_args()
+    if a.child_generated:
+        n, k = a.child_generated
+        print(json.dumps(_child_generated(int(n), float(k))))
+        return
     if a.child:
         n, ordering, scheme, k = a.child
         print(json.dumps(_child(int(n), ordering, int(scheme), float(k))))
         return
     rows = []
     for n in a.sizes:
+        if a.only_generated:
+            row = {"n": n, "generated_vs_scheme5": _run(n, "generated", 5, a.k)}
+            rows.append(row)
+            print(json.dumps(row), file=sys.stderr, flush=True)
+            continue
         ours = _run(n, "nd", a.scheme, a.k)
         base = None if (a.quick and n > 512) else _run(n, "colamd", a.scheme, a.k)
         row = {"n": n, "ours_nd": ours, "splu_colamd": base}
         if base and "factor_plus_solve_s" in base and "factor_plus_solve_s" in ours:
             row["speedup_factor_plus_solve"] = round(base["factor_plus_solve_s"] / ours["factor_plus_solve_s"], 2)
             row["memory_ratio"] = round(base["peak_rss_mib"] / ours["peak_rss_mib"], 2)
+        if a.generated:
+            row["generated_vs_scheme5"] = _run(n, "generated", 5, a.k)
         rows.append(row)
         print(json.dumps(row), file=sys.stderr, flush=True)
     print(json.dumps({
