@@ -258,11 +258,8 @@ class Elimination:
         Z = np.zeros(n, dtype=system.dtype)
         J = system.bc_jacobian(Z).astype(system.dtype).tocsc()
         Jbb, Jbi = J[:, self.B].tocsc(), J[:, self.I].tocsc()
-        self._lu = spla.splu(Jbb) if len(self.B) else None
-        P = None
-        if len(self.B):
-            sol = spla.spsolve(Jbb, Jbi)
-            P = -(sp.csr_matrix(sol) if sp.issparse(sol) else sp.csr_matrix(np.reshape(sol, (len(self.B), -1))))
+        self._inv = _block_inverse(Jbb) if len(self.B) else None
+        P = -(self._inv @ Jbi).tocsr() if len(self.B) else None
         Ei = sp.csr_matrix((np.ones(len(self.I)), (self.I, np.arange(len(self.I)))), shape=(n, len(self.I)))
         self.Eb = sp.csr_matrix((np.ones(len(self.B)), (self.B, np.arange(len(self.B)))), shape=(n, len(self.B)))
         self.T = (Ei + self.Eb @ P).tocsr() if len(self.B) else Ei.tocsr()
@@ -273,10 +270,36 @@ class Elimination:
         if not len(self.B):
             return np.zeros(0)
         r0 = self.system.bc_residual(self._zero, t)
-        return -self._lu.solve(np.asarray(r0, dtype=self._zero.dtype))
+        return -(self._inv @ np.asarray(r0, dtype=self._zero.dtype))
 
     def full(self, y: np.ndarray, t: float = 0.0) -> np.ndarray:
         U = self.T @ y
         if len(self.B):
             U = U + self.Eb @ self.q(t)
         return U
+
+
+def _block_inverse(A: sp.spmatrix, max_block: int = 256) -> sp.csr_matrix:
+    """Sparse inverse of a matrix that is block diagonal up to a permutation (boundary rows couple
+    only nearby boundary nodes): each connected block is inverted densely."""
+    from scipy.sparse.csgraph import connected_components
+
+    A = sp.csr_matrix(A)
+    n = A.shape[0]
+    pattern = sp.csr_matrix((np.ones(len(A.data)), A.indices, A.indptr), shape=A.shape)
+    ncomp, labels = connected_components(pattern, directed=False)
+    order = np.argsort(labels, kind="stable")
+    starts = np.searchsorted(labels[order], np.arange(ncomp + 1))
+    sizes = np.diff(starts)
+    if sizes.max() > max_block:
+        return sp.csr_matrix(spla.inv(A.tocsc()))
+    rows, cols, vals = [], [], []
+    for size in np.unique(sizes):  # batch the blocks of equal size
+        comps = np.flatnonzero(sizes == size)
+        idx = np.stack([order[starts[c]:starts[c] + size] for c in comps])  # (nb, size)
+        sub = np.stack([A[i][:, i].toarray() for i in idx]) if size > 1 else A.diagonal()[idx][:, :, None]
+        inv = np.linalg.inv(sub)
+        rows.append(np.repeat(idx, size, axis=1).ravel())
+        cols.append(np.tile(idx, (1, size)).ravel())
+        vals.append(inv.ravel())
+    return sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n))

@@ -9,7 +9,7 @@ import pytest
 import sympy
 
 from reference import fdgen
-from reference.fdgen import SpecError, derivative_matrix, fd_weights
+from reference.fdgen import derivative_matrix, fd_weights, gallery
 
 x, y, t = sympy.symbols("x y t")
 BOX = [(-1, 1), (-1, 1)]
@@ -24,10 +24,6 @@ def max_err(sol, name, exact, coords):
     G = sol[name].grid.coords()
     fe = sympy.lambdify(coords, exact, "numpy")
     return float(np.abs(sol[name].values - np.broadcast_to(fe(*G), sol[name].values.shape)).max())
-
-
-def faces(*axes):
-    return [(a, s) for a in axes for s in ("lo", "hi")]
 
 
 # ------------------------------------------------------------------ stencils
@@ -83,6 +79,15 @@ def test_tutorial_diffusion_orders(order, ns, slope):
         assert errs[-1] == pytest.approx(8.1e-4, rel=0.02)
 
 
+def test_problem_and_plain_sympy_specs_give_the_same_grid_solution():
+    problem, _ = tutorial_problem()
+    a = fdgen.solve(problem, 17, order=4)["u"].values
+    b = fdgen.solve(gallery.case("diffusion").spec, 17, order=4)["u"].values
+    np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match=r"Invalid case 'nope'. Must be one of \['burgers'"):
+        gallery.case("nope")
+
+
 def test_tutorial_diffusion_matches_the_hand_written_solver():
     from reference import Grid, solve_diffusion_dirichlet
 
@@ -99,30 +104,20 @@ def test_tutorial_diffusion_matches_the_hand_written_solver():
 
 
 # ---------------------------------------------- nonlinear steady: -Lap u + u^3 = f
-NONLINEAR_EXACT = sympy.exp(x) * sympy.sin(sympy.pi * y / 2) + 1
+@pytest.mark.parametrize("order, ns, slope", [(2, (17, 33, 65), 2.0), (4, (17, 33, 65), 4.0)])
+def test_nonlinear_steady_orders_with_dirichlet_neumann_robin(order, ns, slope):
+    c = gallery.case("nonlinear")
+    res = gallery.observed_order(c, ns, order)
+    assert abs(res["slope"] - slope) < 0.3, res
+    sol = fdgen.solve(c.spec, ns[-1], order=order, **c.options)
+    st = sol.stats
+    assert not st["linear"] and 2 <= st["newton_iterations"] <= 12, st
+    assert st["residual"] < 1e-8 * st["residual_initial"], st
 
 
 def nonlinear_solve(n, order):
-    u = sympy.Function("u", real=True)(x, y)
-    ue = NONLINEAR_EXACT
-    op = lambda v: -(v.diff(x, 2) + v.diff(y, 2)) + v**3  # noqa: E731
-    conds = [
-        (u - ue, (x, "lo")),
-        (u - ue, (y, "lo")),
-        (u.diff(x) - ue.diff(x), (x, "hi")),                     # Neumann
-        (u.diff(y) + 2 * u - (ue.diff(y) + 2 * ue), (y, "hi")),  # Robin
-    ]
-    return fdgen.solve_pde(sympy.Eq(op(u), op(ue)), [u], (x, y), BOX, conds, shape=n, order=order, tol=1e-12)
-
-
-@pytest.mark.parametrize("order, ns, slope", [(2, (17, 33, 65), 2.0), (4, (17, 33, 65), 4.0)])
-def test_nonlinear_steady_orders_with_dirichlet_neumann_robin(order, ns, slope):
-    sols = [nonlinear_solve(n, order) for n in ns]
-    errs = [max_err(s, "u", NONLINEAR_EXACT, (x, y)) for s in sols]
-    assert abs(order_of(ns, errs) - slope) < 0.3, errs
-    st = sols[-1].stats
-    assert not st["linear"] and 2 <= st["newton_iterations"] <= 12, st
-    assert st["residual"] < 1e-8 * st["residual_initial"], st
+    c = gallery.case("nonlinear")
+    return fdgen.solve(c.spec, n, order=order, **c.options)
 
 
 def test_newton_jacobian_is_the_exact_derivative_of_the_discrete_residual():
@@ -160,52 +155,22 @@ def test_cole_hopf_reference_is_accurate():
     assert abs(res) < 1e-5
 
 
-def burgers(n, order):
-    u = sympy.Function("u", real=True)(x, t)
-    nu = sympy.Rational(1, 100) / sympy.pi
-    eq = u.diff(t) + u * u.diff(x) - nu * u.diff(x, 2)
-    conds = [(u, (x, "lo")), (u, (x, "hi")), (u + sympy.sin(sympy.pi * x), (t, "lo"))]
-    sol = fdgen.solve_pde(eq, [u], (x, t), [(-1, 1), (0, 1)], conds, shape=n, order=order, time=t, times=11,
-                          rtol=1e-8, atol=1e-10)
-    X, T = sol["u"].grid.coords()
-    ue = fdgen.burgers_cole_hopf(X, T)
-    return float(np.linalg.norm(sol["u"].values - ue) / np.linalg.norm(ue)), sol
-
-
 def test_burgers_against_cole_hopf():
     # measured: order 4 on 513 nodes: 6.7e-4 (space-time relative L2 over t = 0, 0.1, ..., 1)
-    rel, sol = burgers(513, 4)
+    c = gallery.case("burgers")
+    sol = fdgen.solve(c.spec, 513, order=4, **c.options)
+    rel = c.errors(sol, "rel_l2")
     assert rel <= 1e-3, rel
     assert sol["u"].values.shape == (513, 11) and sol.stats["integrator"] == "BDF"
-    errs4 = [rel] + [burgers(n, 4)[0] for n in (1025, 2049)]
-    assert abs(order_of((513, 1025, 2049), errs4) - 4) < 0.3, errs4
-    errs2 = [burgers(n, 2)[0] for n in (1025, 2049)]
-    assert abs(order_of((1025, 2049), errs2) - 2) < 0.3, errs2
+    r4 = gallery.observed_order(c, (513, 1025, 2049), 4, norm="rel_l2")
+    assert r4["errors"][0] == pytest.approx(rel, rel=1e-9)
+    assert abs(r4["slope"] - 4) < 0.3, r4
+    r2 = gallery.observed_order(c, (1025, 2049), 2, norm="rel_l2")
+    assert abs(r2["slope"] - 2) < 0.3, r2
 
 
 # ------------------------------------------- reaction-diffusion system, two fields
-def reaction_diffusion(n, order):
-    u = sympy.Function("u", real=True)(x, t)
-    v = sympy.Function("v", real=True)(x, t)
-    ue = sympy.exp(-t) * sympy.cos(x) + 1
-    ve = sympy.exp(-t / 2) * sympy.sin(x + t)
-    Du, Dv = sympy.Rational(1, 10), sympy.Rational(1, 20)
-    ops = [
-        lambda a, b: a.diff(t) - Du * a.diff(x, 2) + a * b - a**2 / 4,
-        lambda a, b: b.diff(t) - Dv * b.diff(x, 2) - a * b + b / 2,
-    ]
-    eqs = [sympy.Eq(op(u, v), op(ue, ve)) for op in ops]
-    conds = [
-        (u - ue, (x, "lo")), (u.diff(x) - ue.diff(x), (x, "hi")),
-        (v - ve, (x, "hi")), (v.diff(x) + v - (ve.diff(x) + ve), (x, "lo")),
-        (u - ue, (t, "lo")), (v - ve, (t, "lo")),
-    ]
-    sol = fdgen.solve_pde(eqs, [u, v], (x, t), [(0, 2), (0, 1)], conds, shape=n, order=order, time=t, times=5,
-                          rtol=1e-11, atol=1e-12)
-    return max(max_err(sol, "u", ue, (x, t)), max_err(sol, "v", ve, (x, t)))
-
-
 @pytest.mark.parametrize("order, ns, slope", [(2, (11, 21, 41), 2.0), (4, (11, 21, 41), 4.0)])
 def test_reaction_diffusion_system_orders(order, ns, slope):
-    errs = [reaction_diffusion(n, order) for n in ns]
-    assert abs(order_of(ns, errs) - slope) < 0.3, errs
+    res = gallery.observed_order(gallery.case("reaction_diffusion"), ns, order)
+    assert abs(res["slope"] - slope) < 0.3, res
