@@ -14,6 +14,7 @@ Usage::
     python benchmarks/reference.py --quick    # baseline skipped above 512
     python benchmarks/reference.py --sizes 256 512 --scheme 5
     python benchmarks/reference.py --sizes 129 257 513 --generated   # + the generated solver
+    python benchmarks/reference.py --orders            # observed orders of the generated solver
 
 ``--generated`` adds, per size, a child that solves the same PML Helmholtz
 problem with ``reference.fdgen`` (finite differences generated from the SymPy
@@ -111,6 +112,31 @@ def _child_generated(n: int, k: float) -> dict:
     }
 
 
+#: gallery case -> (grids for order 2, grids for order 4, norm)
+ORDER_GRIDS = {
+    "diffusion": ((17, 33, 65, 129), (17, 33, 65, 129), "max"),
+    "nonlinear": ((17, 33, 65, 129), (17, 33, 65, 129), "max"),
+    "burgers": ((1025, 2049, 4097), (513, 1025, 2049), "rel_l2"),
+    "reaction_diffusion": ((11, 21, 41, 81), (11, 21, 41, 81), "max"),
+}
+
+
+def _orders(quick: bool) -> dict:
+    sys.path.insert(0, str(ROOT))
+    from reference.fdgen import gallery
+
+    out = {}
+    for name, (n2, n4, norm) in ORDER_GRIDS.items():
+        c = gallery.case(name)
+        for order, ns in ((2, n2), (4, n4)):
+            ns = ns[:2] if quick else ns
+            r = gallery.observed_order(c, ns, order, norm=norm)
+            out[f"{name}/order{order}"] = {**r, "norm": norm, "slope": round(r["slope"], 3),
+                                           "cpu_s": [round(v, 3) for v in r["cpu_s"]]}
+            print(json.dumps({name: out[f"{name}/order{order}"]}), file=sys.stderr, flush=True)
+    return out
+
+
 def _run(n: int, ordering: str, scheme: int, k: float) -> dict:
     if ordering == "generated":
         cmd = [sys.executable, __file__, "--child-generated", str(n), str(k)]
@@ -132,12 +158,18 @@ def main() -> None:
     ap.add_argument("--generated", action="store_true",
                     help="also time the generated solver (reference.fdgen) next to the hand-written scheme 5")
     ap.add_argument("--only-generated", action="store_true", help="run only the generated-vs-hand-written rows")
+    ap.add_argument("--orders", action="store_true",
+                    help="fit the observed orders of the generated solver on the gallery's exact solutions")
     ap.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     ap.add_argument("--child-generated", nargs=2, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.child_generated:
         n, k = a.child_generated
         print(json.dumps(_child_generated(int(n), float(k))))
+        return
+    if a.orders:
+        print(json.dumps({"benchmark": "reference.fdgen orders", "command": "python benchmarks/reference.py "
+                          + " ".join(sys.argv[1:]), "results": _orders(a.quick)}, indent=1))
         return
     if a.child:
         n, ordering, scheme, k = a.child
