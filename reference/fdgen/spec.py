@@ -289,6 +289,8 @@ def _finish(fields, coords, box, eqs, conds, init, t_idx, periodic, vals, cplx=(
             raise SpecError(f"field {f} must be a function applied to exactly the coordinates {coords}")
     if t_idx is not None and t_idx in periodic:
         raise SpecError("the time axis cannot be periodic")
+    init = list(init) + [(c.name, c.expr) for c in conds if c.face == (t_idx, 0)]  # the initial face
+    conds = [c for c in conds if c.face != (t_idx, 0)]
     for c in conds:
         if c.face[0] == t_idx:
             raise SpecError(

@@ -228,3 +228,20 @@ def test_a_time_problem_from_a_pinnsiren_problem():
     X, T = sol["u"].grid.coords()
     assert sol["u"].values.shape == (41, 6)
     assert np.abs(sol["u"].values - sympy.lambdify((x, t), ue)(X, T)).max() < 1e-6
+
+
+def test_a_box_boundary_on_the_initial_face_is_an_initial_condition():
+    pinn = pinn_or_skip()
+    u = pinn.Field("u", (x, t))
+    ue = sympy.exp(-sympy.pi**2 * t / 4) * sympy.cos(sympy.pi * x / 2)
+    box = [(-1, 1), (0, 1)]
+    cons = [
+        pinn.Constraint(u.diff(t) - u.diff(x, 2), where=pinn.Box(box), n=8, name="pde"),
+        pinn.Constraint(u - ue, where=pinn.BoxBoundary(box, faces=[(0, 0), (0, 1), (1, 0)]), n=8, name="data"),
+    ]
+    sol = fdgen.solve(pinn.Problem([u], (x, t), cons), 41, order=4, time=t, times=3, rtol=1e-10, atol=1e-12)
+    X, T = sol["u"].grid.coords()
+    assert np.abs(sol["u"].values - sympy.lambdify((x, t), ue)(X, T)).max() < 1e-6
+    cons[1] = pinn.Constraint(u - ue, where=pinn.BoxBoundary(box), n=8, name="all")  # includes t = 1
+    with pytest.raises(SpecError, match=r"constraint 'all' is on the final-time face of t"):
+        fdgen.solve(pinn.Problem([u], (x, t), cons), 9, time=t)
