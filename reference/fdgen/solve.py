@@ -68,7 +68,7 @@ def _linear_solve(A: sp.spmatrix, b: np.ndarray, method: str, tol: float,
     if method == "auto":
         method = "amg" if real and A.shape[0] > 250_000 else "direct"
     if method == "direct":
-        if grid_shape is not None and grid_shape[0] * grid_shape[1] == A.shape[0]:
+        if grid_shape is not None and grid_shape[0] * grid_shape[1] == A.shape[0] and _compact(A, grid_shape):
             # one field on a 2-D grid: nested dissection + SuperLU without column reordering, as
             # reference.factor.SparseLU does for the hand-written solvers
             perm = nested_dissection(*grid_shape)
@@ -91,6 +91,14 @@ def _linear_solve(A: sp.spmatrix, b: np.ndarray, method: str, tol: float,
     ml = pyamg.smoothed_aggregation_solver((s * A).tocsr())
     x = ml.solve(s * b, tol=tol, accel="cg" if sym else "gmres", maxiter=500)
     return x, "amg"
+
+
+def _compact(A: sp.spmatrix, grid_shape: tuple[int, int]) -> bool:
+    """True if every coupling is to a node of the 3 x 3 block around it: then one grid line
+    separates, as the nested-dissection ordering assumes (4th-order stencils reach two lines)."""
+    C = sp.coo_matrix(A)
+    ny = grid_shape[1]
+    return bool(np.all(np.abs(C.row // ny - C.col // ny) <= 1) and np.all(np.abs(C.row % ny - C.col % ny) <= 1))
 
 
 def _newton(F, J, y0: np.ndarray, method: str, tol: float, max_iter: int, linear: bool,
