@@ -203,9 +203,9 @@ def solve_spec(
         tt, Us = _march(system, times, integrator, rtol, atol, steps, method, tol, max_iter, stats, c0)
         fields = {}
         grid = _grid(system, tt)
+        per_time = [_unflatten(system, U) for U in Us]
         for i in range(len(spec.fields)):
-            v = np.stack([_unflatten(system, U)[i] for U in Us], 0)
-            v = np.moveaxis(v, 0, spec.time)
+            v = np.moveaxis(np.stack([vals[i] for vals in per_time], 0), 0, spec.time)
             fields[system.slot_names[i]] = GridField(grid, v, _params(system, stats))
     return FDSolution(fields, stats, system)
 
@@ -319,10 +319,8 @@ def _unflatten(system: System, U: np.ndarray) -> list[np.ndarray]:
         for a, per in enumerate(lay.periodic):
             if per:
                 v = np.concatenate([v, np.take(v, [0], axis=a)], axis=a)
-        if not np.iscomplexobj(v) or system.spec.complex[s if s < len(system.spec.fields) else 0]:
-            out.append(v)
-        else:
-            out.append(v.real)
+        field = s if s < len(system.spec.fields) else system.second[s - len(system.spec.fields)]
+        out.append(v if system.spec.complex[field] else v.real)
     return out
 
 
@@ -345,12 +343,13 @@ def _grid(system: System, tt: np.ndarray | None = None) -> Grid:
 
 
 def _guess(system: System, guess: Any) -> np.ndarray:
-    lay = system.layout
-    if callable(guess):
-        vals = np.asarray(guess(*lay.X))
-        return np.broadcast_to(vals, (system.n_slots * system.N,)).copy() if vals.ndim <= 1 and vals.size in (1, system.N * system.n_slots) else vals.ravel()
-    g = np.asarray(guess)
-    if g.size != system.n_slots * system.N:
+    """Newton's initial guess as a full state: an array of all unknowns, or a callable of the space
+    coordinates giving one field's grid values (or all slots stacked, shape (n_slots, N))."""
+    n = system.n_slots * system.N
+    g = np.asarray(guess(*system.layout.X)) if callable(guess) else np.asarray(guess)
+    if g.size == system.N:
+        g = np.tile(g.ravel(), system.n_slots)
+    if g.size != n:
         raise ValueError(f"guess has {g.size} values; the grid has {system.n_slots} x {system.N} unknowns")
     return g.ravel()
 

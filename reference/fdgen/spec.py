@@ -266,7 +266,8 @@ def from_sympy(
     """
     coords = tuple(coords)
     t_idx = _time_index(coords, time)
-    conds, init = [], [("initial", e) for e in _exprs(initial)] if initial is not None and initial != () else []
+    has_initial = not (initial is None or (isinstance(initial, (list, tuple)) and not initial))
+    conds, init = [], ([("initial", e) for e in _exprs(initial)] if has_initial else [])
     for j, (expr, face) in enumerate(conditions):
         axis, side = _face(coords, face)
         for e in _exprs(expr):

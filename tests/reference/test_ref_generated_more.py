@@ -245,3 +245,34 @@ def test_a_box_boundary_on_the_initial_face_is_an_initial_condition():
     cons[1] = pinn.Constraint(u - ue, where=pinn.BoxBoundary(box), n=8, name="all")  # includes t = 1
     with pytest.raises(SpecError, match=r"constraint 'all' is on the final-time face of t"):
         fdgen.solve(pinn.Problem([u], (x, t), cons), 9, time=t)
+
+
+def test_refuses_counts_orders_and_nonlinear_time_boundaries():
+    u = sympy.Function("u", real=True)(x, y)
+    v = sympy.Function("v", real=True)(x, y)
+    walls = [(w, (c, s)) for w in (u, v) for c in (x, y) for s in (0, 1)]
+    with pytest.raises(SpecError, match=r"1 equations for 2 fields \['u', 'v'\]: a steady problem needs one equation per field"):
+        fdgen.solve_pde(u.diff(x, 2) + v, [u, v], (x, y), BOX, walls, shape=9)
+    w = sympy.Function("w", real=True)(x, t)
+    bcs = [(w, (x, 0)), (w, (x, 1)), (w, (t, 0))]
+    with pytest.raises(SpecError, match=r"time derivative of order 3 of w: the solver marches up to u_tt"):
+        fdgen.solve_pde(w.diff(t, 3) - w.diff(x, 2), [w], (x, t), BOX, bcs, time=t, shape=9)
+    with pytest.raises(SpecError, match=r"condition 1.*boundary rows must be linear"):
+        fdgen.solve_pde(w.diff(t) - w.diff(x, 2), [w], (x, t), BOX, [bcs[0], (w.diff(x) + w**3, (x, 1)), bcs[2]],
+                        time=t, shape=9)
+
+
+def test_newton_guess_and_a_nonlinear_boundary_condition_steady():
+    # steady, nonlinear Robin face u_x + u^3 = g: no elimination, Newton on all rows
+    u = sympy.Function("u", real=True)(x, y)
+    ue = 1 + x / 3 + sympy.sin(y) / 4
+    lap = lambda w: w.diff(x, 2) + w.diff(y, 2)  # noqa: E731
+    conds = [(u - ue, (x, 0)), (u - ue, (y, 0)), (u - ue, (y, 1)),
+             (u.diff(x) + u**3 - (ue.diff(x) + ue**3), (x, 1))]
+    errs = []
+    for n in (17, 33):
+        sol = fdgen.solve_pde(sympy.Eq(lap(u), lap(ue)), [u], (x, y), BOX, conds, shape=n, guess=lambda X, Y: 1 + 0 * X)
+        X, Y = sol["u"].grid.coords()
+        errs.append(np.abs(sol["u"].values - sympy.lambdify((x, y), ue)(X, Y)).max())
+    assert not sol.stats["linear"] and sol.stats["newton_iterations"] >= 2
+    assert 3.2 < errs[0] / errs[1] < 4.8, errs
