@@ -30,7 +30,7 @@ import numpy as np
 import scipy.sparse as sp
 import sympy
 
-from .spec import Spec, SpecError
+from .spec import Spec, SpecError, TorchOnly
 from .stencils import MAX_DERIVATIVE, ORDERS, derivative_matrix, flux_matrix
 
 __all__ = ["Layout", "GridResidual", "Term", "symbolise"]
@@ -190,6 +190,11 @@ def symbolise(expr: sympy.Expr, spec: Spec, where: str) -> tuple[sympy.Expr, dic
                 f"{', '.join(map(str, spec.coords))}}}"
             )
         v = spec.values[name]
+        if isinstance(v, TorchOnly):
+            raise SpecError(
+                f"{where}: coefficient {a} is a callable of the Problem (it takes torch tensors); pass its numpy "
+                f"version: values={{'{name}': f({', '.join(map(str, spec.coords))})}}"
+            )
         if isinstance(v, (int, float, complex, sympy.Basic)):
             subs[a] = sympy.sympify(v)
         else:
@@ -283,6 +288,10 @@ class GridResidual:
                 if (coef2.free_symbols | coef1.free_symbols) & (state | {self.t}) or coef2 == 0:
                     continue
                 xk = self.space[a]
+                k = spec.space_axes[a]
+                ends = [lay.faces[(k, side)][self.rows] for side in (0, 1) if (k, side) in lay.faces]
+                if any(e.any() for e in ends):  # the flux stencil has no rows at the ends of the axis
+                    continue
                 if not self._is_derivative(coef1, coef2, xk):
                     continue
                 a_fn = _lambdify(self.space, coef2, self.funcs)

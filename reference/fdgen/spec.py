@@ -15,11 +15,18 @@ from typing import Any, Mapping, Sequence
 
 import sympy
 
-__all__ = ["SpecError", "Spec", "Condition", "from_problem", "from_sympy"]
+__all__ = ["SpecError", "Spec", "Condition", "TorchOnly", "from_problem", "from_sympy"]
 
 
 class SpecError(ValueError):
     """A spec the grid solver cannot discretise; the message names the term, region or constraint."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TorchOnly:
+    """A Problem coefficient given as a torch callable: it needs a numpy value (``values=``) on the grid."""
+
+    name: str
 
 
 @dataclasses.dataclass
@@ -206,9 +213,13 @@ def from_problem(
             )
         initial += [(name, e) for e in es]
     vals: dict[str, Any] = {}
-    for src in (getattr(problem, "parameters", {}) or {}, getattr(problem, "coefficients", {}) or {}, values or {}):
+    for src in (getattr(problem, "parameters", {}) or {}, getattr(problem, "coefficients", {}) or {}):
         for k, v in src.items():
-            vals[_name(k)] = _value(v)
+            v = _value(v)
+            # the Problem's callables take torch tensors (N, d): the grid solver cannot call them
+            vals[_name(k)] = TorchOnly(_name(k)) if callable(v) and not isinstance(v, sympy.Basic) else v
+    for k, v in (values or {}).items():
+        vals[_name(k)] = _value(v)
     return _finish(fields, coords, box, eqs, [c for _, c in conds], initial, t_idx, _axes(coords, periodic), vals)
 
 

@@ -276,3 +276,20 @@ def test_newton_guess_and_a_nonlinear_boundary_condition_steady():
         errs.append(np.abs(sol["u"].values - sympy.lambdify((x, y), ue)(X, Y)).max())
     assert not sol.stats["linear"] and sol.stats["newton_iterations"] >= 2
     assert 3.2 < errs[0] / errs[1] < 4.8, errs
+
+
+def test_a_problem_coefficient_given_as_a_torch_callable_needs_a_numpy_value():
+    pinn = pinn_or_skip()
+    torch = pytest.importorskip("torch")
+    u = pinn.Field("u", (x, y))
+    a = pinn.coefficient("a", (x, y))
+    ue = x**2 + y
+    prob = pinn.Problem([u], (x, y), [
+        pinn.Constraint(a * (u.diff(x, 2) + u.diff(y, 2)) - 2 * (1 + x**2), where=pinn.Box(BOX), n=8, name="pde"),
+        pinn.Constraint(u - ue, where=pinn.BoxBoundary(BOX), n=8, name="wall"),
+    ], coefficients={"a": lambda p: 1 + p[:, 0] ** 2 + 0 * torch.zeros(())})
+    with pytest.raises(SpecError, match=r"coefficient a\(x, y\) is a callable of the Problem .* values=\{'a'"):
+        fdgen.solve(prob, 9)
+    sol = fdgen.solve(prob, 9, values={"a": lambda X, Y: 1 + X**2})
+    X, Y = sol["u"].grid.coords()
+    np.testing.assert_allclose(sol["u"].values, X**2 + Y, atol=1e-12)  # quadratic: exact at 2nd order
