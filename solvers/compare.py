@@ -61,6 +61,9 @@ class Comparison:
 def _dtype_device(model: torch.nn.Module) -> tuple[torch.dtype, torch.device]:
     for p in model.parameters():
         return p.dtype, p.device
+    for b in model.buffers():
+        if b.is_floating_point():
+            return b.dtype, b.device
     return torch.get_default_dtype(), torch.device("cpu")
 
 

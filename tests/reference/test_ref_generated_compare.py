@@ -136,3 +136,24 @@ def test_the_tutorial_compare_block_runs_and_its_numbers_hold():
     # and the fourth-order claim: max error 1.1e-6 on 65^2
     four = compare(problem, Exact(), 65, exact={"u": u_exact}, order=4).table["u"]
     assert four["max_abs_fd_exact"] == pytest.approx(1.1e-6, rel=0.05)
+
+
+def test_compare_a_time_dependent_problem():
+    t = sympy.Symbol("t")
+    u = pinn.Field("u", (x, t))
+    ue = sympy.exp(-sympy.pi**2 * t / 4) * sympy.cos(sympy.pi * x / 2)
+    box = [(-1, 1), (0, 1)]
+    prob = pinn.Problem([u], (x, t), [
+        pinn.Constraint(u.diff(t) - u.diff(x, 2), where=pinn.Box(box), n=8, name="pde"),
+        pinn.Constraint(u, where=pinn.BoxBoundary(box, faces=[(0, 0), (0, 1)]), n=8, name="walls"),
+        pinn.Constraint(u - ue.subs(t, 0), where=pinn.TimeSlice([(-1, 1)], t_index=1), n=8, name="ic"),
+    ])
+
+    class Heat(torch.nn.Module):
+        def forward(self, p):
+            return (torch.exp(-np.pi**2 * p[:, 1] / 4) * torch.cos(np.pi * p[:, 0] / 2))[:, None]
+
+    cmp = compare(prob, Heat().double(), 41, exact={"u": ue}, order=4, times=5, rtol=1e-10, atol=1e-12)
+    assert cmp.model["u"].shape == cmp.fd["u"].values.shape == (41, 5)
+    assert cmp.table["u"]["rel_l2_model_exact"] < 1e-6  # no parameters: evaluated in float32
+    assert cmp.table["u"]["rel_l2"] < 1e-6 and cmp.table["u"]["max_abs_fd_exact"] < 1e-6

@@ -293,3 +293,25 @@ def test_a_problem_coefficient_given_as_a_torch_callable_needs_a_numpy_value():
     sol = fdgen.solve(prob, 9, values={"a": lambda X, Y: 1 + X**2})
     X, Y = sol["u"].grid.coords()
     np.testing.assert_allclose(sol["u"].values, X**2 + Y, atol=1e-12)  # quadratic: exact at 2nd order
+
+
+@pytest.mark.parametrize("order, slope", [(2, 2.0), (4, 4.0)])
+def test_mixed_derivative_orders(order, slope):
+    u = sympy.Function("u", real=True)(x, y)
+    ue = sympy.exp(x * y / 2) + sympy.sin(x - y)
+    op = lambda w: w.diff(x, 2) + w.diff(y, 2) + w.diff(x, y) / 2  # noqa: E731
+    conds = [(u - ue, (c, s)) for c in (x, y) for s in (0, 1)]
+    errs = []
+    for n in (17, 33, 65):
+        sol = fdgen.solve_pde(sympy.Eq(op(u), op(ue)), [u], (x, y), BOX, conds, shape=n, order=order)
+        X, Y = sol["u"].grid.coords()
+        errs.append(np.abs(sol["u"].values - sympy.lambdify((x, y), ue)(X, Y)).max())
+    assert abs(order_of((17, 33, 65), errs) - slope) < 0.3, errs
+
+
+def test_radau_agrees_with_bdf():
+    e_bdf, s_bdf = heat(33, 4, rtol=1e-10, atol=1e-12)
+    e_rad, s_rad = heat(33, 4, integrator="Radau", rtol=1e-10, atol=1e-12)
+    assert s_rad.stats["integrator"] == "Radau"
+    np.testing.assert_allclose(s_rad["u"].values, s_bdf["u"].values, atol=1e-8)
+    assert e_rad < 1e-4
