@@ -14,6 +14,7 @@ Usage::
     python benchmarks/reference.py --quick    # baseline skipped above 512
     python benchmarks/reference.py --sizes 256 512 --scheme 5
     python benchmarks/reference.py --sizes 129 257 513 --generated   # + the generated solver
+    python benchmarks/reference.py --sizes 129 257 513 1025 --only-generated   # only those rows
     python benchmarks/reference.py --orders            # observed orders of the generated solver
 
 ``--generated`` adds, per size, a child that solves the same PML Helmholtz
