@@ -1,5 +1,6 @@
 """reference/ and equations/ (and the symbolic half of pinnsiren) import without torch."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -45,7 +46,13 @@ def test_the_check_fails_when_torch_is_imported():
 
 def test_no_torch_in_source():
     files = list((ROOT / "reference").rglob("*.py")) + list((ROOT / "equations").rglob("*.py"))
-    assert any(p.parent.name == "fwi" for p in files)
+    assert any(p.parent.name == "fwi" for p in files) and any(p.parent.name == "fdgen" for p in files)
     for path in files:
         text = path.read_text()
         assert "import torch" not in text and "from torch" not in text, path
+
+
+def test_reference_reads_problems_duck_typed():
+    """reference/ never imports pinnsiren: a Problem is read by its attributes."""
+    for path in (ROOT / "reference").rglob("*.py"):
+        assert not re.search(r"^\s*(import|from)\s+pinnsiren", path.read_text(), flags=re.M), path

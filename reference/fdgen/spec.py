@@ -1,0 +1,317 @@
+"""A PDE specification read from a pinnsiren Problem (duck-typed) or from plain SymPy objects.
+
+Nothing here imports pinnsiren (which pulls in torch): a Problem is read
+through its attributes ``fields``, ``coords``, ``constraints`` (name ->
+constraint with ``expr`` and ``where``), ``coefficients`` and ``parameters``;
+regions through their class name and attributes (``Box.bounds``,
+``BoxBoundary.bounds/faces``, ``TimeSlice.space_bounds/t_index/t0``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import numbers
+from typing import Any, Mapping, Sequence
+
+import sympy
+
+__all__ = ["SpecError", "Spec", "Condition", "TorchOnly", "from_problem", "from_sympy"]
+
+
+class SpecError(ValueError):
+    """A spec the grid solver cannot discretise; the message names the term, region or constraint."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TorchOnly:
+    """A Problem coefficient given as a torch callable: it needs a numpy value (``values=``) on the grid."""
+
+    name: str
+
+
+@dataclasses.dataclass
+class Condition:
+    """A residual imposed on one face ``(axis, side)`` of the box (side 0 = lo, 1 = hi)."""
+
+    expr: sympy.Expr
+    face: tuple[int, int]
+    name: str
+
+
+@dataclasses.dataclass
+class Spec:
+    """Everything the grid solver needs, in one normalised form.
+
+    Attributes
+    ----------
+    fields : list of SymPy applied functions (the unknowns, in order)
+    complex : list of bool, per field
+    coords : tuple of Symbol
+    bounds : list of (lo, hi) per coordinate (the time axis included)
+    equations : list of (name, expr): PDE residuals imposed inside the box
+    conditions : list of Condition on spatial faces
+    initial : list of (name, expr): residuals imposed at the initial time
+    time : index of the time coordinate, or None (steady)
+    periodic : set of periodic axes
+    values : mapping name -> number or numpy callable ``f(*coords)``
+        Parameters (symbols) and coefficient functions.
+    """
+
+    fields: list
+    complex: list
+    coords: tuple
+    bounds: list
+    equations: list
+    conditions: list
+    initial: list
+    time: int | None = None
+    periodic: set = dataclasses.field(default_factory=set)
+    values: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def space_axes(self) -> list[int]:
+        """The coordinate indices that are discretised on the grid (all but time)."""
+        return [k for k in range(len(self.coords)) if k != self.time]
+
+    def field_name(self, i: int) -> str:
+        return self.fields[i].func.__name__
+
+
+def _exprs(expr: Any) -> list:
+    if isinstance(expr, (list, tuple)):
+        out = []
+        for e in expr:
+            out += _exprs(e)
+        return out
+    if isinstance(expr, sympy.Eq):
+        return [sympy.sympify(expr.lhs - expr.rhs)]
+    return [sympy.sympify(expr)]
+
+
+def _static_bounds(b: Any, what: str) -> list[tuple[float, float]]:
+    if callable(b):
+        raise SpecError(
+            f"{what}: its bounds are a callable of the training step (a curriculum); the grid solver needs a "
+            "fixed box: pass bounds=[(lo, hi), ...] to the grid solver"
+        )
+    out = [(float(lo), float(hi)) for lo, hi in b]
+    for k, (lo, hi) in enumerate(out):
+        if not hi > lo:
+            raise SpecError(f"{what}: axis {k} has bounds ({lo}, {hi}); the grid needs lo < hi")
+    return out
+
+
+def _time_index(coords: tuple, time: Any) -> int | None:
+    if time is None:
+        return None
+    if isinstance(time, numbers.Integral):
+        if not 0 <= time < len(coords):
+            raise SpecError(f"time axis {time} is out of range for coordinates {coords}")
+        return int(time)
+    if time not in coords:
+        raise SpecError(f"time coordinate {time} is not one of the coordinates {coords}")
+    return coords.index(time)
+
+
+def _axes(coords: tuple, axes: Sequence[Any]) -> set[int]:
+    out = set()
+    for a in axes or ():
+        out.add(_time_index(coords, a))  # same lookup: a symbol or an index
+    return out
+
+
+def _value(v: Any) -> Any:
+    if isinstance(v, (numbers.Number, sympy.Basic)):
+        return v
+    if callable(v):
+        return v
+    try:  # a 0-d tensor or array (e.g. a learnable parameter): its current value
+        return float(v)
+    except (TypeError, ValueError):
+        return v
+
+
+def from_problem(
+    problem: Any,
+    time: Any = None,
+    periodic: Sequence[Any] = (),
+    values: Mapping[str, Any] | None = None,
+    bounds: Sequence[Sequence[float]] | None = None,
+) -> Spec:
+    """Read a pinnsiren ``Problem`` (duck-typed: no pinnsiren import).
+
+    Parameters
+    ----------
+    problem : object with ``fields``, ``coords``, ``constraints``
+    time : Symbol or int, optional
+        The time coordinate; inferred from a ``TimeSlice`` constraint when not given.
+    periodic : sequence of Symbol or int
+        Periodic axes (their faces need no condition).
+    values : mapping name -> number or numpy callable ``f(*coords)``, optional
+        Coefficient functions and parameters; these win over the Problem's own
+        (whose callables are torch functions the grid solver cannot call).
+    bounds : fixed box, optional
+        Overrides the interior region's bounds (e.g. for curriculum regions).
+
+    Raises
+    ------
+    SpecError
+        For a region that is not a box (naming the constraint and region), inconsistent boxes,
+        or a condition on the final time.
+    """
+    coords = tuple(problem.coords)
+    fields = list(problem.fields)
+    cons = problem.constraints
+    items = list(cons.items()) if isinstance(cons, Mapping) else [(c.name or f"c{i}", c) for i, c in enumerate(cons)]
+    t_idx = _time_index(coords, time)
+    if t_idx is None:
+        for _, c in items:
+            if type(c.where).__name__ == "TimeSlice":
+                t_idx = int(c.where.t_index)
+                break
+    box = _static_bounds(bounds, "bounds") if bounds is not None else None
+    eqs, conds, init = [], [], []
+    for name, c in items:
+        kind = type(c.where).__name__
+        if kind == "Box":
+            b = box if bounds is not None else _static_bounds(c.where.bounds, f"constraint {name!r}")
+            if box is not None and b != box:
+                raise SpecError(
+                    f"constraint {name!r}: its Box {b} differs from the domain {box}; the grid solver takes one box "
+                    "(a PDE on a sub-box is not supported)"
+                )
+            box = b
+            eqs += [(name if len(_exprs(c.expr)) == 1 else f"{name}[{j}]", e) for j, e in enumerate(_exprs(c.expr))]
+        elif kind == "BoxBoundary":
+            b = _static_bounds(c.where.bounds, f"constraint {name!r}")
+            for axis, side in c.where.faces:
+                for e in _exprs(c.expr):
+                    conds.append((b, Condition(e, (int(axis), int(side)), name)))
+        elif kind == "TimeSlice":
+            if t_idx is not None and int(c.where.t_index) != t_idx:
+                raise SpecError(f"constraint {name!r}: TimeSlice on axis {c.where.t_index} but time is axis {t_idx}")
+            init.append((name, c.where, _exprs(c.expr)))
+        else:
+            raise SpecError(
+                f"constraint {name!r} is on a {kind} region; the grid solver discretises boxes only "
+                "(Box inside, BoxBoundary faces, TimeSlice at the initial time)"
+            )
+    if box is None:
+        raise SpecError("the Problem has no constraint on a Box region: there is no PDE to discretise inside a box")
+    for b, cond in conds:
+        if b != box:
+            raise SpecError(f"constraint {cond.name!r}: BoxBoundary bounds {b} differ from the domain box {box}")
+    initial = []
+    for name, where, es in init:
+        sb = _static_bounds(where.space_bounds, f"constraint {name!r}")
+        if sb != [box[k] for k in range(len(coords)) if k != t_idx]:
+            raise SpecError(f"constraint {name!r}: TimeSlice space bounds {sb} differ from the domain box {box}")
+        if abs(float(where.t0) - box[t_idx][0]) > 1e-12 * max(1.0, abs(box[t_idx][0])):
+            raise SpecError(
+                f"constraint {name!r}: a TimeSlice at t = {where.t0} is not the initial time {box[t_idx][0]}; "
+                "only initial conditions can be marched"
+            )
+        initial += [(name, e) for e in es]
+    vals: dict[str, Any] = {}
+    for src in (getattr(problem, "parameters", {}) or {}, getattr(problem, "coefficients", {}) or {}):
+        for k, v in src.items():
+            v = _value(v)
+            # the Problem's callables take torch tensors (N, d): the grid solver cannot call them
+            vals[_name(k)] = TorchOnly(_name(k)) if callable(v) and not isinstance(v, sympy.Basic) else v
+    for k, v in (values or {}).items():
+        vals[_name(k)] = _value(v)
+    return _finish(fields, coords, box, eqs, [c for _, c in conds], initial, t_idx, _axes(coords, periodic), vals)
+
+
+def _name(k: Any) -> str:
+    if isinstance(k, str):
+        return k
+    if isinstance(k, sympy.Symbol):
+        return k.name
+    if isinstance(k, sympy.core.function.AppliedUndef):
+        return k.func.__name__
+    if isinstance(k, sympy.core.function.UndefinedFunction):
+        return k.__name__
+    raise SpecError(f"cannot use {k!r} as a value key; give a name or a SymPy symbol/function")
+
+
+def _face(coords: tuple, face: Any) -> tuple[int, int]:
+    axis, side = face
+    axis = _time_index(coords, axis)
+    sides = {0: 0, 1: 1, "lo": 0, "hi": 1, "low": 0, "high": 1}
+    if side not in sides:
+        raise SpecError(f"face {face!r}: side must be 0/'lo' or 1/'hi'")
+    return int(axis), sides[side]
+
+
+def from_sympy(
+    equations: Any,
+    fields: Sequence[Any],
+    coords: Sequence[sympy.Symbol],
+    bounds: Sequence[Sequence[float]],
+    conditions: Sequence[tuple[Any, Any]] = (),
+    initial: Any = (),
+    time: Any = None,
+    periodic: Sequence[Any] = (),
+    values: Mapping[Any, Any] | None = None,
+    complex_fields: Sequence[Any] = (),
+) -> Spec:
+    """Build a spec from plain SymPy objects (no Problem needed).
+
+    Parameters
+    ----------
+    equations : Eq, expression, or a sequence of them
+        PDE residuals inside the box, one per field.
+    fields : applied functions ``u(x, y, ...)`` (e.g. ``sympy.Function("u")(x, y)``)
+    coords : coordinate symbols, in axis order
+    bounds : ``[(lo, hi), ...]`` per coordinate (time included)
+    conditions : sequence of ``(residual, face)``
+        ``face`` is ``(axis, side)``: axis a coordinate symbol or index, side
+        ``0``/``"lo"`` or ``1``/``"hi"``. The face ``(t, "lo")`` of the time axis
+        means an initial condition.
+    initial : residual(s) at the initial time (alternative to time faces)
+    time : the time coordinate (symbol or index), optional
+    periodic : periodic axes
+    values : mapping (name, Symbol or function) -> number or numpy callable ``f(*coords)``
+    complex_fields : the fields whose values are complex (others: real)
+    """
+    coords = tuple(coords)
+    t_idx = _time_index(coords, time)
+    has_initial = not (initial is None or (isinstance(initial, (list, tuple)) and not initial))
+    conds, init = [], ([("initial", e) for e in _exprs(initial)] if has_initial else [])
+    for j, (expr, face) in enumerate(conditions):
+        axis, side = _face(coords, face)
+        for e in _exprs(expr):
+            if axis == t_idx and side == 0:
+                init.append((f"condition {j}", e))
+            else:
+                conds.append(Condition(e, (axis, side), f"condition {j}"))
+    eqs = [(f"equation {j}", e) for j, e in enumerate(_exprs(equations))]
+    vals = {_name(k): _value(v) for k, v in (values or {}).items()}
+    cplx = {f.func.__name__ if hasattr(f, "func") else str(f) for f in complex_fields}
+    box = _static_bounds(bounds, "bounds")
+    return _finish(list(fields), coords, box, eqs, conds, init, t_idx, _axes(coords, periodic), vals, cplx)
+
+
+def _finish(fields, coords, box, eqs, conds, init, t_idx, periodic, vals, cplx=()) -> Spec:
+    if len(box) != len(coords):
+        raise SpecError(f"the box has {len(box)} axes but there are {len(coords)} coordinates {coords}")
+    for f in fields:
+        if not isinstance(f, sympy.core.function.AppliedUndef) or tuple(f.args) != coords:
+            raise SpecError(f"field {f} must be a function applied to exactly the coordinates {coords}")
+    if t_idx is not None and t_idx in periodic:
+        raise SpecError("the time axis cannot be periodic")
+    init = list(init) + [(c.name, c.expr) for c in conds if c.face == (t_idx, 0)]  # the initial face
+    conds = [c for c in conds if c.face != (t_idx, 0)]
+    for c in conds:
+        if c.face[0] == t_idx:
+            raise SpecError(
+                f"constraint {c.name!r} is on the final-time face of {coords[t_idx]}; only initial conditions "
+                "can be marched in time"
+            )
+        if c.face[0] in periodic:
+            raise SpecError(f"constraint {c.name!r} is on a face of the periodic axis {coords[c.face[0]]}: drop one or the other")
+    if t_idx is None and init:
+        raise SpecError(f"constraint {init[0][0]!r} is an initial condition but no coordinate is declared as time")
+    is_c = [bool(getattr(f.func, "pinn_complex", False)) or f.func.__name__ in cplx for f in fields]
+    return Spec(fields, is_c, coords, box, eqs, conds, init, t_idx, set(periodic), vals)
