@@ -8,7 +8,8 @@ and ``reference/`` (the grid), and ``pinnsiren/`` must not import ``reference/``
 
 Command line (a Python file defining the Problem, and a result file holding the model)::
 
-    python -m solvers.compare my_pde.py:problem results/run.h5 --model siren --grid 65
+    pinnsiren compare my_pde.py:problem results/run.h5 --model siren --grid 65
+    python -m solvers.compare ...   (the same)
 """
 
 from __future__ import annotations
@@ -167,15 +168,17 @@ def _load_object(spec: str) -> Any:
     return getattr(mod, attr)
 
 
-def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m solvers.compare", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_arguments(ap: argparse.ArgumentParser) -> None:
+    """Flags of ``pinnsiren compare`` (also ``python -m solvers.compare``)."""
     ap.add_argument("problem", help="FILE.py:NAME, a Python file that builds the pinnsiren Problem")
     ap.add_argument("result", help="HDF5 result file holding the trained model (pinnsiren.io.write_result)")
     ap.add_argument("--model", default="model", help="model name inside the result file")
     ap.add_argument("--grid", type=int, nargs="+", default=[65], help="nodes per space axis")
     ap.add_argument("--order", type=int, choices=fdgen.ORDERS, default=2)
-    a = ap.parse_args(argv)
+
+
+def main(a: argparse.Namespace) -> int:
+    """Run the comparison for parsed flags ``a``; prints the table (stderr) and JSON (stdout)."""
     from pinnsiren.io import load_model
 
     problem = _load_object(a.problem)
@@ -186,7 +189,15 @@ def main(argv: list[str] | None = None) -> None:
     print(json.dumps({"problem": a.problem, "result": str(Path(a.result)), "grid": a.grid, "order": a.order,
                       "table": cmp.table, "fd_stats": {k: v for k, v in cmp.fd.stats.items()
                                                         if isinstance(v, (int, float, str, bool))}}, indent=1))
+    return 0
+
+
+def _module_main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m solvers.compare", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(ap)
+    return main(ap.parse_args(argv))
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(_module_main())
