@@ -46,6 +46,7 @@ loss on every rank) and works for any way a step builds its gradients.
 
 from __future__ import annotations
 
+import atexit
 import os
 import sys
 import warnings
@@ -155,6 +156,9 @@ def init(device: str | torch.device = "cpu") -> bool:
             kwargs["device_id"] = dev
         torch.distributed.init_process_group(backend=backend, rank=_env_int("RANK", 0),
                                              world_size=_env_int("WORLD_SIZE", 1), **kwargs)
+        # a process group left to interpreter finalization can abort the process (gloo worker
+        # threads still holding tensors): destroy it at exit while Python is fully alive
+        atexit.register(shutdown)
     return True
 
 
