@@ -319,3 +319,29 @@ def test_sigkill_of_the_whole_job_then_resume_gives_the_uninterrupted_result(two
     ref, got0, got1 = _params(tmp / "probe", 0), _params(probe, 0), _params(probe, 1)
     for k in ref:  # bit-identical to the uninterrupted run on both ranks
         assert torch.equal(ref[k], got0[k]) and torch.equal(ref[k], got1[k]), k
+
+
+@pytest.mark.slow
+def test_cli_pipeline_under_torchrun_writes_once(tmp_path):
+    """`torchrun -m pinnsiren solve poisson ...`: both ranks train, rank 0 alone prints and writes."""
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr", "127.0.0.1",
+           "--master-port", str(_free_port()), "-m", "pinnsiren", "--", "solve", "poisson", "--steps", "3",
+           "--size", "24", "--hidden", "8", "--layers", "1", "--points", "128", "--out", str(out)]
+    r = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=TIMEOUT)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-6000:]
+    assert r.stdout.count("FD least-squares reconstruction") == 1  # rank 1's stdout is muted
+    assert sorted(p.name for p in out.iterdir()) == ["poisson.h5", "poisson.png"]
+
+
+@pytest.mark.slow
+def test_benchmark_prints_weak_scaling_json():
+    r = subprocess.run([sys.executable, "benchmarks/distributed.py", "--quick"], cwd=ROOT, env=_env(),
+                       capture_output=True, text=True, timeout=TIMEOUT)
+    assert r.returncode == 0, r.stderr[-6000:]
+    data = json.loads(r.stdout)
+    assert set(data["results"]) == {"1", "2"}
+    one, two = data["results"]["1"], data["results"]["2"]
+    assert one["world_size"] == 1 and two["world_size"] == 2
+    assert two["points_per_step"] == 2 * one["points_per_step"]
+    assert all(v["steps_per_s"] > 0 and v["final_loss"] == v["final_loss"] for v in (one, two))
