@@ -258,17 +258,26 @@ class DataParallel:
         return {"generators": gathered, "world_size": self.world_size}
 
     def load(self, path: os.PathLike | str, map_location: torch.device) -> dict[str, Any] | None:
-        """The checkpoint at ``path`` (None if absent), read on rank 0 and broadcast to all ranks."""
+        """The checkpoint at ``path`` (None if absent), read on rank 0 and broadcast to all ranks.
+
+        The file's bytes travel as a CPU tensor and every rank unpickles them
+        with ``weights_only=True``, as a single process reads the file.
+        """
+        import io
         from pathlib import Path
 
         path = Path(path)
         if not self.active:
             return torch.load(path, map_location=map_location, weights_only=True) if path.exists() else None
-        box: list[Any] = [None]
-        if self.rank == 0 and path.exists():
-            box[0] = torch.load(path, map_location="cpu", weights_only=True)
-        torch.distributed.broadcast_object_list(box, src=0)
-        return box[0]
+        data = path.read_bytes() if self.rank == 0 and path.exists() else b""
+        size = torch.tensor([len(data)], dtype=torch.int64)
+        torch.distributed.broadcast(size, src=0)
+        if int(size) == 0:
+            return None
+        buf = (torch.frombuffer(bytearray(data), dtype=torch.uint8) if self.rank == 0
+               else torch.empty(int(size), dtype=torch.uint8))
+        torch.distributed.broadcast(buf, src=0)
+        return torch.load(io.BytesIO(buf.numpy().tobytes()), map_location="cpu", weights_only=True)
 
     def generator_state(self, state: Mapping[str, Any], seed: int, step: int) -> torch.Tensor:
         """This rank's sampler state from a checkpoint.
