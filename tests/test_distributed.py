@@ -352,3 +352,56 @@ def test_benchmark_prints_weak_scaling_json():
     assert one["world_size"] == 1 and two["world_size"] == 2
     assert two["points_per_step"] == 2 * one["points_per_step"]
     assert all(v["steps_per_s"] > 0 and v["final_loss"] == v["final_loss"] for v in (one, two))
+
+
+# --- in-process checks (no launcher) -----------------------------------------------------------
+
+
+def test_plain_run_stays_single_process(tmp_path, monkeypatch):
+    """No launcher: no process group, the checkpoint has only the single-process keys, rank 0 seeds."""
+    for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK"):
+        monkeypatch.delenv(name, raising=False)
+    from pinnsiren import Siren, distributed
+    from pinnsiren.train import TrainConfig, train
+
+    class Toy:
+        def losses(self, model, step, generator):
+            x = torch.rand(16, 1, generator=generator) * 2 - 1
+            return {"data": torch.mean((model(x)[:, 0] - x[:, 0]) ** 2)}
+
+    torch.manual_seed(0)
+    train(Toy(), Siren(1, 1, 8, 1), TrainConfig(steps=3, checkpoint_every=3, checkpoint_dir=str(tmp_path),
+                                                 progress=False))
+    assert not torch.distributed.is_initialized()
+    assert distributed.is_writer() and distributed.world_size() == 1
+    ck = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    assert sorted(ck) == ["extra", "generator", "history", "model", "optimizer", "scheduler", "step"]
+    dp = distributed.DataParallel("cpu")
+    terms, loss = {"a": torch.tensor(1.0)}, torch.tensor(1.0)
+    assert not dp.active and dp.seed(11) == 11 and dp.all_reduce([], terms, loss) == (terms, loss)
+
+
+def test_rank_seeds_are_distinct_streams():
+    from pinnsiren.distributed import seed_for_rank
+
+    assert seed_for_rank(5, 0) == 5
+    seeds = {seed_for_rank(s, r) for s in range(4) for r in range(4)}
+    assert len(seeds) == 16  # not seed + r: (0, 1) and (1, 0) differ
+    assert seed_for_rank(5, 1) == seed_for_rank(5, 1)
+
+
+def test_ranks_above_zero_write_nothing(tmp_path, monkeypatch):
+    """The central writers are gated on the rank the launcher gives (read from the environment)."""
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    from pinnsiren.io import atomic_torch_save, write_result
+    from pinnsiren.plotting import pyplot, save_figure
+
+    assert write_result(tmp_path / "r" / "x.h5", kind="t", config={}) == tmp_path / "r" / "x.h5"
+    atomic_torch_save({"a": 1}, tmp_path / "c" / "checkpoint.pt")
+    fig, _ = pyplot().subplots()
+    save_figure(fig, tmp_path / "f" / "x.png")
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.setenv("RANK", "0")
+    write_result(tmp_path / "r" / "x.h5", kind="t", config={})
+    assert (tmp_path / "r" / "x.h5").exists()
