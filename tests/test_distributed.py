@@ -76,19 +76,28 @@ DRIVER = textwrap.dedent(
     BOX = [(-1, 1), (-1, 1)]
 
     class Union(Region):
-        '''Rank 0's and rank 1's draws of ``inner`` concatenated (the single-process check).'''
-        def __init__(self, inner, gen1):
-            self.inner, self.gen1, self.dim = inner, gen1, inner.dim
+        '''Rank 0's and rank 1's draws of ``inner`` concatenated (the single-process check).
+
+        Rank 1's stream ``gen1`` follows the trainer's generator: whenever the trainer
+        rewinds its generator (the L-BFGS polish redraws one fixed sample), gen1 is
+        rewound to where it stood then, as rank 1's own generator would be.
+        '''
+        def __init__(self, inner, gen1, seen):
+            self.inner, self.gen1, self.seen, self.dim = inner, gen1, seen, inner.dim
         def sample(self, n, step, generator):
+            key = generator.get_state().numpy().tobytes()
+            if key in self.seen:
+                self.gen1.set_state(self.seen[key])
+            else:
+                self.seen[key] = self.gen1.get_state()
             x0, _ = self.inner.sample(n // 2, step, generator)
-            # Problem.validate samples at step 0 with its own generator: leave rank 1's stream alone then
-            x1, _ = self.inner.sample(n // 2, step, self.gen1 if step >= 1 else generator)
+            x1, _ = self.inner.sample(n // 2, step, self.gen1)
             return torch.cat([x0, x1]), {}
 
     def make_problem(union=False):
-        gen1 = torch.Generator()
+        gen1, seen = torch.Generator(), {}
         gen1.manual_seed(distributed.seed_for_rank(SEED, 1))
-        wrap = (lambda r: Union(r, gen1)) if union else (lambda r: r)
+        wrap = (lambda r: Union(r, gen1, seen)) if union else (lambda r: r)
         k = 2 if union else 1
         # Poisson with a learnable source amplitude (exact: a = 1, u = sin(pi x) sin(pi y)),
         # pinned by a few values of the exact solution
@@ -103,7 +112,8 @@ DRIVER = textwrap.dedent(
         ], parameters={a: nn.Parameter(torch.tensor(0.5, dtype=torch.float64))})
 
     class Killable:
-        '''Rank 0 freezes at step ``kill_at`` (after the last checkpoint) and tells the test to SIGKILL the job.'''
+        '''The problem; with ``kill_at``, rank 0 freezes at that step (after the last checkpoint) and
+        tells the test to SIGKILL the job.'''
         def __init__(self, problem):
             self.p = problem
         def learnable_parameters(self):
@@ -133,8 +143,12 @@ DRIVER = textwrap.dedent(
         model = model0()
         cfg = TrainConfig(steps=steps, lr=1e-3, schedule="cosine", seed=SEED, log_every=5,
                           checkpoint_every=5, checkpoint_dir=out, resume=(mode == "resume"))
-        res = train(Killable(problem) if kill_at else problem, model, cfg)
+        # (Killable hides Problem.validate, whose own throwaway sampling would move gen1 in Union)
+        res = train(Killable(problem), model, cfg)
         torch.save(params_of(res.model, problem), os.path.join(probe, f"params{RANK}.pt"))
+        # then an L-BFGS polish (its line search must see the same global loss on every rank)
+        train(Killable(problem), res.model, TrainConfig(steps=0, lbfgs_steps=4, seed=SEED, progress=False))
+        torch.save(params_of(res.model, problem), os.path.join(probe, f"lbfgs{RANK}.pt"))
         info = dict(resumed_from=res.resumed_from, loss=res.history["loss"], world=distributed.world_size(),
                     process_group=torch.distributed.is_initialized())
 
@@ -225,8 +239,8 @@ def _info(probe: Path, rank: int) -> dict:
     return json.loads((probe / f"info{rank}.json").read_text())
 
 
-def _params(probe: Path, rank: int) -> dict:
-    return torch.load(probe / f"params{rank}.pt", weights_only=True)
+def _params(probe: Path, rank: int, what: str = "params") -> dict:
+    return torch.load(probe / f"{what}{rank}.pt", weights_only=True)
 
 
 @pytest.fixture(scope="module")
@@ -249,6 +263,8 @@ def test_two_ranks_agree_match_the_union_run_and_only_rank0_writes(two_ranks):
     # (a) bit-identical parameters (network and the Problem's learnable amplitude) on both ranks
     for k in p0:
         assert torch.equal(p0[k], p1[k]), k
+    l0, l1 = _params(probe, 0, "lbfgs"), _params(probe, 1, "lbfgs")  # after the L-BFGS polish too
+    assert all(torch.equal(l0[k], l1[k]) for k in l0)
     assert abs(float(p0["a"]) - 0.5) > 1e-3  # the learnable parameter did train
     # (b) a single-process run on the union of both ranks' points per step: same parameters to float tolerance
     _run(driver, None, "union,plain", tmp / "out_single", tmp / "probe_single", STEPS)
@@ -256,6 +272,8 @@ def test_two_ranks_agree_match_the_union_run_and_only_rank0_writes(two_ranks):
     assert not _info(tmp / "probe_single" / "union", 0)["process_group"]
     gap = max(float((p0[k] - pu[k]).abs().max()) for k in p0)
     assert gap < 1e-10, gap
+    lu = _params(tmp / "probe_single" / "union", 0, "lbfgs")
+    assert max(float((l0[k] - lu[k]).abs().max()) for k in l0) < 1e-10
     # ... while rank 0's points alone give another run (the comparison can fail)
     pp = _params(tmp / "probe_single" / "plain", 0)
     assert max(float((p0[k] - pp[k]).abs().max()) for k in p0) > 1e-6
@@ -326,6 +344,8 @@ def test_sigkill_of_the_whole_job_then_resume_gives_the_uninterrupted_result(two
     ref, got0, got1 = _params(tmp / "probe", 0), _params(probe, 0), _params(probe, 1)
     for k in ref:  # bit-identical to the uninterrupted run on both ranks
         assert torch.equal(ref[k], got0[k]) and torch.equal(ref[k], got1[k]), k
+    ref, got = _params(tmp / "probe", 0, "lbfgs"), _params(probe, 0, "lbfgs")
+    assert all(torch.equal(ref[k], got[k]) for k in ref)
 
 
 @pytest.mark.slow
