@@ -154,7 +154,30 @@ def build_parser(argv: Sequence[str] = (), commands: Sequence[Command] | None = 
                 mod = importlib.import_module(c.module)
                 mod.add_arguments(p)
                 p.set_defaults(func=mod.main)
+    _document_per_rank_points(parser)
     return parser
+
+
+PER_RANK_NOTE = ("Under torchrun (torchrun --nproc-per-node N -m pinnsiren ...) every per-step point count "
+                 "(the options marked 'per process', e.g. --points) is per process: each of the N ranks draws that "
+                 "many points from its own stream, so a step uses N times as many points; full-batch work is "
+                 "repeated on every rank. Only rank 0 writes files. See docs/distributed.md.")
+
+
+def _document_per_rank_points(parser: argparse.ArgumentParser) -> None:
+    """Say in every subcommand's ``--help`` that per-step point counts are per rank under torchrun."""
+    stack = [parser]
+    while stack:
+        p = stack.pop()
+        subs = [a for a in p._actions if isinstance(a, argparse._SubParsersAction)]
+        for action in subs:
+            stack.extend(action.choices.values())
+        if subs or p is parser:
+            continue
+        p.epilog = PER_RANK_NOTE
+        for action in p._actions:
+            if action.help and "per step" in action.help:
+                action.help += " (per process under torchrun)"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -168,11 +191,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 2
+    from . import distributed
+
     try:
+        distributed.setup_cli(getattr(args, "device", None) or "cpu")  # under torchrun: join the job
         return int(args.func(args) or 0)
     except (ValueError, FileNotFoundError, FloatingPointError) as exc:
         print(f"pinnsiren: error: {exc}", file=sys.stderr)
         return 1
+    finally:
+        distributed.shutdown()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -29,6 +29,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from .distributed import is_writer
+
 __all__ = ["write_result", "read_result", "load_model", "atomic_torch_save", "versions"]
 
 
@@ -99,8 +101,13 @@ def write_result(
         Attributes per field (``bounds``, units, ...), stored as JSON text.
     models : mapping of str to nn.Module
         Models whose weights (and ``config``, when they have one) are stored.
+
+    In a distributed run only rank 0 writes; the other ranks return the path
+    without touching the file system.
     """
     path = Path(path)
+    if not is_writer():  # distributed: rank 0 alone writes
+        return path
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(suffix=".h5.tmp", dir=path.parent)
     os.close(fd)
@@ -187,7 +194,9 @@ def load_model(path: str | os.PathLike, name: str = "model") -> nn.Module:
 
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
-    """``torch.save`` to a temporary file in the same folder, then rename."""
+    """``torch.save`` to a temporary file in the same folder, then rename (rank 0 only when distributed)."""
+    if not is_writer():  # distributed: rank 0 alone writes
+        return
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(suffix=".pt.tmp", dir=path.parent)

@@ -14,6 +14,8 @@ import sys
 import time
 from typing import Any, Iterable, Iterator, TextIO, TypeVar
 
+from .distributed import is_writer
+
 T = TypeVar("T")
 
 __all__ = ["progress", "LineProgress"]
@@ -77,12 +79,13 @@ def progress(iterable: Iterable[T], desc: str = "", disable: bool = False, *,
 
     A tqdm bar when ``file`` is a terminal, otherwise a :class:`LineProgress`
     printing a line every ``log_percent`` per cent. Nothing is shown when
-    ``disable`` is true or ``PINNSIREN_NO_PROGRESS`` is set; the returned
+    ``disable`` is true, when ``PINNSIREN_NO_PROGRESS`` is set, or on ranks
+    other than 0 of a distributed run; the returned
     object still accepts ``set_postfix`` so callers need no branches.
     """
     stream = file if file is not None else sys.stderr
     total = kwargs.pop("total", None)
-    if disable or os.environ.get("PINNSIREN_NO_PROGRESS"):
+    if disable or os.environ.get("PINNSIREN_NO_PROGRESS") or not is_writer():
         return _Silent(iterable, desc=desc, total=total, file=stream)
     isatty = getattr(stream, "isatty", None)
     if callable(isatty) and isatty():

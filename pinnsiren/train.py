@@ -20,6 +20,7 @@ from typing import Any, Callable, Iterable
 import torch
 from torch import nn
 
+from . import distributed as _dist
 from .io import atomic_torch_save
 from .progress import progress
 
@@ -162,7 +163,8 @@ def train(
     """
     cfg = config or TrainConfig()
     cfg.validate()
-    device = torch.device(cfg.device)
+    dp = _dist.DataParallel(cfg.device)  # distributed: identity in a plain run
+    device = dp.device
     model = model.to(device)
     if hasattr(problem, "validate"):
         problem.validate(model)
@@ -173,21 +175,22 @@ def train(
     opt = torch.optim.Adam(params, lr=cfg.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg))
     gen = torch.Generator()  # samplers draw on the CPU; points then move to the device
-    gen.manual_seed(cfg.seed)
+    gen.manual_seed(dp.seed(cfg.seed))  # distributed: rank-seeded stream (rank 0 = cfg.seed)
     history: dict[str, list[float]] = {"step": [], "loss": [], "lr": []}
     start = 0
     ckpt = Path(cfg.checkpoint_dir) / CHECKPOINT_NAME if cfg.checkpoint_dir else None
-    if cfg.resume and ckpt is not None and ckpt.exists():
-        state = torch.load(ckpt, map_location=device, weights_only=True)
+    state = dp.load(ckpt, device) if cfg.resume and ckpt is not None else None  # distributed: from rank 0
+    if state is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
-        gen.set_state(state["generator"].cpu())
+        gen.set_state(dp.generator_state(state, cfg.seed, int(state["step"])).cpu())  # distributed
         history = {k: list(v) for k, v in state["history"].items()}
         start = int(state["step"])
         for p, v in zip(params[len(list(model.parameters())):], state.get("extra", [])):
             with torch.no_grad():
                 p.copy_(v)
+    dp.broadcast(params, [model])  # distributed: every rank starts from rank 0's parameters
 
     def save(step: int) -> None:
         if ckpt is None:
@@ -202,6 +205,7 @@ def train(
                 generator=gen.get_state(),
                 history=history,
                 extra=[p.detach() for p in params[n_model:]],
+                **dp.checkpoint_extras(gen),  # distributed: every rank's sampler state
             ),
             ckpt,
         )
@@ -224,6 +228,7 @@ def train(
         loss = sum(terms.values())
         _check_finite(terms, step)
         loss.backward()
+        terms, loss = dp.all_reduce(params, terms, loss)  # distributed: average grads and logged terms
         if cfg.grad_clip:
             torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
         opt.step()
@@ -242,7 +247,7 @@ def train(
     steps_done = max(start, cfg.steps)
 
     if cfg.lbfgs_steps:
-        _lbfgs(problem, model, params, cfg, gen, steps_done, history)
+        _lbfgs(problem, model, params, cfg, gen, steps_done, history, dp)
         steps_done += cfg.lbfgs_steps
     if evaluate is not None and (not history.get("eval_step") or history["eval_step"][-1] != steps_done):
         record_eval(steps_done)
@@ -253,7 +258,7 @@ def train(
                        seconds=time.perf_counter() - t0, resumed_from=start, config=asdict(cfg))
 
 
-def _lbfgs(problem, model, params, cfg, gen, step0, history) -> None:
+def _lbfgs(problem, model, params, cfg, gen, step0, history, dp=None) -> None:
     """L-BFGS polish on one fixed draw of collocation points."""
     fixed_gen_state = gen.get_state()
     opt = torch.optim.LBFGS(params, lr=1.0, max_iter=cfg.lbfgs_steps, history_size=50,
@@ -267,6 +272,8 @@ def _lbfgs(problem, model, params, cfg, gen, step0, history) -> None:
         _check_finite(terms, step0)
         loss = sum(terms.values())
         loss.backward()
+        if dp is not None:  # distributed: the line search needs the global loss on every rank
+            terms, loss = dp.all_reduce(params, terms, loss)
         last.clear()
         last.update(terms)
         return loss

@@ -231,13 +231,16 @@ def main(args: argparse.Namespace) -> int:
     s = _settings(args)
     t0 = time.perf_counter()
     res = run_fwi(s)
+    from pinnsiren.distributed import is_writer
+
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    if is_writer():  # under torchrun rank 0 alone writes (write_result is gated itself)
+        out.mkdir(parents=True, exist_ok=True)
     h5 = _write(res, s, out / "fwi.h5")
     print(f"FWI on model {s['model']!r}: inversion grid {s['n']}^2, data grid {s['n_data']}^2, k = {res['acq'].k:g}, "
           f"{res['acq'].n_sources} sources, {res['acq'].n_receivers} receivers, SNR {s['snr'] or 'inf'} dB")
     print(format_table(res))
-    if not args.no_figure:
+    if not args.no_figure and is_writer():
         print(f"figure: {plot_fwi_figure(res, out / 'fwi.png')}")
     print(f"result: {h5}  (total {time.perf_counter() - t0:.1f} s)")
     return 0

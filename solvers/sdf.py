@@ -301,7 +301,9 @@ def run(source: str, cfg: SDFConfig, out: str | Path | None = None) -> dict[str,
                    train_cpu_seconds=train_cpu, total_cpu_seconds=time.process_time() - c0,
                    threads=torch.get_num_threads(), points=len(q), steps=res.steps_done)
     result = dict(ev, metrics=metrics, transform=tr.as_dict(), model=res.model, history=res.history)
-    if out is not None:
+    from pinnsiren.distributed import is_writer
+
+    if out is not None and is_writer():  # under torchrun rank 0 alone writes
         from pinnsiren.io import write_result
 
         out = Path(out)
