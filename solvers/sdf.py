@@ -88,7 +88,7 @@ class SDFConfig:
     near_points: int = 0
     near_weight: float = 0.0
     near_scale: float = 1.0
-    sign_prior: float = 0.0
+    sign_prior: float = 100.0
     grad_clip: float | None = 1.0
     points: int = 20000
     margin: float = 0.9
@@ -533,7 +533,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--near-scale", type=float, default=d.near_scale,
                         help="std of the near-surface offsets in local sample spacings")
     parser.add_argument("--sign-prior", type=float, default=d.sign_prior,
-                        help="weight of the winding-number sign prior max(0, lb - s u) on uniform points (0 = off)")
+                        help="weight of the winding-number sign prior max(0, lb - s u) on uniform points (default 100; 0 = off)")
     parser.add_argument("--w-sdf", type=float, default=None, help="on-surface |u| weight (catalog: 3e3)")
     parser.add_argument("--w-normal", type=float, default=None, help="normal weight (catalog: 1e2)")
     parser.add_argument("--grad-clip", type=float, default=d.grad_clip)
