@@ -35,7 +35,7 @@ import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import sympy
@@ -45,7 +45,7 @@ from torch import nn
 from equations import eikonal
 from pinnsiren.networks import ARCHITECTURES, build_model
 from pinnsiren.problem import Box, PointSet, Problem
-from pinnsiren.symbolic import Constraint, Field
+from pinnsiren.symbolic import Constraint, Field, coefficient
 from pinnsiren.train import TrainConfig, train
 
 from . import geometry_metrics as gm
@@ -85,20 +85,101 @@ class SDFConfig:
     final_lr_factor: float = 0.01
     threads: int | None = None
     bbox_prior: float = 100.0
+    near_points: int = 0
+    near_weight: float = 0.0
+    near_scale: float = 1.0
+    sign_prior: float = 100.0
     grad_clip: float | None = 1.0
     points: int = 20000
     margin: float = 0.9
     resolution: int = 128
     eval_points: int = 1_000_000
+    surface_points: int = 200_000
     seed: int = 0
     device: str = "cpu"
     engine: str = "autograd"
     progress: bool = True
 
 
+class NearSurface(PointSet):
+    """Points near an oriented cloud with Hoppe's tangent-plane signed distance as data.
+
+    Each sample is a cloud point ``p_i`` moved by a Gaussian offset of
+    standard deviation ``sigma_i`` (per point: ``scale`` times the distance to
+    its ``k``-th nearest cloud neighbour, the local sample spacing). Its data
+    ``sd`` is ``<x - p_j, n_j>`` with ``p_j`` the nearest cloud point of ``x``
+    (Hoppe et al. 1992, "Surface reconstruction from unorganized points"):
+    the signed distance to the tangent plane of the closest sample, which
+    differs from the true signed distance by ``O(d^2 curvature)`` at distance
+    ``d`` (plus the sampling error), so it is a good target only close to the
+    surface; its sign is right wherever the nearest sample lies on the
+    nearest sheet of the surface.
+
+    A :class:`~pinnsiren.problem.PointSet` of the cloud whose :meth:`sample`
+    returns fresh perturbed points (so the problem sees its data name ``sd``).
+    """
+
+    def __init__(self, points: np.ndarray, normals: np.ndarray, scale: float = 1.0, k: int = 8,
+                 names: Sequence[str] = ("sd",)) -> None:
+        from scipy.spatial import cKDTree
+
+        super().__init__(points, {names[0]: np.zeros(len(points))})
+        self.cloud = np.asarray(points, dtype=np.float64)
+        self.normals = np.asarray(normals, dtype=np.float64)
+        self.tree = cKDTree(self.cloud)
+        kk = min(k + 1, len(self.points))
+        dk = self.tree.query(self.cloud, k=kk)[0]
+        self.sigma = scale * (dk[:, -1] if dk.ndim == 2 else dk)
+        self.name = names[0]
+
+    def sample(self, n, step, generator):
+        m = len(self.cloud)
+        idx = torch.randint(0, m, (n,), generator=generator).numpy()
+        g = torch.randn(n, self.dim, generator=generator, dtype=torch.float64).numpy()
+        x = np.clip(self.cloud[idx] + self.sigma[idx, None] * g, -1.0, 1.0)
+        _, j = self.tree.query(x, k=1)
+        sd = np.einsum("ij,ij->i", x - self.cloud[j], self.normals[j])
+        return torch.from_numpy(x), {self.name: torch.from_numpy(sd)}
+
+
+def sign_prior_pool(points: np.ndarray, normals: np.ndarray, n: int, seed: int = 0, sub: int = 4000,
+                    k: int = 8, confident: float = 0.2) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Uniform points of ``[-1, 1]^d`` with a trusted sign and a lower bound of ``|SDF|``.
+
+    The sign comes from the generalised winding number ``w`` of (a random
+    subset of ``sub`` points of) the oriented cloud: inside where
+    ``|w - 1| < confident``, outside where ``|w| < confident``, else no label.
+    The bound is ``lb = d_nn - h``: ``d_nn`` the distance to the nearest cloud
+    point, ``h`` the 99th percentile of the cloud's ``k``-th neighbour
+    distances (a generous covering radius: every surface point lies within
+    about ``h`` of a sample, so the true distance is at least ``d_nn - h``).
+    Only points with a label and ``lb > 0`` are returned:
+    ``(x (M, d), sign (M,), lb (M,))``.
+    """
+    from scipy.spatial import cKDTree
+
+    from .pointcloud import point_areas, winding_number
+
+    rng = np.random.default_rng(seed + 777)
+    d = points.shape[1]
+    tree = cKDTree(points)
+    h = float(np.percentile(tree.query(points, k=min(k + 1, len(points)))[0][:, -1], 99))
+    x = rng.uniform(-1, 1, size=(n, d))
+    dnn = tree.query(x, k=1)[0]
+    keep = dnn - h > 0
+    x, dnn = x[keep], dnn[keep]
+    idx = rng.choice(len(points), size=min(sub, len(points)), replace=False)
+    w = winding_number(points[idx], normals[idx], point_areas(points[idx], k), x)
+    inside, outside = np.abs(w - 1) < confident, np.abs(w) < confident
+    lab = inside | outside
+    return x[lab], np.where(inside[lab], -1.0, 1.0), dnn[lab] - h
+
+
 def sdf_problem(points: np.ndarray, normals: np.ndarray, batch: int, engine: str = "autograd",
                 weights: dict[str, float] | None = None, off_points: int | None = None,
-                bbox_prior: float = 0.0) -> Problem:
+                bbox_prior: float = 0.0, near_points: int = 0, near_weight: float = 0.0,
+                near_scale: float = 1.0, sign_prior: float = 0.0, sign_pool: int = 32768,
+                seed: int = 0) -> Problem:
     """The Eq. 6 loss as a :class:`~pinnsiren.Problem` over ``points/normals (N, d)``.
 
     ``batch/2`` surface points and ``batch/2`` uniform points of ``[-1, 1]^d``
@@ -113,6 +194,21 @@ def sdf_problem(points: np.ndarray, normals: np.ndarray, batch: int, engine: str
     distance to that box: there the true SDF is positive and at least
     ``d_box``, so this only removes zero sets and negative regions away from
     the data (the far-field sign ambiguity of Eq. 6).
+
+    ``near_points > 0`` adds (not in the paper) that many points per step near
+    the surface (:class:`NearSurface`, Gaussian offsets of ``near_scale``
+    local sample spacings) with ``near_weight * |u - sd|`` (``sd`` Hoppe's
+    tangent-plane signed distance) and the Eikonal term; with
+    ``near_weight == 0`` only the Eikonal and off-surface terms act there.
+
+    ``sign_prior > 0`` adds (not in the paper) ``sign_prior * max(0, lb - s u)``
+    on a fixed pool of ``sign_pool`` uniform points (see :func:`sign_prior_pool`):
+    ``s`` the inside/outside sign from the cloud's winding number where it is
+    clearly 0 or 1, ``lb = d_nn - h`` the distance to the nearest cloud point
+    less the cloud's sampling gap. The true SDF satisfies ``s u >= lb`` there,
+    so, like the bounding-box prior, the term only removes zero sets and
+    sign errors away from the data (ghost surfaces), now also inside the
+    bounding box.
     """
     d = points.shape[1]
     if d not in COORDS:
@@ -135,6 +231,20 @@ def sdf_problem(points: np.ndarray, normals: np.ndarray, batch: int, engine: str
                    norm="l1", name="off_surface").on(Box([(-1.0, 1.0)] * d),
                                                      n=batch - half if off_points is None else off_points),
     ]
+    if near_points > 0:
+        sd = coefficient("sd", coords)
+        comps = [w["eikonal"] * t["eikonal"].expr]
+        if near_weight > 0:
+            comps.insert(0, 0.5 * near_weight * (u - sd))
+        cons.append(Constraint(comps, norm="l1", name="near_surface")
+                    .on(NearSurface(points, normals, scale=near_scale), n=near_points))
+    if sign_prior > 0:
+        xs, sgn, lb = sign_prior_pool(points, normals, sign_pool, seed=seed)
+        if len(xs):
+            sg, lo = coefficient("sgn", coords), coefficient("lb", coords)
+            cons.append(Constraint(sign_prior * sympy.Max(0, lo - sg * u), norm="l1", name="sign_prior")
+                        .on(PointSet(xs, {"sgn": sgn, "lb": lb}),
+                            n=min(len(xs), batch - (batch // 2) if off_points is None else off_points)))
     if bbox_prior > 0:
         center = 0.5 * (points.max(0) + points.min(0))
         half = 0.5 * (points.max(0) - points.min(0))
@@ -162,7 +272,8 @@ def fit_sdf(points: np.ndarray, normals: np.ndarray, cfg: SDFConfig,
     torch.manual_seed(cfg.seed)
     model = make_model(cfg, points.shape[1])
     problem = sdf_problem(points, normals, cfg.batch, cfg.engine, weights=cfg.weights, off_points=cfg.off_points,
-                          bbox_prior=cfg.bbox_prior)
+                          bbox_prior=cfg.bbox_prior, near_points=cfg.near_points, near_weight=cfg.near_weight,
+                          near_scale=cfg.near_scale, sign_prior=cfg.sign_prior, seed=cfg.seed)
     tc = TrainConfig(steps=cfg.steps, lr=cfg.lr, schedule=cfg.schedule, final_lr_factor=cfg.final_lr_factor,
                      grad_clip=cfg.grad_clip, seed=cfg.seed,
                      device=cfg.device, log_every=max(1, cfg.steps // 200), eval_every=eval_every,
@@ -218,52 +329,103 @@ def evaluate_sdf(
     or ``contours`` (2-D).
     """
     rng = np.random.default_rng(cfg.seed + 12345)
+    clock = PhaseClock()
     t0 = time.perf_counter()
-    grid, ginfo = evaluate_grid(model, cfg.resolution, dim)
+    with clock("grid"):
+        grid, ginfo = evaluate_grid(model, cfg.resolution, dim)
     metrics: dict[str, float] = dict(grid_evaluations=ginfo["evaluated"])
     out: dict[str, Any] = dict(grid=grid)
     m = cfg.eval_points if dim == 3 else min(cfg.eval_points, 100_000)
-    if dim == 3:
-        v, f, _ = extract_mesh(grid)
-        out.update(vertices=v, faces=f)
-        metrics.update(mesh_vertices=len(v), mesh_faces=len(f))
-        pp, pn = sample_mesh(v, f, m, rng, orient=False)
-    else:
-        lines = extract_contours(grid)
-        if not lines:
-            raise ValueError("the network's zero level set is empty on the grid (train longer?)")
-        out["contours"] = lines
-        pp, pn = _polyline_samples(lines, m, rng)
+    with clock("mesh"):
+        if dim == 3:
+            v, f, _ = extract_mesh(grid)
+            out.update(vertices=v, faces=f)
+            metrics.update(mesh_vertices=len(v), mesh_faces=len(f))
+        else:
+            lines = extract_contours(grid)
+            if not lines:
+                raise ValueError("the network's zero level set is empty on the grid (train longer?)")
+            out["contours"] = lines
     metrics["mesh_seconds"] = time.perf_counter() - t0
-    if gt_sampler is not None:
-        gp, gn = gt_sampler(m, rng)
-        metrics["chamfer_floor"] = gm.chamfer_l1(gp, gt_sampler(m, rng)[0])["chamfer_l1"]
-    elif gt_points is not None:
-        gp, gn = gt_points
-    else:
-        gp = gn = None
+    with clock("sample"):
+        if dim == 3:
+            pp, pn = sample_mesh(v, f, m, rng, orient=False)
+        else:
+            pp, pn = _polyline_samples(lines, m, rng)
+        if gt_sampler is not None:
+            gp, gn = gt_sampler(m, rng)
+            gp2 = gt_sampler(m, rng)[0]
+        elif gt_points is not None:
+            gp, gn = gt_points
+        else:
+            gp = gn = None
     if gp is not None:
-        metrics.update(gm.chamfer_l1(pp, gp))
-        metrics.update(gm.normal_consistency(pp, pn, gp, gn))
-        metrics["chamfer_samples"] = len(pp)
+        with clock("chamfer"):
+            if gt_sampler is not None:
+                metrics["chamfer_floor"] = gm.chamfer_l1(gp, gp2)["chamfer_l1"]
+            metrics.update(gm.chamfer_and_normals(pp, pn, gp, gn))
+            metrics["chamfer_samples"] = len(pp)
         if dim == 3 and (exact_sdf is not None or gt_mesh is not None):
-            # floor-free: exact distances to the surfaces instead of to their samples
-            metrics.update(gm.surface_chamfer_l1(pp, out["vertices"], out["faces"], gp,
-                                                 gt_distance=exact_sdf, gt_mesh=gt_mesh))
-    u = rng.uniform(-1, 1, size=(min(400_000, 100 * m), dim))
-    if exact_sdf is not None:
-        ex = exact_sdf(u)
-        band = np.abs(ex) < 0.1
-        ub, eb = u[band][:100_000], ex[band][:100_000]
-        err = np.abs(evaluate_points(model, ub) - eb)
-        metrics.update(band_sdf_error=float(err.mean()), band_sdf_error_max=float(err.max()), band_points=len(ub))
-        off = u[np.abs(ex) > 0.01][:20000]
-    else:
-        off = u[:20000]
-    metrics.update(gm.gradient_norm_stats(_gradient_norm(model, off)))
+            with clock("surface_chamfer"):
+                # floor-free: exact distances to the surfaces instead of to their samples
+                # a Monte Carlo mean without a floor: a subsample is enough (standard error reported)
+                ms = min(len(pp), len(gp), cfg.surface_points)
+                metrics.update(gm.surface_chamfer_l1(pp[:ms], out["vertices"], out["faces"], gp[:ms],
+                                                     gt_distance=exact_sdf, gt_mesh=gt_mesh))
+                metrics["surface_chamfer_samples"] = ms
+    with clock("field_checks"):
+        u = rng.uniform(-1, 1, size=(min(400_000, 100 * m), dim))
+        if exact_sdf is not None:
+            ex = exact_sdf(u)
+            band = np.abs(ex) < 0.1
+            ub, eb = u[band][:100_000], ex[band][:100_000]
+            err = np.abs(evaluate_points(model, ub) - eb)
+            metrics.update(band_sdf_error=float(err.mean()), band_sdf_error_max=float(err.max()),
+                           band_points=len(ub))
+            off = u[np.abs(ex) > 0.01][:20000]
+        else:
+            off = u[:20000]
+        metrics.update(gm.gradient_norm_stats(_gradient_norm(model, off)))
     metrics["eval_seconds"] = time.perf_counter() - t0
+    metrics.update(clock.metrics())
     out["metrics"] = metrics
+    out["phases"] = clock.phases
     return out
+
+
+class PhaseClock:
+    """Wall and CPU seconds of named phases: ``with clock("train"): ...``.
+
+    ``phases`` maps each name to ``{"wall_s", "cpu_s"}`` (CPU: ``time.process_time``,
+    all threads of this process); :meth:`metrics` flattens them to
+    ``seconds_<name>`` / ``cpu_seconds_<name>``.
+    """
+
+    def __init__(self) -> None:
+        self.phases: dict[str, dict[str, float]] = {}
+
+    def __call__(self, name: str):
+        return _Phase(self, name)
+
+    def metrics(self) -> dict[str, float]:
+        out = {}
+        for k, v in self.phases.items():
+            out[f"seconds_{k}"] = v["wall_s"]
+            out[f"cpu_seconds_{k}"] = v["cpu_s"]
+        return out
+
+
+class _Phase:
+    def __init__(self, clock: PhaseClock, name: str) -> None:
+        self.clock, self.name = clock, name
+
+    def __enter__(self):
+        self.t, self.c = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *exc):
+        self.clock.phases[self.name] = dict(wall_s=time.perf_counter() - self.t, cpu_s=time.process_time() - self.c)
+        return False
 
 
 def _ground_truth(source: str, info: dict, tr: Transform):
@@ -289,42 +451,59 @@ def run(source: str, cfg: SDFConfig, out: str | Path | None = None) -> dict[str,
     if cfg.device == "cpu":
         torch.set_num_threads(cfg.threads or min(torch.get_num_threads(), 2))
     t0, c0 = time.perf_counter(), time.process_time()
-    p, n, info = load_cloud(source, cfg.points, cfg.seed)
-    dim = p.shape[1]
-    q, tr = normalize(p, cfg.margin)
-    res = fit_sdf(q, n, cfg)
+    clock = PhaseClock()
+    with clock("load"):
+        p, n, info = load_cloud(source, cfg.points, cfg.seed)
+        dim = p.shape[1]
+        q, tr = normalize(p, cfg.margin)
+    with clock("train"):
+        res = fit_sdf(q, n, cfg)
     train_seconds, train_cpu = time.perf_counter() - t0, time.process_time() - c0
     sampler, exact, gt_mesh = _ground_truth(source, info, tr)
-    ev = evaluate_sdf(res.model, dim, cfg, sampler, exact, gt_points=(q, n), gt_mesh=gt_mesh)
+    with clock("evaluate"):
+        ev = evaluate_sdf(res.model, dim, cfg, sampler, exact, gt_points=(q, n), gt_mesh=gt_mesh)
+    clock.phases.update({"evaluate/" + k: v for k, v in ev.pop("phases").items()})
     # CPU seconds of this process: with threads=1 this is the wall time an idle core would need
     metrics = dict(ev["metrics"], train_seconds=train_seconds, total_seconds=time.perf_counter() - t0,
                    train_cpu_seconds=train_cpu, total_cpu_seconds=time.process_time() - c0,
                    threads=torch.get_num_threads(), points=len(q), steps=res.steps_done)
-    result = dict(ev, metrics=metrics, transform=tr.as_dict(), model=res.model, history=res.history)
+    metrics.update(clock.metrics())
+    metrics["eval_to_train_cpu"] = clock.phases["evaluate"]["cpu_s"] / max(clock.phases["train"]["cpu_s"], 1e-9)
+    result = dict(ev, metrics=metrics, transform=tr.as_dict(), model=res.model, history=res.history,
+                  phases=clock.phases)
     from pinnsiren.distributed import is_writer
 
     if out is not None and is_writer():  # under torchrun rank 0 alone writes
-        from pinnsiren.io import write_result
-
         out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
-        config = dict(asdict(cfg), source=source, input_kind=info["kind"], transform=tr.as_dict(), dim=dim)
-        g = ev["grid"]
-        stride = max(1, g.shape[0] // 64)
-        write_result(out / "sdf.h5", kind="sdf", config=config, metrics=metrics,
-                     history={k.replace("/", "_"): v for k, v in res.history.items()},
-                     fields=dict(sdf=g[(slice(None, None, stride),) * dim]),
-                     field_attrs=dict(sdf=dict(bounds=[[-1, 1]] * dim, frame="normalised",
-                                               transform=tr.as_dict())),
-                     models=dict(model=res.model))
-        if dim == 3:
-            write_mesh(out / "mesh.ply", ev["vertices"], ev["faces"])
-            write_mesh(out / "mesh.obj", ev["vertices"], ev["faces"])
-            render_png(out / "sdf.png", g, ev["vertices"], ev["faces"], title=f"{cfg.arch}: {Path(source).name}")
-        else:
-            render_png(out / "sdf.png", g, title=f"{cfg.arch}: {Path(source).name}")
-        (out / "metrics.json").write_text(json.dumps(dict(metrics=metrics, transform=tr.as_dict()), indent=2))
+        with clock("write"):
+            _write_outputs(out, cfg, source, info, tr, ev, res, metrics)
+        (out / "metrics.json").write_text(json.dumps(dict(metrics=metrics, transform=tr.as_dict(),
+                                                          phases=clock.phases), indent=2))
     return result
+
+
+def _write_outputs(out: Path, cfg: SDFConfig, source: str, info: dict, tr: Transform, ev: dict, res,
+                   metrics: dict) -> None:
+    """``sdf.h5``, ``mesh.ply``/``mesh.obj`` (3-D) and ``sdf.png`` in ``out``."""
+    from pinnsiren.io import write_result
+
+    out.mkdir(parents=True, exist_ok=True)
+    g = ev["grid"]
+    dim = g.ndim
+    config = dict(asdict(cfg), source=source, input_kind=info["kind"], transform=tr.as_dict(), dim=dim)
+    stride = max(1, g.shape[0] // 64)
+    write_result(out / "sdf.h5", kind="sdf", config=config, metrics=metrics,
+                 history={k.replace("/", "_"): v for k, v in res.history.items()},
+                 fields=dict(sdf=g[(slice(None, None, stride),) * dim]),
+                 field_attrs=dict(sdf=dict(bounds=[[-1, 1]] * dim, frame="normalised",
+                                           transform=tr.as_dict())),
+                 models=dict(model=res.model))
+    if dim == 3:
+        write_mesh(out / "mesh.ply", ev["vertices"], ev["faces"])
+        write_mesh(out / "mesh.obj", ev["vertices"], ev["faces"])
+        render_png(out / "sdf.png", g, ev["vertices"], ev["faces"], title=f"{cfg.arch}: {Path(source).name}")
+    else:
+        render_png(out / "sdf.png", g, title=f"{cfg.arch}: {Path(source).name}")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -349,11 +528,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="torch CPU threads (default min(available, 2); 1 is faster on a loaded machine)")
     parser.add_argument("--bbox-prior", type=float, default=d.bbox_prior,
                         help="weight of max(0, d_box - u) outside the data's bounding box (default 100; 0 = off, as the paper)")
+    parser.add_argument("--near-points", type=int, default=d.near_points,
+                        help="points per step near the surface (Gaussian offsets of cloud points; 0 = off, as the paper)")
+    parser.add_argument("--near-weight", type=float, default=d.near_weight,
+                        help="weight of |u - tangent-plane signed distance| on the near-surface points")
+    parser.add_argument("--near-scale", type=float, default=d.near_scale,
+                        help="std of the near-surface offsets in local sample spacings")
+    parser.add_argument("--sign-prior", type=float, default=d.sign_prior,
+                        help="weight of the winding-number sign prior max(0, lb - s u) on uniform points (default 100; 0 = off)")
+    parser.add_argument("--w-sdf", type=float, default=None, help="on-surface |u| weight (catalog: 3e3)")
+    parser.add_argument("--w-normal", type=float, default=None, help="normal weight (catalog: 1e2)")
     parser.add_argument("--grad-clip", type=float, default=d.grad_clip)
     parser.add_argument("--points", type=int, default=d.points, help="samples for shapes and meshes")
     parser.add_argument("--margin", type=float, default=d.margin, help="largest half-extent after normalising")
     parser.add_argument("--resolution", type=int, default=d.resolution, help="marching-cubes grid side")
     parser.add_argument("--eval-points", type=int, default=d.eval_points, help="samples per surface for Chamfer")
+    parser.add_argument("--surface-points", type=int, default=d.surface_points,
+                        help="samples per surface for the floor-free surface Chamfer (exact point-to-triangle distances)")
     parser.add_argument("--seed", type=int, default=d.seed)
     parser.add_argument("--device", default=d.device)
     parser.add_argument("--engine", default=d.engine, choices=("auto", "jet", "autograd"))
@@ -361,16 +552,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    weights = {k: v for k, v in (("off_surface", args.w_off), ("eikonal", args.w_eikonal)) if v is not None}
+    weights = {k: v for k, v in (("off_surface", args.w_off), ("eikonal", args.w_eikonal), ("sdf", args.w_sdf),
+                                 ("normal", args.w_normal)) if v is not None}
     cfg = SDFConfig(arch=args.arch, hidden_features=args.hidden, hidden_layers=args.layers,
                     first_omega_0=args.first_omega, steps=args.steps, lr=args.lr, schedule=args.schedule,
                     final_lr_factor=args.final_lr_factor, batch=args.batch, off_points=args.off_points,
                     weights=weights or None, threads=args.threads, bbox_prior=args.bbox_prior, grad_clip=args.grad_clip,
+                    near_points=args.near_points, near_weight=args.near_weight, near_scale=args.near_scale,
+                    sign_prior=args.sign_prior,
                     points=args.points, margin=args.margin, resolution=args.resolution,
-                    eval_points=args.eval_points, seed=args.seed, device=args.device, engine=args.engine,
+                    eval_points=args.eval_points, surface_points=args.surface_points, seed=args.seed, device=args.device, engine=args.engine,
                     progress=not args.no_progress)
     if args.source in SHAPES and shape_dim(args.source) == 2:
         cfg.eval_points = min(cfg.eval_points, 100_000)
     r = run(args.source, cfg, args.out)
-    print(json.dumps(dict(metrics=r["metrics"], transform=r["transform"]), indent=2))
+    print(json.dumps(dict(metrics=r["metrics"], transform=r["transform"], phases=r["phases"]), indent=2))
     return 0

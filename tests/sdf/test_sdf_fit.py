@@ -96,9 +96,19 @@ def test_cli_writes_results(tmp_path, capsys):
     assert rc == 0
     for f in ("sdf.h5", "mesh.ply", "mesh.obj", "sdf.png", "metrics.json"):
         assert (tmp_path / f).is_file()
-    m = json.loads((tmp_path / "metrics.json").read_text())["metrics"]
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    m = saved["metrics"]
     for k in ("chamfer_l1", "normal_consistency", "band_sdf_error", "grad_norm_mean", "surface_chamfer_l1"):
         assert np.isfinite(m[k])
+    # wall and CPU seconds of each phase; the evaluation's parts add up to no more than the whole
+    ph = saved["phases"]
+    for k in ("load", "train", "evaluate", "evaluate/grid", "evaluate/mesh", "evaluate/chamfer",
+              "evaluate/surface_chamfer", "write"):
+        assert ph[k]["wall_s"] >= 0 and ph[k]["cpu_s"] >= 0
+    parts = sum(v["wall_s"] for k, v in ph.items() if k.startswith("evaluate/"))
+    assert parts <= ph["evaluate"]["wall_s"] + 1e-6
+    assert m["seconds_train"] == ph["train"]["wall_s"]
+    assert "phases" in json.loads(capsys.readouterr().out)
     # exact distances lie below the sampled ones (no sampling floor)
     assert m["surface_a_to_b"] <= m["a_to_b"] and m["surface_b_to_a"] <= m["b_to_a"]
     r = read_result(tmp_path / "sdf.h5")
