@@ -38,7 +38,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="results/fwi", help="output folder (default results/fwi)")
     p.add_argument("--n", type=int, default=None, help="inversion grid points per axis (quick 81, full 101)")
     p.add_argument("--n-data", type=int, default=None, help="data grid points per axis (default 2n-1: no inverse crime)")
-    p.add_argument("--snr", type=float, default=None, help="add complex Gaussian noise at this SNR in dB")
+    p.add_argument("--snr", "--noise-snr", dest="snr", type=float, default=None,
+                   help="add complex Gaussian noise at this SNR in dB (to simulated or file data)")
+    p.add_argument("--data", default=None, metavar="FILE.mat",
+                   help="invert the paper's data file (e.g. ../shared/data/siren/data_cylinder_5.mat; its geometry, "
+                        "its receiver values divided by -(1+i)); the truth for the velocity MSE is then `circle`")
     p.add_argument("--seed", type=int, default=0, help="noise and network seed")
     p.add_argument("--admm-iters", type=int, default=None, help="IR-WRI iterations")
     p.add_argument("--lam-rel", type=float, default=0.1, help="IR-WRI wave-equation penalty (relative, default 0.1)")
@@ -71,7 +75,7 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
     s = {k: (getattr(args, k) if getattr(args, k, None) is not None else v) for k, v in base.items()}
     s["n_data"] = args.n_data or 2 * s["n"] - 1
     for k in ("model", "snr", "seed", "lam_rel", "tv", "lr", "lambda_data", "skip_neural", "device", "quick",
-              "source_var"):
+              "source_var", "data"):
         s[k] = getattr(args, k)
     for k, v in NEURAL_DEFAULTS.items():
         a = getattr(args, k, None)
@@ -89,9 +93,23 @@ def run_fwi(s: dict[str, Any], progress: bool = True) -> dict[str, Any]:
     from reference.fwi import (Acquisition, InversionProblem, admm_fwi, adjoint_fwi, model_mse, simulate_data,
                                slowness_model, velocity_model)
 
-    acq = Acquisition.paper() if s.get("source_var") is None else Acquisition.paper(source_var=s["source_var"])
+    kw = {} if s.get("source_var") is None else {"source_var": s["source_var"]}
     t = time.perf_counter()
-    obs = simulate_data(acq, slowness_model(s["model"]), n=s["n_data"], snr_db=s["snr"], seed=s["seed"])
+    if s.get("data"):
+        from reference.fwi import add_noise, load_paper_data
+
+        if s["model"] != "circle":
+            raise ValueError(f"fwi --data: the paper's data file is the `circle` model; drop --model {s['model']}.")
+        acq, d_file = load_paper_data(s["data"], **kw)
+        obs = simulate_data(acq, slowness_model("circle"), n=s["n_data"])  # true wavefields for the figure
+        sim_vs_file = float(np.linalg.norm(obs.d_clean - d_file) / np.linalg.norm(d_file))
+        obs.d_clean = d_file
+        obs.d = d_file if s["snr"] is None else add_noise(d_file, s["snr"], s["seed"])
+        obs.params.update(data_file=str(s["data"]), data_convention="file rec_val / (-(1+1j))",
+                          data_vs_our_simulation=sim_vs_file)
+    else:
+        acq = Acquisition.paper(**kw)
+        obs = simulate_data(acq, slowness_model(s["model"]), n=s["n_data"], snr_db=s["snr"], seed=s["seed"])
     t_sim = time.perf_counter() - t
     pb = InversionProblem(acq, obs.d, n=s["n"])
     X, Y = pb.op.grid.coords()
@@ -236,6 +254,9 @@ def main(args: argparse.Namespace) -> int:
     h5 = _write(res, s, out / "fwi.h5")
     print(f"FWI on model {s['model']!r}: inversion grid {s['n']}^2, data grid {s['n_data']}^2, k = {res['acq'].k:g}, "
           f"{res['acq'].n_sources} sources, {res['acq'].n_receivers} receivers, SNR {s['snr'] or 'inf'} dB")
+    if s.get("data"):
+        print(f"data: {s['data']} (rec_val / -(1+i)); our {s['n_data']}^2 simulation of `circle` differs from it by "
+              f"{res['obs'].params['data_vs_our_simulation']:.3f} relative L2")
     print(format_table(res))
     if not args.no_figure:
         print(f"figure: {plot_fwi_figure(res, out / 'fwi.png')}")
