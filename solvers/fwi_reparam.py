@@ -65,20 +65,27 @@ class ReparamFWIConfig:
         Weight of the TV prior on ``c`` (relative to the normalised misfit, which starts near 0.5).
     tv_eps : float
         Smoothing of ``|grad c|`` (velocity units per node).
+    detail_omega_0 : float
+        If > 0, omega_0 continuation: a second SIREN with this first-layer
+        omega_0 (its last layer zero) is added to ``q`` and optimised jointly from
+        the fraction ``detail_from`` of the iterations and evaluations on; before
+        that only the smooth network moves.
     seed : int; device : str; dtype : torch dtype name ("float64" default: L-BFGS wants exact arithmetic)
     """
 
     hidden: int = 64
     layers: int = 2
-    first_omega_0: float = 3.0
+    first_omega_0: float = 5.0
     hidden_omega_0: float = 30.0
     param: str = "velocity"
     optimizer: str = "lbfgs"
-    iterations: int = 60
-    max_evals: int = 200
+    iterations: int = 500
+    max_evals: int = 620
     lr: float = 1e-3
     tv: float = 0.0
     tv_eps: float = 1e-3
+    detail_omega_0: float = 0.0
+    detail_from: float = 0.5
     seed: int = 0
     device: str = "cpu"
     dtype: str = "float64"
@@ -126,9 +133,14 @@ class NeuralModel(torch.nn.Module):
         torch.manual_seed(cfg.seed)
         self.net = Siren(2, 1, cfg.hidden, cfg.layers, first_omega_0=cfg.first_omega_0,
                          hidden_omega_0=cfg.hidden_omega_0)
+        # optional detail network (omega_0 continuation): q = q_smooth + q_detail, added later in the run
+        self.detail = Siren(2, 1, cfg.hidden, cfg.layers, first_omega_0=cfg.detail_omega_0,
+                            hidden_omega_0=cfg.hidden_omega_0) if cfg.detail_omega_0 > 0 else None
         with torch.no_grad():  # start exactly at the background model
-            self.net.layers[-1].weight.zero_()
-            self.net.layers[-1].bias.zero_()
+            for net in (self.net, self.detail):
+                if net is not None:
+                    net.layers[-1].weight.zero_()
+                    net.layers[-1].bias.zero_()
         X, Y = problem.op.grid.coords()
         pts = np.stack([problem.op.interior(X)[problem.free], problem.op.interior(Y)[problem.free]], 1)
         scale = problem.acq.inner_half_width
@@ -146,7 +158,10 @@ class NeuralModel(torch.nn.Module):
 
     def raw(self) -> torch.Tensor:
         """The bounded quantity (velocity or squared slowness) on the free nodes, (n_free,)."""
-        q = self.net(self.x.to(self.net.layers[0].weight.dtype))[:, 0]
+        x = self.x.to(self.net.layers[0].weight.dtype)
+        q = self.net(x)[:, 0]
+        if self.detail is not None:
+            q = q + self.detail(x)[:, 0]
         return self.lo + (self.hi - self.lo) * torch.sigmoid(q + self.b0)
 
     def forward(self) -> torch.Tensor:
@@ -242,12 +257,22 @@ def reparam_fwi(problem: Any, cfg: ReparamFWIConfig | None = None,
             if progress and it_count["n"] % 10 == 0:
                 print(f"reparam FWI: iteration {it_count['n']}, evals {state['evals']}, loss {hist['loss'][-1]:.3e}")
 
-        theta0 = parameters_to_vector(params).detach().cpu().double().numpy()
-        res = minimize(fun, theta0, jac=True, method="L-BFGS-B", callback=cb,
-                       options={"maxiter": cfg.iterations, "maxfun": cfg.max_evals, "maxcor": 20,
-                                "ftol": 1e-15, "gtol": 1e-12})
-        with torch.no_grad():
-            vector_to_parameters(torch.as_tensor(res.x, dtype=dtype, device=cfg.device), params)
+        phases = [(list(model.net.parameters()), cfg.detail_from)] if model.detail is not None else []
+        phases.append((list(model.parameters()), 1.0))
+        done_it = 0
+        for plist, frac in phases:
+            params = plist
+            it_budget = int(round(frac * cfg.iterations)) - done_it
+            ev_budget = int(round(frac * cfg.max_evals)) - state["evals"]
+            if it_budget <= 0 or ev_budget <= 0:
+                continue
+            theta0 = parameters_to_vector(params).detach().cpu().double().numpy()
+            res = minimize(fun, theta0, jac=True, method="L-BFGS-B", callback=cb,
+                           options={"maxiter": it_budget, "maxfun": ev_budget, "maxcor": 20,
+                                    "ftol": 1e-15, "gtol": 1e-12})
+            with torch.no_grad():
+                vector_to_parameters(torch.as_tensor(res.x, dtype=dtype, device=cfg.device), params)
+            done_it = it_count["n"]
     else:
         opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
         for it in range(cfg.iterations):
