@@ -77,6 +77,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="variance of the Gaussian sources (default 1e-4, the paper's; data and all methods use it)")
     p.add_argument("--skip-neural", action="store_true", help="run only the two reference methods")
     p.add_argument("--skip-pinn", action="store_true", help="skip the two PINN-FWI variants (keep reparameterised)")
+    p.add_argument("--methods", default=None,
+                   help="comma-separated subset of admm, adjoint, pinn-total, pinn-scattered, reparam (default all; "
+                        "the uniform start is always listed)")
     p.add_argument("--formulations", default="total,scattered",
                    help="PINN-FWI formulations to run: total (paper), scattered, or both (default)")
     p.add_argument("--reparam-iters", type=int, default=None, help="neural-reparameterised L-BFGS iterations")
@@ -104,6 +107,12 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
         a = getattr(args, k, None)
         s[k] = v if a is None else a
     s["skip_pinn"] = bool(getattr(args, "skip_pinn", False))
+    all_methods = ["admm", "adjoint", "pinn-total", "pinn-scattered", "reparam"]
+    methods = getattr(args, "methods", None)
+    s["methods"] = all_methods if not methods else [m.strip() for m in methods.split(",") if m.strip()]
+    bad_m = [m for m in s["methods"] if m not in all_methods]
+    if bad_m:
+        raise ValueError(f"fwi --methods: unknown {bad_m}; choose from {all_methods}")
     s["formulations"] = [f.strip() for f in str(getattr(args, "formulations", "total,scattered")).split(",") if f.strip()]
     bad = [f for f in s["formulations"] if f not in ("total", "scattered")]
     if bad:
@@ -153,20 +162,24 @@ def run_fwi(s: dict[str, Any], progress: bool = True) -> dict[str, Any]:
     start = pb.m_full(pb.start())
     out["methods"]["uniform start"] = dict(m=start, mse=mse(start)["velocity_mse"],
                                            misfit=pb.data_misfit(pb.start()), seconds=0.0, cpu_seconds=0.0)
-    c0 = time.process_time()
-    r = admm_fwi(pb, iterations=s["admm_iters"], lam_rel=s["lam_rel"], tv=s["tv"], callback=mse)
-    out["methods"]["ADMM (IR-WRI)"] = dict(m=r.m, waves=r.wavefields, mse=mse(r.m)["velocity_mse"],
-                                          misfit=pb.data_misfit(free(r.m)), seconds=r.seconds,
-                                          cpu_seconds=time.process_time() - c0, history=r.history)
-    c0 = time.process_time()
-    r2 = adjoint_fwi(pb, iterations=s["adjoint_iters"], callback=mse)
-    out["methods"]["adjoint-state"] = dict(m=r2.m, waves=r2.wavefields, mse=mse(r2.m)["velocity_mse"],
-                                          misfit=pb.data_misfit(free(r2.m)), seconds=r2.seconds,
-                                          cpu_seconds=time.process_time() - c0, history=r2.history)
-    if not s["skip_neural"] and not s.get("skip_pinn"):
+    run = s.get("methods") or ["admm", "adjoint", "pinn-total", "pinn-scattered", "reparam"]
+    if "admm" in run:
+        c0 = time.process_time()
+        r = admm_fwi(pb, iterations=s["admm_iters"], lam_rel=s["lam_rel"], tv=s["tv"], callback=mse)
+        out["methods"]["ADMM (IR-WRI)"] = dict(m=r.m, waves=r.wavefields, mse=mse(r.m)["velocity_mse"],
+                                              misfit=pb.data_misfit(free(r.m)), seconds=r.seconds,
+                                              cpu_seconds=time.process_time() - c0, history=r.history)
+    if "adjoint" in run:
+        c0 = time.process_time()
+        r2 = adjoint_fwi(pb, iterations=s["adjoint_iters"], callback=mse)
+        out["methods"]["adjoint-state"] = dict(m=r2.m, waves=r2.wavefields, mse=mse(r2.m)["velocity_mse"],
+                                              misfit=pb.data_misfit(free(r2.m)), seconds=r2.seconds,
+                                              cpu_seconds=time.process_time() - c0, history=r2.history)
+    forms = [f for f in s.get("formulations", ["total", "scattered"]) if f"pinn-{f}" in run]
+    if not s["skip_neural"] and not s.get("skip_pinn") and forms:
         from .fwi_neural import NeuralFWIConfig, evaluate_model, neural_fwi
 
-        for form in s.get("formulations", ["total", "scattered"]):
+        for form in forms:
             c0 = time.process_time()
             cfg = NeuralFWIConfig(hidden_features=s["hidden"], hidden_layers=s["layers"],
                                   pretrain_steps=s["pretrain_steps"], fwi_steps=s["fwi_steps"], lr=s["lr"],
@@ -187,7 +200,7 @@ def run_fwi(s: dict[str, Any], progress: bool = True) -> dict[str, Any]:
                 misfit_own=float(np.linalg.norm(d_nn - obs.d) / np.linalg.norm(obs.d)),
                 seconds=rn.seconds_pretrain + rn.seconds_fwi, cpu_seconds=time.process_time() - c0, history=hist,
                 model=rn.model, config=rn.config)
-    if not s["skip_neural"]:
+    if not s["skip_neural"] and "reparam" in run:
         from .fwi_reparam import ReparamFWIConfig, reparam_fwi
 
         rcfg = ReparamFWIConfig(hidden=s["reparam_hidden"], layers=s["reparam_layers"],
