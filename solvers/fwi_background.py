@@ -8,7 +8,7 @@ at arbitrary points by tensor-product 4-point Lagrange interpolation (exact for
 bicubic polynomials, O(h^4) for smooth fields): near the paper's narrow source
 (std 0.01, about 1.3 nodes of a 256^2 grid) bilinear interpolation loses
 several percent of the field where cubic keeps it (measured in
-``benchmarks/helmholtz_scattered.py``, docs/benchmarks.md).
+``benchmarks/helmholtz_background.py``, docs/benchmarks.md).
 Values are torch tensors so the interpolant plugs into a compiled residual as
 a coefficient callable ``x -> (N,)``; it is differentiable in ``x`` by autograd.
 """
