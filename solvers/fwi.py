@@ -3,7 +3,8 @@
 Neural methods: PINN-FWI on the total field (the paper's joint network),
 PINN-FWI on the scattered field (``solvers.fwi_neural``, ``formulation``), and
 neural-reparameterised FWI (``solvers.fwi_reparam``: SIREN velocity, FD
-wavefields, adjoint gradients chained by autograd).
+wavefields, adjoint gradients chained by autograd). The scattered variant skips
+stage 1: its network starts at the exact stage-1 solution ``us = 0``, ``m = 1``.
 
 Writes ``<out>/fwi.h5`` (true and recovered models, wavefields, receiver data
 and fits, histories), ``<out>/fwi.png`` (layout of paper Fig. 5, right) and
@@ -182,7 +183,8 @@ def run_fwi(s: dict[str, Any], progress: bool = True) -> dict[str, Any]:
         for form in forms:
             c0 = time.process_time()
             cfg = NeuralFWIConfig(hidden_features=s["hidden"], hidden_layers=s["layers"],
-                                  pretrain_steps=s["pretrain_steps"], fwi_steps=s["fwi_steps"], lr=s["lr"],
+                                  pretrain_steps=s["pretrain_steps"] if form == "total" else 0,
+                                  fwi_steps=s["fwi_steps"], lr=s["lr"],
                                   batch=s["batch"], lambda_data=s["lambda_data"], seed=s["seed"], device=s["device"],
                                   m_param=s.get("m_param", "bounded"), m_bounds=pb.m_bounds,
                                   slowness_weight_fwi=s.get("slowness_weight_fwi", 0.0),
