@@ -18,7 +18,15 @@ Example
 >>> u = Field("u", (x, y), complex=True)
 >>> helmholtz.helmholtz_pml(u, k=20)                 # homogeneous m = 1
 >>> helmholtz.helmholtz_pml(u, k=20, m="m")          # m(x, y) given at call time
->>> helmholtz.helmholtz_scattered_pml(Field("us", (x, y), complex=True), k=20, m="m")
+>>> helmholtz.helmholtz_scattered(Field("us", (x, y), complex=True), k=20, m="m", m0=1, u0="u0")
+
+Scattered-field form (values of ``u0`` only): with ``u = u0 + us`` and ``u0``
+the field of the same source in a background ``m0`` (``H(m0) u0 = -f``), the
+operator being affine in ``m``, ``H(m) u = -f`` becomes::
+
+    H(m) us + k^2 e_x e_y (m - m0) u0 = 0
+
+no source term, no derivative of ``u0``; for ``m = m0``, ``us = 0`` exactly.
 """
 
 from __future__ import annotations
@@ -31,7 +39,8 @@ from pinnsiren.symbolic import coefficient
 
 from ._util import as_expr, coords_of, real_coords
 
-__all__ = ["pml_stretch", "gaussian_source", "helmholtz_pml", "helmholtz_scattered_pml", "A0", "L_PML", "INNER"]
+__all__ = ["pml_stretch", "gaussian_source", "helmholtz_pml", "helmholtz_scattered", "helmholtz_scattered_pml", "A0",
+           "L_PML", "INNER"]
 
 A0 = 5
 L_PML = sympy.Rational(1, 2)
@@ -81,8 +90,47 @@ def helmholtz_pml(
     return _operator(u, k, m, a0, L, inner) + ff
 
 
+def helmholtz_scattered(
+    us: sympy.Expr,
+    k: Any,
+    m: Any = 1,
+    m0: Any = 1,
+    u0: Any = "u0",
+    a0: Any = A0,
+    L: Any = L_PML,
+    inner: Any = INNER,
+) -> sympy.Expr:
+    """Scattered-field residual ``H(m) us + k^2 e_x e_y (m - m0) u0`` (values of ``u0`` only).
+
+    Parameters
+    ----------
+    us : Field
+        Complex scattered field of ``(x, y)``; the total field is ``u0 + us``.
+    k : number or Symbol
+        Wavenumber.
+    m, m0 : expression, number, or coefficient name
+        Squared slowness of the medium and of the background that made ``u0``.
+    u0 : expression or coefficient name
+        Background field (complex); as a coefficient name its values are given
+        at call time (a tensor or a callable ``x -> (N,)``) and never differentiated.
+    a0, L, inner : PML strength, width and the half width of the physical region.
+
+    Returns
+    -------
+    sympy.Expr, complex: zero where ``u0 + us`` solves ``H(m) u = -f`` and ``H(m0) u0 = -f``.
+    """
+    coords = coords_of(us)
+    if len(coords) != 2:
+        raise ValueError(f"helmholtz_scattered is 2-D; {us} has {len(coords)} coordinates")
+    ex, ey = (pml_stretch(c, a0, L, inner) for c in coords)
+    mm, mm0, uu0 = (as_expr(v, coords, w) for v, w in ((m, "m"), (m0, "m0"), (u0, "u0")))
+    return _operator(us, k, m, a0, L, inner) + k**2 * ex * ey * (mm - mm0) * uu0
+
+
 def helmholtz_scattered_pml(us: sympy.Expr, k: Any, m: Any = 1, u0: str = "u0", **kwargs: Any) -> sympy.Expr:
-    """The PML residual for ``u = u0 + us``: unknown scattered field ``us``.
+    """The PML residual for ``u = u0 + us`` with the operator applied to ``u0`` (differentiates ``u0``).
+
+    Prefer :func:`helmholtz_scattered` (values of ``u0`` only, no source term).
 
     ``u0`` names a coefficient function (e.g. the analytic homogeneous
     Gaussian-source solution) supplied at call time as a callable

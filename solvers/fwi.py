@@ -1,4 +1,10 @@
-"""``pinnsiren fwi``: simulate data -> IR-WRI (ADMM) -> adjoint-state FWI -> neural FWI.
+"""``pinnsiren fwi``: simulate (or read) data -> IR-WRI (ADMM), adjoint-state, and three neural FWIs.
+
+Neural methods: PINN-FWI on the total field (the paper's joint network),
+PINN-FWI on the scattered field (``solvers.fwi_neural``, ``formulation``), and
+neural-reparameterised FWI (``solvers.fwi_reparam``: SIREN velocity, FD
+wavefields, adjoint gradients chained by autograd). The scattered variant skips
+stage 1: its network starts at the exact stage-1 solution ``us = 0``, ``m = 1``.
 
 Writes ``<out>/fwi.h5`` (true and recovered models, wavefields, receiver data
 and fits, histories), ``<out>/fwi.png`` (layout of paper Fig. 5, right) and
@@ -23,9 +29,16 @@ import numpy as np
 __all__ = ["add_arguments", "main", "run_fwi", "format_table", "plot_fwi_figure"]
 
 QUICK = dict(n=81, admm_iters=20, adjoint_iters=30, pretrain_steps=800, fwi_steps=800, hidden=128, layers=3,
-             batch=500)
+             batch=500, reparam_iters=500)
 FULL = dict(n=101, admm_iters=30, adjoint_iters=50, pretrain_steps=20000, fwi_steps=10000, hidden=256, layers=4,
-            batch=3000)
+            batch=3000, reparam_iters=1000)
+#: neural-reparameterised FWI defaults (levers measured in docs/benchmarks.md, issue 12 section)
+REPARAM_DEFAULTS = dict(reparam_omega0=5.0, reparam_detail_omega0=0.0, reparam_tv=0.0, reparam_hidden=64,
+                        reparam_layers=2)
+#: table row name -> key in fwi.h5
+METHOD_KEYS = {"uniform start": "start", "ADMM (IR-WRI)": "admm", "adjoint-state": "adjoint",
+               "PINN-FWI total (paper)": "neural", "PINN-FWI scattered": "neural_scattered",
+               "neural-reparameterised": "reparam"}
 #: neural-FWI levers (deviations from the official code are documented in docs/fwi.md)
 NEURAL_DEFAULTS = dict(m_param="bounded", slowness_weight_fwi=0.1, source_weight=1.0)
 
@@ -38,7 +51,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="results/fwi", help="output folder (default results/fwi)")
     p.add_argument("--n", type=int, default=None, help="inversion grid points per axis (quick 81, full 101)")
     p.add_argument("--n-data", type=int, default=None, help="data grid points per axis (default 2n-1: no inverse crime)")
-    p.add_argument("--snr", type=float, default=None, help="add complex Gaussian noise at this SNR in dB")
+    p.add_argument("--snr", "--noise-snr", dest="snr", type=float, default=None,
+                   help="add complex Gaussian noise at this SNR in dB (to simulated or file data)")
+    p.add_argument("--data", default=None, metavar="FILE.mat",
+                   help="invert the paper's data file (e.g. ../shared/data/siren/data_cylinder_5.mat; its geometry, "
+                        "its receiver values divided by -(1+i)); the truth for the velocity MSE is then `circle`")
     p.add_argument("--seed", type=int, default=0, help="noise and network seed")
     p.add_argument("--admm-iters", type=int, default=None, help="IR-WRI iterations")
     p.add_argument("--lam-rel", type=float, default=0.1, help="IR-WRI wave-equation penalty (relative, default 0.1)")
@@ -60,6 +77,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--source-var", type=float, default=None,
                    help="variance of the Gaussian sources (default 1e-4, the paper's; data and all methods use it)")
     p.add_argument("--skip-neural", action="store_true", help="run only the two reference methods")
+    p.add_argument("--skip-pinn", action="store_true", help="skip the two PINN-FWI variants (keep reparameterised)")
+    p.add_argument("--methods", default=None,
+                   help="comma-separated subset of admm, adjoint, pinn-total, pinn-scattered, reparam (default all; "
+                        "the uniform start is always listed)")
+    p.add_argument("--formulations", default="total,scattered",
+                   help="PINN-FWI formulations to run: total (paper), scattered, or both (default)")
+    p.add_argument("--reparam-iters", type=int, default=None, help="neural-reparameterised L-BFGS iterations")
+    p.add_argument("--reparam-omega0", type=float, default=None,
+                   help="first-layer omega_0 of the reparameterised velocity SIREN (default 5: a smooth prior)")
+    p.add_argument("--reparam-detail-omega0", type=float, default=None,
+                   help="omega_0 continuation: add a detail SIREN with this omega_0 halfway (0 = off)")
+    p.add_argument("--reparam-tv", type=float, default=None, help="TV weight on the reparameterised velocity")
+    p.add_argument("--reparam-hidden", type=int, default=None, help="reparameterised SIREN width")
+    p.add_argument("--reparam-layers", type=int, default=None, help="reparameterised SIREN hidden layers")
     p.add_argument("--no-figure", action="store_true", help="do not draw fwi.png")
     p.add_argument("--device", default="cpu", help="cpu or cuda (neural stage)")
     p.add_argument("--threads", type=int, default=1,
@@ -71,11 +102,22 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
     s = {k: (getattr(args, k) if getattr(args, k, None) is not None else v) for k, v in base.items()}
     s["n_data"] = args.n_data or 2 * s["n"] - 1
     for k in ("model", "snr", "seed", "lam_rel", "tv", "lr", "lambda_data", "skip_neural", "device", "quick",
-              "source_var"):
+              "source_var", "data"):
         s[k] = getattr(args, k)
-    for k, v in NEURAL_DEFAULTS.items():
+    for k, v in {**NEURAL_DEFAULTS, **REPARAM_DEFAULTS}.items():
         a = getattr(args, k, None)
         s[k] = v if a is None else a
+    s["skip_pinn"] = bool(getattr(args, "skip_pinn", False))
+    all_methods = ["admm", "adjoint", "pinn-total", "pinn-scattered", "reparam"]
+    methods = getattr(args, "methods", None)
+    s["methods"] = all_methods if not methods else [m.strip() for m in methods.split(",") if m.strip()]
+    bad_m = [m for m in s["methods"] if m not in all_methods]
+    if bad_m:
+        raise ValueError(f"fwi --methods: unknown {bad_m}; choose from {all_methods}")
+    s["formulations"] = [f.strip() for f in str(getattr(args, "formulations", "total,scattered")).split(",") if f.strip()]
+    bad = [f for f in s["formulations"] if f not in ("total", "scattered")]
+    if bad:
+        raise ValueError(f"fwi --formulations: unknown {bad}; use total, scattered or total,scattered")
     if s["source_weight"] != "auto":
         s["source_weight"] = float(s["source_weight"])
     if s["n"] < 21 or s["n_data"] < s["n"]:
@@ -89,9 +131,23 @@ def run_fwi(s: dict[str, Any], progress: bool = True) -> dict[str, Any]:
     from reference.fwi import (Acquisition, InversionProblem, admm_fwi, adjoint_fwi, model_mse, simulate_data,
                                slowness_model, velocity_model)
 
-    acq = Acquisition.paper() if s.get("source_var") is None else Acquisition.paper(source_var=s["source_var"])
+    kw = {} if s.get("source_var") is None else {"source_var": s["source_var"]}
     t = time.perf_counter()
-    obs = simulate_data(acq, slowness_model(s["model"]), n=s["n_data"], snr_db=s["snr"], seed=s["seed"])
+    if s.get("data"):
+        from reference.fwi import add_noise, load_paper_data
+
+        if s["model"] != "circle":
+            raise ValueError(f"fwi --data: the paper's data file is the `circle` model; drop --model {s['model']}.")
+        acq, d_file = load_paper_data(s["data"], **kw)
+        obs = simulate_data(acq, slowness_model("circle"), n=s["n_data"])  # true wavefields for the figure
+        sim_vs_file = float(np.linalg.norm(obs.d_clean - d_file) / np.linalg.norm(d_file))
+        obs.d_clean = d_file
+        obs.d = d_file if s["snr"] is None else add_noise(d_file, s["snr"], s["seed"])
+        obs.params.update(data_file=str(s["data"]), data_convention="file rec_val / (-(1+1j))",
+                          data_vs_our_simulation=sim_vs_file)
+    else:
+        acq = Acquisition.paper(**kw)
+        obs = simulate_data(acq, slowness_model(s["model"]), n=s["n_data"], snr_db=s["snr"], seed=s["seed"])
     t_sim = time.perf_counter() - t
     pb = InversionProblem(acq, obs.d, n=s["n"])
     X, Y = pb.op.grid.coords()
@@ -106,45 +162,70 @@ def run_fwi(s: dict[str, Any], progress: bool = True) -> dict[str, Any]:
     out: dict[str, Any] = {"acq": acq, "obs": obs, "grid": pb.op.grid, "c_true": c_true, "methods": {}}
     start = pb.m_full(pb.start())
     out["methods"]["uniform start"] = dict(m=start, mse=mse(start)["velocity_mse"],
-                                           misfit=pb.data_misfit(pb.start()), seconds=0.0)
-    r = admm_fwi(pb, iterations=s["admm_iters"], lam_rel=s["lam_rel"], tv=s["tv"], callback=mse)
-    out["methods"]["ADMM (IR-WRI)"] = dict(m=r.m, waves=r.wavefields, mse=mse(r.m)["velocity_mse"],
-                                          misfit=pb.data_misfit(free(r.m)), seconds=r.seconds, history=r.history)
-    r2 = adjoint_fwi(pb, iterations=s["adjoint_iters"], callback=mse)
-    out["methods"]["adjoint-state"] = dict(m=r2.m, waves=r2.wavefields, mse=mse(r2.m)["velocity_mse"],
-                                          misfit=pb.data_misfit(free(r2.m)), seconds=r2.seconds, history=r2.history)
-    if not s["skip_neural"]:
+                                           misfit=pb.data_misfit(pb.start()), seconds=0.0, cpu_seconds=0.0)
+    run = s.get("methods") or ["admm", "adjoint", "pinn-total", "pinn-scattered", "reparam"]
+    if "admm" in run:
+        c0 = time.process_time()
+        r = admm_fwi(pb, iterations=s["admm_iters"], lam_rel=s["lam_rel"], tv=s["tv"], callback=mse)
+        out["methods"]["ADMM (IR-WRI)"] = dict(m=r.m, waves=r.wavefields, mse=mse(r.m)["velocity_mse"],
+                                              misfit=pb.data_misfit(free(r.m)), seconds=r.seconds,
+                                              cpu_seconds=time.process_time() - c0, history=r.history)
+    if "adjoint" in run:
+        c0 = time.process_time()
+        r2 = adjoint_fwi(pb, iterations=s["adjoint_iters"], callback=mse)
+        out["methods"]["adjoint-state"] = dict(m=r2.m, waves=r2.wavefields, mse=mse(r2.m)["velocity_mse"],
+                                              misfit=pb.data_misfit(free(r2.m)), seconds=r2.seconds,
+                                              cpu_seconds=time.process_time() - c0, history=r2.history)
+    forms = [f for f in s.get("formulations", ["total", "scattered"]) if f"pinn-{f}" in run]
+    if not s["skip_neural"] and not s.get("skip_pinn") and forms:
         from .fwi_neural import NeuralFWIConfig, evaluate_model, neural_fwi
 
-        cfg = NeuralFWIConfig(hidden_features=s["hidden"], hidden_layers=s["layers"],
-                              pretrain_steps=s["pretrain_steps"], fwi_steps=s["fwi_steps"], lr=s["lr"],
-                              batch=s["batch"], lambda_data=s["lambda_data"], seed=s["seed"], device=s["device"],
-                              m_param=s.get("m_param", "bounded"), m_bounds=pb.m_bounds,
-                              slowness_weight_fwi=s.get("slowness_weight_fwi", 0.0),
-                              source_weight=s.get("source_weight", 1.0))
-        rn = neural_fwi(acq, obs.d, cfg, progress=progress)
-        m_nn, waves_nn = evaluate_model(rn.model, rn.m_fn, (X, Y), acq.n_sources)
-        m_nn = np.clip(m_nn, *pb.m_bounds)
-        d_nn = np.stack([GridField(pb.op.grid, waves_nn[i]).sample(acq.receivers) for i in range(acq.n_sources)], 1)
-        hist = {f"pretrain/{k}": v for k, v in rn.history_pretrain.items()}
-        hist.update({f"fwi/{k}": v for k, v in rn.history_fwi.items()})
-        out["methods"]["neural (SIREN)"] = dict(
-            m=m_nn, waves=waves_nn, mse=mse(m_nn)["velocity_mse"], misfit=pb.data_misfit(free(m_nn)),
-            misfit_own=float(np.linalg.norm(d_nn - obs.d) / np.linalg.norm(obs.d)),
-            seconds=rn.seconds_pretrain + rn.seconds_fwi, history=hist, model=rn.model, config=rn.config)
+        for form in forms:
+            c0 = time.process_time()
+            cfg = NeuralFWIConfig(hidden_features=s["hidden"], hidden_layers=s["layers"],
+                                  pretrain_steps=s["pretrain_steps"] if form == "total" else 0,
+                                  fwi_steps=s["fwi_steps"], lr=s["lr"],
+                                  batch=s["batch"], lambda_data=s["lambda_data"], seed=s["seed"], device=s["device"],
+                                  m_param=s.get("m_param", "bounded"), m_bounds=pb.m_bounds,
+                                  slowness_weight_fwi=s.get("slowness_weight_fwi", 0.0),
+                                  source_weight=s.get("source_weight", 1.0), formulation=form)
+            rn = neural_fwi(acq, obs.d, cfg, progress=progress)
+            m_nn, waves_nn = evaluate_model(rn.model, rn.m_fn, (X, Y), acq.n_sources, background=rn.background)
+            m_nn = np.clip(m_nn, *pb.m_bounds)
+            d_nn = np.stack([GridField(pb.op.grid, waves_nn[i]).sample(acq.receivers)
+                             for i in range(acq.n_sources)], 1)
+            hist = {f"pretrain/{k}": v for k, v in rn.history_pretrain.items()}
+            hist.update({f"fwi/{k}": v for k, v in rn.history_fwi.items()})
+            name = "PINN-FWI total (paper)" if form == "total" else "PINN-FWI scattered"
+            out["methods"][name] = dict(
+                m=m_nn, waves=waves_nn, mse=mse(m_nn)["velocity_mse"], misfit=pb.data_misfit(free(m_nn)),
+                misfit_own=float(np.linalg.norm(d_nn - obs.d) / np.linalg.norm(obs.d)),
+                seconds=rn.seconds_pretrain + rn.seconds_fwi, cpu_seconds=time.process_time() - c0, history=hist,
+                model=rn.model, config=rn.config)
+    if not s["skip_neural"] and "reparam" in run:
+        from .fwi_reparam import ReparamFWIConfig, reparam_fwi
+
+        rcfg = ReparamFWIConfig(hidden=s["reparam_hidden"], layers=s["reparam_layers"],
+                                first_omega_0=s["reparam_omega0"], detail_omega_0=s["reparam_detail_omega0"],
+                                tv=s["reparam_tv"], iterations=s["reparam_iters"],
+                                max_evals=int(1.2 * s["reparam_iters"]) + 20, seed=s["seed"], device=s["device"])
+        rr = reparam_fwi(pb, rcfg, callback=mse)
+        out["methods"]["neural-reparameterised"] = dict(
+            m=rr.m, waves=rr.wavefields, mse=mse(rr.m)["velocity_mse"], misfit=pb.data_misfit(free(rr.m)),
+            seconds=rr.seconds, cpu_seconds=rr.cpu_seconds, history=rr.history, model=rr.model, config=rr.config)
     out["seconds_simulate"] = t_sim
     return out
 
 
 def format_table(res: dict[str, Any]) -> str:
-    """Markdown table of velocity MSE, receiver misfit and wall time per method."""
+    """Markdown table of velocity MSE, receiver misfit, wall and CPU time per method."""
     base = res["methods"]["uniform start"]["mse"]
-    lines = ["| method | velocity MSE | vs start | receiver misfit (FD of m) | own-wavefield misfit | time (s) |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| method | velocity MSE | vs start | receiver misfit (FD of m) | own-wavefield misfit | wall (s) "
+             "| CPU (s) |", "|---|---|---|---|---|---|---|"]
     for name, m in res["methods"].items():
         own = f"{m['misfit_own']:.3f}" if "misfit_own" in m else "-"
         lines.append(f"| {name} | {m['mse']:.5f} | {m['mse'] / base:.2f} | {m['misfit']:.3f} | {own} | "
-                     f"{m['seconds']:.1f} |")
+                     f"{m['seconds']:.1f} | {m.get('cpu_seconds', 0.0):.1f} |")
     return "\n".join(lines)
 
 
@@ -157,7 +238,8 @@ def plot_fwi_figure(res: dict[str, Any], path: str | Path) -> Path:
 
     acq, grid = res["acq"], res["grid"]
     ext = [grid.bounds[0][0], grid.bounds[0][1], grid.bounds[1][0], grid.bounds[1][1]]
-    methods = [k for k in ("ADMM (IR-WRI)", "neural (SIREN)", "adjoint-state") if k in res["methods"]]
+    methods = [k for k in ("ADMM (IR-WRI)", "neural-reparameterised", "PINN-FWI total (paper)", "PINN-FWI scattered",
+                           "adjoint-state") if k in res["methods"]]
     ncol = 1 + len(methods)
     fig, ax = plt.subplots(2, ncol, figsize=(3.2 * ncol, 6.4), squeeze=False)
     vel = [("true velocity", res["c_true"])] + [(k, 1 / np.sqrt(res["methods"][k]["m"])) for k in methods]
@@ -200,8 +282,7 @@ def _write(res: dict[str, Any], s: dict[str, Any], path: Path) -> Path:
     history: dict[str, Any] = {}
     models = {}
     for name, m in res["methods"].items():
-        key = {"uniform start": "start", "ADMM (IR-WRI)": "admm", "adjoint-state": "adjoint",
-               "neural (SIREN)": "neural"}[name]
+        key = METHOD_KEYS[name]
         fields[f"m_{key}"] = m["m"]
         fields[f"velocity_{key}"] = 1 / np.sqrt(m["m"])
         if "waves" in m:
@@ -209,6 +290,7 @@ def _write(res: dict[str, Any], s: dict[str, Any], path: Path) -> Path:
         metrics[f"{key}/velocity_mse"] = m["mse"]
         metrics[f"{key}/receiver_misfit"] = m["misfit"]
         metrics[f"{key}/seconds"] = m["seconds"]
+        metrics[f"{key}/cpu_seconds"] = m.get("cpu_seconds", 0.0)
         if "misfit_own" in m:
             metrics[f"{key}/receiver_misfit_own_wavefields"] = m["misfit_own"]
         for hk, hv in m.get("history", {}).items():
@@ -239,6 +321,9 @@ def main(args: argparse.Namespace) -> int:
     h5 = _write(res, s, out / "fwi.h5")
     print(f"FWI on model {s['model']!r}: inversion grid {s['n']}^2, data grid {s['n_data']}^2, k = {res['acq'].k:g}, "
           f"{res['acq'].n_sources} sources, {res['acq'].n_receivers} receivers, SNR {s['snr'] or 'inf'} dB")
+    if s.get("data"):
+        print(f"data: {s['data']} (rec_val / -(1+i)); our {s['n_data']}^2 simulation of `circle` differs from it by "
+              f"{res['obs'].params['data_vs_our_simulation']:.3f} relative L2")
     print(format_table(res))
     if not args.no_figure and is_writer():
         print(f"figure: {plot_fwi_figure(res, out / 'fwi.png')}")

@@ -26,6 +26,17 @@ Losses (every term an L1 mean, as in the paper):
   plus ``data``: ``lambda_data * sum_s |u_s - d_s|`` at the receivers, plus
   (default; the paper drops it) ``slowness`` with weight ``slowness_weight_fwi``.
 
+``formulation="scattered"`` (a deviation from the paper): the network's five
+complex channels are the scattered fields ``us_s = u_s - u0_s``, with ``u0_s``
+the FD field of source ``s`` in the uniform starting medium
+(:func:`solvers.fwi_background.background_fields`, unit discrete mass like the
+data, on a ``u0_grid``^2 grid, sampled by a cubic interpolant), and the
+residual is ``equations.helmholtz.helmholtz_scattered`` (values of ``u0`` only,
+no source term, so no ``pde_src`` samples). Stage 1 has ``m = m0``: the
+residual is ``H(1) us`` with no forcing, whose solution is ``us = 0``: the
+network's last layer starts at zero, i.e. at that solution (``m = 1`` too), and
+stage 1 stays there. The data term is ``us_s - (d_s - u0_s)`` at the receivers.
+
 See docs/benchmarks.md (FWI section) for what each of these levers does at CPU scale.
 """
 
@@ -39,12 +50,13 @@ import numpy as np
 import sympy
 import torch
 
-from equations.helmholtz import helmholtz_pml
+from equations.helmholtz import helmholtz_pml, helmholtz_scattered
 from pinnsiren import Box, Constraint, Field, PointSet, Problem, Siren, coefficient
 from pinnsiren.problem import Region
 from pinnsiren.train import TrainConfig, train
 
-__all__ = ["NeuralFWIConfig", "NeuralFWIResult", "SourceCloud", "build_problems", "neural_fwi", "evaluate_model"]
+__all__ = ["NeuralFWIConfig", "NeuralFWIResult", "SourceCloud", "background_interpolants", "build_problems", "neural_fwi",
+           "evaluate_model"]
 
 
 @dataclass
@@ -78,6 +90,10 @@ class NeuralFWIConfig:
         Learning-rate schedule of both stages (``pinnsiren.train``).
     fwi_lr : float or None
         Stage-2 learning rate (default ``lr``).
+    formulation : {"total", "scattered"}
+        Total field (the paper) or scattered field (see the module docstring).
+    u0_grid : int
+        FD grid (nodes per axis) of the scattered formulation's background fields.
     seed : int; device : str
     """
 
@@ -95,6 +111,8 @@ class NeuralFWIConfig:
     slowness_weight_fwi: float = 0.1
     schedule: str = "constant"
     fwi_lr: float | None = None
+    formulation: str = "total"
+    u0_grid: int = 257
     seed: int = 0
     device: str = "cpu"
 
@@ -139,8 +157,25 @@ def _symbols(n_sources: int, param: str = "official", bounds: tuple[float, float
     return (x, y), us, q, m
 
 
-def build_problems(acq: Any, d: np.ndarray, cfg: NeuralFWIConfig, source_weight: float | None = None
-                   ) -> tuple[Problem, Problem, Callable]:
+def background_interpolants(acq: Any, cfg: NeuralFWIConfig) -> list[torch.nn.Module]:
+    """Cubic interpolants of the FD background fields ``u0_s`` (uniform medium), one per source."""
+    from solvers.fwi_background import CubicInterpolant, background_fields
+
+    fields = background_fields(acq.sources, acq.k, acq.source_var, cfg.u0_grid, m0=1.0, unit_mass=True,
+                               half_width=acq.half_width, pml_width=acq.pml_width, a0=acq.a0)
+    return [CubicInterpolant(f.values, f.grid.bounds) for f in fields]
+
+
+def _values_only(fn: Callable) -> Callable:
+    def call(x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return fn(x.detach())
+
+    return call
+
+
+def build_problems(acq: Any, d: np.ndarray, cfg: NeuralFWIConfig, source_weight: float | None = None,
+                   u0: list[torch.nn.Module] | None = None) -> tuple[Problem, Problem, Callable]:
     """The stage-1 (pretraining) and stage-2 (FWI) problems, and ``m(model, x)``.
 
     Parameters
@@ -149,15 +184,27 @@ def build_problems(acq: Any, d: np.ndarray, cfg: NeuralFWIConfig, source_weight:
     d : ndarray (nr, ns), complex — receiver data.
     source_weight : float, optional
         Overrides ``cfg.source_weight`` (used to resolve ``"auto"``).
+    u0 : list of interpolants, optional
+        Background fields of the scattered formulation (default :func:`background_interpolants`).
     """
     source_weight = cfg.source_weight if source_weight is None else source_weight
+    if cfg.formulation not in ("total", "scattered"):
+        raise ValueError(f"formulation must be 'total' or 'scattered', got {cfg.formulation!r}")
+    scattered = cfg.formulation == "scattered"
     (x, y), us, q, m = _symbols(acq.n_sources, cfg.m_param, tuple(cfg.m_bounds))
     k = acq.k
     s2 = sympy.Float(acq.source_var)
     a0, L = acq.a0, sympy.Float(acq.pml_width)
     inner = sympy.Float(acq.inner_half_width)
+    coefs: dict[str, Any] = {}
+    if scattered:
+        u0 = background_interpolants(acq, cfg) if u0 is None else u0
+        coefs = {f"u0_{i + 1}": _values_only(f) for i, f in enumerate(u0)}
 
     def residuals(model_m: Any) -> list[sympy.Expr]:
+        if scattered:
+            return [helmholtz_scattered(u, k, model_m, 1, f"u0_{i + 1}", a0=a0, L=L, inner=inner) / k**2
+                    for i, u in enumerate(us)]
         return [helmholtz_pml(u, k, model_m, x0=tuple(map(float, s)), s2=s2, a0=a0, L=L, inner=inner) / k**2
                 for u, s in zip(us, acq.sources)]
 
@@ -167,13 +214,20 @@ def build_problems(acq: Any, d: np.ndarray, cfg: NeuralFWIConfig, source_weight:
 
     def pde_terms(model_m: Any, src_w: float) -> list[Constraint]:
         r = residuals(model_m)
+        if scattered:  # no source term: the budget of the source samples goes to the box
+            return [Constraint(r, name="pde", norm="l1").on(box, n=cfg.batch + n_src)]
         return [Constraint(r, name="pde", norm="l1").on(box, n=cfg.batch),
                 Constraint(r, name="pde_src", norm="l1", weight=src_w).on(cloud, n=n_src)]
 
     fields = us + [q]
     src_w = 1.0 if isinstance(source_weight, str) else float(source_weight)
     pre = Problem(fields, (x, y), pde_terms(1, src_w) + [
-        Constraint(m - 1, name="slowness", norm="l1", weight=cfg.slowness_weight).on(box, n=cfg.batch)])
+        Constraint(m - 1, name="slowness", norm="l1", weight=cfg.slowness_weight).on(box, n=cfg.batch)],
+        coefficients=coefs)
+    if scattered:  # the network's channels are us: fit d - u0 at the receivers
+        rec = torch.as_tensor(acq.receivers, dtype=torch.float64)
+        u0_rec = np.stack([f(rec).numpy() for f in u0], 1)
+        d = d - u0_rec
     data_names = {f"d{i + 1}": d[:, i] for i in range(acq.n_sources)}
     dsyms = [coefficient(nm, (x, y)) for nm in data_names]
     data_res = [u - ds for u, ds in zip(us, dsyms)]
@@ -181,7 +235,7 @@ def build_problems(acq: Any, d: np.ndarray, cfg: NeuralFWIConfig, source_weight:
         if cfg.slowness_weight_fwi > 0 else []
     fwi = Problem(fields, (x, y), pde_terms(m, src_w) + [
         Constraint(data_res, name="data", norm="l1", weight=cfg.lambda_data).on(PointSet(acq.receivers, data_names))]
-        + extra)
+        + extra, coefficients=coefs)
     m_of = Problem(fields, (x, y), [Constraint(m, name="m").on(box, n=1)])
 
     def m_fn(model: torch.nn.Module, pts: torch.Tensor) -> torch.Tensor:
@@ -214,11 +268,16 @@ class NeuralFWIResult:
     seconds_pretrain: float
     seconds_fwi: float
     config: dict[str, Any]
+    background: list[torch.nn.Module] | None = None
 
 
 def evaluate_model(model: torch.nn.Module, m_fn: Callable, grid_xy: tuple[np.ndarray, np.ndarray],
-                   n_sources: int, chunk: int = 8192) -> tuple[np.ndarray, np.ndarray]:
-    """Squared slowness (n, n) and wavefields (ns, n, n) of a trained model on a grid."""
+                   n_sources: int, chunk: int = 8192, background: list[torch.nn.Module] | None = None
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Squared slowness (n, n) and wavefields (ns, n, n) of a trained model on a grid.
+
+    ``background`` (the scattered formulation's ``u0`` interpolants) is added to the network's fields.
+    """
     X, Y = grid_xy
     pts = np.stack([X.ravel(), Y.ravel()], axis=1)
     p = next(model.parameters())
@@ -232,6 +291,10 @@ def evaluate_model(model: torch.nn.Module, m_fn: Callable, grid_xy: tuple[np.nda
     out = np.concatenate(outs)
     m = np.concatenate(ms).reshape(X.shape)
     waves = np.stack([(out[:, 2 * s] + 1j * out[:, 2 * s + 1]).reshape(X.shape) for s in range(n_sources)])
+    if background is not None:
+        with torch.no_grad():
+            pt = torch.as_tensor(pts, dtype=torch.float64)
+            waves = waves + np.stack([f(pt).numpy().reshape(X.shape) for f in background])
     return m, waves
 
 
@@ -247,9 +310,15 @@ def neural_fwi(acq: Any, d: np.ndarray, cfg: NeuralFWIConfig | None = None,
     cfg = cfg or NeuralFWIConfig()
     torch.manual_seed(cfg.seed)
     model = Siren(2, 2 * acq.n_sources + 1, cfg.hidden_features, cfg.hidden_layers)
+    if cfg.formulation == "scattered":  # start at the exact stage-1 solution: us = 0, q = 0 (m = m0 = 1)
+        with torch.no_grad():
+            model.layers[-1].weight.zero_()
+            model.layers[-1].bias.zero_()
     t0 = time.perf_counter()
-    lam = _auto_weight(acq, d, cfg, model) if cfg.source_weight == "auto" else float(cfg.source_weight)
-    pre, fwi, m_fn = build_problems(acq, d, cfg, lam)
+    u0 = background_interpolants(acq, cfg) if cfg.formulation == "scattered" else None
+    lam = _auto_weight(acq, d, cfg, model) if cfg.source_weight == "auto" and u0 is None else \
+        (1.0 if isinstance(cfg.source_weight, str) else float(cfg.source_weight))
+    pre, fwi, m_fn = build_problems(acq, d, cfg, lam, u0=u0)
     r1 = train(pre, model, TrainConfig(steps=cfg.pretrain_steps, lr=cfg.lr, schedule=cfg.schedule, seed=cfg.seed,
                                        device=cfg.device, log_every=10, eval_every=pretrain_eval_every,
                                        progress=progress), evaluate=pretrain_evaluate)
@@ -260,4 +329,4 @@ def neural_fwi(acq: Any, d: np.ndarray, cfg: NeuralFWIConfig | None = None,
                evaluate=evaluate)
     t2 = time.perf_counter()
     return NeuralFWIResult(model=r2.model, m_fn=m_fn, history_pretrain=r1.history, history_fwi=r2.history,
-                           seconds_pretrain=t1 - t0, seconds_fwi=t2 - t1, config=asdict(cfg))
+                           seconds_pretrain=t1 - t0, seconds_fwi=t2 - t1, config=asdict(cfg), background=u0)

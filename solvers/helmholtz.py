@@ -13,6 +13,16 @@ mean over the union (lambda = 1: the source term weighs
 two terms at initialisation (the paper's rule for choosing its lambda); a
 number sets the source term's weight directly. Measured (docs/benchmarks.md):
 the plain mean trains far better than the balanced one on CPU budgets.
+
+``formulation="scattered"`` poses the same problem for the scattered field
+``us = u - u0`` (``equations.helmholtz.helmholtz_scattered``: values of ``u0``
+only, no source term), with ``u0`` the 9-point FD field of the same source in
+the background ``m0`` on the reference grid, sampled by
+:class:`solvers.fwi_background.CubicInterpolant`. The network never sees the
+narrow source; the reported field is ``u0 + us`` (:class:`TotalField`).
+``m0="auto"`` is the uniform medium unless the source sits where ``m != 1``,
+then ``m`` within 0.15 of the source and 1 elsewhere (``"local"``), so the
+scattered field never inherits the source's near field.
 """
 
 from __future__ import annotations
@@ -36,10 +46,13 @@ from pinnsiren.problem import Box, Constraint, NearPoint, Problem
 from pinnsiren.symbolic import Field
 from pinnsiren.train import TrainConfig, train
 
-__all__ = ["HelmholtzConfig", "MEDIA", "pose", "reference_solution", "relative_errors", "solve", "run"]
+__all__ = ["HelmholtzConfig", "MEDIA", "FORMULATIONS", "TotalField", "background", "pose", "reference_solution",
+           "relative_errors", "solve", "run"]
 
-#: velocity models: name -> (squared slowness as SymPy expression builder, numpy function, default source)
-MEDIA = ("uniform", "circle", "square")
+#: velocity models (uniform, the official code's disc and square, and the FWI gallery's layered / two_inclusions)
+MEDIA = ("uniform", "circle", "square", "layered", "two_inclusions")
+FORMULATIONS = ("total", "scattered")
+M0_CHOICES = ("auto", "uniform", "local")
 
 
 @dataclass
@@ -61,6 +74,8 @@ class HelmholtzConfig:
     points: int = 4096
     source_points: int = 512
     source_weight: float | str = "batch"
+    formulation: str = "total"
+    m0: str = "auto"
     norm: str = "l1"
     steps: int = 2000
     lr: float = 1e-4
@@ -79,6 +94,10 @@ class HelmholtzConfig:
     def validate(self) -> None:
         if self.medium not in MEDIA:
             raise ValueError(f"unknown medium {self.medium!r}; must be one of {list(MEDIA)}")
+        if self.formulation not in FORMULATIONS:
+            raise ValueError(f"unknown formulation {self.formulation!r}; must be one of {list(FORMULATIONS)}")
+        if self.m0 not in M0_CHOICES:
+            raise ValueError(f"unknown background m0 {self.m0!r}; must be one of {list(M0_CHOICES)}")
         if self.arch not in ARCHITECTURES:
             raise ValueError(f"unknown architecture {self.arch!r}; must be one of {list(ARCHITECTURES)}")
         if self.k <= 0 or self.source_var <= 0:
@@ -92,11 +111,16 @@ class HelmholtzConfig:
     def source_position(self) -> tuple[float, float]:
         if self.source is not None:
             return (float(self.source[0]), float(self.source[1]))
-        return (-0.35, 0.0) if self.medium in ("circle", "square") else (0.0, 0.0)
+        return (0.0, 0.0) if self.medium == "uniform" else (-0.35, 0.0)
 
 
-def _slowness_sympy(medium: str, x: sympy.Symbol, y: sympy.Symbol) -> sympy.Expr:
-    """Squared slowness ``m = 1/c^2``: background 1, velocity 2 in the inclusion (official code)."""
+def _slowness_sympy(medium: str, x: sympy.Symbol, y: sympy.Symbol) -> sympy.Expr | str:
+    """Squared slowness ``m = 1/c^2``: background 1, velocity 2 in the inclusion (official code).
+
+    The FWI gallery's media are data-backed: the coefficient name ``"m"`` (see :func:`_coefficients`).
+    """
+    if medium in ("layered", "two_inclusions"):
+        return "m"
     if medium == "uniform":
         return sympy.Integer(1)
     inside = (x**2 + y**2 < sympy.Rational(1, 100)) if medium == "circle" else \
@@ -105,6 +129,10 @@ def _slowness_sympy(medium: str, x: sympy.Symbol, y: sympy.Symbol) -> sympy.Expr
 
 
 def _slowness_numpy(medium: str):
+    if medium in ("layered", "two_inclusions"):
+        from reference.fwi import slowness_model
+
+        return slowness_model(medium)
     if medium == "uniform":
         return 1.0
     if medium == "circle":
@@ -112,15 +140,88 @@ def _slowness_numpy(medium: str):
     return lambda X, Y: np.where((np.abs(X) < 0.3) & (np.abs(Y) < 0.3), 0.25, 1.0)
 
 
-def pose(cfg: HelmholtzConfig, source_weight: float = 1.0) -> Problem:
-    """The Helmholtz-PML problem: residual on the box and near the source."""
+def _on_points(fn, dtype_like: bool = True):
+    """A coefficient callable ``x (N, 2) -> (N,)`` from a numpy ``f(X, Y)`` (values only)."""
+
+    def call(x: torch.Tensor) -> torch.Tensor:
+        xn = x.detach().cpu().double().numpy()
+        v = np.broadcast_to(np.asarray(fn(xn[:, 0], xn[:, 1]), float), (len(xn),))
+        return torch.as_tensor(np.ascontiguousarray(v), dtype=x.dtype, device=x.device)
+
+    return call
+
+
+def _m0_numpy(cfg: HelmholtzConfig):
+    """Background squared slowness of the scattered formulation (see the module docstring)."""
+    from solvers.fwi_background import local_background
+
+    m = _slowness_numpy(cfg.medium)
+    if cfg.m0 == "uniform" or not callable(m):
+        return 1.0
+    sx, sy = cfg.source_position()
+    at_source = float(np.asarray(m(np.array([sx]), np.array([sy]))).ravel()[0])
+    if cfg.m0 == "auto" and at_source == 1.0:
+        return 1.0
+    return local_background(m, np.array([[sx, sy]]), radius=0.15)
+
+
+def background(cfg: HelmholtzConfig):
+    """The FD background field ``u0`` (GridField on the reference grid) of the scattered formulation."""
+    from solvers.fwi_background import background_fields
+
+    return background_fields([cfg.source_position()], cfg.k, cfg.source_var, cfg.grid_n, m0=_m0_numpy(cfg))[0]
+
+
+class TotalField(nn.Module):
+    """``u0 + us``: a scattered-field network plus the interpolated background (2 channels: re, im)."""
+
+    def __init__(self, net: nn.Module, u0) -> None:
+        super().__init__()
+        from solvers.fwi_background import CubicInterpolant
+
+        self.net = net
+        self.u0 = u0 if isinstance(u0, nn.Module) else CubicInterpolant(u0.values, u0.grid.bounds)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            z = self.u0(x.detach())
+        return self.net(x) + torch.stack([z.real, z.imag], 1).to(x.dtype)
+
+
+def pose(cfg: HelmholtzConfig, source_weight: float = 1.0, u0=None) -> Problem:
+    """The Helmholtz-PML problem.
+
+    ``total``: residual on the box and near the source. ``scattered``: the
+    scattered-field residual on the box only (no source; ``u0`` a GridField, default :func:`background`).
+    """
     x, y = sympy.symbols("x y", real=True)
+    box = [(-1.0, 1.0), (-1.0, 1.0)]
+    coefs: dict[str, Any] = {}
+    m_expr = _slowness_sympy(cfg.medium, x, y)
+    if isinstance(m_expr, str):
+        coefs["m"] = _on_points(_slowness_numpy(cfg.medium))
+    if cfg.formulation == "scattered":
+        from solvers.fwi_background import CubicInterpolant
+
+        us = Field("us", (x, y), complex=True)
+        u0 = background(cfg) if u0 is None else u0
+        interp = CubicInterpolant(u0.values, u0.grid.bounds)
+
+        def u0_values(xx: torch.Tensor) -> torch.Tensor:
+            with torch.no_grad():
+                return interp(xx.detach())
+
+        m0 = _m0_numpy(cfg)
+        if callable(m0):
+            coefs["m0"] = _on_points(m0)
+        coefs["u0"] = u0_values
+        res = heq.helmholtz_scattered(us, k=sympy.Float(cfg.k), m=m_expr, m0="m0" if callable(m0) else 1, u0="u0")
+        return Problem([us], [x, y], [Constraint(res, Box(box), norm=cfg.norm, name="pde",
+                                                 n=cfg.points + cfg.source_points)], coefficients=coefs)
     u = Field("u", (x, y), complex=True)
     x0 = cfg.source_position()
     s2 = sympy.Float(cfg.source_var)
-    res = heq.helmholtz_pml(u, k=sympy.Float(cfg.k), m=_slowness_sympy(cfg.medium, x, y),
-                            x0=[sympy.Float(v) for v in x0], s2=s2)
-    box = [(-1.0, 1.0), (-1.0, 1.0)]
+    res = heq.helmholtz_pml(u, k=sympy.Float(cfg.k), m=m_expr, x0=[sympy.Float(v) for v in x0], s2=s2)
     std = math.sqrt(cfg.source_var)
     return Problem(
         [u], [x, y],
@@ -129,6 +230,7 @@ def pose(cfg: HelmholtzConfig, source_weight: float = 1.0) -> Problem:
             Constraint(res, NearPoint(x0, 3.0 * std, box), weight=float(source_weight), norm=cfg.norm,
                        name="source", n=cfg.source_points),
         ],
+        coefficients=coefs,
     )
 
 
@@ -207,14 +309,23 @@ def solve(cfg: HelmholtzConfig, ref=None) -> dict[str, Any]:
     torch.manual_seed(cfg.seed)
     kwargs = {"first_omega_0": cfg.first_omega_0} if cfg.arch == "siren" else {}
     model = build_model(cfg.arch, 2, 2, cfg.hidden, cfg.layers, **kwargs)
-    if cfg.source_weight == "auto":
-        lam = _auto_weight(cfg, model)
-    elif cfg.source_weight == "batch":
-        lam = cfg.source_points / (cfg.points + cfg.source_points)
+    u0 = None
+    cpu_u0 = time.process_time()
+    if cfg.formulation == "scattered":
+        lam = 0.0
+        u0 = background(cfg)
+        problem = pose(cfg, lam, u0=u0)
     else:
-        lam = float(cfg.source_weight)
-    problem = pose(cfg, lam)
-    evaluator = _Evaluator(ref, cfg.source_position())
+        if cfg.source_weight == "auto":
+            lam = _auto_weight(cfg, model)
+        elif cfg.source_weight == "batch":
+            lam = cfg.source_points / (cfg.points + cfg.source_points)
+        else:
+            lam = float(cfg.source_weight)
+        problem = pose(cfg, lam)
+    cpu_u0 = time.process_time() - cpu_u0
+    base_eval = _Evaluator(ref, cfg.source_position())
+    evaluator = base_eval if u0 is None else (lambda net, step=0: base_eval(TotalField(net, u0)))
     ckdir = str(Path(cfg.out) / f"checkpoint_{cfg.arch}") if cfg.out and (cfg.checkpoint_every or cfg.resume) else None
     tc = TrainConfig(steps=cfg.steps, lr=cfg.lr, schedule=cfg.schedule, lbfgs_steps=cfg.lbfgs_steps,
                      grad_clip=cfg.grad_clip, seed=cfg.seed, device=cfg.device, log_every=10,
@@ -223,9 +334,11 @@ def solve(cfg: HelmholtzConfig, ref=None) -> dict[str, Any]:
     cpu0 = time.process_time()
     res = train(problem, model, tc, evaluate=evaluator)
     model = res.model.cpu()
-    metrics = evaluator(model)
-    metrics.update(seconds=res.seconds, cpu_seconds=time.process_time() - cpu0, steps_per_second=(res.steps_done - res.resumed_from) / max(res.seconds, 1e-9),
-                   source_weight=lam, resumed_from=res.resumed_from)
+    if u0 is not None:
+        model = TotalField(model, u0)
+    metrics = base_eval(model)
+    metrics.update(seconds=res.seconds, cpu_seconds=time.process_time() - cpu0 + cpu_u0, steps_per_second=(res.steps_done - res.resumed_from) / max(res.seconds, 1e-9),
+                   source_weight=lam, resumed_from=res.resumed_from, cpu_seconds_background=cpu_u0)
     return dict(model=model, metrics=metrics, history=res.history, reference=ref, config=asdict(cfg))
 
 
@@ -320,7 +433,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--arch", default="siren", help="comma-separated architectures (siren, tanh, relu-pe, ...)")
     p.add_argument("--k", type=float, default=d.k, help="wavenumber (default 20)")
     p.add_argument("--source-var", type=float, default=d.source_var, help="Gaussian source variance (paper 1e-4)")
-    p.add_argument("--medium", default=d.medium, choices=MEDIA, help="velocity model (circle/square: velocity 2 inclusion)")
+    p.add_argument("--medium", default=d.medium, choices=MEDIA,
+                   help="velocity model (circle/square: velocity 2 inclusion; layered, two_inclusions: the FWI models)")
+    p.add_argument("--formulation", default=d.formulation, choices=FORMULATIONS,
+                   help="total: the network learns u (paper); scattered: it learns us = u - u0, u0 the FD background")
+    p.add_argument("--m0", default=d.m0, choices=M0_CHOICES,
+                   help="background of the scattered formulation (auto: uniform unless the source sits in m != 1)")
     p.add_argument("--steps", type=int, default=d.steps)
     p.add_argument("--lr", type=float, default=d.lr, help="Adam learning rate (paper 2e-5)")
     p.add_argument("--schedule", default=d.schedule, help="constant, cosine or exponential")
@@ -345,6 +463,7 @@ def config_from_args(args: argparse.Namespace) -> HelmholtzConfig:
     sw = args.source_weight if args.source_weight in ("auto", "batch") else float(args.source_weight)
     return HelmholtzConfig(
         k=args.k, source_var=args.source_var, medium=args.medium, hidden=args.hidden, layers=args.layers,
+        formulation=args.formulation, m0=args.m0,
         first_omega_0=args.omega0, points=args.points, source_points=args.source_points, source_weight=sw,
         steps=args.steps, lr=args.lr, schedule=args.schedule, lbfgs_steps=args.lbfgs_steps,
         grid_n=args.grid, eval_every=args.eval_every, seed=args.seed, device=args.device,

@@ -1,9 +1,12 @@
 """Acquisition geometry, receiver sampling and simulated observations for FWI.
 
 The paper's setup (SIREN §4.3, supplement §5.2) on ``[-1, 1]^2`` with the
-catalog PML (``0.5 < |x|_inf < 1``): 5 sources on ``y = -0.347`` at
-``x in {-0.347, -0.174, 0, 0.174, 0.347}``; 30 receivers, 10 each on
-``y = 0.402``, ``x = -0.402`` and ``x = 0.402``; single wavenumber ``k = 20``.
+catalog PML (``0.5 < |x|_inf < 1``), at the exact positions of the paper's data
+file (``data_cylinder_5.mat``, see :mod:`reference.fwi.paperdata`): 5 sources
+on ``y = -59/170`` (-0.347) at ``x in 59/340 * {-2, -1, 0, 1, 2}``; 30
+receivers, 10 each on ``y = 41/102`` (0.402) for ``x in [-59/170, 59/170]``
+and on ``x = -41/102``, ``x = +41/102`` for ``y in [-43/170, 41/102]``
+([-0.253, 0.402]); single wavenumber ``k = 20``.
 
 Receivers sample the wavefield by bilinear interpolation of the node grid
 (:func:`sampling_matrix` builds that as a sparse matrix ``P`` acting on the
@@ -25,9 +28,12 @@ from ..helmholtz import HelmholtzOperator, gaussian_source
 
 __all__ = ["Acquisition", "ObservedData", "sampling_matrix", "source_vectors", "simulate_data", "add_noise"]
 
-PAPER_SOURCES_X = (-0.347, -0.174, 0.0, 0.174, 0.347)
-PAPER_SOURCE_Y = -0.347
-PAPER_RECEIVER_OFFSET = 0.402
+#: the positions of the paper's data file, as exact fractions (they match the file to 1e-16)
+PAPER_SOURCES_X = tuple(i * 59 / 340 for i in (-2, -1, 0, 1, 2))
+PAPER_SOURCE_Y = -59 / 170
+PAPER_RECEIVER_OFFSET = 41 / 102
+PAPER_TOP_SPAN = (-59 / 170, 59 / 170)
+PAPER_SIDE_SPAN = (-43 / 170, 41 / 102)
 
 
 @dataclass
@@ -102,14 +108,20 @@ class Acquisition:
 
     @classmethod
     def paper(cls, k: float = 20.0, **kwargs: Any) -> "Acquisition":
-        """The paper's 5 sources / 30 receivers layout."""
+        """The paper's 5 sources / 30 receivers, at the positions of its data file.
+
+        Receivers: 10 on the top line ``y = 0.402``, ``x in [-0.347, 0.347]``, then
+        10 on the left line ``x = -0.402`` and 10 on the right line ``x = 0.402``,
+        both ``y in [-0.253, 0.402]`` (the order of the file's ``receivers``).
+        """
         src = np.array([[x, PAPER_SOURCE_Y] for x in PAPER_SOURCES_X])
-        t = np.linspace(-PAPER_RECEIVER_OFFSET, PAPER_RECEIVER_OFFSET, 10)
+        t = np.linspace(*PAPER_TOP_SPAN, 10)
+        s = np.linspace(*PAPER_SIDE_SPAN, 10)
         o = PAPER_RECEIVER_OFFSET
         rec = np.concatenate([
             np.stack([t, np.full(10, o)], axis=1),  # top line y = 0.402
-            np.stack([np.full(10, -o), t], axis=1),  # left line x = -0.402
-            np.stack([np.full(10, o), t], axis=1),  # right line x = 0.402
+            np.stack([np.full(10, -o), s], axis=1),  # left line x = -0.402
+            np.stack([np.full(10, o), s], axis=1),  # right line x = 0.402
         ])
         return cls(src, rec, k=k, **kwargs)
 

@@ -99,3 +99,44 @@ def test_bad_configuration_is_refused():
         H.HelmholtzConfig(medium="lens").validate()
     with pytest.raises(ValueError, match="PML"):
         H.HelmholtzConfig(source=(0.7, 0.0)).validate()
+
+
+def test_scattered_formulation_background_and_total_field():
+    """Scattered formulation: m0 is uniform unless the source sits in m != 1 (layered); the loss vanishes for
+    us = 0 only when m = m0, and TotalField(0) is u0 (the FD background) at the nodes."""
+    from solvers.fwi_background import CubicInterpolant
+
+    circ = H.HelmholtzConfig(k=6.0, source_var=4e-3, grid_n=64, medium="circle", formulation="scattered")
+    lay = H.HelmholtzConfig(k=6.0, source_var=4e-3, grid_n=64, medium="layered", formulation="scattered")
+    assert H._m0_numpy(circ) == 1.0
+    m0 = H._m0_numpy(lay)
+    sx, sy = lay.source_position()
+    assert m0(np.array([sx]), np.array([sy]))[0] == pytest.approx(1 / 1.2**2)  # the source's layer
+    assert m0(np.array([0.3]), np.array([0.3]))[0] == 1.0
+
+    class Zero(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(()))
+
+        def forward(self, x):
+            return torch.zeros(x.shape[0], 2, dtype=x.dtype) + self.w
+
+    u0 = H.background(circ)
+    g = torch.Generator().manual_seed(0)
+    loss_circ = float(H.pose(circ, u0=u0).losses(Zero(), 0, g)["pde"])
+    uni = H.HelmholtzConfig(k=6.0, source_var=4e-3, grid_n=64, medium="uniform", formulation="scattered")
+    loss_uni = float(H.pose(uni).losses(Zero(), 0, g)["pde"])
+    assert loss_uni == 0.0 and loss_circ > 1e-3
+    pts = u0.grid.points()[::7]
+    tf = H.TotalField(Zero(), u0)
+    out = tf(torch.tensor(pts)).detach().numpy()
+    np.testing.assert_allclose(out[:, 0] + 1j * out[:, 1], u0.values.ravel()[::7], atol=1e-12)
+    assert isinstance(tf.u0, CubicInterpolant)
+
+
+def test_scattered_formulation_refuses_unknown_choices():
+    with pytest.raises(ValueError, match="formulation"):
+        H.HelmholtzConfig(formulation="nope").validate()
+    with pytest.raises(ValueError, match="m0"):
+        H.HelmholtzConfig(m0="nope").validate()
