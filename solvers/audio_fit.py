@@ -1,12 +1,13 @@
 """Fit a raw audio waveform with a coordinate network (paper supplement §8, Table 3).
 
-The waveform is scaled to ``[-1, 1]`` (divided by its peak magnitude), time
+The waveform is scaled to ``[-1, 1]`` (divided by the clip's peak magnitude), time
 is mapped to ``[-1, 1]`` over the clip, and the SIREN's first layer uses
 ``omega_0 = 3000`` (the paper's ``[-100, 100]`` domain with ``omega_0 = 30``).
 The loss is the MSE over the samples, the optimiser Adam (lr 5e-5, the
 paper's). By default every step sees every sample (full batch); ``batch``
-samples a random subset per step instead, and ``seconds`` keeps only the
-start of the clip. The reported MSE is always over every sample kept.
+samples a random subset per step instead, and ``start`` and ``seconds`` keep
+an excerpt (scaled by the whole clip's peak). The reported MSE is always over
+every sample kept.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ __all__ = ["AudioFitConfig", "load_wav", "time_grid", "fit_audio", "plot_audio_f
 DEFAULT_WAV = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "siren" / "gt_bach.wav"
 
 
-def load_wav(path: str | Path, seconds: float | None = None) -> tuple[np.ndarray, int]:
+def load_wav(path: str | Path, seconds: float | None = None,
+             start: float = 0.0) -> tuple[np.ndarray, int]:
     """Read a WAV file as a mono float64 waveform scaled to ``[-1, 1]``.
 
     Parameters
@@ -40,12 +42,15 @@ def load_wav(path: str | Path, seconds: float | None = None) -> tuple[np.ndarray
     path : path
         WAV file (any integer or float sample format; channels are averaged).
     seconds : float or None
-        Keep only the first ``seconds`` of the clip.
+        Keep only ``seconds`` of the clip (from ``start``).
+    start : float
+        Start of the kept part, in seconds.
 
     Returns
     -------
     wave : ndarray, shape (N,)
-        Divided by its peak magnitude (peak 1; an all-zero clip stays zero).
+        Divided by the peak magnitude of the whole clip (so an excerpt keeps
+        the loudness it has in the clip; an all-zero clip stays zero).
     rate : int
         Samples per second.
     """
@@ -58,13 +63,18 @@ def load_wav(path: str | Path, seconds: float | None = None) -> tuple[np.ndarray
     wave = np.asarray(data, dtype=np.float64)
     if wave.ndim == 2:
         wave = wave.mean(axis=1)
+    peak = float(np.max(np.abs(wave))) if wave.size else 0.0
+    if start < 0:
+        raise ValueError(f"start must be >= 0, got {start}")
+    i0 = int(round(start * rate))
     if seconds is not None:
         if seconds <= 0:
             raise ValueError(f"seconds must be > 0, got {seconds}")
-        wave = wave[: int(round(seconds * rate))]
+        wave = wave[i0 : i0 + int(round(seconds * rate))]
+    else:
+        wave = wave[i0:]
     if wave.size < 2:
-        raise ValueError(f"{p}: fewer than 2 samples")
-    peak = float(np.max(np.abs(wave)))
+        raise ValueError(f"{p}: fewer than 2 samples from {start} s")
     return (wave / peak if peak > 0 else wave), int(rate)
 
 
@@ -211,6 +221,7 @@ def run(
     device: str = "cpu",
     seed: int = 0,
     show_progress: bool = True,
+    start: float = 0.0,
 ) -> dict[str, Any]:
     """Fit the clip with each architecture; write ``audio_fit.h5``,
     ``audio_fit.png`` and ``audio_fit_<arch>.wav``."""
@@ -220,7 +231,7 @@ def run(
         if a not in ARCHITECTURES:
             raise ValueError(f"unknown architecture {a!r}; must be one of {list(ARCHITECTURES)}")
     src = Path(path) if path is not None else DEFAULT_WAV
-    wave, rate = load_wav(src, seconds)
+    wave, rate = load_wav(src, seconds, start)
     results: dict[str, dict[str, Any]] = {}
     for a in archs:
         cfg = AudioFitConfig(arch=a, steps=steps, lr=lr, hidden_features=hidden_features,
@@ -234,7 +245,7 @@ def run(
     h5 = write_result(
         out / "audio_fit.h5",
         kind="audio-fit",
-        config=dict(wav=str(src), seconds=seconds, rate=rate, samples=int(wave.size),
+        config=dict(wav=str(src), start=start, seconds=seconds, rate=rate, samples=int(wave.size),
                     runs={a: r["config"] for a, r in results.items()}),
         metrics={**{f"mse_{a}": r["mse"] for a, r in results.items()},
                  **{f"cpu_seconds_{a}": r["cpu_seconds"] for a, r in results.items()}},
@@ -257,6 +268,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, default=2000, help="Adam steps (default 2000)")
     p.add_argument("--lr", type=float, default=5e-5, help="learning rate (default 5e-5)")
     p.add_argument("--seconds", type=float, default=None, help="keep only the first SECONDS of the clip")
+    p.add_argument("--start", type=float, default=0.0, help="start of the kept part in seconds (default 0)")
     p.add_argument("--batch", type=int, default=None,
                    help="random samples per step (default: every sample, full batch)")
     p.add_argument("--hidden", type=int, default=256, help="hidden features (default 256)")
@@ -271,5 +283,5 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     archs = [a.strip() for a in args.arch.split(",") if a.strip()]
     run(args.path, archs, args.steps, args.out, args.lr, args.seconds, args.batch, args.hidden,
-        args.layers, args.first_omega, args.device, args.seed)
+        args.layers, args.first_omega, args.device, args.seed, start=args.start)
     return 0
