@@ -290,10 +290,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="results/image_fit", help="output folder")
+    p.add_argument("--inpaint", type=float, default=None, metavar="FRACTION",
+                   help="fit only this random fraction of the pixels (e.g. 0.1); see solvers/inpaint.py")
+    p.add_argument("--prior", default="none",
+                   help="with --inpaint: comma-separated priors from none, tv, fh (default none)")
+    p.add_argument("--prior-weight", type=float, default=None,
+                   help="with --inpaint: weight of the prior (default per prior, solvers/inpaint.py)")
 
 
 def main(args: argparse.Namespace) -> int:
     archs = [a.strip() for a in args.arch.split(",") if a.strip()]
+    if args.inpaint is not None:
+        from solvers.inpaint import run_inpaint
+
+        if len(archs) != 1:
+            raise ValueError("--inpaint takes one architecture")
+        priors = [p.strip() for p in args.prior.split(",") if p.strip()]
+        run_inpaint(args.path, priors, args.inpaint, args.out, archs[0], args.steps, args.lr,
+                    args.size, args.hidden, args.layers, args.prior_weight, args.device, args.seed)
+        return 0
     run(args.path, archs, args.steps, args.lr, args.size, args.out, args.hidden, args.layers,
         args.device, args.seed)
     return 0
