@@ -16,11 +16,14 @@ __all__ = [
 ]
 
 # symbolic spec, compiler, derivative engine, problems (issue 3)
-from .symbolic import Constraint, Field, coefficient  # noqa: E402
+from .symbolic import Constraint, Field, coefficient, normal, normal_derivative  # noqa: E402
 from .compiler import CompiledResidual, CompileError, compile_residual  # noqa: E402
 from .jet import derivatives  # noqa: E402
 from .coefficients import GridInterpolant  # noqa: E402
-from .problem import Ball, Box, BoxBoundary, Disk, NearPoint, PointSet, Problem, TimeSlice  # noqa: E402
+from .problem import Ball, Box, BoxBoundary, Cone, Disk, NearPoint, PointSet, Problem, TimeSlice  # noqa: E402
+from .geometry import (  # noqa: E402
+    Boundary, Difference, Intersection, Polygon, Shape, SpaceTime, Union, transfinite,
+)
 
 __all__ += [
     "Field",
@@ -39,4 +42,15 @@ __all__ += [
     "TimeSlice",
     "NearPoint",
     "PointSet",
+    "Cone",
+    "normal",
+    "normal_derivative",
+    "Shape",
+    "Polygon",
+    "Union",
+    "Intersection",
+    "Difference",
+    "Boundary",
+    "SpaceTime",
+    "transfinite",
 ]
