@@ -399,6 +399,7 @@ class Problem:
             out[name] = (w * p).mean() if isinstance(w, torch.Tensor) else w * p.mean()
         return out
 
+
 def _key(k: Any) -> str:
     if isinstance(k, str):
         return k
