@@ -24,6 +24,7 @@ from .problem import Ball, Box, BoxBoundary, Cone, Disk, NearPoint, PointSet, Pr
 from .geometry import (  # noqa: E402
     Boundary, Difference, Intersection, Polygon, Shape, SpaceTime, Union, transfinite,
 )
+from .transforms import ExactDirichlet, Normalized  # noqa: E402
 
 __all__ += [
     "Field",
@@ -53,4 +54,6 @@ __all__ += [
     "Boundary",
     "SpaceTime",
     "transfinite",
+    "Normalized",
+    "ExactDirichlet",
 ]
