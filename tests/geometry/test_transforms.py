@@ -164,3 +164,32 @@ def test_exact_initial_and_boundary_data_space_time():
         ExactDirichlet(Siren(2, 1, 8, 1), (x, t), t, [0, 1])
     with pytest.raises(ValueError, match="not coordinates"):
         ExactDirichlet(Siren(2, 1, 8, 1), (x, t), t * y)
+
+
+def test_adf_zero_on_boundary_positive_inside_and_normalised():
+    from pinnsiren import Polygon
+    from pinnsiren.compiler import compile_residual
+
+    gen = torch.Generator().manual_seed(4)
+    shapes = {
+        "square_minus_discs": _square_minus_discs()[2],
+        "convex_polygon": Polygon([[0, 0], [2, 0], [2.5, 1], [1, 2], [-0.5, 1]]),
+        "union_of_discs": Disk([0, 0], 0.5) | Disk([0.6, 0], 0.5),
+        "box_and_disc": Box([(-1, 1), (-1, 1)]) & Disk([1, 1], 1.2),
+    }
+    for name, s in shapes.items():
+        phi = compile_residual(s.adf((x, y)), [], (x, y))
+        xb, data = s.boundary().sample(500, 0, gen)
+        xi, _ = s.sample(500, 0, gen)
+        assert phi(None, xb).abs().max().item() < 1e-9, name
+        assert phi(None, xi).min().item() > 0, name
+        # outside: negative
+        assert phi(None, xb + 1e-3 * data["normal"]).max().item() < 0, name
+        pn = compile_residual(s.adf((x, y), normalize=True), [], (x, y))
+        assert pn(None, xi).max().item() == pytest.approx(1.0, abs=0.05), name
+    # the disc's ADF has unit normal derivative on its circle
+    d = Disk([0.2, -0.1], 0.3).adf((x, y))
+    grad = [sympy.diff(d, c).subs({x: 0.5, y: -0.1}) for c in (x, y)]
+    assert float(grad[0]) == pytest.approx(-1.0) and float(grad[1]) == pytest.approx(0.0)
+    with pytest.raises(NotImplementedError, match="convex"):
+        Polygon([[0, 0], [2, 0], [2, 1], [1, 1], [1, 2], [0, 2]]).adf((x, y))
