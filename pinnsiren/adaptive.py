@@ -67,6 +67,7 @@ class AdaptiveRegion(Region):
             raise ValueError(f"pool must be >= 1, got {pool}")
         self.base = base
         self.dim = base.dim
+        self.data_names = tuple(getattr(base, "data_names", ()))  # e.g. boundary normals: passed through by row
         self.pool_size = int(pool)
         self.k, self.c = float(k), float(c)
         self.points: torch.Tensor | None = None
