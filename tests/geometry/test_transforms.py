@@ -191,5 +191,16 @@ def test_adf_zero_on_boundary_positive_inside_and_normalised():
     d = Disk([0.2, -0.1], 0.3).adf((x, y))
     grad = [sympy.diff(d, c).subs({x: 0.5, y: -0.1}) for c in (x, y)]
     assert float(grad[0]) == pytest.approx(-1.0) and float(grad[1]) == pytest.approx(0.0)
+    # the smooth (polynomial) box ADF: zero on the faces, unit normal derivative at a square's face midpoints
+    b = Box([(-1, 3), (0, 1)])
+    sb = compile_residual(b.adf((x, y), smooth=True), [], (x, y))
+    xb, _ = b.boundary().sample(200, 0, gen)
+    assert sb(None, xb).abs().max().item() < 1e-12
+    # peak: geometric mean of the quarter widths, sqrt(1 * 0.25)
+    assert sb(None, torch.tensor([[1.0, 0.5]], dtype=torch.float64)).item() == pytest.approx(0.5)
+    sq = Box([(-0.5, 0.5)] * 2).adf((x, y), smooth=True)
+    assert float(sympy.diff(sq, x).subs({x: -0.5, y: 0})) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="for a Box"):
+        Disk([0, 0], 1).adf((x, y), smooth=True)
     with pytest.raises(NotImplementedError, match="convex"):
         Polygon([[0, 0], [2, 0], [2, 1], [1, 1], [1, 2], [0, 2]]).adf((x, y))
