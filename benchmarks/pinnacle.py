@@ -107,7 +107,7 @@ def poisson_c(data: Path | None, quick: bool) -> Case:
     conditions = [("edges", u - 1, BoxBoundary(sq.bounds))] + [
         (f"circle{i}", u, h.boundary()) for i, h in enumerate(holes)]
     phi = dom.adf((x, y), normalize=True)
-    g = transfinite([(sq.adf((x, y)), 1)] + [(-h.adf((x, y)), 0) for h in holes])
+    g = transfinite([(sq.adf((x, y), smooth=True), 1)] + [(-h.adf((x, y)), 0) for h in holes])
     ref = _xy_ref(data, "poisson1_cg_data.dat")
     return Case("Poisson2d-C", (x, y), [(-0.5, 0.5), (-0.5, 0.5)], (u, pde), dom, conditions, (phi, g), ref)
 
@@ -124,7 +124,7 @@ def poisson_cg(data: Path | None, quick: bool) -> Case:
     conditions = [("edges", u - sympy.Rational(1, 5), BoxBoundary(sq.bounds))] + [
         (f"circle{i}", u - 1, h.boundary()) for i, h in enumerate(holes)]
     phi = dom.adf((x, y), normalize=True)
-    g = transfinite([(sq.adf((x, y)), sympy.Rational(1, 5))] + [(-h.adf((x, y)), 1) for h in holes])
+    g = transfinite([(sq.adf((x, y), smooth=True), sympy.Rational(1, 5))] + [(-h.adf((x, y)), 1) for h in holes])
     ref = _xy_ref(data, "poisson_boltzmann2d.dat")
     return Case("Poisson2d-CG", (x, y), [(-1, 1), (-1, 1)], (u, pde), dom, conditions, (phi, g), ref)
 
