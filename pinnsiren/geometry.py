@@ -478,8 +478,8 @@ class Polygon(Shape):
         coords = _check_adf_coords(coords, 2)
         if not self.convex:
             raise NotImplementedError(
-                "Polygon.adf is given for convex polygons only; split the polygon into convex parts "
-                "and join them with | (union)"
+                "Polygon.adf is given for convex polygons only; cover the polygon by OVERLAPPING convex "
+                "polygons joined with | (parts that merely share an edge would make the ADF vanish on it)"
             )
         x, y = coords
         out = None

@@ -176,6 +176,8 @@ def test_adf_zero_on_boundary_positive_inside_and_normalised():
         "convex_polygon": Polygon([[0, 0], [2, 0], [2.5, 1], [1, 2], [-0.5, 1]]),
         "union_of_discs": Disk([0, 0], 0.5) | Disk([0.6, 0], 0.5),
         "box_and_disc": Box([(-1, 1), (-1, 1)]) & Disk([1, 1], 1.2),
+        # a non-convex L-shape as a union of overlapping convex polygons
+        "l_shape": Polygon([[0, 0], [2, 0], [2, 1], [0, 1]]) | Polygon([[0, 0], [1, 0], [1, 2], [0, 2]]),
     }
     for name, s in shapes.items():
         phi = compile_residual(s.adf((x, y)), [], (x, y))
