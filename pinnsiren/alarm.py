@@ -14,7 +14,7 @@ random generator, so the alarm never changes the training run):
 ``stuck``
     after ``warmup`` of the run (and at least ``min_step`` steps), a term still sits at or above
     ``stuck_ratio`` of its *zero-field value* (its loss when the network
-    outputs 0 everywhere), carries at least half of the total loss and has
+    outputs 0 everywhere), carries at least a tenth of the total loss and has
     not fallen by more than ``stuck_ratio`` over the last check interval:
     the optimiser is ignoring that constraint;
 ``generalisation``
@@ -163,7 +163,7 @@ class Alarm:
         if step >= self.warmup * self.steps and self._last is not None:
             for k in at_zero:
                 v, prev = now[k], self._last.get(k, now[k])
-                if v < 0.5 * total or v < self.stuck_ratio * prev:
+                if v < 0.1 * total or v < self.stuck_ratio * prev:
                     continue
                 if any(a["kind"] == "stuck" and a["term"] == k for a in self.alarms):
                     continue

@@ -151,11 +151,11 @@ class TrainConfig:
     def recommended(cls, steps: int = 3000, **changes: Any) -> "TrainConfig":
         """The measured default for a problem nobody has tuned (docs/training.md).
 
-        Adam at 1e-3 with cosine decay to 1e-5, loss balancing by gradient
+        Adam at 1e-4 with cosine decay to 1e-6, loss balancing by gradient
         norms, residual-based adaptive sampling, the alarm as a warning.
         Pair it with :func:`recommended_model`. ``changes`` override fields.
         """
-        base = dict(steps=steps, lr=1e-3, schedule="cosine", final_lr_factor=0.01, balance="gradnorm",
+        base = dict(steps=steps, lr=1e-4, schedule="cosine", final_lr_factor=0.01, balance="gradnorm",
                     balance_every=100, resample="rad", resample_every=100, alarm="warn")
         base.update(changes)
         return cls(**base)
@@ -201,10 +201,10 @@ class TrainResult:
 
 
 def recommended_model(bounds: Any, out_features: int = 1, hidden_features: int = 128, hidden_layers: int = 3,
-                      first_omega_0: float = 10.0, hidden_omega_0: float = 30.0) -> nn.Module:
+                      first_omega_0: float = 30.0, hidden_omega_0: float = 30.0) -> nn.Module:
     """The network that goes with :meth:`TrainConfig.recommended`: a SIREN on normalised coordinates.
 
-    ``Normalized(Siren(d, C, 128, 3, first_omega_0=10), bounds)``: the network
+    ``Normalized(Siren(d, C, 128, 3, first_omega_0=30), bounds)``: the network
     sees every coordinate (time included) mapped from the declared box
     ``bounds = [(lo, hi), ...]`` (or a region with ``bbox()``) to ``[-1, 1]``,
     so ``first_omega_0`` means the same on any domain; the PDE stays written in
