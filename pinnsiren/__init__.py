@@ -25,6 +25,7 @@ from .geometry import (  # noqa: E402
     Boundary, Difference, Intersection, Polygon, Shape, SpaceTime, Union, transfinite,
 )
 from .transforms import ExactDirichlet, Normalized  # noqa: E402
+from .exact import impose_exactly  # noqa: E402
 
 __all__ += [
     "Field",
@@ -56,4 +57,5 @@ __all__ += [
     "transfinite",
     "Normalized",
     "ExactDirichlet",
+    "impose_exactly",
 ]

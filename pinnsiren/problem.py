@@ -202,6 +202,7 @@ class Problem:
     ) -> None:
         self.fields = list(fields)
         self.coords = tuple(coords)
+        self.engine = engine
         self.coefficients = {_key(k): v for k, v in (coefficients or {}).items()}
         self.parameters = {_key(k): v for k, v in (parameters or {}).items()}
         self.constraints: dict[str, Constraint] = {}
