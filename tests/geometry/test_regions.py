@@ -11,7 +11,6 @@ from torch import nn
 from pinnsiren import (
     Ball, Box, BoxBoundary, Constraint, Disk, Field, Polygon, Problem, Siren, SpaceTime, normal, normal_derivative,
 )
-from pinnsiren.geometry import Boundary, Union
 
 x, y, z, t = sympy.symbols("x y z t")
 
