@@ -27,6 +27,8 @@ _EXPORTS: dict[str, str] = {
     "Field": "symbolic",
     "coefficient": "symbolic",
     "Constraint": "symbolic",
+    "normal": "symbolic",
+    "normal_derivative": "symbolic",
     # compiler, derivative engine, problems
     "compile_residual": "compiler",
     "CompiledResidual": "compiler",
@@ -41,6 +43,23 @@ _EXPORTS: dict[str, str] = {
     "TimeSlice": "problem",
     "NearPoint": "problem",
     "PointSet": "problem",
+    "Cone": "problem",
+    # geometry: composed regions with outward normals, space-time, lifts
+    "Shape": "geometry",
+    "Polygon": "geometry",
+    "Union": "geometry",
+    "Intersection": "geometry",
+    "Difference": "geometry",
+    "Boundary": "geometry",
+    "SpaceTime": "geometry",
+    "transfinite": "geometry",
+    # normalised coordinates and exact conditions
+    "Normalized": "transforms",
+    "ExactDirichlet": "transforms",
+    "impose_exactly": "exact",
+    # training
+    "TrainConfig": "train",
+    "recommended_model": "train",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -357,7 +357,8 @@ class CompiledResidual:
             self._check_applied(e)
             return e
         if isinstance(e, sympy.Symbol):
-            if e in self.coords or e.name in self.parameter_defaults:
+            if e in self.coords or e.name in self.parameter_defaults or e.name in self.coefficient_names:
+                # a symbol named as a coefficient is a per-point value (e.g. a normal component)
                 return e
             raise CompileError(
                 f"unknown free symbol {e.name!r}: not a coordinate {self.coords} nor a parameter "
@@ -584,6 +585,8 @@ class _Context:
         elif isinstance(node, sympy.Symbol):
             if node in comp.coords:
                 out = self.x[:, comp.coords.index(node)]
+            elif node.name in comp.coefficient_names:
+                out = self.coefficient(node.name, (0,) * len(comp.coords))
             else:
                 out = self.parameter(node.name)
         elif isinstance(node, sympy.core.numbers.ImaginaryUnit):
@@ -632,6 +635,9 @@ def compile_residual(
         coefficient use autograd through the callable).
         Coefficients known in closed form should be written as SymPy
         expressions of the coordinates instead (differentiated exactly).
+        A plain Symbol whose name is listed here is a per-point value too
+        (its coordinate derivatives are zero), e.g. the normal components
+        ``n_x, n_y`` of :func:`pinnsiren.symbolic.normal`.
     parameters : iterable of Symbol/str, or mapping Symbol/str -> default
         Scalar parameters, given at call time (float, or a 0-d tensor /
         ``nn.Parameter`` to learn them) or taken from the default.

@@ -29,6 +29,11 @@ Two paths compute the same numbers:
 
 Derivatives are keyed by ``(channel, multi_index)``, e.g. ``(0, (2, 0))`` is
 ``d^2 y_0 / dx_0^2``.
+
+A model with a ``transform_derivatives(x, keys, method)`` method (the
+wrappers of :mod:`pinnsiren.transforms`: normalised coordinates, exact
+Dirichlet data) computes its own derivatives from its inner network's,
+which it requests from this engine, so the jet path is kept inside.
 """
 
 from __future__ import annotations
@@ -124,6 +129,10 @@ def derivatives(
         raise ValueError(f"x must have shape (N, d), got {tuple(x.shape)}")
     d = x.shape[1]
     keys = normalize_needs(needs, d)
+    if hasattr(model, "transform_derivatives"):
+        # a wrapper (normalised coordinates, exact Dirichlet data): it asks this
+        # engine for its inner network's derivatives and combines them
+        return model.transform_derivatives(x, keys, method)
     max_order = max((sum(a) for _, a in keys), default=0)
     use_jet = method == "jet" or (method == "auto" and jet_supported(model) and max_order <= 2)
     if use_jet:

@@ -19,6 +19,18 @@ from torch import nn
 
 from .compiler import CompiledResidual, compile_residual
 from .symbolic import Constraint, is_complex_field
+from .geometry import (  # regions live in geometry; re-exported here
+    NORMAL,
+    Ball,
+    Box,
+    BoxBoundary,
+    Disk,
+    Region,
+    _ball_offsets,
+    _bounds,
+    _resolve,
+    _uniform,
+)
 
 __all__ = [
     "Problem",
@@ -35,99 +47,6 @@ __all__ = [
 ]
 
 Bounds = Sequence[Sequence[float]]
-
-
-def _resolve(v: Any, step: int) -> Any:
-    return v(step) if callable(v) else v
-
-
-def _bounds(b: Any, step: int) -> torch.Tensor:
-    t = torch.as_tensor(np.asarray(_resolve(b, step), dtype=np.float64))
-    if t.ndim != 2 or t.shape[1] != 2:
-        raise ValueError(f"bounds must be a sequence of (lo, hi) pairs, got {t.tolist()}")
-    if not bool((t[:, 1] >= t[:, 0]).all()):
-        raise ValueError(f"bounds need lo <= hi on every axis, got {t.tolist()}")
-    return t
-
-
-def _uniform(n: int, b: torch.Tensor, g: torch.Generator | None) -> torch.Tensor:
-    u = torch.rand(n, b.shape[0], generator=g, dtype=torch.float64)
-    return b[:, 0] + u * (b[:, 1] - b[:, 0])
-
-
-def _ball_offsets(n: int, d: int, radius: Any, g: torch.Generator | None) -> torch.Tensor:
-    """``n`` points uniform in the ``d``-ball of ``radius`` (a number or an ``(n, 1)`` tensor) around 0."""
-    v = torch.randn(n, d, generator=g, dtype=torch.float64)
-    v = v / v.norm(dim=1, keepdim=True).clamp_min(1e-300)
-    return radius * torch.rand(n, 1, generator=g, dtype=torch.float64) ** (1.0 / d) * v
-
-
-class Region:
-    """Base class: ``sample(n, step, generator) -> (x (n, d) float64, data dict)``."""
-
-    dim: int
-
-    def sample(self, n: int | None, step: int, generator: torch.Generator | None) -> tuple[torch.Tensor, dict]:
-        raise NotImplementedError
-
-
-class Box(Region):
-    """Uniform samples in the box ``bounds = [(lo_0, hi_0), ...]`` (or a callable of step)."""
-
-    def __init__(self, bounds: Bounds | Callable[[int], Bounds]) -> None:
-        self.bounds = bounds
-        self.dim = _bounds(bounds, 0).shape[0]
-
-    def sample(self, n, step, generator):
-        return _uniform(n, _bounds(self.bounds, step), generator), {}
-
-
-class BoxBoundary(Region):
-    """Uniform samples on the faces of a box, chosen in proportion to their area.
-
-    ``faces``: list of ``(axis, side)`` with ``side`` 0 (``lo``) or 1
-    (``hi``); ``None`` means all ``2 d`` faces.
-    """
-
-    def __init__(self, bounds: Bounds | Callable[[int], Bounds], faces: Sequence[tuple[int, int]] | None = None) -> None:
-        self.bounds = bounds
-        self.dim = _bounds(bounds, 0).shape[0]
-        self.faces = list(faces) if faces is not None else [(a, s) for a in range(self.dim) for s in (0, 1)]
-        for a, s in self.faces:
-            if not (0 <= a < self.dim) or s not in (0, 1):
-                raise ValueError(f"bad face {(a, s)}: axis must be in [0, {self.dim}) and side 0 (lo) or 1 (hi)")
-
-    def sample(self, n, step, generator):
-        b = _bounds(self.bounds, step)
-        ext = b[:, 1] - b[:, 0]
-        area = torch.tensor([float(torch.prod(torch.cat([ext[:a], ext[a + 1 :]]))) for a, _ in self.faces])
-        if float(area.sum()) <= 0:
-            area = torch.ones(len(self.faces))
-        which = torch.multinomial(area / area.sum(), n, replacement=True, generator=generator)
-        x = _uniform(n, b, generator)
-        for i, (a, s) in enumerate(self.faces):
-            m = which == i
-            x[m, a] = b[a, s]
-        return x, {}
-
-
-class Ball(Region):
-    """Uniform samples in the ball ``|x - center| <= radius`` (any dimension)."""
-
-    def __init__(self, center: Sequence[float], radius: float | Callable[[int], float]) -> None:
-        self.center = torch.as_tensor(np.asarray(center, dtype=np.float64))
-        self.radius = radius
-        self.dim = self.center.shape[0]
-
-    def sample(self, n, step, generator):
-        r0 = float(_resolve(self.radius, step))
-        if r0 < 0:
-            raise ValueError(f"radius must be >= 0, got {r0}")
-        return self.center + _ball_offsets(n, self.dim, r0, generator), {}
-
-
-#: a 2-D ball
-Disk = Ball
 
 
 class TimeSlice(Region):
@@ -230,6 +149,7 @@ class PointSet(Region):
             if not bool(torch.isfinite(t).all()):
                 raise ValueError(f"PointSet data {k!r} contains non-finite values")
             self.data[k] = t
+        self.data_names = tuple(self.data)
 
     def sample(self, n, step, generator):
         M = self.points.shape[0]
@@ -282,6 +202,7 @@ class Problem:
     ) -> None:
         self.fields = list(fields)
         self.coords = tuple(coords)
+        self.engine = engine
         self.coefficients = {_key(k): v for k, v in (coefficients or {}).items()}
         self.parameters = {_key(k): v for k, v in (parameters or {}).items()}
         self.constraints: dict[str, Constraint] = {}
@@ -303,8 +224,12 @@ class Problem:
                 )
             if c.n is None and not isinstance(c.where, PointSet):
                 raise ValueError(f"constraint {name!r} needs n (points per step) for a {type(c.where).__name__}")
-            data_names = list(c.where.data) if isinstance(c.where, PointSet) else []
+            data_names = self._data_names(c.where)
             coefs = sorted(set(self.coefficients) | set(data_names))
+            if c.pair is not None and not callable(c.pair) and len(c.pair) != len(self.coords):
+                raise ValueError(
+                    f"constraint {name!r}: pair shift {c.pair} has {len(c.pair)} entries; expected {len(self.coords)}"
+                )
             self.constraints[name] = c
             self._compiled[name] = compile_residual(
                 c.expr, self.fields, self.coords, coefficients=coefs, parameters=list(self.parameters), engine=engine
@@ -320,11 +245,30 @@ class Problem:
                 self._weights[name] = w
         self.n_channels = sum(2 if is_complex_field(f) else 1 for f in self.fields)
 
+    def _data_names(self, region: Region) -> list[str]:
+        """Coefficient names a region's per-point data provide (``normal`` -> ``n_<coord>``)."""
+        out: list[str] = []
+        for k in getattr(region, "data_names", ()):
+            if k == NORMAL:
+                out += [f"n_{c.name}" for c in self.coords]
+            else:
+                out.append(k)
+        return out
+
+    def _expand(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        data = dict(data)
+        nrm = data.pop(NORMAL, None)
+        if nrm is not None:
+            for i, c in enumerate(self.coords):
+                data[f"n_{c.name}"] = nrm[:, i]
+        return data
+
     def learnable_parameters(self) -> list[nn.Parameter]:
         """The ``nn.Parameter`` values among ``parameters`` (add them to the optimiser)."""
         return [v for v in self.parameters.values() if isinstance(v, nn.Parameter)]
 
     def _values(self, data: Mapping[str, Any], dtype, device) -> dict[str, Any]:
+        data = self._expand(data)
         vals: dict[str, Any] = {}
         for k, v in self.coefficients.items():
             vals[k] = v.to(device) if isinstance(v, nn.Module) else v
@@ -364,9 +308,24 @@ class Problem:
             except Exception as e:
                 raise ValueError(f"constraint {name!r} cannot be evaluated: {e}") from e
 
-    def _evaluate(self, name: str, model: nn.Module, x: torch.Tensor, data: Mapping[str, Any]) -> torch.Tensor:
-        vals = self._values(data, x.dtype, x.device)
+    def _evaluate(self, name: str, model: nn.Module, x: torch.Tensor, data: Mapping[str, Any],
+                  vals: Mapping[str, Any] | None = None) -> torch.Tensor:
+        """Residual of constraint ``name`` at sampled points ``x`` with their region data.
+
+        For a two-point constraint (``pair``) this is ``r(x) - r(x')``.
+        """
+        if vals is None:
+            vals = self._values(data, x.dtype, x.device)
         r = self._compiled[name](model, x, **vals)
+        pair = self.constraints[name].pair
+        if pair is not None:
+            if callable(pair):
+                x2 = pair(x)
+                if not torch.is_tensor(x2) or x2.shape != x.shape:
+                    raise ValueError(f"constraint {name!r}: pair(x) must return a tensor of shape {tuple(x.shape)}")
+            else:
+                x2 = x + torch.tensor(pair, dtype=x.dtype, device=x.device)
+            r = r - self._compiled[name](model, x2, **vals)
         return r
 
     def residual(self, name: str, model: nn.Module, x: torch.Tensor, **values: Any) -> torch.Tensor:
@@ -380,6 +339,51 @@ class Problem:
         vals.update(values)
         return self._compiled[name](model, x, **vals)
 
+    def _pointwise_parts(self, name: str, model: nn.Module, x: torch.Tensor, data: Mapping[str, Any]):
+        """``(p, w)``: unweighted per-point loss (N,) and the weight (float or (N,) tensor)."""
+        c = self.constraints[name]
+        vals = self._values(data, x.dtype, x.device)
+        r = self._evaluate(name, model, x, data, vals)
+        a = r.abs()
+        p = a * a if c.norm == "l2" else a
+        if p.ndim == 2:
+            p = p.sum(1)
+        w = self._weights[name]
+        if isinstance(w, CompiledResidual):
+            wv = w(None, x, **vals)
+            return p, (wv.real if wv.is_complex() else wv)
+        return p, w
+
+    def pointwise(self, name: str, model: nn.Module, x: torch.Tensor, data: Mapping[str, Any] | None = None) -> torch.Tensor:
+        """Per-point weighted loss of constraint ``name`` at ``x`` (N, d): (N,), real, >= 0.
+
+        ``w(x) * sum_j |r_j(x)|^2`` (``l2``) or ``w(x) * sum_j |r_j(x)|``
+        (``l1``); the constraint's loss is the mean of this over its sample.
+        ``data``: point-set values of the same rows. Used by the trainer's
+        adaptive sampling, causal weights and failure alarm.
+        """
+        if name not in self.constraints:
+            raise KeyError(f"unknown constraint {name!r}; known: {sorted(self.constraints)}")
+        p, w = self._pointwise_parts(name, model, x, data or {})
+        return w * p
+
+    def point_losses(
+        self, model: nn.Module, step: int, generator: torch.Generator | None = None
+    ) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """Fresh samples and their per-point losses: ``{name: (x (N, d), loss (N,))}``.
+
+        :meth:`losses` is the mean of each (up to rounding); the trainer uses
+        the points for causal weights in time.
+        """
+        dtype, device = _model_dtype_device(model)
+        out: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        for name, c in self.constraints.items():
+            x, data = c.where.sample(c.n, step, generator)
+            x = x.to(device=device, dtype=dtype)
+            p, w = self._pointwise_parts(name, model, x, data)
+            out[name] = (x, w * p)
+        return out
+
     def losses(self, model: nn.Module, step: int, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
         """One scalar loss per constraint, on fresh samples.
 
@@ -392,19 +396,8 @@ class Problem:
         for name, c in self.constraints.items():
             x, data = c.where.sample(c.n, step, generator)
             x = x.to(device=device, dtype=dtype)
-            vals = self._values(data, dtype, device)
-            r = self._compiled[name](model, x, **vals)
-            a = r.abs()
-            p = a * a if c.norm == "l2" else a
-            if p.ndim == 2:
-                p = p.sum(1)
-            w = self._weights[name]
-            if isinstance(w, CompiledResidual):
-                wv = w(None, x, **vals)
-                wv = wv.real if wv.is_complex() else wv
-                out[name] = (wv * p).mean()
-            else:
-                out[name] = w * p.mean()
+            p, w = self._pointwise_parts(name, model, x, data)
+            out[name] = (w * p).mean() if isinstance(w, torch.Tensor) else w * p.mean()
         return out
 
 

@@ -25,6 +25,8 @@ __all__ = [
     "gradient",
     "laplacian",
     "divergence",
+    "normal",
+    "normal_derivative",
     "NORMS",
 ]
 
@@ -115,6 +117,23 @@ def divergence(v: Sequence[sympy.Expr], coords: Sequence[sympy.Symbol]) -> sympy
     return sympy.Add(*[sympy.diff(vi, c) for vi, c in zip(v, coords)])
 
 
+def normal(coords: Sequence[sympy.Symbol]) -> tuple[sympy.Symbol, ...]:
+    """The outward-normal component symbols ``n_<coord>`` (e.g. ``n_x, n_y``).
+
+    On a region whose samples carry normals (a boundary of a geometry shape,
+    :class:`~pinnsiren.geometry.BoxBoundary`, ...), a constraint may use
+    these symbols; each point gets the components of its own outward unit
+    normal.
+    """
+    return tuple(sympy.Symbol(f"n_{c.name}", real=True) for c in _check_coords(coords))
+
+
+def normal_derivative(u: sympy.Expr, coords: Sequence[sympy.Symbol]) -> sympy.Expr:
+    """``n . grad u`` with the per-point normal symbols of :func:`normal`."""
+    coords = _check_coords(coords)
+    return sympy.Add(*[n * sympy.diff(u, c) for n, c in zip(normal(coords), coords)])
+
+
 @dataclasses.dataclass(frozen=True)
 class Constraint:
     """One loss term: a residual expression imposed on a region.
@@ -137,6 +156,11 @@ class Constraint:
         Key of this term in ``Problem.losses``; defaults to ``c<i>``.
     n : int or None
         Points per step (``None`` for a point set: all of its points).
+    pair : sequence of float, or callable, optional
+        A two-point condition: the residual becomes ``r(x) - r(x')`` with
+        ``x' = x + pair`` (a shift, e.g. the period) or ``x' = pair(x)``
+        (a callable on ``(N, d)`` tensors). ``Constraint([u, u.diff(x)],
+        left_face, pair=(2, 0))`` makes ``u`` and ``u_x`` periodic in ``x``.
     """
 
     expr: Any
@@ -145,12 +169,19 @@ class Constraint:
     norm: str = "l2"
     name: str | None = None
     n: int | None = None
+    pair: Any = None
 
     def __post_init__(self) -> None:
         if self.norm not in NORMS:
             raise ValueError(f"unknown norm {self.norm!r}; must be one of {list(NORMS)}")
         if self.n is not None and (not isinstance(self.n, int) or self.n < 1):
             raise ValueError(f"n (points per step) must be a positive integer, got {self.n!r}")
+        if self.pair is not None and not callable(self.pair):
+            try:
+                shift = [float(v) for v in self.pair]
+            except (TypeError, ValueError):
+                raise TypeError(f"pair must be a shift (sequence of floats) or a callable x -> x', got {self.pair!r}") from None
+            object.__setattr__(self, "pair", tuple(shift))
         if isinstance(self.expr, str) or isinstance(self.weight, str):
             raise TypeError("constraint expressions and weights must be SymPy objects, not strings")
 

@@ -7,10 +7,19 @@ optionally ``validate(model)`` and ``learnable_parameters()``;
 schedule, an optional L-BFGS polish, gradient clipping, seeds, devices, tqdm
 progress with the loss terms, periodic evaluation (error vs step), atomic
 checkpoints with resume, and a stop with a diagnostic on a non-finite loss.
+
+Training aids, each an option of :class:`TrainConfig` and off unless asked
+for (``TrainConfig.recommended()`` turns on the measured set; see
+docs/training.md): loss balancing by gradient norms
+(:mod:`pinnsiren.balancing`), residual-based adaptive sampling and causal
+weights in time (:mod:`pinnsiren.adaptive`), and the failure alarm
+(:mod:`pinnsiren.alarm`, on by default as a warning), which also reports each
+constraint's loss on a fresh sample at the end of every run.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -21,13 +30,18 @@ import torch
 from torch import nn
 
 from . import distributed as _dist
+from .adaptive import AdaptiveRegion, causal_loss, time_index
+from .alarm import ALARM_MODES, Alarm, TrainingAlarm, TrainingAlarmWarning
+from .balancing import BALANCERS, LossBalancer
 from .io import atomic_torch_save
 from .progress import progress
 
-__all__ = ["TrainConfig", "TrainResult", "NonFiniteLossError", "train", "CHECKPOINT_NAME"]
+__all__ = ["TrainConfig", "TrainResult", "NonFiniteLossError", "TrainingAlarm", "TrainingAlarmWarning", "train",
+           "recommended_model", "CHECKPOINT_NAME"]
 
 CHECKPOINT_NAME = "checkpoint.pt"
 SCHEDULES = ("constant", "cosine", "exponential")
+RESAMPLERS = ("none", "rad")
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -68,6 +82,42 @@ class TrainConfig:
         Folder for ``checkpoint.pt``.
     resume : bool
         Continue from ``checkpoint_dir/checkpoint.pt`` when it exists.
+    progress : bool
+        Show a tqdm progress bar with the current loss terms (on stderr).
+        Turn it off in scripts that print machine-readable output.
+    balance : {"none", "gradnorm"}
+        Loss balancing: multiply each loss term by a factor updated every
+        ``balance_every`` steps so that all terms pull with the same gradient
+        norm (:mod:`pinnsiren.balancing`; factors recorded in ``history``
+        as ``weight.<term>``).
+    balance_every : int
+        Steps between updates of the balancing factors.
+    balance_momentum : float
+        Weight of the old factor in their moving average.
+    resample : {"none", "rad"}
+        Residual-based adaptive sampling (RAD) of every sampled constraint
+        (not point sets): every ``resample_every`` steps a pool of
+        ``resample_pool`` times ``n`` candidates is drawn and later steps
+        draw their points from it with probability
+        ``∝ loss^rad_k / mean + rad_c`` (:mod:`pinnsiren.adaptive`).
+    resample_every, resample_pool, rad_k, rad_c
+        See ``resample``.
+    causal_time : str, int or None
+        Name (or column) of the time coordinate: each term whose points
+        span a time interval is weighted causally, slab by slab
+        (``causal_bins`` slabs, ``w_b = exp(-causal_eps * sum of earlier
+        slab losses)``). Needs a problem with ``point_losses``
+        (:class:`pinnsiren.Problem`).
+    causal_eps, causal_bins
+        See ``causal_time``.
+    alarm : {"off", "warn", "raise"}
+        Failure alarm (:mod:`pinnsiren.alarm`): collapse to a trivial field,
+        a term stuck at its zero-field loss, a final loss on a fresh sample
+        far above the training loss. ``"warn"`` warns, ``"raise"`` stops
+        with :class:`TrainingAlarm`. Unless ``"off"``, the result carries
+        ``report``: each constraint's loss on a fresh sample.
+    alarm_every : int
+        Steps between alarm checks (0: a tenth of ``steps``).
     """
 
     steps: int = 1000
@@ -84,6 +134,32 @@ class TrainConfig:
     checkpoint_dir: str | None = None
     resume: bool = False
     progress: bool = True
+    balance: str = "none"
+    balance_every: int = 100
+    balance_momentum: float = 0.9
+    resample: str = "none"
+    resample_every: int = 100
+    resample_pool: int = 8
+    rad_k: float = 1.0
+    rad_c: float = 1.0
+    causal_time: str | int | None = None
+    causal_eps: float = 1.0
+    causal_bins: int = 16
+    alarm: str = "warn"
+    alarm_every: int = 0
+
+    @classmethod
+    def recommended(cls, steps: int = 3000, **changes: Any) -> "TrainConfig":
+        """The measured default for a problem nobody has tuned (docs/training.md).
+
+        Adam at 1e-4 with cosine decay to 1e-6, loss balancing by gradient
+        norms, residual-based adaptive sampling, the alarm as a warning.
+        Pair it with :func:`recommended_model`. ``changes`` override fields.
+        """
+        base = dict(steps=steps, lr=1e-4, schedule="cosine", final_lr_factor=0.01, balance="gradnorm",
+                    balance_every=100, resample="rad", resample_every=100, alarm="warn")
+        base.update(changes)
+        return cls(**base)
 
     def validate(self) -> None:
         if self.steps < 0 or self.lbfgs_steps < 0:
@@ -96,6 +172,17 @@ class TrainConfig:
             raise ValueError("checkpoint_every/resume need checkpoint_dir (e.g. --out DIR)")
         if self.device.startswith("cuda") and not torch.cuda.is_available():
             raise ValueError(f"device {self.device!r} requested but CUDA is not available; use --device cpu")
+        if self.balance not in BALANCERS:
+            raise ValueError(f"unknown balance {self.balance!r}; must be one of {BALANCERS}")
+        if self.resample not in RESAMPLERS:
+            raise ValueError(f"unknown resample {self.resample!r}; must be one of {RESAMPLERS}")
+        if self.alarm not in ALARM_MODES:
+            raise ValueError(f"unknown alarm {self.alarm!r}; must be one of {ALARM_MODES}")
+        for k in ("balance_every", "resample_every", "resample_pool", "causal_bins"):
+            if getattr(self, k) < 1:
+                raise ValueError(f"{k} must be >= 1, got {getattr(self, k)}")
+        if self.alarm_every < 0:
+            raise ValueError(f"alarm_every must be >= 0, got {self.alarm_every}")
 
 
 @dataclass
@@ -108,6 +195,32 @@ class TrainResult:
     seconds: float
     resumed_from: int = 0
     config: dict[str, Any] = field(default_factory=dict)
+    #: per constraint: loss on a fresh sample, last training loss, zero-field loss, alarms (see pinnsiren.alarm)
+    report: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: every alarm raised (kind, step, term, message)
+    alarms: list[dict[str, Any]] = field(default_factory=list)
+
+
+def recommended_model(bounds: Any, out_features: int = 1, hidden_features: int = 128, hidden_layers: int = 3,
+                      first_omega_0: float = 30.0, hidden_omega_0: float = 30.0) -> nn.Module:
+    """The network that goes with :meth:`TrainConfig.recommended`: a SIREN on normalised coordinates.
+
+    ``Normalized(Siren(d, C, 128, 3, first_omega_0=30), bounds)``: the network
+    sees every coordinate (time included) mapped from the declared box
+    ``bounds = [(lo, hi), ...]`` (or a region with ``bbox()``) to ``[-1, 1]``,
+    so ``first_omega_0`` means the same on any domain; the PDE stays written in
+    physical coordinates (the derivative engine applies the chain rule). Wrap
+    the result in :class:`pinnsiren.ExactDirichlet` to impose Dirichlet or
+    initial data exactly (docs/training.md).
+    """
+    from .networks import Siren  # noqa: PLC0415
+    from .transforms import Normalized  # noqa: PLC0415
+
+    if hasattr(bounds, "bbox"):
+        bounds = bounds.bbox(0).tolist()
+    d = len(bounds)
+    return Normalized(Siren(d, out_features, hidden_features, hidden_layers, first_omega_0=first_omega_0,
+                            hidden_omega_0=hidden_omega_0), bounds)
 
 
 def _lr_lambda(cfg: TrainConfig) -> Callable[[int], float]:
@@ -176,6 +289,7 @@ def train(
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg))
     gen = torch.Generator()  # samplers draw on the CPU; points then move to the device
     gen.manual_seed(dp.seed(cfg.seed))  # distributed: rank-seeded stream (rank 0 = cfg.seed)
+    balancer = LossBalancer(cfg.balance, cfg.balance_every, cfg.balance_momentum)
     history: dict[str, list[float]] = {"step": [], "loss": [], "lr": []}
     start = 0
     ckpt = Path(cfg.checkpoint_dir) / CHECKPOINT_NAME if cfg.checkpoint_dir else None
@@ -187,6 +301,7 @@ def train(
         gen.set_state(dp.generator_state(state, cfg.seed, int(state["step"])).cpu())  # distributed
         history = {k: list(v) for k, v in state["history"].items()}
         start = int(state["step"])
+        balancer.load_state_dict(state.get("balancer", {}))
         for p, v in zip(params[len(list(model.parameters())):], state.get("extra", [])):
             with torch.no_grad():
                 p.copy_(v)
@@ -206,6 +321,7 @@ def train(
                 history=history,
                 extra=[p.detach() for p in params[n_model:]],
                 **dp.checkpoint_extras(gen),  # distributed: every rank's sampler state
+                balancer=balancer.state_dict(),
             ),
             ckpt,
         )
@@ -219,43 +335,127 @@ def train(
             history.setdefault(k, []).append(float(v))
 
     t0 = time.perf_counter()
+    alarm = Alarm(problem, model, cfg.alarm, cfg.steps, cfg.seed)
+    alarm_every = cfg.alarm_every or max(cfg.steps // 10, 1)
+    originals, adaptive = _wrap_adaptive(problem, cfg)
+    ti = time_index(getattr(problem, "coords", ()), cfg.causal_time)
+    if ti is not None and not hasattr(problem, "point_losses"):
+        raise ValueError("causal_time needs a problem with point_losses() (a pinnsiren.Problem)")
+    dtype_device = next(iter(model.parameters()))
     model.train()
     bar = progress(range(start + 1, cfg.steps + 1), desc="train", disable=not cfg.progress,
                    initial=start, total=cfg.steps)
-    for step in bar:
-        opt.zero_grad(set_to_none=True)
-        terms = problem.losses(model, step, gen)
-        loss = sum(terms.values())
-        _check_finite(terms, step)
-        loss.backward()
-        terms, loss = dp.all_reduce(params, terms, loss)  # distributed: average grads and logged terms
-        if cfg.grad_clip:
-            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-        opt.step()
-        sched.step()
-        if step % cfg.log_every == 0 or step == cfg.steps:
-            history["step"].append(step)
-            history["loss"].append(float(loss.detach()))
-            history["lr"].append(opt.param_groups[0]["lr"])
-            for k, v in terms.items():
-                history.setdefault(f"loss.{k}", []).append(float(v.detach()))
-            bar.set_postfix({k[:12]: f"{float(v.detach()):.2e}" for k, v in terms.items()})
-        if cfg.eval_every and step % cfg.eval_every == 0:
-            record_eval(step)
-        if cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
-            save(step)
+    last_terms: dict[str, float] = {}
+    try:
+        for step in bar:
+            if adaptive and (step == start + 1 or step % cfg.resample_every == 0):
+                for name, region in adaptive.items():
+                    region.refresh(lambda x, d, n=name: problem.pointwise(n, model, x, d), step, gen,
+                                   dtype_device.dtype, dtype_device.device)
+            opt.zero_grad(set_to_none=True)
+            if ti is None:
+                terms = problem.losses(model, step, gen)
+            else:
+                terms = _causal_terms(problem.point_losses(model, step, gen), ti, cfg, history, step)
+            _check_finite(terms, step)
+            if balancer.due(step):
+                for k, v in balancer.update(terms, params).items():
+                    history.setdefault(f"weight.{k}", []).append(v)
+                history.setdefault("weight_step", []).append(step)
+            loss = balancer.combine(terms)
+            loss.backward()
+            terms, loss = dp.all_reduce(params, terms, loss)  # distributed: average grads and logged terms
+            if cfg.grad_clip:
+                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+            opt.step()
+            sched.step()
+            last_terms = {k: float(v.detach()) for k, v in terms.items()}
+            if step % cfg.log_every == 0 or step == cfg.steps:
+                history["step"].append(step)
+                history["loss"].append(float(loss.detach()))
+                history["lr"].append(opt.param_groups[0]["lr"])
+                for k, v in last_terms.items():
+                    history.setdefault(f"loss.{k}", []).append(v)
+                bar.set_postfix({k[:12]: f"{v:.2e}" for k, v in last_terms.items()})
+            if cfg.eval_every and step % cfg.eval_every == 0:
+                record_eval(step)
+            if cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
+                save(step)
+            if step % alarm_every == 0 and step < cfg.steps:
+                with _restored(problem, originals):
+                    alarm.check(model, step)
+    finally:
+        _unwrap(problem, originals)
     steps_done = max(start, cfg.steps)
 
     if cfg.lbfgs_steps:
         _lbfgs(problem, model, params, cfg, gen, steps_done, history, dp)
         steps_done += cfg.lbfgs_steps
+        last_terms = {k[5:]: v[-1] for k, v in history.items() if k.startswith("loss.")}
     if evaluate is not None and (not history.get("eval_step") or history["eval_step"][-1] != steps_done):
         record_eval(steps_done)
     if cfg.checkpoint_every:
         save(cfg.steps)
+    report = alarm.finish(model, steps_done, last_terms) if steps_done > start else {}
     model.eval()
     return TrainResult(model=model, history=history, steps_done=steps_done,
-                       seconds=time.perf_counter() - t0, resumed_from=start, config=asdict(cfg))
+                       seconds=time.perf_counter() - t0, resumed_from=start, config=asdict(cfg),
+                       report=report, alarms=list(alarm.alarms))
+
+
+def _wrap_adaptive(problem: Any, cfg: TrainConfig) -> tuple[dict, dict[str, AdaptiveRegion]]:
+    """Replace the sampled regions of ``problem`` by RAD regions for this run; returns (originals, wrappers)."""
+    if cfg.resample == "none":
+        return {}, {}
+    cons = getattr(problem, "constraints", None)
+    if not isinstance(cons, dict) or not hasattr(problem, "pointwise"):
+        raise ValueError("resample='rad' needs a problem with constraints and pointwise() (a pinnsiren.Problem)")
+    from .problem import PointSet  # noqa: PLC0415 (kept local: the trainer works on any problem object)
+
+    originals, wrappers = {}, {}
+    for name, c in cons.items():
+        if isinstance(c.where, PointSet) or c.n is None or isinstance(c.where, AdaptiveRegion):
+            continue
+        wrappers[name] = AdaptiveRegion(c.where, cfg.resample_pool * c.n, cfg.rad_k, cfg.rad_c)
+        originals[name] = c
+        cons[name] = dataclasses.replace(c, where=wrappers[name])
+    return originals, wrappers
+
+
+def _unwrap(problem: Any, originals: dict) -> None:
+    for name, c in originals.items():
+        problem.constraints[name] = c
+
+
+class _restored:
+    """Context: the problem's own regions back in place (for the alarm's unbiased samples)."""
+
+    def __init__(self, problem: Any, originals: dict) -> None:
+        self.problem, self.originals, self.saved = problem, originals, {}
+
+    def __enter__(self):
+        if self.originals:
+            self.saved = {k: self.problem.constraints[k] for k in self.originals}
+            _unwrap(self.problem, self.originals)
+        return self
+
+    def __exit__(self, *exc):
+        for k, c in self.saved.items():
+            self.problem.constraints[k] = c
+        return False
+
+
+def _causal_terms(point_losses: dict, ti: int, cfg: TrainConfig, history: dict, step: int) -> dict[str, torch.Tensor]:
+    terms = {}
+    for name, (x, p) in point_losses.items():
+        t = x[:, ti]
+        if float(t.max() - t.min()) > 0:
+            terms[name], w = causal_loss(t, p, cfg.causal_eps, cfg.causal_bins)
+            if step % cfg.log_every == 0 or step == cfg.steps:
+                history.setdefault(f"causal_min.{name}", []).append(float(w.min()))
+        else:
+            terms[name] = p.mean()
+    return terms
 
 
 def _lbfgs(problem, model, params, cfg, gen, step0, history, dp=None) -> None:

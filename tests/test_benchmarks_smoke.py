@@ -7,7 +7,7 @@ import sys
 import pytest
 
 
-@pytest.mark.parametrize("script", ["benchmarks/image_fit.py", "benchmarks/helmholtz_levers.py"])
+@pytest.mark.parametrize("script", ["benchmarks/image_fit.py", "benchmarks/helmholtz_levers.py", "benchmarks/pinnacle.py"])
 def test_benchmark_prints_json(script):
     out = subprocess.run([sys.executable, script, "--quick", "--threads", "1"], capture_output=True, text=True,
                          timeout=300)

@@ -103,7 +103,7 @@ SCRIPT = TOY + textwrap.dedent(
     torch.manual_seed(0)
     res = train(Slow(), Siren(1, 1, 16, 1), TrainConfig(
         steps=60, lr=1e-3, schedule="cosine", checkpoint_every=10, checkpoint_dir=sys.argv[1],
-        resume=True, progress=False))
+        resume=True, progress=False, alarm="off"))  # the alarm calls losses() too: keep the printed steps training's
     torch.save({k: v for k, v in res.model.state_dict().items()}, sys.argv[2])
     print("resumed_from", res.resumed_from, flush=True)
     """

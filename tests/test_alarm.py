@@ -1,0 +1,62 @@
+"""Failure alarm: a constructed collapse names the starved term; a healthy run stays quiet and reports."""
+
+import warnings
+
+import pytest
+import sympy
+import torch
+
+from pinnsiren import Box, Constraint, Field, Problem, Siren
+from pinnsiren.alarm import Alarm, TrainingAlarm, TrainingAlarmWarning
+from pinnsiren.train import TrainConfig, train
+
+x = sympy.Symbol("x")
+u = Field("u", (x,))
+
+
+def _problem(penalty: float | None):
+    cons = [Constraint(u - sympy.sin(sympy.pi * x), where=Box([(-1, 1)]), n=64, name="data")]
+    if penalty is not None:
+        # an overweighted term whose minimiser is u = 0: the network collapses onto it and ignores 'data'
+        cons.append(Constraint(u, where=Box([(-1, 1)]), n=64, name="penalty", weight=penalty))
+    return Problem([u], (x,), cons)
+
+
+def test_collapse_raises_and_names_the_term():
+    torch.manual_seed(0)
+    with pytest.raises(TrainingAlarm, match=r"collapse in term 'data'.*zero-field value: 'data'") as err:
+        train(_problem(1e4), Siren(1, 1, 32, 1), TrainConfig(steps=400, lr=1e-3, alarm="raise", progress=False))
+    assert "balance='gradnorm'" in str(err.value)  # says what to do
+    assert err.value.args[0].startswith("training alarm at step ")
+
+
+def test_collapse_warns_and_reports():
+    torch.manual_seed(0)
+    with pytest.warns(TrainingAlarmWarning, match=r"stuck in term 'data'.*zero-field value 5\.\d+e-01"):
+        res = train(_problem(1e4), Siren(1, 1, 32, 1), TrainConfig(steps=400, lr=1e-3, progress=False))
+    kinds = {a["kind"] for a in res.alarms}
+    assert "stuck" in kinds and "collapse" in kinds
+    assert "stuck" in res.report["data"]["alarms"]
+    # zero-field loss of 'data' = mean of sin^2 = 1/2 (Monte Carlo on 64 points)
+    assert res.report["data"]["zero_field"] == pytest.approx(0.5, abs=0.1)
+    assert res.report["data"]["fresh"] > 0.4
+
+
+def test_healthy_run_is_quiet_and_reports_fresh_losses():
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TrainingAlarmWarning)
+        res = train(_problem(None), Siren(1, 1, 32, 1), TrainConfig(steps=400, lr=1e-3, alarm="raise",
+                                                                    progress=False))
+    assert res.alarms == []
+    r = res.report["data"]
+    assert r["alarms"] == [] and r["fresh"] < 1e-3 and r["fresh"] < 10 * r["train"] + 1e-8
+    assert r["zero_field"] == pytest.approx(0.5, abs=0.1)
+
+
+def test_off_means_nothing():
+    torch.manual_seed(0)
+    res = train(_problem(1e4), Siren(1, 1, 32, 1), TrainConfig(steps=50, lr=1e-3, alarm="off", progress=False))
+    assert res.report == {} and res.alarms == []
+    with pytest.raises(ValueError, match="must be one of"):
+        Alarm(_problem(None), Siren(1, 1, 8, 1), mode="loud")
