@@ -142,12 +142,14 @@ DRIVER = textwrap.dedent(
         problem = make_problem(union=(mode == "union"))
         model = model0()
         cfg = TrainConfig(steps=steps, lr=1e-3, schedule="cosine", seed=SEED, log_every=5,
-                          checkpoint_every=5, checkpoint_dir=out, resume=(mode == "resume"))
-        # (Killable hides Problem.validate, whose own throwaway sampling would move gen1 in Union)
+                          checkpoint_every=5, checkpoint_dir=out, resume=(mode == "resume"), alarm="off")
+        # (Killable hides Problem.validate, and alarm="off" skips the alarm's fresh-sample checks:
+        # both sample throwaway points, which would move gen1 in Union)
         res = train(Killable(problem), model, cfg)
         torch.save(params_of(res.model, problem), os.path.join(probe, f"params{RANK}.pt"))
         # then an L-BFGS polish (its line search must see the same global loss on every rank)
-        train(Killable(problem), res.model, TrainConfig(steps=0, lbfgs_steps=4, seed=SEED, progress=False))
+        train(Killable(problem), res.model, TrainConfig(steps=0, lbfgs_steps=4, seed=SEED, progress=False,
+                                                     alarm="off"))
         torch.save(params_of(res.model, problem), os.path.join(probe, f"lbfgs{RANK}.pt"))
         info = dict(resumed_from=res.resumed_from, loss=res.history["loss"], world=distributed.world_size(),
                     process_group=torch.distributed.is_initialized())
@@ -395,7 +397,7 @@ def test_plain_run_stays_single_process(tmp_path, monkeypatch):
     assert not torch.distributed.is_initialized()
     assert distributed.is_writer() and distributed.world_size() == 1
     ck = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
-    assert sorted(ck) == ["extra", "generator", "history", "model", "optimizer", "scheduler", "step"]
+    assert sorted(ck) == ["balancer", "extra", "generator", "history", "model", "optimizer", "scheduler", "step"]
     dp = distributed.DataParallel("cpu")
     terms, loss = {"a": torch.tensor(1.0)}, torch.tensor(1.0)
     assert not dp.active and dp.seed(11) == 11 and dp.all_reduce([], terms, loss) == (terms, loss)
