@@ -27,7 +27,8 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 __all__ = [
-    "directed_distance", "chamfer_l1", "chamfer_and_normals", "normal_consistency", "chamfer_floor", "gradient_norm_stats",
+    "directed_distance", "chamfer_l1", "chamfer_and_normals", "normal_consistency", "chamfer_floor",
+    "gradient_norm_stats",
     "closest_point_on_triangles", "point_to_mesh_distance", "surface_chamfer_l1", "TriangleIndex",
     "brute_force_distance",
 ]
