@@ -327,6 +327,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--latent", type=int, default=128, help="latent dimension (default 128)")
     p.add_argument("--siren-hidden", type=int, default=64, help="width of the predicted SIREN (default 64)")
     p.add_argument("--siren-layers", type=int, default=2, help="hidden layers of the predicted SIREN (default 2)")
+    p.add_argument("--lambda-latent", type=float, default=0.1, help="weight of mean(z^2) (default 0.1)")
+    p.add_argument("--lambda-weights", type=float, default=100.0,
+                   help="weight of mean(theta^2) (default 100, the paper's)")
     p.add_argument("--counts", default="10,100,625", help="context pixel counts to evaluate (default 10,100,625)")
     p.add_argument("--test", type=int, default=20, help="held-out faces (default 20 of 100)")
     p.add_argument("--baseline-steps", type=int, default=500,
@@ -339,6 +342,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     cfg = HyperConfig(steps=args.steps, batch=args.batch, lr=args.lr, latent=args.latent,
                       siren_hidden=args.siren_hidden, siren_layers=args.siren_layers,
+                      lambda_latent=args.lambda_latent, lambda_weights=args.lambda_weights,
                       seed=args.seed, device=args.device)
     counts = [int(c) for c in args.counts.split(",") if c.strip()]
     run(args.out, cfg, counts, args.test, args.baseline_steps)

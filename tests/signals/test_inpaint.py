@@ -31,7 +31,7 @@ def test_tv_and_fh_priors_match_closed_forms():
     net = _one_unit_siren()
     a = net.layers[0].weight.detach()[0].double()
     b = float(net.layers[0].bias.detach())
-    c = float(net.layers[1].weight)
+    c = float(net.layers[1].weight.detach())
     w0 = net.first_omega_0
     x = torch.rand(200, 2) * 2 - 1
     arg = w0 * (x.double() @ a + b)
