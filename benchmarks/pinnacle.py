@@ -14,6 +14,9 @@ Ablation switches (each removes one aid from the recommended set):
 ``--no-normalise`` (network on raw coordinates), ``--no-balance``,
 ``--no-rad`` (uniform sampling), ``--no-exact`` (conditions as penalty terms
 with weight 1; with balancing on they are balanced like any other term).
+``--auto-exact`` declares the conditions as constraints and lets
+``pinnsiren.impose_exactly`` build the exact transform from them (instead of
+the case's hand-built ``phi`` and ``g``).
 
 Reference data are read from ``../shared/data/pinnacle/`` relative to the
 repository root (``--data DIR`` for another folder); a case whose file is
@@ -43,7 +46,8 @@ import numpy as np  # noqa: E402
 import sympy  # noqa: E402
 import torch  # noqa: E402
 
-from pinnsiren import Box, BoxBoundary, Constraint, Disk, ExactDirichlet, Field, Problem, Siren, TimeSlice  # noqa: E402
+from pinnsiren import (  # noqa: E402
+    Box, BoxBoundary, Constraint, Disk, ExactDirichlet, Field, Problem, Siren, TimeSlice, impose_exactly)
 from pinnsiren.geometry import transfinite  # noqa: E402
 from pinnsiren.train import TrainConfig, recommended_model, train  # noqa: E402
 
@@ -188,7 +192,7 @@ def run_case(case: Case, args) -> dict:
     n = args.points
     u, pde = case.pde
     constraints = [Constraint(pde, where=case.interior, n=n, name="pde")]
-    if args.no_exact or case.exact is None:
+    if args.no_exact or args.auto_exact or case.exact is None:
         nb = max(n // 4 // len(case.conditions), 8)
         constraints += [Constraint(r, where=reg, n=nb, name=nm) for nm, r, reg in case.conditions]
     problem = Problem([u], case.coords, constraints)
@@ -197,7 +201,10 @@ def run_case(case: Case, args) -> dict:
     else:
         kw = {"first_omega_0": args.omega0} if args.omega0 else {}
         net = recommended_model(case.bounds, 1, **kw)
-    model = net if (args.no_exact or case.exact is None) else ExactDirichlet(net, case.coords, *case.exact)
+    if args.auto_exact:  # phi and g built from the declared conditions (pinnsiren.impose_exactly)
+        model, problem = impose_exactly(problem, net)
+    else:  # the hand-built phi and g of the case
+        model = net if (args.no_exact or case.exact is None) else ExactDirichlet(net, case.coords, *case.exact)
     changes = {}
     if args.no_balance:
         changes["balance"] = "none"
@@ -234,6 +241,7 @@ def run_case(case: Case, args) -> dict:
         "alarms": [a["message"] for a in res.alarms],
         "warnings": [str(w.message) for w in caught if "alarm" not in str(w.message)][:5],
         "final_weights": {k[7:]: v[-1] for k, v in res.history.items() if k.startswith("weight.")},
+        "loss_terms": sorted(problem.constraints),
     }
 
 
@@ -250,6 +258,9 @@ def main(argv=None) -> int:
     ap.add_argument("--no-balance", action="store_true")
     ap.add_argument("--no-rad", action="store_true")
     ap.add_argument("--no-exact", action="store_true")
+    ap.add_argument("--auto-exact", action="store_true",
+                    help="impose the declared Dirichlet/initial conditions with pinnsiren.impose_exactly "
+                         "instead of the case's hand-built phi and g")
     ap.add_argument("--lr", type=float, default=None, help="override the recommended learning rate (exploration)")
     ap.add_argument("--omega0", type=float, default=None, help="override first_omega_0 (exploration)")
     args = ap.parse_args(argv)
@@ -269,7 +280,7 @@ def main(argv=None) -> int:
         results[name] = run_case(case, args)
         print(f"{name}: rel L2 {results[name]['rel_l2']:.4g} in {results[name]['cpu_seconds']} CPU s",
               file=sys.stderr, flush=True)
-    ablation = [k for k in ("no_normalise", "no_balance", "no_rad", "no_exact") if getattr(args, k)]
+    ablation = [k for k in ("no_normalise", "no_balance", "no_rad", "no_exact", "auto_exact") if getattr(args, k)]
     print(json.dumps({"config": {"steps": args.steps, "points": args.points, "seed": args.seed,
                                  "threads": args.threads, "ablation": ablation, "lr": args.lr,
                                  "omega0": args.omega0, "torch": torch.__version__},

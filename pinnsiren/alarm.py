@@ -7,14 +7,16 @@ random generator, so the alarm never changes the training run):
     after ``min_step`` steps the network's output hardly varies over the
     sample any more: the standard deviation of every channel is below
     ``collapse_tol`` (5 %) of its value at initialisation (or below 1e-8
-    outright): a trivial field (u ≈ const, often u ≡ 0). A solution whose
+    outright) while some term is still at its zero-field loss: a trivial
+    field (u ≈ const, often u ≡ 0). A solution whose
     true variation is that small compared with the initial network's
     (about 0.02-0.5 for a SIREN) also trips it: give such a field an
     output scale (``Normalized(..., scale=...)``);
 ``stuck``
     after ``warmup`` of the run (and at least ``min_step`` steps), a term still sits at or above
     ``stuck_ratio`` of its *zero-field value* (its loss when the network
-    outputs 0 everywhere), carries at least a tenth of the total loss and has
+    outputs 0 everywhere; only terms whose zero-field value is at least 1 % of
+    all terms' together count), carries at least a tenth of the total loss and has
     not fallen by more than ``stuck_ratio`` over the last check interval:
     the optimiser is ignoring that constraint;
 ``generalisation``
@@ -151,11 +153,15 @@ class Alarm:
             return
         now = _losses(self.problem, model, step, self.seed)
         total = sum(now.values())
-        at_zero = [k for k, v in now.items() if self.zero.get(k, 0.0) > 1e-12 and v >= self.stuck_ratio * self.zero[k]]
+        zsum = sum(self.zero.values())
+        # a term counts only if its zero-field loss is not negligible next to the others' (an inequality or
+        # prior that is ~0 for the zero field, e.g. a hinge, never does)
+        at_zero = [k for k, v in now.items()
+                   if self.zero.get(k, 0.0) > max(1e-12, 0.01 * zsum) and v >= self.stuck_ratio * self.zero[k]]
         std = self._std(model)
         if std is not None and self.std0 is not None and not any(a["kind"] == "collapse" for a in self.alarms):
             low = (std < self.collapse_tol * self.std0) | (std < 1e-8)
-            if bool(low.all()):
+            if bool(low.all()) and at_zero:  # the spread fell while a term sits at its zero-field loss
                 names = ", ".join(repr(k) for k in at_zero) or "none"
                 self._fire("collapse", step, at_zero[0] if len(at_zero) == 1 else None,
                            f"output std {float(std.max()):.2e} vs {float(self.std0.max()):.2e} at the start; "

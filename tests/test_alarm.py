@@ -60,3 +60,25 @@ def test_off_means_nothing():
     assert res.report == {} and res.alarms == []
     with pytest.raises(ValueError, match="must be one of"):
         Alarm(_problem(None), Siren(1, 1, 8, 1), mode="loud")
+
+
+def test_healthy_two_term_run_with_a_prior_that_is_zero_by_design_is_quiet():
+    # Poisson-like: PDE + boundary (weight 100) + a hinge prior max(0, -u - 10) that is 0 for any sane field
+    y = sympy.Symbol("y")
+    v = Field("v", (x, y))
+    sol = sympy.sin(sympy.pi * x) * sympy.sin(sympy.pi * y)
+    from pinnsiren import BoxBoundary
+
+    prob = Problem([v], (x, y), [
+        Constraint(v.diff(x, 2) + v.diff(y, 2) - sol.diff(x, 2) - sol.diff(y, 2), where=Box([(-1, 1)] * 2), n=128,
+                   name="pde"),
+        Constraint(v - sol, where=BoxBoundary([(-1, 1)] * 2), n=64, name="boundary", weight=100.0),
+        Constraint(sympy.Max(0, -v - 10), where=Box([(-1, 1)] * 2), n=64, name="prior"),
+    ])
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TrainingAlarmWarning)
+        res = train(prob, Siren(2, 1, 32, 1, first_omega_0=5), TrainConfig(steps=300, lr=1e-3, schedule="cosine",
+                                                                             progress=False))
+    assert res.alarms == [] and set(res.report) == {"pde", "boundary", "prior"}
+    assert res.report["prior"]["zero_field"] == 0.0
