@@ -13,8 +13,8 @@ random generator, so the alarm never changes the training run):
     (about 0.02-0.5 for a SIREN) also trips it: give such a field an
     output scale (``Normalized(..., scale=...)``);
 ``stuck``
-    after ``warmup`` of the run (and at least ``min_step`` steps), a term still sits at or above
-    ``stuck_ratio`` of its *zero-field value* (its loss when the network
+    after ``warmup`` of the run (and at least ``min_step`` steps), a term still sits at its
+    *zero-field value*, within a factor ``1 / stuck_ratio`` either way (its loss when the network
     outputs 0 everywhere; only terms whose zero-field value is at least 1 % of
     all terms' together count), carries at least a tenth of the total loss and has
     not fallen by more than ``stuck_ratio`` over the last check interval:
@@ -156,8 +156,11 @@ class Alarm:
         zsum = sum(self.zero.values())
         # a term counts only if its zero-field loss is not negligible next to the others' (an inequality or
         # prior that is ~0 for the zero field, e.g. a hinge, never does)
+        # "at its zero-field value": within a factor 1/stuck_ratio of it either way. A term far above it is
+        # being acted on (a source building up its field makes its residual grow first), not ignored.
         at_zero = [k for k, v in now.items()
-                   if self.zero.get(k, 0.0) > max(1e-12, 0.01 * zsum) and v >= self.stuck_ratio * self.zero[k]]
+                   if self.zero.get(k, 0.0) > max(1e-12, 0.01 * zsum)
+                   and self.stuck_ratio * self.zero[k] <= v <= self.zero[k] / self.stuck_ratio]
         std = self._std(model)
         if std is not None and self.std0 is not None and not any(a["kind"] == "collapse" for a in self.alarms):
             low = (std < self.collapse_tol * self.std0) | (std < 1e-8)

@@ -82,3 +82,34 @@ def test_healthy_two_term_run_with_a_prior_that_is_zero_by_design_is_quiet():
                                                                              progress=False))
     assert res.alarms == [] and set(res.report) == {"pde", "boundary", "prior"}
     assert res.report["prior"]["zero_field"] == 0.0
+
+
+def test_a_term_far_above_its_zero_field_value_is_not_stuck():
+    """A source-driven residual that first grows above its zero-field value (the Helmholtz demo's PDE
+    term at 11x) is being acted on, not ignored: no 'stuck' verdict while it comes down slowly."""
+
+    class Loud(torch.nn.Module):  # the network output times 30: the residual starts far above the zero field's
+        def __init__(self):
+            super().__init__()
+            self.net = Siren(1, 1, 32, 1)
+
+        def forward(self, z):
+            return 30.0 * self.net(z)
+
+    torch.manual_seed(0)
+    prob = _problem(None)
+    model = Loud()
+    alarm = Alarm(prob, model, mode="raise", steps=400, seed=0)
+    zero = alarm.zero["data"]
+    now = {k: float(v) for k, v in prob.losses(model, 0, torch.Generator().manual_seed(1)).items()}
+    assert now["data"] > 3 * zero  # the premise: far above the zero-field loss
+    for step in (100, 200, 300, 400):  # nothing changes between checks: flat, yet not "at its zero-field value"
+        alarm.check(model, step)
+    assert alarm.alarms == []
+    # the same flat run with the loss AT its zero-field value is stuck (the check can fail)
+    quiet = Loud()
+    quiet.forward = lambda z: 1e-3 * quiet.net(z)
+    alarm = Alarm(prob, quiet, mode="warn", steps=400, seed=0)
+    with pytest.warns(TrainingAlarmWarning, match="stuck in term 'data'"):
+        for step in (100, 200, 300, 400):
+            alarm.check(quiet, step)
