@@ -14,7 +14,8 @@ random generator, so the alarm never changes the training run):
     output scale (``Normalized(..., scale=...)``);
 ``stuck``
     after ``warmup`` of the run (and at least ``min_step`` steps), a term still sits at its
-    *zero-field value*, within a factor ``1 / stuck_ratio`` either way (its loss when the network
+    *zero-field value*, within a factor ``1 / stuck_ratio`` either way, and has been there at
+    every check so far (a term that was ever clearly away from it is being acted on; its loss when the network
     outputs 0 everywhere; only terms whose zero-field value is at least 1 % of
     all terms' together count), carries at least a tenth of the total loss and has
     not fallen by more than ``stuck_ratio`` over the last check interval:
@@ -126,6 +127,7 @@ class Alarm:
         self.alarms: list[dict[str, Any]] = []
         self.report: dict[str, dict[str, float]] = {}
         self._last: dict[str, float] | None = None
+        self._left: set[str] = set()
         if mode == "off":
             return
         self.zero = _losses(problem, _Zero(model), 0, self.seed)
@@ -161,6 +163,9 @@ class Alarm:
         at_zero = [k for k, v in now.items()
                    if self.zero.get(k, 0.0) > max(1e-12, 0.01 * zsum)
                    and self.stuck_ratio * self.zero[k] <= v <= self.zero[k] / self.stuck_ratio]
+        # a term that has been clearly away from its zero-field value at some check is being acted on:
+        # later visits to the band (a source-driven residual coming down through it) are not "stuck"
+        self._left.update(k for k in now if self.zero.get(k, 0.0) > max(1e-12, 0.01 * zsum) and k not in at_zero)
         std = self._std(model)
         if std is not None and self.std0 is not None and not any(a["kind"] == "collapse" for a in self.alarms):
             low = (std < self.collapse_tol * self.std0) | (std < 1e-8)
@@ -170,7 +175,7 @@ class Alarm:
                            f"output std {float(std.max()):.2e} vs {float(self.std0.max()):.2e} at the start; "
                            f"terms still at their zero-field value: {names}")
         if step >= self.warmup * self.steps and self._last is not None:
-            for k in at_zero:
+            for k in (k for k in at_zero if k not in self._left):
                 v, prev = now[k], self._last.get(k, now[k])
                 if v < 0.1 * total or v < self.stuck_ratio * prev:
                     continue

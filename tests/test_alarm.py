@@ -106,6 +106,15 @@ def test_a_term_far_above_its_zero_field_value_is_not_stuck():
     for step in (100, 200, 300, 400):  # nothing changes between checks: flat, yet not "at its zero-field value"
         alarm.check(model, step)
     assert alarm.alarms == []
+    # coming down into the band later (the demo's PDE term near the end) is still not "stuck"
+    # (this toy's field also becomes trivial, which the collapse check rightly reports)
+    model.forward = lambda z: 1e-3 * model.net(z)
+    alarm.mode = "warn"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", TrainingAlarmWarning)
+        for step in (500, 600, 700):
+            alarm.check(model, step)
+    assert [a["kind"] for a in alarm.alarms] == ["collapse"]
     # the same flat run with the loss AT its zero-field value is stuck (the check can fail)
     quiet = Loud()
     quiet.forward = lambda z: 1e-3 * quiet.net(z)
