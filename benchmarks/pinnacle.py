@@ -12,11 +12,11 @@ failure alarm, and PINNacle's published figures beside ours. Example::
 
 Ablation switches (each removes one aid from the recommended set):
 ``--no-normalise`` (network on raw coordinates), ``--no-balance``,
-``--no-rad`` (uniform sampling), ``--no-exact`` (conditions as penalty terms
-with weight 1; with balancing on they are balanced like any other term).
-``--auto-exact`` declares the conditions as constraints and lets
-``pinnsiren.impose_exactly`` build the exact transform from them (instead of
-the case's hand-built ``phi`` and ``g``).
+``--no-exact`` (conditions as penalty terms with weight 1; with balancing on
+they are balanced like any other term); ``--rad`` adds RAD adaptive sampling
+(opt-in). By default the conditions are declared as constraints and
+``pinnsiren.impose_exactly`` builds the exact transform from them;
+``--hand-exact`` uses the case's hand-built ``phi`` and ``g`` instead.
 
 Reference data are read from ``../shared/data/pinnacle/`` relative to the
 repository root (``--data DIR`` for another folder); a case whose file is
@@ -192,7 +192,8 @@ def run_case(case: Case, args) -> dict:
     n = args.points
     u, pde = case.pde
     constraints = [Constraint(pde, where=case.interior, n=n, name="pde")]
-    if args.no_exact or args.auto_exact or case.exact is None:
+    auto_exact = not (args.hand_exact or args.no_exact)
+    if args.no_exact or auto_exact or case.exact is None:
         nb = max(n // 4 // len(case.conditions), 8)
         constraints += [Constraint(r, where=reg, n=nb, name=nm) for nm, r, reg in case.conditions]
     problem = Problem([u], case.coords, constraints)
@@ -201,15 +202,15 @@ def run_case(case: Case, args) -> dict:
     else:
         kw = {"first_omega_0": args.omega0} if args.omega0 else {}
         net = recommended_model(case.bounds, 1, **kw)
-    if args.auto_exact:  # phi and g built from the declared conditions (pinnsiren.impose_exactly)
+    if auto_exact:  # phi and g built from the declared conditions (pinnsiren.impose_exactly)
         model, problem = impose_exactly(problem, net)
     else:  # the hand-built phi and g of the case
         model = net if (args.no_exact or case.exact is None) else ExactDirichlet(net, case.coords, *case.exact)
     changes = {}
     if args.no_balance:
         changes["balance"] = "none"
-    if args.no_rad:
-        changes["resample"] = "none"
+    if args.rad:
+        changes["resample"] = "rad"
     if args.lr:
         changes["lr"] = args.lr
     cfg = TrainConfig.recommended(steps=args.steps, seed=args.seed, progress=False,
@@ -256,11 +257,11 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="smoke run: 20 steps, 128 points")
     ap.add_argument("--no-normalise", action="store_true")
     ap.add_argument("--no-balance", action="store_true")
-    ap.add_argument("--no-rad", action="store_true")
+    ap.add_argument("--rad", action="store_true", help="add RAD adaptive sampling (opt-in; measured to hurt here)")
     ap.add_argument("--no-exact", action="store_true")
-    ap.add_argument("--auto-exact", action="store_true",
-                    help="impose the declared Dirichlet/initial conditions with pinnsiren.impose_exactly "
-                         "instead of the case's hand-built phi and g")
+    ap.add_argument("--hand-exact", action="store_true",
+                    help="impose the conditions with the case's hand-built phi and g instead of "
+                         "pinnsiren.impose_exactly on the declared conditions (the default)")
     ap.add_argument("--lr", type=float, default=None, help="override the recommended learning rate (exploration)")
     ap.add_argument("--omega0", type=float, default=None, help="override first_omega_0 (exploration)")
     args = ap.parse_args(argv)
@@ -280,7 +281,7 @@ def main(argv=None) -> int:
         results[name] = run_case(case, args)
         print(f"{name}: rel L2 {results[name]['rel_l2']:.4g} in {results[name]['cpu_seconds']} CPU s",
               file=sys.stderr, flush=True)
-    ablation = [k for k in ("no_normalise", "no_balance", "no_rad", "no_exact", "auto_exact") if getattr(args, k)]
+    ablation = [k for k in ("no_normalise", "no_balance", "rad", "no_exact", "hand_exact") if getattr(args, k)]
     print(json.dumps({"config": {"steps": args.steps, "points": args.points, "seed": args.seed,
                                  "threads": args.threads, "ablation": ablation, "lr": args.lr,
                                  "omega0": args.omega0, "torch": torch.__version__},

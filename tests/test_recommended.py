@@ -9,9 +9,9 @@ from pinnsiren.train import TrainConfig, recommended_model
 def test_recommended_config_fields_and_overrides():
     cfg = TrainConfig.recommended()
     assert (cfg.steps, cfg.lr, cfg.schedule, cfg.balance, cfg.resample, cfg.alarm) == (
-        3000, 1e-4, "cosine", "gradnorm", "rad", "warn")
+        3000, 1e-4, "cosine", "gradnorm", "none", "warn")
     cfg.validate()
-    assert TrainConfig.recommended(steps=10, lr=3e-5, resample="none").resample == "none"
+    assert TrainConfig.recommended(steps=10, lr=3e-5, resample="rad").resample == "rad"
     # the plain default stays what the catalog pipelines were measured with
     plain = TrainConfig()
     assert (plain.balance, plain.resample, plain.causal_time) == ("none", "none", None)
