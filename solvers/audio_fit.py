@@ -13,7 +13,6 @@ every sample kept.
 from __future__ import annotations
 
 import argparse
-import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -24,7 +23,8 @@ import torch
 from torch import nn
 
 from pinnsiren.networks import ARCHITECTURES, build_model, nyquist_frequencies
-from pinnsiren.progress import progress
+
+from .signal_fit import fit_values
 
 __all__ = ["AudioFitConfig", "load_wav", "time_grid", "fit_audio", "plot_audio_figure", "run",
            "DEFAULT_WAV"]
@@ -132,28 +132,9 @@ def fit_audio(wave: np.ndarray, cfg: AudioFitConfig, show_progress: bool = True)
     model = _make_model(cfg, n).to(device)
     t = time_grid(n).to(device)
     target = torch.as_tensor(wave.reshape(-1, 1), dtype=torch.float32, device=device)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    gen = torch.Generator(device="cpu").manual_seed(cfg.seed)
-    hist: dict[str, list[float]] = {"step": [], "loss": []}
     c0, t0 = time.process_time(), time.perf_counter()
-    bar = progress(range(1, cfg.steps + 1), desc=f"audio {cfg.arch}", disable=not show_progress)
-    for step in bar:
-        if cfg.batch is not None and cfg.batch < n:
-            idx = torch.randint(0, n, (cfg.batch,), generator=gen).to(device)
-            xb, yb = t[idx], target[idx]
-        else:
-            xb, yb = t, target
-        opt.zero_grad(set_to_none=True)
-        loss = torch.mean((model(xb) - yb) ** 2)
-        loss.backward()
-        opt.step()
-        lv = float(loss.detach())
-        if not math.isfinite(lv):
-            raise FloatingPointError(f"{cfg.arch}: loss became {lv} at step {step}; lower --lr")
-        if step % cfg.log_every == 0 or step == cfg.steps:
-            hist["step"].append(step)
-            hist["loss"].append(lv)
-            bar.set_postfix(loss=f"{lv:.2e}")
+    hist = fit_values(model, t, target, steps=cfg.steps, lr=cfg.lr, batch=cfg.batch, seed=cfg.seed,
+                      log_every=cfg.log_every, desc=f"audio {cfg.arch}", show_progress=show_progress)
     cpu, wall = time.process_time() - c0, time.perf_counter() - t0
     model = model.cpu().eval()
     pred = _predict(model, time_grid(n)).reshape(-1).numpy().astype(np.float64)

@@ -16,7 +16,6 @@ that pans and zooms (no extra dependency).
 from __future__ import annotations
 
 import argparse
-import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -27,7 +26,8 @@ import torch
 from torch import nn
 
 from pinnsiren.networks import ARCHITECTURES, build_model, nyquist_frequencies
-from pinnsiren.progress import progress
+
+from .signal_fit import fit_values
 
 __all__ = ["VideoFitConfig", "synthetic_clip", "load_video", "video_grid", "frame_psnr",
            "fit_video", "run"]
@@ -172,28 +172,9 @@ def fit_video(clip01: np.ndarray, cfg: VideoFitConfig, show_progress: bool = Tru
     x = video_grid(t, h, w).to(device)
     y = torch.as_tensor(clip01.reshape(-1, 3) * 2.0 - 1.0, dtype=torch.float32, device=device)
     n = x.shape[0]
-    gen = torch.Generator(device="cpu").manual_seed(cfg.seed)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    hist: dict[str, list[float]] = {"step": [], "loss": []}
     c0 = time.process_time()
-    bar = progress(range(1, cfg.steps + 1), desc=f"video {cfg.arch}", disable=not show_progress)
-    for step in bar:
-        if cfg.batch < n:
-            idx = torch.randint(0, n, (cfg.batch,), generator=gen).to(device)
-            xb, yb = x[idx], y[idx]
-        else:
-            xb, yb = x, y
-        opt.zero_grad(set_to_none=True)
-        loss = torch.mean((model(xb) - yb) ** 2)
-        loss.backward()
-        opt.step()
-        lv = float(loss.detach())
-        if not math.isfinite(lv):
-            raise FloatingPointError(f"{cfg.arch}: loss became {lv} at step {step}; lower --lr")
-        if step % cfg.log_every == 0 or step == cfg.steps:
-            hist["step"].append(step)
-            hist["loss"].append(lv)
-            bar.set_postfix(loss=f"{lv:.2e}")
+    hist = fit_values(model, x, y, steps=cfg.steps, lr=cfg.lr, batch=cfg.batch, seed=cfg.seed,
+                      log_every=cfg.log_every, desc=f"video {cfg.arch}", show_progress=show_progress)
     cpu = time.process_time() - c0
     model = model.cpu().eval()
     with torch.no_grad():

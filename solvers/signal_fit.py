@@ -1,0 +1,52 @@
+"""The regression loop shared by the signal pipelines (``fit audio``, ``fit video``).
+
+Plain MSE between a network and target values at fixed coordinates, with
+Adam, optional random mini-batches drawn from a seeded CPU generator, a
+progress bar, a loss history and a stop on a non-finite loss.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from pinnsiren.progress import progress
+
+__all__ = ["fit_values"]
+
+
+def fit_values(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, steps: int, lr: float,
+               batch: int | None, seed: int, log_every: int, desc: str,
+               show_progress: bool = True) -> dict[str, list[float]]:
+    """Train ``model`` so that ``model(x) ≈ y`` (``x`` (N, d), ``y`` (N, C), same device).
+
+    Each step uses all N points, or ``batch`` random ones when ``batch < N``.
+    Returns the history ``{"step": [...], "loss": [...]}`` (every
+    ``log_every`` steps and the last). Raises ``FloatingPointError`` naming
+    ``desc`` and the step when the loss becomes non-finite.
+    """
+    n = x.shape[0]
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    hist: dict[str, list[float]] = {"step": [], "loss": []}
+    bar = progress(range(1, steps + 1), desc=desc, disable=not show_progress)
+    for step in bar:
+        if batch is not None and batch < n:
+            idx = torch.randint(0, n, (batch,), generator=gen).to(x.device)
+            xb, yb = x[idx], y[idx]
+        else:
+            xb, yb = x, y
+        opt.zero_grad(set_to_none=True)
+        loss = torch.mean((model(xb) - yb) ** 2)
+        loss.backward()
+        opt.step()
+        lv = float(loss.detach())
+        if not math.isfinite(lv):
+            raise FloatingPointError(f"{desc}: loss became {lv} at step {step}; lower --lr")
+        if step % log_every == 0 or step == steps:
+            hist["step"].append(step)
+            hist["loss"].append(lv)
+            bar.set_postfix(loss=f"{lv:.2e}")
+    return hist
