@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 __all__ = [
+    "check_architectures",
     "Siren",
     "MLP",
     "PositionalEncoding",
@@ -309,6 +310,13 @@ def build_model(
     if arch in ACTIVATIONS:
         return MLP(in_features, out_features, hidden_features, hidden_layers, arch)
     raise ValueError(f"unknown architecture {arch!r}; must be one of {list(ARCHITECTURES)}")
+
+
+def check_architectures(archs) -> None:
+    """Raise ``ValueError`` naming the first of ``archs`` that is not in :data:`ARCHITECTURES`."""
+    for a in archs:
+        if a not in ARCHITECTURES:
+            raise ValueError(f"unknown architecture {a!r}; must be one of {list(ARCHITECTURES)}")
 
 
 class OutputScale(nn.Module):

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from pinnsiren.networks import ARCHITECTURES, build_model, nyquist_frequencies
+from pinnsiren.networks import ARCHITECTURES, build_model, nyquist_frequencies, check_architectures
 
 from .signal_fit import fit_values
 
@@ -208,9 +208,7 @@ def run(
     ``audio_fit.png`` and ``audio_fit_<arch>.wav``."""
     from pinnsiren.io import write_result
 
-    for a in archs:
-        if a not in ARCHITECTURES:
-            raise ValueError(f"unknown architecture {a!r}; must be one of {list(ARCHITECTURES)}")
+    check_architectures(archs)
     src = Path(path) if path is not None else DEFAULT_WAV
     wave, rate = load_wav(src, seconds, start)
     results: dict[str, dict[str, Any]] = {}

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from pinnsiren.networks import ARCHITECTURES, build_model, nyquist_frequencies
+from pinnsiren.networks import ARCHITECTURES, build_model, nyquist_frequencies, check_architectures
 from pinnsiren.progress import progress
 
 __all__ = [
@@ -247,9 +247,7 @@ def run(
     """Fit the image with each architecture, write ``image_fit.h5`` and ``image_fit.png``."""
     from pinnsiren.io import write_result
 
-    for a in archs:
-        if a not in ARCHITECTURES:
-            raise ValueError(f"unknown architecture {a!r}; must be one of {list(ARCHITECTURES)}")
+    check_architectures(archs)
     image = load_image(path, size)
     results = {}
     for a in archs:

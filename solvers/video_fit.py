@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from pinnsiren.networks import ARCHITECTURES, build_model, nyquist_frequencies
+from pinnsiren.networks import ARCHITECTURES, build_model, nyquist_frequencies, check_architectures
 
 from .signal_fit import fit_values
 
@@ -232,9 +232,7 @@ def run(
     """Fit the clip with each architecture; write ``video_fit.h5`` and ``video_fit.png``."""
     from pinnsiren.io import write_result
 
-    for a in archs:
-        if a not in ARCHITECTURES:
-            raise ValueError(f"unknown architecture {a!r}; must be one of {list(ARCHITECTURES)}")
+    check_architectures(archs)
     clip, desc = load_video(source, frames, size)
     results: dict[str, dict[str, Any]] = {}
     for a in archs:
