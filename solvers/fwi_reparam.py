@@ -204,97 +204,119 @@ def _loss(model: NeuralModel, problem: Any, cfg: ReparamFWIConfig) -> tuple[torc
     return loss, J
 
 
+class _Run:
+    """State shared by the optimiser steps of one :func:`reparam_fwi` run: the model, the
+    history, the misfit-evaluation count, and the recording of metrics."""
+
+    def __init__(self, problem: Any, cfg: ReparamFWIConfig, callback: Callable[[np.ndarray], dict[str, float]] | None,
+                 progress: bool) -> None:
+        self.problem, self.cfg, self.callback, self.progress = problem, cfg, callback, progress
+        self.dtype = getattr(torch, cfg.dtype)
+        self.model = NeuralModel(problem, cfg).to(device=cfg.device, dtype=self.dtype)
+        self.hist: dict[str, list[float]] = {"objective": [], "loss": [], "evals": []}
+        self.evals = 0
+        self.record_every = max(1, cfg.iterations // 30)
+
+    def record(self) -> None:
+        with torch.no_grad():
+            m = self.model().cpu().double().numpy()
+        J = self.problem.objective_and_gradient(m)[0]
+        self.hist["objective"].append(float(J))
+        self.hist["evals"].append(self.evals)
+        if self.callback is not None:
+            for k, v in self.callback(self.problem.m_full(m)).items():
+                self.hist.setdefault(k, []).append(float(v))
+
+    def loss_backward(self) -> None:
+        """One misfit evaluation with its gradient in the parameters' ``.grad``."""
+        loss, _ = _loss(self.model, self.problem, self.cfg)
+        loss.backward()
+        self.evals += 1
+        self.hist["loss"].append(float(loss.detach()))
+
+    def report(self, it: int) -> None:
+        if self.progress and it % 10 == 0:
+            print(f"reparam FWI: iteration {it}, evals {self.evals}, loss {self.hist['loss'][-1]:.3e}")
+
+    def set_params(self, theta: np.ndarray, params: list[torch.nn.Parameter]) -> None:
+        from torch.nn.utils import vector_to_parameters
+
+        with torch.no_grad():
+            vector_to_parameters(torch.as_tensor(theta, dtype=self.dtype, device=self.cfg.device), params)
+
+
+def _run_lbfgs(run: _Run) -> None:
+    """scipy L-BFGS-B on the weights; with a detail network, first the smooth network alone."""
+    from scipy.optimize import minimize
+    from torch.nn.utils import parameters_to_vector
+
+    cfg, model = run.cfg, run.model
+    current: dict[str, Any] = {"params": list(model.parameters()), "it": 0}
+
+    def fun(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        params = current["params"]
+        run.set_params(theta, params)
+        for p in params:
+            p.grad = None
+        run.loss_backward()
+        grad = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) for p in params])
+        return run.hist["loss"][-1], grad.detach().cpu().double().numpy()
+
+    def cb(theta: np.ndarray) -> None:
+        current["it"] += 1
+        if current["it"] % run.record_every == 0:
+            run.set_params(theta, current["params"])
+            run.record()
+        run.report(current["it"])
+
+    phases = [(list(model.net.parameters()), cfg.detail_from)] if model.detail is not None else []
+    phases.append((list(model.parameters()), 1.0))
+    done_it = 0
+    for plist, frac in phases:
+        current["params"] = plist
+        it_budget = int(round(frac * cfg.iterations)) - done_it
+        ev_budget = int(round(frac * cfg.max_evals)) - run.evals
+        if it_budget <= 0 or ev_budget <= 0:
+            continue
+        theta0 = parameters_to_vector(plist).detach().cpu().double().numpy()
+        res = minimize(fun, theta0, jac=True, method="L-BFGS-B", callback=cb,
+                       options={"maxiter": it_budget, "maxfun": ev_budget, "maxcor": 20,
+                                "ftol": 1e-15, "gtol": 1e-12})
+        run.set_params(res.x, plist)
+        done_it = current["it"]
+
+
+def _run_adam(run: _Run) -> None:
+    """Adam on the weights, one misfit evaluation per step."""
+    opt = torch.optim.Adam(run.model.parameters(), lr=run.cfg.lr)
+    for it in range(run.cfg.iterations):
+        if run.evals >= run.cfg.max_evals:
+            break
+        opt.zero_grad()
+        run.loss_backward()
+        opt.step()
+        if (it + 1) % run.record_every == 0:
+            run.record()
+        run.report(it + 1)
+
+
 def reparam_fwi(problem: Any, cfg: ReparamFWIConfig | None = None,
                 callback: Callable[[np.ndarray], dict[str, float]] | None = None,
                 progress: bool = False) -> ReparamFWIResult:
     """Invert with the SIREN model; ``callback(m_full)`` metrics are recorded at every iteration."""
     cfg = cfg or ReparamFWIConfig()
     cfg.validate()
-    dtype = getattr(torch, cfg.dtype)
-    model = NeuralModel(problem, cfg).to(device=cfg.device, dtype=dtype)
+    run = _Run(problem, cfg, callback, progress)
     t0, c0 = time.perf_counter(), time.process_time()
-    hist: dict[str, list[float]] = {"objective": [], "loss": [], "evals": []}
-    state = {"evals": 0}
-
-    def record() -> None:
-        with torch.no_grad():
-            m = model().cpu().double().numpy()
-        J = problem.objective_and_gradient(m)[0]
-        hist["objective"].append(float(J))
-        hist["evals"].append(state["evals"])
-        if callback is not None:
-            for k, v in callback(problem.m_full(m)).items():
-                hist.setdefault(k, []).append(float(v))
-
-    record_every = max(1, cfg.iterations // 30)
-    record()
-    if cfg.optimizer == "lbfgs":
-        from scipy.optimize import minimize
-        from torch.nn.utils import parameters_to_vector, vector_to_parameters
-
-        params = list(model.parameters())
-
-        def fun(theta: np.ndarray) -> tuple[float, np.ndarray]:
-            with torch.no_grad():
-                vector_to_parameters(torch.as_tensor(theta, dtype=dtype, device=cfg.device), params)
-            for p in params:
-                p.grad = None
-            loss, _ = _loss(model, problem, cfg)
-            loss.backward()
-            state["evals"] += 1
-            hist["loss"].append(float(loss.detach()))
-            grad = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) for p in params])
-            return float(loss.detach()), grad.detach().cpu().double().numpy()
-
-        it_count = {"n": 0}
-
-        def cb(theta: np.ndarray) -> None:
-            it_count["n"] += 1
-            if it_count["n"] % record_every == 0:
-                with torch.no_grad():
-                    vector_to_parameters(torch.as_tensor(theta, dtype=dtype, device=cfg.device), params)
-                record()
-            if progress and it_count["n"] % 10 == 0:
-                print(f"reparam FWI: iteration {it_count['n']}, evals {state['evals']}, loss {hist['loss'][-1]:.3e}")
-
-        phases = [(list(model.net.parameters()), cfg.detail_from)] if model.detail is not None else []
-        phases.append((list(model.parameters()), 1.0))
-        done_it = 0
-        for plist, frac in phases:
-            params = plist
-            it_budget = int(round(frac * cfg.iterations)) - done_it
-            ev_budget = int(round(frac * cfg.max_evals)) - state["evals"]
-            if it_budget <= 0 or ev_budget <= 0:
-                continue
-            theta0 = parameters_to_vector(params).detach().cpu().double().numpy()
-            res = minimize(fun, theta0, jac=True, method="L-BFGS-B", callback=cb,
-                           options={"maxiter": it_budget, "maxfun": ev_budget, "maxcor": 20,
-                                    "ftol": 1e-15, "gtol": 1e-12})
-            with torch.no_grad():
-                vector_to_parameters(torch.as_tensor(res.x, dtype=dtype, device=cfg.device), params)
-            done_it = it_count["n"]
-    else:
-        opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-        for it in range(cfg.iterations):
-            if state["evals"] >= cfg.max_evals:
-                break
-            opt.zero_grad()
-            loss, _ = _loss(model, problem, cfg)
-            loss.backward()
-            state["evals"] += 1
-            hist["loss"].append(float(loss.detach()))
-            opt.step()
-            if (it + 1) % record_every == 0:
-                record()
-            if progress and (it + 1) % 10 == 0:
-                print(f"reparam FWI: iteration {it + 1}, evals {state['evals']}, loss {hist['loss'][-1]:.3e}")
+    run.record()
+    (_run_lbfgs if cfg.optimizer == "lbfgs" else _run_adam)(run)
     with torch.no_grad():
-        m = model().cpu().double().numpy()
+        m = run.model().cpu().double().numpy()
     U = problem.forward(m)
     waves = np.stack([problem.op.to_full(U[:, s]) for s in range(U.shape[1])])
-    return ReparamFWIResult(m=problem.m_full(m), wavefields=waves, model=model, history=hist,
+    return ReparamFWIResult(m=problem.m_full(m), wavefields=waves, model=run.model, history=run.hist,
                             seconds=time.perf_counter() - t0, cpu_seconds=time.process_time() - c0,
-                            n_evals=state["evals"], config=asdict(cfg))
+                            n_evals=run.evals, config=asdict(cfg))
 
 
 def chained_taylor_test(problem: Any, model: NeuralModel, h0: float = 1e-1, halvings: int = 4,
