@@ -41,10 +41,11 @@ import torch
 from torch import nn
 
 from equations import helmholtz as heq
-from pinnsiren.networks import ARCHITECTURES, build_model
+from pinnsiren.networks import ARCHITECTURES
 from pinnsiren.problem import Box, Constraint, NearPoint, Problem
 from pinnsiren.symbolic import Field
-from pinnsiren.train import TrainConfig, train
+from pinnsiren.settings import ModelSettings, TrainSettings, add_flags, from_args
+from pinnsiren.train import train
 
 __all__ = ["HelmholtzConfig", "MEDIA", "FORMULATIONS", "TotalField", "background", "pose", "reference_solution",
            "relative_errors", "solve", "run"]
@@ -56,7 +57,7 @@ M0_CHOICES = ("auto", "uniform", "local")
 
 
 @dataclass
-class HelmholtzConfig:
+class HelmholtzConfig(ModelSettings, TrainSettings):
     """Settings of one neural Helmholtz solve (defaults: a CPU-sized run).
 
     The paper's settings are ``k=20, source_var=1e-4, hidden=256, layers=3,
@@ -64,32 +65,37 @@ class HelmholtzConfig:
     """
 
     k: float = 20.0
+    """Wavenumber."""
     source_var: float = 1e-4
+    """Gaussian source variance (the paper: 1e-4)."""
     source: tuple[float, float] | None = None
+    """Source position (default: the centre, or (-0.35, 0) in a non-uniform medium)."""
     medium: str = "uniform"
-    arch: str = "siren"
-    hidden: int = 256
-    layers: int = 3
-    first_omega_0: float = 30.0
+    """Velocity model: uniform; circle, square (a velocity-2 inclusion); layered, two_inclusions (the FWI models)."""
     points: int = 4096
+    """Uniform collocation points per step."""
     source_points: int = 512
+    """Points near the source per step."""
     source_weight: float | str = "batch"
+    """Weight of the source samples: a number, 'batch' (plain mean over all samples) or 'auto'."""
     formulation: str = "total"
+    """total: the network learns u (the paper); scattered: it learns us = u - u0, u0 the FD background."""
     m0: str = "auto"
+    """Background of the scattered formulation (auto: uniform unless the source sits in m != 1)."""
     norm: str = "l1"
-    steps: int = 2000
-    lr: float = 1e-4
-    schedule: str = "cosine"
-    lbfgs_steps: int = 0
-    grad_clip: float | None = None
+    """Norm of the PDE residual in the loss (l1, the paper's, or l2)."""
     grid_n: int = 256
+    """FD reference grid nodes per axis."""
     eval_every: int = 250
-    seed: int = 0
-    device: str = "cpu"
+    """Steps between evaluations of the error against the FD field (0 = never)."""
     checkpoint_every: int = 0
+    """Steps between checkpoints in the output folder (0 = never)."""
     out: str | None = None
+    """Output folder (results, checkpoints)."""
     resume: bool = False
-    progress: bool = True
+    """Continue from the checkpoint in the output folder."""
+    schedule: str = "cosine"
+    steps: int = 2000
 
     def validate(self) -> None:
         if self.medium not in MEDIA:
@@ -307,8 +313,7 @@ def solve(cfg: HelmholtzConfig, ref=None) -> dict[str, Any]:
     if ref is None:
         ref = reference_solution(cfg)
     torch.manual_seed(cfg.seed)
-    kwargs = {"first_omega_0": cfg.first_omega_0} if cfg.arch == "siren" else {}
-    model = build_model(cfg.arch, 2, 2, cfg.hidden, cfg.layers, **kwargs)
+    model = cfg.build_model(2, 2)
     u0 = None
     cpu_u0 = time.process_time()
     if cfg.formulation == "scattered":
@@ -327,10 +332,7 @@ def solve(cfg: HelmholtzConfig, ref=None) -> dict[str, Any]:
     base_eval = _Evaluator(ref, cfg.source_position())
     evaluator = base_eval if u0 is None else (lambda net, step=0: base_eval(TotalField(net, u0)))
     ckdir = str(Path(cfg.out) / f"checkpoint_{cfg.arch}") if cfg.out and (cfg.checkpoint_every or cfg.resume) else None
-    tc = TrainConfig(steps=cfg.steps, lr=cfg.lr, schedule=cfg.schedule, lbfgs_steps=cfg.lbfgs_steps,
-                     grad_clip=cfg.grad_clip, seed=cfg.seed, device=cfg.device, log_every=10,
-                     eval_every=cfg.eval_every, checkpoint_every=cfg.checkpoint_every,
-                     checkpoint_dir=ckdir, resume=cfg.resume, progress=cfg.progress)
+    tc = cfg.train_config(log_every=10, checkpoint_dir=ckdir)
     cpu0 = time.process_time()
     res = train(problem, model, tc, evaluate=evaluator)
     model = res.model.cpu()
@@ -429,46 +431,14 @@ def run(cfg: HelmholtzConfig, archs: Sequence[str], out: str | Path, name: str =
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    d = HelmholtzConfig()
     p.add_argument("--arch", default="siren", help="comma-separated architectures (siren, tanh, relu-pe, ...)")
-    p.add_argument("--k", type=float, default=d.k, help="wavenumber (default 20)")
-    p.add_argument("--source-var", type=float, default=d.source_var, help="Gaussian source variance (paper 1e-4)")
-    p.add_argument("--medium", default=d.medium, choices=MEDIA,
-                   help="velocity model (circle/square: velocity 2 inclusion; layered, two_inclusions: the FWI models)")
-    p.add_argument("--formulation", default=d.formulation, choices=FORMULATIONS,
-                   help="total: the network learns u (paper); scattered: it learns us = u - u0, u0 the FD background")
-    p.add_argument("--m0", default=d.m0, choices=M0_CHOICES,
-                   help="background of the scattered formulation (auto: uniform unless the source sits in m != 1)")
-    p.add_argument("--steps", type=int, default=d.steps)
-    p.add_argument("--lr", type=float, default=d.lr, help="Adam learning rate (paper 2e-5)")
-    p.add_argument("--schedule", default=d.schedule, help="constant, cosine or exponential")
-    p.add_argument("--lbfgs-steps", type=int, default=0, help="L-BFGS polish iterations after Adam")
-    p.add_argument("--hidden", type=int, default=d.hidden, help="hidden features (paper 256)")
-    p.add_argument("--layers", type=int, default=d.layers, help="hidden layers (paper 3)")
-    p.add_argument("--omega0", type=float, default=d.first_omega_0, help="SIREN first-layer omega_0")
-    p.add_argument("--points", type=int, default=d.points, help="uniform collocation points per step")
-    p.add_argument("--source-points", type=int, default=d.source_points, help="points near the source per step")
-    p.add_argument("--source-weight", default="batch",
-                   help="weight of the source samples: a number, 'batch' (plain mean over all samples) or 'auto'")
-    p.add_argument("--grid", type=int, default=d.grid_n, help="FD grid nodes per axis")
-    p.add_argument("--eval-every", type=int, default=d.eval_every)
-    p.add_argument("--checkpoint-every", type=int, default=0)
-    p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu", help="cpu or cuda")
-    p.add_argument("--out", default="results/helmholtz")
+    add_flags(p, HelmholtzConfig, skip=("arch",), aliases={"first_omega_0": ["--omega0"], "grid_n": ["--grid"]},
+              defaults={"out": "results/helmholtz"},
+              extra_help={"lr": "(the paper: 2e-5)", "hidden": "(the paper: 256)", "layers": "(the paper: 3)"})
 
 
 def config_from_args(args: argparse.Namespace) -> HelmholtzConfig:
-    sw = args.source_weight if args.source_weight in ("auto", "batch") else float(args.source_weight)
-    return HelmholtzConfig(
-        k=args.k, source_var=args.source_var, medium=args.medium, hidden=args.hidden, layers=args.layers,
-        formulation=args.formulation, m0=args.m0,
-        first_omega_0=args.omega0, points=args.points, source_points=args.source_points, source_weight=sw,
-        steps=args.steps, lr=args.lr, schedule=args.schedule, lbfgs_steps=args.lbfgs_steps,
-        grid_n=args.grid, eval_every=args.eval_every, seed=args.seed, device=args.device,
-        checkpoint_every=args.checkpoint_every, resume=args.resume,
-    )
+    return from_args(HelmholtzConfig, args, arch="siren", out=None)  # run() sets arch per fit and out
 
 
 def main(args: argparse.Namespace) -> int:

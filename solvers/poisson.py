@@ -33,10 +33,11 @@ import torch
 from torch import nn
 
 from equations import poisson as peq
-from pinnsiren.networks import ARCHITECTURES, build_model, nyquist_frequencies
+from pinnsiren.networks import ARCHITECTURES, nyquist_frequencies
 from pinnsiren.problem import PointSet, Problem
+from pinnsiren.settings import ModelSettings, TrainSettings, add_flags, from_args
 from pinnsiren.symbolic import Field
-from pinnsiren.train import TrainConfig, train
+from pinnsiren.train import train
 from solvers.image_fit import load_image, pixel_grid
 
 __all__ = ["PoissonConfig", "targets", "normalized_psnr", "solve", "run", "model_views"]
@@ -46,21 +47,14 @@ LAPLACE_SCALE = 1e4
 
 
 @dataclass
-class PoissonConfig:
+class PoissonConfig(ModelSettings, TrainSettings):
     """One Poisson image fit. The paper: 256 x 3 SIREN, all pixels per step,
     Adam 1e-4, 10 000 steps."""
 
     supervision: str = "gradient"
-    arch: str = "siren"
-    hidden: int = 256
-    layers: int = 3
-    steps: int = 1000
-    lr: float = 1e-4
-    schedule: str = "constant"
+    """What supervises the network: gradient (Sobel) or laplacian."""
     points: int = 8192
-    seed: int = 0
-    device: str = "cpu"
-    progress: bool = True
+    """Pixels per step (the paper: all)."""
 
     def validate(self) -> None:
         if self.supervision not in ("gradient", "laplacian"):
@@ -137,10 +131,8 @@ def solve(cfg: PoissonConfig, data: dict[str, np.ndarray]) -> dict[str, Any]:
     side = data["image"].shape[0]
     torch.manual_seed(cfg.seed)
     kwargs = {"num_frequencies": nyquist_frequencies(side)} if cfg.arch == "relu-pe" else {}
-    model = build_model(cfg.arch, 2, 1, cfg.hidden, cfg.layers, **kwargs)
-    res = train(pose(cfg, data), model, TrainConfig(steps=cfg.steps, lr=cfg.lr, schedule=cfg.schedule,
-                                                    seed=cfg.seed, device=cfg.device,
-                                                    progress=cfg.progress))
+    model = cfg.build_model(2, 1, **kwargs)
+    res = train(pose(cfg, data), model, cfg.train_config())
     model = res.model.cpu()
     views = model_views(model, side)
     metrics = view_psnrs(views, data)
@@ -237,29 +229,20 @@ def run(path: str | None, archs: Sequence[str], supervisions: Sequence[str], cfg
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    d = PoissonConfig()
     p.add_argument("path", nargs="?", default=None, help="image file (default: cameraman)")
     p.add_argument("--arch", default="siren", help="comma-separated architectures (siren, tanh, relu-pe, ...)")
     p.add_argument("--supervision", default="gradient", help="gradient, laplacian, or both comma-separated")
     p.add_argument("--blend", default=None, help="second image: fit alpha*grad f1 + (1-alpha)*grad f2")
     p.add_argument("--alpha", type=float, default=0.5)
-    p.add_argument("--steps", type=int, default=d.steps, help="Adam steps (paper 10000)")
-    p.add_argument("--lr", type=float, default=d.lr)
-    p.add_argument("--schedule", default=d.schedule, help="constant (the paper), cosine or exponential")
-    p.add_argument("--points", type=int, default=d.points, help="pixels per step (paper: all)")
     p.add_argument("--size", type=int, default=256)
-    p.add_argument("--hidden", type=int, default=d.hidden)
-    p.add_argument("--layers", type=int, default=d.layers)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--out", default="results/poisson")
+    add_flags(p, PoissonConfig, skip=("arch", "supervision"), extra_help={"steps": "(paper 10000)"})
 
 
 def main(args: argparse.Namespace) -> int:
     archs = [a.strip() for a in args.arch.split(",") if a.strip()]
     sups = [s.strip() for s in args.supervision.split(",") if s.strip()]
-    cfg = PoissonConfig(steps=args.steps, lr=args.lr, schedule=args.schedule, points=args.points, hidden=args.hidden, layers=args.layers,
-                        seed=args.seed, device=args.device)
+    cfg = from_args(PoissonConfig, args, arch="siren", supervision="gradient")  # run() sets both per fit
     res = run(args.path, archs, sups, cfg, args.size, args.out, args.blend, args.alpha)
     print(json.dumps({f"{a}_{s}": r["metrics"] for (a, s), r in res["results"].items()}, indent=1))
     return 0

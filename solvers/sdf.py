@@ -49,10 +49,11 @@ import torch
 from torch import nn
 
 from equations import eikonal
-from pinnsiren.networks import ARCHITECTURES, build_model
+from pinnsiren.networks import ARCHITECTURES
 from pinnsiren.problem import Box, PointSet, Problem
 from pinnsiren.symbolic import Constraint, Field, coefficient
-from pinnsiren.train import TrainConfig, train
+from pinnsiren.settings import ModelSettings, TrainSettings, add_flags, from_args
+from pinnsiren.train import SCHEDULES, train
 
 from . import geometry_metrics as gm
 from .meshing import evaluate_grid, evaluate_points, extract_contours, extract_mesh, render_png
@@ -65,7 +66,7 @@ COORDS = {2: sympy.symbols("x y", real=True), 3: sympy.symbols("x y z", real=Tru
 
 
 @dataclass
-class SDFConfig:
+class SDFConfig(ModelSettings, TrainSettings):
     """Settings of one SDF fit (defaults: tuned for the 20k-point torus on CPU, see docs/benchmarks.md (SDF section)).
 
     The paper's network is 256x3 with ``first_omega_0=30`` and Adam at a
@@ -83,33 +84,42 @@ class SDFConfig:
     ``eval_points`` into the sampled one (whose floor shrinks with them).
     """
 
-    arch: str = "siren"
-    hidden_features: int = 128
-    hidden_layers: int = 3
+    batch: int = 2000
+    """Points per step (half on the surface, half uniform)."""
+    off_points: int | None = None
+    """Uniform points per step (default: batch/2)."""
+    weights: dict[str, float] | None = None
+    """Loss weights by term (off_surface, eikonal, sdf, normal; default: the catalog's)."""
+    threads: int | None = None
+    """Torch CPU threads (default min(available, 2); 1 is faster on a loaded machine)."""
+    bbox_prior: float = 100.0
+    """Weight of max(0, d_box - u) outside the data's bounding box (0 = off, as the paper)."""
+    near_points: int = 0
+    """Points per step near the surface (Gaussian offsets of cloud points; 0 = off, as the paper)."""
+    near_weight: float = 0.0
+    """Weight of |u - tangent-plane signed distance| on the near-surface points."""
+    near_scale: float = 1.0
+    """Std of the near-surface offsets in local sample spacings."""
+    sign_prior: float = 100.0
+    """Weight of the winding-number sign prior max(0, lb - s u) on uniform points (0 = off, as the paper)."""
+    points: int = 20000
+    """Samples drawn from shapes and meshes (the cloud's size)."""
+    margin: float = 0.9
+    """Largest half-extent after normalising the cloud."""
+    resolution: int = 128
+    """Marching-cubes grid side."""
+    eval_points: int = 1_000_000
+    """Samples per surface for the sampled Chamfer distance."""
+    surface_points: int = 200_000
+    """Samples per surface for the floor-free surface Chamfer (exact point-to-triangle distances)."""
+    engine: str = "autograd"
+    """Derivative engine of the residuals: auto, jet or autograd."""
+    hidden: int = 128
     first_omega_0: float = 15.0
     steps: int = 2000
     lr: float = 5e-4
     schedule: str = "cosine"
-    batch: int = 2000
-    off_points: int | None = None
-    weights: dict[str, float] | None = None
-    final_lr_factor: float = 0.01
-    threads: int | None = None
-    bbox_prior: float = 100.0
-    near_points: int = 0
-    near_weight: float = 0.0
-    near_scale: float = 1.0
-    sign_prior: float = 100.0
     grad_clip: float | None = 1.0
-    points: int = 20000
-    margin: float = 0.9
-    resolution: int = 128
-    eval_points: int = 1_000_000
-    surface_points: int = 200_000
-    seed: int = 0
-    device: str = "cpu"
-    engine: str = "autograd"
-    progress: bool = True
 
 
 class NearSurface(PointSet):
@@ -271,10 +281,7 @@ def make_model(cfg: SDFConfig, dim: int) -> nn.Module:
     """SIREN or baseline of ``cfg.arch`` mapping ``(N, dim) -> (N, 1)``."""
     if cfg.arch not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {cfg.arch!r}; must be one of {list(ARCHITECTURES)}")
-    kw: dict[str, Any] = {}
-    if cfg.arch == "siren":
-        kw["first_omega_0"] = cfg.first_omega_0
-    return build_model(cfg.arch, dim, 1, cfg.hidden_features, cfg.hidden_layers, **kw)
+    return cfg.build_model(dim, 1)
 
 
 def fit_sdf(points: np.ndarray, normals: np.ndarray, cfg: SDFConfig,
@@ -285,10 +292,7 @@ def fit_sdf(points: np.ndarray, normals: np.ndarray, cfg: SDFConfig,
     problem = sdf_problem(points, normals, cfg.batch, cfg.engine, weights=cfg.weights, off_points=cfg.off_points,
                           bbox_prior=cfg.bbox_prior, near_points=cfg.near_points, near_weight=cfg.near_weight,
                           near_scale=cfg.near_scale, sign_prior=cfg.sign_prior, seed=cfg.seed)
-    tc = TrainConfig(steps=cfg.steps, lr=cfg.lr, schedule=cfg.schedule, final_lr_factor=cfg.final_lr_factor,
-                     grad_clip=cfg.grad_clip, seed=cfg.seed,
-                     device=cfg.device, log_every=max(1, cfg.steps // 200), eval_every=eval_every,
-                     progress=cfg.progress)
+    tc = cfg.train_config(log_every=max(1, cfg.steps // 200), eval_every=eval_every)
     return train(problem, model, tc, evaluate=evaluate)
 
 
@@ -518,66 +522,20 @@ def _write_outputs(out: Path, cfg: SDFConfig, source: str, info: dict, tr: Trans
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    d = SDFConfig()
     parser.add_argument("source", help=f"a .xyz/.ply/.obj/.off file or a shape name ({', '.join(SHAPES)})")
-    parser.add_argument("--steps", type=int, default=d.steps)
     parser.add_argument("--out", default=None, help="output folder (sdf.h5, mesh.ply/.obj, sdf.png, metrics.json)")
-    parser.add_argument("--arch", default=d.arch, choices=ARCHITECTURES)
-    parser.add_argument("--hidden", type=int, default=d.hidden_features, help="hidden width")
-    parser.add_argument("--layers", type=int, default=d.hidden_layers, help="hidden-to-hidden layers")
-    parser.add_argument("--lr", type=float, default=d.lr)
-    parser.add_argument("--schedule", default=d.schedule, choices=("constant", "cosine", "exponential"))
-    parser.add_argument("--batch", type=int, default=d.batch, help="points per step (half surface, half uniform)")
-    parser.add_argument("--off-points", type=int, default=d.off_points,
-                        help="uniform points per step (default batch/2)")
     parser.add_argument("--w-off", type=float, default=None, help="off-surface weight (catalog: 1e2)")
     parser.add_argument("--w-eikonal", type=float, default=None, help="Eikonal weight (catalog: 5e1)")
-    parser.add_argument("--first-omega", type=float, default=d.first_omega_0, help="SIREN first-layer omega_0")
-    parser.add_argument("--final-lr-factor", type=float, default=d.final_lr_factor,
-                        help="end learning rate / lr for cosine and exponential schedules")
-    parser.add_argument("--threads", type=int, default=d.threads,
-                        help="torch CPU threads (default min(available, 2); 1 is faster on a loaded machine)")
-    parser.add_argument("--bbox-prior", type=float, default=d.bbox_prior,
-                        help="weight of max(0, d_box - u) outside the data's bounding box (default 100; 0 = off, as the paper)")
-    parser.add_argument("--near-points", type=int, default=d.near_points,
-                        help="points per step near the surface (Gaussian offsets of cloud points; 0 = off, "
-                             "as the paper)")
-    parser.add_argument("--near-weight", type=float, default=d.near_weight,
-                        help="weight of |u - tangent-plane signed distance| on the near-surface points")
-    parser.add_argument("--near-scale", type=float, default=d.near_scale,
-                        help="std of the near-surface offsets in local sample spacings")
-    parser.add_argument("--sign-prior", type=float, default=d.sign_prior,
-                        help="weight of the winding-number sign prior max(0, lb - s u) on uniform points "
-                             "(default 100; 0 = off, as the paper)")
     parser.add_argument("--w-sdf", type=float, default=None, help="on-surface |u| weight (catalog: 3e3)")
     parser.add_argument("--w-normal", type=float, default=None, help="normal weight (catalog: 1e2)")
-    parser.add_argument("--grad-clip", type=float, default=d.grad_clip)
-    parser.add_argument("--points", type=int, default=d.points, help="samples for shapes and meshes")
-    parser.add_argument("--margin", type=float, default=d.margin, help="largest half-extent after normalising")
-    parser.add_argument("--resolution", type=int, default=d.resolution, help="marching-cubes grid side")
-    parser.add_argument("--eval-points", type=int, default=d.eval_points, help="samples per surface for Chamfer")
-    parser.add_argument("--surface-points", type=int, default=d.surface_points,
-                        help="samples per surface for the floor-free surface Chamfer "
-                             "(exact point-to-triangle distances)")
-    parser.add_argument("--seed", type=int, default=d.seed)
-    parser.add_argument("--device", default=d.device)
-    parser.add_argument("--engine", default=d.engine, choices=("auto", "jet", "autograd"))
-    parser.add_argument("--no-progress", action="store_true")
+    add_flags(parser, SDFConfig, aliases={"first_omega_0": ["--first-omega"]},
+              choices={"arch": ARCHITECTURES, "schedule": SCHEDULES, "engine": ("auto", "jet", "autograd")})
 
 
 def main(args: argparse.Namespace) -> int:
     weights = {k: v for k, v in (("off_surface", args.w_off), ("eikonal", args.w_eikonal), ("sdf", args.w_sdf),
                                  ("normal", args.w_normal)) if v is not None}
-    cfg = SDFConfig(arch=args.arch, hidden_features=args.hidden, hidden_layers=args.layers,
-                    first_omega_0=args.first_omega, steps=args.steps, lr=args.lr, schedule=args.schedule,
-                    final_lr_factor=args.final_lr_factor, batch=args.batch, off_points=args.off_points,
-                    weights=weights or None, threads=args.threads, bbox_prior=args.bbox_prior, grad_clip=args.grad_clip,
-                    near_points=args.near_points, near_weight=args.near_weight, near_scale=args.near_scale,
-                    sign_prior=args.sign_prior,
-                    points=args.points, margin=args.margin, resolution=args.resolution,
-                    eval_points=args.eval_points, surface_points=args.surface_points, seed=args.seed,
-                    device=args.device, engine=args.engine,
-                    progress=not args.no_progress)
+    cfg = from_args(SDFConfig, args, weights=weights or None)
     if args.source in SHAPES and shape_dim(args.source) == 2:
         cfg.eval_points = min(cfg.eval_points, 100_000)
     r = run(args.source, cfg, args.out)

@@ -23,16 +23,17 @@ import torch
 from torch import nn
 
 from equations import wave as weq
-from pinnsiren.networks import ARCHITECTURES, OutputScale, build_model
+from pinnsiren.networks import ARCHITECTURES, OutputScale
 from pinnsiren.problem import Box, Cone, NearPoint, Problem, TimeSlice
 from pinnsiren.symbolic import Field
-from pinnsiren.train import TrainConfig, train
+from pinnsiren.settings import ModelSettings, TrainSettings, add_flags, from_args
+from pinnsiren.train import train
 
 __all__ = ["WaveConfig", "pose", "solve", "run", "frame_mse"]
 
 
 @dataclass
-class WaveConfig:
+class WaveConfig(ModelSettings, TrainSettings):
     """Settings of one neural wave solve (defaults: CPU-sized, 128x3 and 1500 steps: ~6 CPU minutes per network).
 
     The paper: 512 x 3 SIREN, 115 000 points per step, lr 2e-5, time window
@@ -54,29 +55,37 @@ class WaveConfig:
     """
 
     c: float = 1.0
+    """Wave speed."""
     amplitude: float = 0.02
+    """Peak of the initial Gaussian pulse (the paper: 0.02)."""
     var: float = 5e-4
+    """Variance of the initial Gaussian pulse."""
     t_max: float = 0.4
-    arch: str = "siren"
-    hidden: int = 128
-    layers: int = 3
-    first_omega_0: float = 30.0
+    """End of the time window."""
     points: int = 4096
+    """Collocation points per step (the paper: 115000)."""
     initial_points: int = 2048
-    steps: int = 1500
+    """Points on the initial slice t = 0 per step (half of them near the pulse)."""
     grow_fraction: float = 0.8
+    """Share of the steps over which the time window grows from 0 to t_max."""
+    weight_initial_value: float = 1000.0
+    """Weight of the initial value condition."""
+    weight_initial_velocity: float = 100.0
+    """Weight of the initial velocity condition."""
+    normalize_amplitude: bool = True
+    """Train on u / amplitude (initial peak 1) instead of the physical amplitude (the paper)."""
+    cone_fraction: float = 0.5
+    """Share of PDE points drawn in the pulse's domain of influence |x| <= r0 + c t (0 = uniform only, as the paper)."""
+    frames: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4)
+    """Times of the snapshots compared with the FD solution."""
+    grid_n: int = 256
+    """FD reference grid nodes per axis."""
+    eval_every: int = 0
+    """Steps between evaluations of the frame error during training (0 = never)."""
+    hidden: int = 128
+    steps: int = 1500
     lr: float = 5e-4
     schedule: str = "cosine"
-    weight_initial_value: float = 1000.0
-    weight_initial_velocity: float = 100.0
-    normalize_amplitude: bool = True
-    cone_fraction: float = 0.5
-    frames: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4)
-    grid_n: int = 256
-    eval_every: int = 0
-    seed: int = 0
-    device: str = "cpu"
-    progress: bool = True
 
     def validate(self) -> None:
         if self.arch not in ARCHITECTURES:
@@ -169,14 +178,11 @@ def solve(cfg: WaveConfig, frames=None) -> dict[str, Any]:
     cfg.validate()
     frames = frames if frames is not None else reference_frames(cfg)
     torch.manual_seed(cfg.seed)
-    kwargs = {"first_omega_0": cfg.first_omega_0} if cfg.arch == "siren" else {}
-    model = build_model(cfg.arch, 3, 1, cfg.hidden, cfg.layers, **kwargs)
+    model = cfg.build_model(3, 1)
     scale = cfg.amplitude if cfg.normalize_amplitude else 1.0
     evaluate = ((lambda m, s: {"mean_frame_mse": float(np.mean(frame_mse(OutputScale(m, scale), frames)))})
                 if cfg.eval_every else None)
-    res = train(pose(cfg), model, TrainConfig(steps=cfg.steps, lr=cfg.lr, schedule=cfg.schedule, seed=cfg.seed,
-                                              device=cfg.device, eval_every=cfg.eval_every,
-                                              progress=cfg.progress), evaluate=evaluate)
+    res = train(pose(cfg), model, cfg.train_config(), evaluate=evaluate)
     model = res.model.cpu()
     if cfg.normalize_amplitude:
         model = OutputScale(model, cfg.amplitude)
@@ -241,33 +247,17 @@ def run(cfg: WaveConfig, archs: Sequence[str], out: str | Path) -> dict[str, Any
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    d = WaveConfig()
     p.add_argument("--arch", default="siren", help="comma-separated architectures (siren, tanh, ...)")
-    p.add_argument("--steps", type=int, default=d.steps)
-    p.add_argument("--lr", type=float, default=d.lr, help="Adam learning rate (paper 2e-5)")
-    p.add_argument("--schedule", default=d.schedule, help="constant, cosine or exponential (paper: constant)")
-    p.add_argument("--hidden", type=int, default=d.hidden, help="hidden features (paper 512)")
-    p.add_argument("--layers", type=int, default=d.layers)
-    p.add_argument("--points", type=int, default=d.points, help="collocation points per step (paper 115000)")
-    p.add_argument("--t-max", type=float, default=d.t_max)
-    p.add_argument("--grid", type=int, default=d.grid_n, help="FD grid nodes per axis")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--cone-fraction", type=float, default=d.cone_fraction,
-                   help="share of PDE points drawn in the pulse's domain of influence |x| <= r0 + c t "
-                        "(0 = uniform only, as the paper)")
-    p.add_argument("--no-normalize", action="store_true",
-                   help="train on the physical amplitude (0.02, as the paper) instead of peak 1")
-    p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--out", default="results/wave")
+    add_flags(p, WaveConfig, skip=("arch", "frames"), aliases={"grid_n": ["--grid"], "normalize_amplitude": ["--no-normalize"]},
+              extra_help={"lr": "(the paper: 2e-5)", "hidden": "(the paper: 512)",
+                          "schedule": "(the paper: constant)", "frames": "(five frames from 0 to --t-max)"})
 
 
 def main(args: argparse.Namespace) -> int:
     archs = [a.strip() for a in args.arch.split(",") if a.strip()]
-    t_max = args.t_max
-    frames = tuple(round(t_max * i / 4, 6) for i in range(5))
-    cfg = WaveConfig(steps=args.steps, lr=args.lr, schedule=args.schedule, hidden=args.hidden, layers=args.layers, points=args.points,
-                     t_max=t_max, frames=frames, grid_n=args.grid, seed=args.seed, device=args.device,
-                     normalize_amplitude=not args.no_normalize, cone_fraction=args.cone_fraction)
+    frames = tuple(round(args.t_max * i / 4, 6) for i in range(5))
+    cfg = from_args(WaveConfig, args, arch="siren", frames=frames)  # run() sets arch per fit
     res = run(cfg, archs, args.out)
     print(json.dumps({a: r["metrics"] for a, r in res["results"].items()}, indent=1))
     return 0

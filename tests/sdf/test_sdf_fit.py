@@ -66,7 +66,7 @@ def test_2d_circle_sdf_recovered():
     torch.set_num_threads(1)  # faster than 2 on a shared, loaded 2-core machine
     p, n = shape_cloud("circle", 2000, rng=0)
     q, tr = normalize(p, 0.9)
-    cfg = SDFConfig(hidden_features=32, hidden_layers=1, first_omega_0=10.0, steps=150, lr=1e-3,
+    cfg = SDFConfig(hidden=32, layers=1, first_omega_0=10.0, steps=150, lr=1e-3,
                     batch=256, progress=False)
     model = fit_sdf(q, n, cfg).model
     grid, _ = evaluate_grid(model, 101, dim=2)
@@ -152,7 +152,7 @@ def test_mesh_input_is_measured_against_its_triangles(tmp_path):
     torch.set_num_threads(1)
     v, f = sphere_mesh()
     write_mesh(tmp_path / "s.ply", v, f)
-    cfg = SDFConfig(hidden_features=32, hidden_layers=1, first_omega_0=10.0, steps=150, lr=1e-3, batch=512,
+    cfg = SDFConfig(hidden=32, layers=1, first_omega_0=10.0, steps=150, lr=1e-3, batch=512,
                     points=4000, resolution=32, eval_points=4000, progress=False)
     m = run(str(tmp_path / "s.ply"), cfg)["metrics"]
     # exact distances to the input mesh's triangles: below the sampled ones, and a fitted sphere is close

@@ -1,0 +1,271 @@
+"""Settings defined once: the model and training settings every solver embeds, and CLI flags made from them.
+
+A solver's configuration is a dataclass that inherits :class:`ModelSettings`
+(architecture, width, depth, SIREN frequencies) and :class:`TrainSettings`
+(steps, learning rate and schedule, L-BFGS polish, gradient clipping, seed,
+device, progress) and adds its own fields. A solver changes a shared
+setting's *default* by restating the field with a new value (no docstring);
+its type, help text and flag stay the ones defined here::
+
+    @dataclass
+    class WaveConfig(ModelSettings, TrainSettings):
+        hidden: int = 128          # the wave's default width
+        c: float = 1.0
+        \"\"\"Wave speed.\"\"\"
+
+Every field is documented by the string literal right below it (an
+attribute docstring) or, for classes documented numpy-style, by its entry in
+the class docstring's ``Parameters`` section. :func:`add_flags` turns the
+fields into ``argparse`` flags (``first_omega_0`` -> ``--first-omega-0``,
+help = that docstring, default = the class default) and
+:func:`from_args` builds the configuration back from the parsed namespace.
+:class:`TrainSettings` is made from the fields of
+:class:`pinnsiren.train.TrainConfig` of the same name, so the trainer's
+definition (type, default, documentation) is the only one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import dataclasses
+import inspect
+import textwrap
+import types
+import typing
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar
+
+from .train import TrainConfig
+
+__all__ = ["ModelSettings", "TrainSettings", "TRAIN_SETTINGS", "field_help", "flag_fields", "add_flags",
+           "from_args"]
+
+C = TypeVar("C")
+
+
+@dataclass
+class ModelSettings:
+    """The network of a solver (:func:`pinnsiren.networks.build_model`)."""
+
+    arch: str = "siren"
+    """Architecture: siren, or a baseline (tanh, relu, relu-pe, softplus, elu, selu, rbf)."""
+    hidden: int = 256
+    """Hidden features (width of every hidden layer)."""
+    layers: int = 3
+    """Hidden layers (hidden-to-hidden)."""
+    first_omega_0: float = 30.0
+    """SIREN first-layer frequency factor omega_0 (siren only)."""
+    hidden_omega_0: float = 30.0
+    """SIREN frequency factor of the later layers (siren only)."""
+
+    def build_model(self, in_features: int, out_features: int, **kwargs: Any) -> Any:
+        """The network: :func:`~pinnsiren.networks.build_model` with these settings.
+
+        The SIREN frequencies go to a ``siren`` only; ``kwargs`` (e.g.
+        ``num_frequencies`` of ``relu-pe``) are passed on.
+        """
+        from .networks import build_model
+
+        if self.arch == "siren":
+            kwargs = {"first_omega_0": self.first_omega_0, "hidden_omega_0": self.hidden_omega_0, **kwargs}
+        return build_model(self.arch, in_features, out_features, self.hidden, self.layers, **kwargs)
+
+
+#: the training settings every solver shares (fields of :class:`~pinnsiren.train.TrainConfig`)
+TRAIN_SETTINGS = ("steps", "lr", "schedule", "final_lr_factor", "lbfgs_steps", "grad_clip", "seed", "device",
+                  "progress")
+
+
+def _train_config(self: Any, **changes: Any) -> TrainConfig:
+    """The :class:`~pinnsiren.train.TrainConfig` of this configuration.
+
+    Every field whose name is a ``TrainConfig`` field is copied (the shared
+    settings, and e.g. ``eval_every`` or ``resume`` where a solver has them);
+    ``changes`` override or add fields (``log_every=...``).
+    """
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name in names}
+    return TrainConfig(**{**values, **changes})
+
+
+def _make_train_settings() -> type:
+    hints = typing.get_type_hints(TrainConfig)
+    by_name = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    spec = [(n, hints[n], dataclasses.field(default=by_name[n].default)) for n in TRAIN_SETTINGS]
+    cls = dataclasses.make_dataclass("TrainSettings", spec, namespace={"train_config": _train_config})
+    cls.__module__ = __name__
+    docs = _numpy_parameters(TrainConfig)
+    lines = [f"{n} : {docs.get(n, '')}" for n in TRAIN_SETTINGS]
+    cls.__doc__ = ("The training settings of a solver: the fields of "
+                   ":class:`pinnsiren.train.TrainConfig` named in :data:`TRAIN_SETTINGS`\n"
+                   "(same types, defaults and documentation); ``train_config(**changes)`` builds the\n"
+                   "trainer's configuration.\n\nParameters\n----------\n" + "\n".join(lines))
+    return cls
+
+
+# --- field documentation --------------------------------------------------------------------------------
+
+
+def _attribute_docstrings(cls: type) -> dict[str, str]:
+    """``{field: docstring}`` of the string literals right below annotated fields in ``cls``'s own body."""
+    try:
+        src = textwrap.dedent(inspect.getsource(cls))
+    except (OSError, TypeError):
+        return {}
+    body = next((n for n in ast.parse(src).body if isinstance(n, ast.ClassDef)), None)
+    out: dict[str, str] = {}
+    if body is None:
+        return out
+    for a, b in zip(body.body, body.body[1:]):
+        if (isinstance(a, ast.AnnAssign) and isinstance(a.target, ast.Name) and isinstance(b, ast.Expr)
+                and isinstance(b.value, ast.Constant) and isinstance(b.value.value, str)):
+            out[a.target.id] = " ".join(b.value.value.split())
+    return out
+
+
+def _numpy_parameters(cls: type) -> dict[str, str]:
+    """``{name: text}`` from the ``Parameters`` section of ``cls``'s own numpy-style docstring.
+
+    An entry ``a, b : int`` documents both names; the type after `` : `` is
+    dropped when the entry has a description of its own.
+    """
+    doc = inspect.cleandoc(cls.__dict__.get("__doc__") or "")
+    lines = doc.splitlines()
+    try:
+        start = next(i for i, ln in enumerate(lines) if ln.strip() == "Parameters") + 2
+    except StopIteration:
+        return {}
+    out: dict[str, str] = {}
+    names: list[str] = []
+    head = ""
+    desc: list[str] = []
+
+    def flush() -> None:
+        text = " ".join(desc).strip() or head
+        for n in names:
+            out[n] = " ".join(text.split())
+
+    for ln in lines[start:]:
+        if not ln.strip():
+            continue
+        if not ln.startswith(" "):
+            if set(ln.strip()) <= {"-"}:  # the next section's underline: stop
+                names = names[:-1] if names else names
+                break
+            flush()
+            entry, _, head = ln.partition(" : ")
+            names = [n.strip() for n in entry.split(",")]
+            desc = []
+        else:
+            desc.append(ln.strip())
+    flush()
+    return out
+
+
+def field_help(cls: type, name: str) -> str:
+    """The documentation of field ``name`` of dataclass ``cls`` (the nearest class in the MRO that documents it)."""
+    for klass in cls.__mro__:
+        if klass is object:
+            continue
+        for table in (_attribute_docstrings(klass), _numpy_parameters(klass)):
+            if table.get(name):
+                return table[name]
+    return ""
+
+
+# --- flags ------------------------------------------------------------------------------------------------
+
+
+def _float_or_str(text: str) -> float | str:
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def _tuple_of(kind: Callable[[str], Any]) -> Callable[[str], tuple]:
+    def parse(text: str) -> tuple:
+        return tuple(kind(v) for v in text.split(",") if v.strip())
+
+    parse.__name__ = f"comma-separated {kind.__name__}"
+    return parse
+
+
+def _parser_for(tp: Any) -> Callable[[str], Any] | type | None:
+    """An argparse ``type`` for annotation ``tp``; ``bool`` for a switch; ``None`` when there is no flag."""
+    args = [a for a in typing.get_args(tp) if a is not type(None)]
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        if all(a in (int, float, str) for a in args):
+            return args[0] if len(args) == 1 else (_float_or_str if str in args else float)
+        return None
+    if origin is tuple and args and all(a in (int, float, str, Ellipsis) for a in args):
+        return _tuple_of(args[0])
+    if tp in (bool, int, float, str):
+        return tp
+    return None
+
+
+def flag_fields(cls: type) -> list[tuple[dataclasses.Field, Any]]:
+    """``(field, argparse type)`` of every field of dataclass ``cls`` that can be a flag (not dicts, objects...)."""
+    hints = typing.get_type_hints(cls)
+    out = []
+    for f in dataclasses.fields(cls):
+        kind = _parser_for(hints[f.name])
+        if kind is not None:
+            out.append((f, kind))
+    return out
+
+
+def _default(f: dataclasses.Field) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+        return f.default_factory()  # type: ignore[misc]
+    return None
+
+
+def add_flags(parser: argparse.ArgumentParser, cls: type, *, skip: Iterable[str] = (),
+              aliases: Mapping[str, Sequence[str]] | None = None, defaults: Mapping[str, Any] | None = None,
+              extra_help: Mapping[str, str] | None = None,
+              choices: Mapping[str, Sequence[Any]] | None = None) -> None:
+    """Add a flag for every field of dataclass ``cls`` that can be one (see :func:`flag_fields`).
+
+    ``--name-with-dashes`` (``dest`` = the field name) with the field's
+    documentation as help and its class default as default. Booleans get a
+    ``--name/--no-name`` pair. ``skip`` names fields the caller parses itself;
+    ``aliases`` maps a field to more option strings that keep older flag names
+    working (``"--no-..."`` aliases of a boolean turn it off); ``defaults``
+    replaces a flag's default, ``extra_help`` appends to its help, ``choices``
+    restricts a flag's values.
+    """
+    aliases, defaults, extra_help = dict(aliases or {}), dict(defaults or {}), dict(extra_help or {})
+    choices = dict(choices or {})
+    skip = set(skip)
+    for f, kind in flag_fields(cls):
+        if f.name in skip:
+            continue
+        default = defaults.get(f.name, _default(f))
+        help_ = " ".join(p for p in (field_help(cls, f.name), extra_help.get(f.name, "")) if p)
+        help_ = help_.replace("``", "").replace("%", "%%") + " (default: %(default)s)"
+        names = [a for a in aliases.get(f.name, ()) if not (kind is bool and a.startswith("--no-"))]
+        opts = ["--" + f.name.replace("_", "-"), *names]
+        if kind is bool:
+            parser.add_argument(*opts, dest=f.name, action=argparse.BooleanOptionalAction, default=default,
+                                help=help_)
+            for neg in (a for a in aliases.get(f.name, ()) if a.startswith("--no-")):
+                parser.add_argument(neg, dest=f.name, action="store_false", help=f"same as --no-{f.name.replace('_', '-')}")
+        else:
+            parser.add_argument(*opts, dest=f.name, type=kind, default=default, help=help_,
+                                choices=choices.get(f.name))
+
+
+def from_args(cls: type[C], args: argparse.Namespace, **changes: Any) -> C:
+    """An instance of dataclass ``cls`` from the fields present in ``args`` (as :func:`add_flags` named them);
+    ``changes`` override."""
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)}  # type: ignore[arg-type]
+    return cls(**{**values, **changes})
+
+
+TrainSettings = _make_train_settings()
