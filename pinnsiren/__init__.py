@@ -57,6 +57,8 @@ _EXPORTS: dict[str, str] = {
     "Normalized": "transforms",
     "ExactDirichlet": "transforms",
     "impose_exactly": "exact",
+    # chunked evaluation of a network
+    "evaluate": "evaluation",
     # training
     "TrainConfig": "train",
     "recommended_model": "train",

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from pinnsiren.evaluation import evaluate
 from pinnsiren.networks import ARCHITECTURES, build_model, nyquist_frequencies, check_architectures
 
 from .signal_fit import fit_values
@@ -111,8 +112,7 @@ def _make_model(cfg: AudioFitConfig, n: int) -> nn.Module:
 
 
 def _predict(model: nn.Module, t: torch.Tensor, chunk: int = 65536) -> torch.Tensor:
-    with torch.no_grad():
-        return torch.cat([model(t[i : i + chunk]) for i in range(0, t.shape[0], chunk)])
+    return evaluate(model, t, chunk)
 
 
 def fit_audio(wave: np.ndarray, cfg: AudioFitConfig, show_progress: bool = True) -> dict[str, Any]:

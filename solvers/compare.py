@@ -59,15 +59,6 @@ class Comparison:
         return "\n".join(lines)
 
 
-def _dtype_device(model: torch.nn.Module) -> tuple[torch.dtype, torch.device]:
-    for p in model.parameters():
-        return p.dtype, p.device
-    for b in model.buffers():
-        if b.is_floating_point():
-            return b.dtype, b.device
-    return torch.get_default_dtype(), torch.device("cpu")
-
-
 def model_on_grid(problem: Any, model: torch.nn.Module, points: np.ndarray, batch: int = 65536) -> dict:
     """Evaluate ``model`` at ``points`` (M, d) and split its channels into the Problem's fields.
 
@@ -75,13 +66,9 @@ def model_on_grid(problem: Any, model: torch.nn.Module, points: np.ndarray, batc
     -------
     dict name -> ndarray (M,): real fields one channel, complex fields two (real, imaginary).
     """
-    dtype, device = _dtype_device(model)
-    outs = []
-    with torch.no_grad():
-        for i in range(0, len(points), batch):
-            xb = torch.as_tensor(points[i:i + batch], dtype=dtype, device=device)
-            outs.append(model(xb).detach().double().cpu().numpy())
-    out = np.concatenate(outs, 0)
+    from pinnsiren.evaluation import evaluate
+
+    out = evaluate(model, points, batch).astype(np.float64)
     vals, c = {}, 0
     for f in problem.fields:
         name = f.func.__name__

@@ -52,6 +52,7 @@ import torch
 
 from equations.helmholtz import helmholtz_pml, helmholtz_scattered
 from pinnsiren import Box, Constraint, Field, PointSet, Problem, Siren, coefficient
+from pinnsiren.evaluation import evaluate
 from pinnsiren.problem import Region
 from pinnsiren.train import TrainConfig, train
 
@@ -280,16 +281,8 @@ def evaluate_model(model: torch.nn.Module, m_fn: Callable, grid_xy: tuple[np.nda
     """
     X, Y = grid_xy
     pts = np.stack([X.ravel(), Y.ravel()], axis=1)
-    p = next(model.parameters())
-    ms, outs = [], []
-    with torch.no_grad():
-        for i in range(0, len(pts), chunk):
-            xt = torch.as_tensor(pts[i:i + chunk], dtype=p.dtype, device=p.device)
-            out = model(xt).double().cpu().numpy()
-            outs.append(out)
-            ms.append(m_fn(model, xt).double().cpu().numpy())
-    out = np.concatenate(outs)
-    m = np.concatenate(ms).reshape(X.shape)
+    out, m = evaluate(model, pts, chunk, lambda net, x: (net(x), m_fn(net, x)))
+    out, m = out.astype(np.float64), m.astype(np.float64).reshape(X.shape)
     waves = np.stack([(out[:, 2 * s] + 1j * out[:, 2 * s + 1]).reshape(X.shape) for s in range(n_sources)])
     if background is not None:
         with torch.no_grad():

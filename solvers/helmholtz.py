@@ -41,6 +41,7 @@ import torch
 from torch import nn
 
 from equations import helmholtz as heq
+from pinnsiren.evaluation import evaluate
 from pinnsiren.networks import ARCHITECTURES
 from pinnsiren.problem import Box, Constraint, NearPoint, Problem
 from pinnsiren.symbolic import Field
@@ -275,16 +276,12 @@ def relative_errors(u: np.ndarray, u_ref: np.ndarray, far: np.ndarray) -> dict[s
     )
 
 
-@torch.no_grad()
 def predict(model: nn.Module, points: np.ndarray, chunk: int = 16384) -> np.ndarray:
     """Complex field ``u = out[:, 0] + i out[:, 1]`` at ``points`` (N, 2)."""
-    p = next(model.parameters())
-    out = []
-    for i in range(0, len(points), chunk):
-        xs = torch.as_tensor(points[i : i + chunk], dtype=p.dtype, device=p.device)
-        o = model(xs).double().cpu().numpy()
-        out.append(o[:, 0] + 1j * o[:, 1])
-    return np.concatenate(out) if out else np.zeros(0, complex)
+    if len(points) == 0:
+        return np.zeros(0, complex)
+    o = evaluate(model, points, chunk).astype(np.float64)
+    return o[:, 0] + 1j * o[:, 1]
 
 
 def _auto_weight(cfg: HelmholtzConfig, model: nn.Module) -> float:

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from pinnsiren.evaluation import evaluate
 from pinnsiren.networks import ARCHITECTURES, build_model, nyquist_frequencies, check_architectures
 from pinnsiren.progress import progress
 
@@ -179,17 +180,14 @@ def derivative_views(model: nn.Module, side: int, chunk: int = 16384) -> tuple[n
     """
     from pinnsiren import derivatives
 
-    x = pixel_grid(side)
-    g, lap = [], []
     keys = [(0, (1, 0)), (0, (0, 1)), (0, (2, 0)), (0, (0, 2))]
-    for i in range(0, x.shape[0], chunk):
-        jet = {k: v.detach() for k, v in derivatives(model, x[i : i + chunk], keys).items()}
-        g.append(torch.sqrt(jet[keys[0]] ** 2 + jet[keys[1]] ** 2))
-        lap.append(jet[keys[2]] + jet[keys[3]])
-    return (
-        torch.cat(g).reshape(side, side).numpy(),
-        torch.cat(lap).reshape(side, side).numpy(),
-    )
+
+    def views(m: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        jet = {k: v.detach() for k, v in derivatives(m, x, keys).items()}
+        return torch.sqrt(jet[keys[0]] ** 2 + jet[keys[1]] ** 2), jet[keys[2]] + jet[keys[3]]
+
+    g, lap = evaluate(model, pixel_grid(side), chunk, views, grad=True)
+    return g.cpu().reshape(side, side).numpy(), lap.cpu().reshape(side, side).numpy()
 
 
 def image_derivatives(image01: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -15,21 +15,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
 from torch import nn
+
+from pinnsiren.evaluation import evaluate
 
 __all__ = ["evaluate_points", "evaluate_grid", "extract_mesh", "extract_contours", "render_png"]
 
 
-@torch.no_grad()
 def evaluate_points(model: nn.Module, x: np.ndarray, chunk: int = 65536) -> np.ndarray:
     """``model`` at ``x (N, d)`` in chunks; returns channel 0 as float64 ``(N,)``."""
-    p = next(model.parameters())
-    out = np.empty(len(x), dtype=np.float64)
-    for i in range(0, len(x), chunk):
-        xb = torch.as_tensor(x[i : i + chunk], dtype=p.dtype, device=p.device)
-        out[i : i + chunk] = model(xb)[:, 0].cpu().numpy()
-    return out
+    return evaluate(model, x, chunk, lambda m, xb: m(xb)[:, 0]).astype(np.float64)
 
 
 def _grid_points(idx: np.ndarray, res: int) -> np.ndarray:

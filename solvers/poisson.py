@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from equations import poisson as peq
+from pinnsiren.evaluation import evaluate
 from pinnsiren.networks import ARCHITECTURES, nyquist_frequencies
 from pinnsiren.problem import PointSet, Problem
 from pinnsiren.settings import ModelSettings, TrainSettings, add_flags, from_args
@@ -103,16 +104,15 @@ def model_views(model: nn.Module, side: int, chunk: int = 16384) -> dict[str, np
     """The network's image, Sobel-unit gradient and Laplace-filter-unit Laplacian on the pixel grid."""
     from pinnsiren import derivatives
 
-    x = pixel_grid(side).to(next(model.parameters()).dtype)
     keys = [(0, (0, 0)), (0, (1, 0)), (0, (0, 1)), (0, (2, 0)), (0, (0, 2))]
-    acc: dict[str, list[torch.Tensor]] = {"image": [], "gx": [], "gy": [], "lap": []}
-    for i in range(0, x.shape[0], chunk):
-        jet = derivatives(model, x[i : i + chunk], keys)
-        acc["image"].append(jet[keys[0]].detach())
-        acc["gx"].append(jet[keys[1]].detach() / GRAD_SCALE)
-        acc["gy"].append(jet[keys[2]].detach() / GRAD_SCALE)
-        acc["lap"].append((jet[keys[3]] + jet[keys[4]]).detach() / LAPLACE_SCALE)
-    return {k: torch.cat(v).reshape(side, side).double().numpy() for k, v in acc.items()}
+
+    def views(m: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        jet = derivatives(m, x, keys)
+        return dict(image=jet[keys[0]], gx=jet[keys[1]] / GRAD_SCALE, gy=jet[keys[2]] / GRAD_SCALE,
+                    lap=(jet[keys[3]] + jet[keys[4]]) / LAPLACE_SCALE)
+
+    out = evaluate(model, pixel_grid(side), chunk, views, grad=True)
+    return {k: v.cpu().reshape(side, side).double().numpy() for k, v in out.items()}
 
 
 def view_psnrs(views: dict[str, np.ndarray], data: dict[str, np.ndarray]) -> dict[str, float]:

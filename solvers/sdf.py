@@ -49,6 +49,7 @@ import torch
 from torch import nn
 
 from equations import eikonal
+from pinnsiren.evaluation import evaluate
 from pinnsiren.networks import ARCHITECTURES
 from pinnsiren.problem import Box, PointSet, Problem
 from pinnsiren.symbolic import Constraint, Field, coefficient
@@ -297,13 +298,12 @@ def fit_sdf(points: np.ndarray, normals: np.ndarray, cfg: SDFConfig,
 
 
 def _gradient_norm(model: nn.Module, x: np.ndarray, chunk: int = 16384) -> np.ndarray:
-    p = next(model.parameters())
-    out = []
-    for i in range(0, len(x), chunk):
-        xb = torch.as_tensor(x[i : i + chunk], dtype=p.dtype, device=p.device).requires_grad_(True)
-        (g,) = torch.autograd.grad(model(xb)[:, 0].sum(), xb)
-        out.append(g.norm(dim=1).detach().cpu().numpy())
-    return np.concatenate(out)
+    def norm(m: nn.Module, xb: torch.Tensor) -> torch.Tensor:
+        xb.requires_grad_(True)
+        (g,) = torch.autograd.grad(m(xb)[:, 0].sum(), xb)
+        return g.norm(dim=1)
+
+    return evaluate(model, x, chunk, norm, grad=True)
 
 
 def _polyline_samples(lines: list[np.ndarray], n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from pinnsiren.evaluation import evaluate
 from pinnsiren.networks import ARCHITECTURES, build_model, nyquist_frequencies, check_architectures
 
 from .signal_fit import fit_values
@@ -171,15 +172,12 @@ def fit_video(clip01: np.ndarray, cfg: VideoFitConfig, show_progress: bool = Tru
     model = _make_model(cfg, (t, h, w)).to(device)
     x = video_grid(t, h, w).to(device)
     y = torch.as_tensor(clip01.reshape(-1, 3) * 2.0 - 1.0, dtype=torch.float32, device=device)
-    n = x.shape[0]
     c0 = time.process_time()
     hist = fit_values(model, x, y, steps=cfg.steps, lr=cfg.lr, batch=cfg.batch, seed=cfg.seed,
                       log_every=cfg.log_every, desc=f"video {cfg.arch}", show_progress=show_progress)
     cpu = time.process_time() - c0
     model = model.cpu().eval()
-    with torch.no_grad():
-        xc = video_grid(t, h, w)
-        pred = torch.cat([model(xc[i : i + 65536]) for i in range(0, n, 65536)])
+    pred = evaluate(model, video_grid(t, h, w), 65536)
     pred01 = np.clip((pred.numpy().astype(np.float64).reshape(t, h, w, 3) + 1.0) / 2.0, 0.0, 1.0)
     per = frame_psnr(pred01, clip01)
     return dict(model=model, prediction=pred01, psnr=per, mean_psnr=float(per.mean()),

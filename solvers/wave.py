@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from equations import wave as weq
+from pinnsiren.evaluation import evaluate
 from pinnsiren.networks import ARCHITECTURES, OutputScale
 from pinnsiren.problem import Box, Cone, NearPoint, Problem, TimeSlice
 from pinnsiren.symbolic import Field
@@ -144,13 +145,9 @@ def reference_frames(cfg: WaveConfig):
     return solve_wave(cfg.grid_n, list(cfg.frames), c=cfg.c, order=4, amplitude=cfg.amplitude, var=cfg.var)
 
 
-@torch.no_grad()
 def predict_frame(model: nn.Module, X: np.ndarray, Y: np.ndarray, t: float, chunk: int = 32768) -> np.ndarray:
-    p = next(model.parameters())
     pts = np.stack([X.ravel(), Y.ravel(), np.full(X.size, t)], 1)
-    out = [model(torch.as_tensor(pts[i : i + chunk], dtype=p.dtype, device=p.device))[:, 0].double().cpu().numpy()
-           for i in range(0, len(pts), chunk)]
-    return np.concatenate(out).reshape(X.shape)
+    return evaluate(model, pts, chunk, lambda m, x: m(x)[:, 0]).astype(np.float64).reshape(X.shape)
 
 
 def frame_errors(model: nn.Module, frames) -> tuple[list[float], list[float]]:
