@@ -122,12 +122,8 @@ def admm_fwi(
     t0 = time.perf_counter()
     pb = problem
     x = pb.start() if m0 is None else np.asarray(m0, float).copy()
-    lo, hi = pb.m_bounds
     P, b, d = pb.P, pb.b, pb.d
     PtP = (P.T @ P).astype(np.complex128)
-    A0, B = pb.op.A0, pb.op.B
-    free = pb.free
-    nfix = ~free
     norm_b, norm_d = np.linalg.norm(b), np.linalg.norm(d)
     nf = int(round(np.sqrt(pb.n_free)))
     D = _difference_operator(nf) if tv > 0 else None
@@ -135,9 +131,7 @@ def admm_fwi(
         raise ValueError("admm_fwi: TV needs a square free region.")
     bt, dt = b.copy(), d.copy()
     hist: dict[str, list[float]] = {"data_residual": [], "source_residual": []}
-    if callback is not None:
-        for k, v in callback(pb.m_full(x)).items():
-            hist.setdefault(k, []).append(float(v))
+    _record(hist, callback, pb, x)
     lam = None
     tv_state = None
     U = np.zeros_like(b)
@@ -145,44 +139,14 @@ def admm_fwi(
         A = pb.operator(x).A
         if lam is None:
             lam = lam_rel * float(spla.norm(P, 1)) ** 2 / float(spla.norm(A, 1)) ** 2
-        if wavefield_solver == "normal":
-            AH = A.conj().T.tocsr()
-            M = (lam * (AH @ A) + PtP).tocsc()
-            U = SparseLU(M, ordering="colamd").solve(lam * (AH @ bt) + P.T @ dt)
-        else:
-            U = _woodbury_wavefields(pb, lam, bt, dt)
-        # ---- model update: residual target y_s = bt_s - A0 u_s - B diag(u_s)[:, fixed] m_fixed
-        m_int = pb.m_interior(x)
-        m_fixed = np.where(nfix, m_int, 0.0)
-        H = None
-        g = np.zeros(pb.n_free)
-        for s in range(U.shape[1]):
-            u = U[:, s]
-            Ls = (B @ sp.diags(u)).tocsc()
-            y = bt[:, s] - A0 @ u - Ls @ m_fixed
-            Lf = Ls[:, free]
-            Hs = (Lf.conj().T @ Lf).real
-            H = Hs if H is None else H + Hs
-            g += np.real(Lf.conj().T @ y)
-        H = H.tocsc()
+        U = _wavefields(pb, A, lam, bt, dt, PtP, wavefield_solver)
+        H, g = _model_normal_equations(pb, U, bt, x)
         if D is None:
             with threadpool_limits(1):
                 x = spla.spsolve(H + 1e-12 * sp.identity(pb.n_free) * H.diagonal().mean(), g)
         else:
-            mu = tv * float(H.diagonal().mean())
-            if tv_state is None:
-                tv_state = (np.zeros(D.shape[0]), np.zeros(D.shape[0]))
-            z, w = tv_state
-            K = (H + mu * (D.T @ D)).tocsc()
-            with threadpool_limits(1):
-                solveK = spla.factorized(K)
-                for _j in range(tv_inner):
-                    x = solveK(g + mu * (D.T @ (z - w)))
-                    Dx = D @ x
-                    z = np.sign(Dx + w) * np.maximum(np.abs(Dx + w) - tv_threshold, 0.0)
-                    w = w + Dx - z
-            tv_state = (z, w)
-        x = np.clip(x, lo, hi)
+            x, tv_state = _tv_model_update(x, H, g, D, tv, tv_inner, tv_threshold, tv_state)
+        x = np.clip(x, *pb.m_bounds)
         # ---- dual updates
         A = pb.operator(x).A
         src_res = b - A @ U
@@ -191,8 +155,62 @@ def admm_fwi(
         dt = dt + dat_res
         hist["data_residual"].append(float(np.linalg.norm(dat_res) / norm_d))
         hist["source_residual"].append(float(np.linalg.norm(src_res) / norm_b))
-        if callback is not None:
-            for k, v in callback(pb.m_full(x)).items():
-                hist.setdefault(k, []).append(float(v))
+        _record(hist, callback, pb, x)
     waves = np.stack([pb.op.to_full(U[:, s]) for s in range(U.shape[1])])
     return ADMMResult(m=pb.m_full(x), wavefields=waves, history=hist, seconds=time.perf_counter() - t0)
+
+
+def _record(hist: dict[str, list[float]], callback: Callable[[np.ndarray], dict[str, float]] | None,
+            pb: InversionProblem, x: np.ndarray) -> None:
+    if callback is not None:
+        for k, v in callback(pb.m_full(x)).items():
+            hist.setdefault(k, []).append(float(v))
+
+
+def _wavefields(pb: InversionProblem, A: sp.spmatrix, lam: float, bt: np.ndarray, dt: np.ndarray,
+                PtP: sp.spmatrix, solver: str) -> np.ndarray:
+    """Step 1: all sources' wavefields of ``(lam A^H A + P^T P) u_s = lam A^H bt_s + P^T dt_s``."""
+    if solver == "normal":
+        AH = A.conj().T.tocsr()
+        M = (lam * (AH @ A) + PtP).tocsc()
+        return SparseLU(M, ordering="colamd").solve(lam * (AH @ bt) + pb.P.T @ dt)
+    return _woodbury_wavefields(pb, lam, bt, dt)
+
+
+def _model_normal_equations(pb: InversionProblem, U: np.ndarray, bt: np.ndarray,
+                            x: np.ndarray) -> tuple[sp.csc_matrix, np.ndarray]:
+    """Step 2's normal equations ``H m = g`` over the free nodes, summed over sources.
+
+    Residual target ``y_s = bt_s - A0 u_s - B diag(u_s)[:, fixed] m_fixed``.
+    """
+    A0, B, free = pb.op.A0, pb.op.B, pb.free
+    m_fixed = np.where(~free, pb.m_interior(x), 0.0)
+    H = None
+    g = np.zeros(pb.n_free)
+    for s in range(U.shape[1]):
+        u = U[:, s]
+        Ls = (B @ sp.diags(u)).tocsc()
+        y = bt[:, s] - A0 @ u - Ls @ m_fixed
+        Lf = Ls[:, free]
+        Hs = (Lf.conj().T @ Lf).real
+        H = Hs if H is None else H + Hs
+        g += np.real(Lf.conj().T @ y)
+    return H.tocsc(), g
+
+
+def _tv_model_update(x: np.ndarray, H: sp.csc_matrix, g: np.ndarray, D: sp.csr_matrix, tv: float, tv_inner: int,
+                     tv_threshold: float, tv_state: tuple[np.ndarray, np.ndarray] | None
+                     ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    """Step 2 with anisotropic TV: ``tv_inner`` split Bregman steps from ``x``; returns the model and the
+    Bregman state."""
+    mu = tv * float(H.diagonal().mean())
+    z, w = tv_state if tv_state is not None else (np.zeros(D.shape[0]), np.zeros(D.shape[0]))
+    K = (H + mu * (D.T @ D)).tocsc()
+    with threadpool_limits(1):
+        solveK = spla.factorized(K)
+        for _j in range(tv_inner):
+            x = solveK(g + mu * (D.T @ (z - w)))
+            Dx = D @ x
+            z = np.sign(Dx + w) * np.maximum(np.abs(Dx + w) - tv_threshold, 0.0)
+            w = w + Dx - z
+    return x, (z, w)
