@@ -131,8 +131,32 @@ def solve_wave(
     if not times or min(times) < 0:
         raise ValueError("solve_wave: give at least one snapshot time, all >= 0.")
     grid = Grid.square(n, half_width)
-    h = grid.spacing
     cc = _speed_on_grid(c, grid)
+    dt, nsteps = _time_step(grid.spacing, cc, order, dt, cfl, max(times))
+    sigma = _sponge(grid, half_width, sponge_width, sigma_max)
+    u_prev = gaussian_pulse(grid, x0, var, amplitude) if u0 is None else np.asarray(u0, dtype=float).copy()
+    if u_prev.shape != grid.shape:
+        raise ValueError(f"solve_wave: u0 has shape {u_prev.shape}, expected {grid.shape}.")
+    u_prev[0, :] = u_prev[-1, :] = u_prev[:, 0] = u_prev[:, -1] = 0.0
+    want = {int(np.floor(t / dt + 1e-9)) if nsteps else 0 for t in times}
+    want |= {min(s + 1, nsteps) for s in want}
+    snaps, energy = _leapfrog(u_prev, cc, sigma, grid.spacing, order, dt, nsteps, want, return_energy)
+    params: dict[str, Any] = {"equation": "wave", "n": n, "order": order, "dt": dt, "amplitude": amplitude,
+                              "var": var, "x0": list(x0), "sponge_width": sponge_width, "sigma_max": sigma_max}
+    out = []
+    for t in times:
+        s = int(np.floor(t / dt + 1e-9)) if nsteps else 0
+        theta = t / dt - s if nsteps else 0.0
+        val = snaps[s] if theta < 1e-9 else (1 - theta) * snaps[s] + theta * snaps[min(s + 1, nsteps)]
+        out.append(GridField(grid, val.copy(), {**params, "t": t}))
+    if return_energy:
+        return out, np.asarray(energy)
+    return out
+
+
+def _time_step(h: tuple[float, float], cc: np.ndarray, order: int, dt: float | None, cfl: float,
+               t_end: float) -> tuple[float, int]:
+    """The step (``cfl`` times the limit unless given, shrunk so ``t_end`` is hit exactly) and the step count."""
     limit = cfl_limit(h, float(cc.max()), order)
     if dt is None:
         dt = cfl * limit
@@ -141,29 +165,53 @@ def solve_wave(
             f"solve_wave: dt = {dt:.6g} exceeds the CFL limit {limit:.6g} for h = {h[0]:.4g}, "
             f"c_max = {cc.max():.4g}, order {order}; use dt <= {limit:.6g} (e.g. cfl=0.5)."
         )
-    t_end = max(times)
     nsteps = int(np.ceil(t_end / dt - 1e-12)) if t_end > 0 else 0
     if nsteps > 0:
         dt = t_end / nsteps
+    return dt, nsteps
+
+
+def _sponge(grid: Grid, half_width: float, sponge_width: float, sigma_max: float) -> np.ndarray:
+    """Damping ``sigma`` (1/time) of the absorbing layer: quadratic ramp over ``sponge_width`` (0: none)."""
+    if sponge_width <= 0:
+        return np.zeros(grid.shape)
     X, Y = grid.coords()
-    if sponge_width > 0:
-        inner = half_width - sponge_width
-        lx = np.maximum(np.abs(X) - inner, 0) / sponge_width
-        ly = np.maximum(np.abs(Y) - inner, 0) / sponge_width
-        sigma = sigma_max * np.maximum(lx, ly) ** 2
-    else:
-        sigma = np.zeros(grid.shape)
+    inner = half_width - sponge_width
+    lx = np.maximum(np.abs(X) - inner, 0) / sponge_width
+    ly = np.maximum(np.abs(Y) - inner, 0) / sponge_width
+    return sigma_max * np.maximum(lx, ly) ** 2
+
+
+def _leapfrog(u_prev: np.ndarray, cc: np.ndarray, sigma: np.ndarray, h: tuple[float, float], order: int,
+              dt: float, nsteps: int, want: set[int], return_energy: bool
+              ) -> tuple[dict[int, np.ndarray], list[float]]:
+    """March ``nsteps`` steps from rest at ``u_prev``; the states of the steps in ``want`` and, if asked,
+    the discrete energy per step."""
     c2dt2 = cc**2 * dt**2
     ap, am = 1 + sigma * dt / 2, 1 - sigma * dt / 2
-    u_prev = gaussian_pulse(grid, x0, var, amplitude) if u0 is None else np.asarray(u0, dtype=float).copy()
-    if u_prev.shape != grid.shape:
-        raise ValueError(f"solve_wave: u0 has shape {u_prev.shape}, expected {grid.shape}.")
-    u_prev[0, :] = u_prev[-1, :] = u_prev[:, 0] = u_prev[:, -1] = 0.0
 
     def lap(u: np.ndarray) -> np.ndarray:
         out = np.zeros_like(u)
         out[1:-1, 1:-1] = laplacian(u[1:-1, 1:-1], h, order)
         return out
+
+    energy = []
+    Lu = lap(u_prev)
+    u_cur = u_prev + 0.5 * c2dt2 * Lu if nsteps > 0 else u_prev
+    hh = h[0] * h[1]
+    snaps: dict[int, np.ndarray] = {0: u_prev}
+    for step in range(1, nsteps + 1):
+        if step in want:
+            snaps[step] = u_cur
+        if return_energy:
+            v = (u_cur - u_prev) / dt
+            energy.append(hh * (np.sum(v**2 / cc**2) - np.sum(u_cur * Lu)))
+        if step == nsteps:
+            break
+        Lu = lap(u_cur)
+        u_next = (2 * u_cur - am * u_prev + c2dt2 * Lu) / ap
+        u_prev, u_cur = u_cur, u_next
+    return snaps, energy
 
     params: dict[str, Any] = {"equation": "wave", "n": n, "order": order, "dt": dt, "amplitude": amplitude,
                               "var": var, "x0": list(x0), "sponge_width": sponge_width, "sigma_max": sigma_max}
