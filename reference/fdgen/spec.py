@@ -169,6 +169,16 @@ def from_problem(
             if type(c.where).__name__ == "TimeSlice":
                 t_idx = int(c.where.t_index)
                 break
+    box, eqs, conds, init = _sort_constraints(items, bounds, t_idx)
+    initial = _initial_conditions(init, box, len(coords), t_idx)
+    vals = _problem_values(problem, values)
+    return _finish(fields, coords, box, eqs, conds, initial, t_idx, _axes(coords, periodic), vals)
+
+
+def _sort_constraints(items: list[tuple[str, Any]], bounds: Sequence[Sequence[float]] | None, t_idx: int | None
+                      ) -> tuple[list, list, list, list]:
+    """The domain box, the equations (Box constraints), the face conditions (BoxBoundary) and the
+    initial-slice constraints (TimeSlice), each checked against the one box."""
     box = _static_bounds(bounds, "bounds") if bounds is not None else None
     eqs, conds, init = [], [], []
     for name, c in items:
@@ -201,10 +211,15 @@ def from_problem(
     for b, cond in conds:
         if b != box:
             raise SpecError(f"constraint {cond.name!r}: BoxBoundary bounds {b} differ from the domain box {box}")
+    return box, eqs, [c for _, c in conds], init
+
+
+def _initial_conditions(init: list, box: list, ndim: int, t_idx: int | None) -> list[tuple[str, Any]]:
+    """``(name, expr)`` of the TimeSlice constraints, checked to sit on the box's initial time."""
     initial = []
     for name, where, es in init:
         sb = _static_bounds(where.space_bounds, f"constraint {name!r}")
-        if sb != [box[k] for k in range(len(coords)) if k != t_idx]:
+        if sb != [box[k] for k in range(ndim) if k != t_idx]:
             raise SpecError(f"constraint {name!r}: TimeSlice space bounds {sb} differ from the domain box {box}")
         if abs(float(where.t0) - box[t_idx][0]) > 1e-12 * max(1.0, abs(box[t_idx][0])):
             raise SpecError(
@@ -212,6 +227,11 @@ def from_problem(
                 "only initial conditions can be marched"
             )
         initial += [(name, e) for e in es]
+    return initial
+
+
+def _problem_values(problem: Any, values: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Parameters and coefficients of the Problem (torch callables marked :class:`TorchOnly`), then ``values``."""
     vals: dict[str, Any] = {}
     for src in (getattr(problem, "parameters", {}) or {}, getattr(problem, "coefficients", {}) or {}):
         for k, v in src.items():
@@ -220,7 +240,7 @@ def from_problem(
             vals[_name(k)] = TorchOnly(_name(k)) if callable(v) and not isinstance(v, sympy.Basic) else v
     for k, v in (values or {}).items():
         vals[_name(k)] = _value(v)
-    return _finish(fields, coords, box, eqs, [c for _, c in conds], initial, t_idx, _axes(coords, periodic), vals)
+    return vals
 
 
 def _name(k: Any) -> str:
