@@ -212,35 +212,3 @@ def _leapfrog(u_prev: np.ndarray, cc: np.ndarray, sigma: np.ndarray, h: tuple[fl
         u_next = (2 * u_cur - am * u_prev + c2dt2 * Lu) / ap
         u_prev, u_cur = u_cur, u_next
     return snaps, energy
-
-    params: dict[str, Any] = {"equation": "wave", "n": n, "order": order, "dt": dt, "amplitude": amplitude,
-                              "var": var, "x0": list(x0), "sponge_width": sponge_width, "sigma_max": sigma_max}
-    states = [u_prev]
-    energy = []
-    Lu = lap(u_prev)
-    u_cur = u_prev + 0.5 * c2dt2 * Lu if nsteps > 0 else u_prev
-    hh = h[0] * h[1]
-    snaps: dict[int, np.ndarray] = {0: u_prev}
-    want = {int(np.floor(t / dt + 1e-9)) if nsteps else 0 for t in times}
-    want |= {min(s + 1, nsteps) for s in want}
-    for step in range(1, nsteps + 1):
-        if step in want:
-            snaps[step] = u_cur
-        if return_energy:
-            v = (u_cur - u_prev) / dt
-            energy.append(hh * (np.sum(v**2 / cc**2) - np.sum(u_cur * Lu)))
-        if step == nsteps:
-            break
-        Lu = lap(u_cur)
-        u_next = (2 * u_cur - am * u_prev + c2dt2 * Lu) / ap
-        u_prev, u_cur = u_cur, u_next
-    del states
-    out = []
-    for t in times:
-        s = int(np.floor(t / dt + 1e-9)) if nsteps else 0
-        theta = t / dt - s if nsteps else 0.0
-        val = snaps[s] if theta < 1e-9 else (1 - theta) * snaps[s] + theta * snaps[min(s + 1, nsteps)]
-        out.append(GridField(grid, val.copy(), {**params, "t": t}))
-    if return_energy:
-        return out, np.asarray(energy)
-    return out
