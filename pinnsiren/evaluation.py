@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["evaluate"]
+__all__ = ["evaluate", "model_dtype_device"]
 
 
 def _join(parts: list[Any], as_numpy: bool) -> Any:
@@ -35,7 +35,8 @@ def _finish(out: Any, as_numpy: bool) -> Any:
     return out.cpu().numpy() if as_numpy else out
 
 
-def _dtype_device(model: nn.Module) -> tuple[torch.dtype, torch.device]:
+def model_dtype_device(model: nn.Module) -> tuple[torch.dtype, torch.device]:
+    """The dtype and device of ``model``'s first parameter (or floating buffer); else the default dtype, CPU."""
     for p in model.parameters():
         return p.dtype, p.device
     for b in model.buffers():
@@ -79,7 +80,7 @@ def evaluate(model: nn.Module, points: np.ndarray | torch.Tensor, chunk: int = 6
     if chunk < 1:
         raise ValueError(f"chunk must be >= 1, got {chunk}")
     as_numpy = not isinstance(points, torch.Tensor)
-    dtype, device = _dtype_device(model)
+    dtype, device = model_dtype_device(model)
     fn = fn if fn is not None else (lambda m, x: m(x))
     parts = []
     with torch.enable_grad() if grad else torch.no_grad():

@@ -1,5 +1,9 @@
 """Problems: fields + constraints on sampled regions -> per-constraint losses.
 
+The regions live in :mod:`pinnsiren.geometry` (boxes, balls, polygons,
+composed shapes, space-time) and :mod:`pinnsiren.regions` (time slices,
+points near a source, cones, point sets with data); this module re-exports
+them so ``from pinnsiren.problem import Box, PointSet`` keeps working.
 Regions sample collocation points afresh on every call. Their bounds may be
 callables of the training step (curriculum), e.g. a time window that grows
 linearly: ``Box(lambda step: [(-1, 1), (-1, 1), (0, min(1, step / 1000))])``.
@@ -10,27 +14,18 @@ All sampling is done on the CPU in float64 with the given
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
-import numpy as np
 import sympy
 import torch
 from torch import nn
 
 from .compiler import CompiledResidual, compile_residual
+from .evaluation import model_dtype_device
 from .symbolic import Constraint, is_complex_field
-from .geometry import (  # regions live in geometry; re-exported here
-    NORMAL,
-    Ball,
-    Box,
-    BoxBoundary,
-    Disk,
-    Region,
-    _ball_offsets,
-    _bounds,
-    _resolve,
-    _uniform,
-)
+from .geometry import NORMAL, Ball, Box, BoxBoundary, Disk, Region  # regions live in geometry and regions;
+from .geometry import _ball_offsets, _bounds, _resolve, _uniform  # noqa: F401  (older imports of these helpers)
+from .regions import Cone, NearPoint, PointSet, TimeSlice  # re-exported here
 
 __all__ = [
     "Problem",
@@ -47,125 +42,6 @@ __all__ = [
 ]
 
 Bounds = Sequence[Sequence[float]]
-
-
-class TimeSlice(Region):
-    """Uniform samples in a space box with one coordinate held at ``t0``.
-
-    ``x[:, t_index] = t0``; the other columns follow ``space_bounds`` in order.
-    """
-
-    def __init__(self, space_bounds: Bounds | Callable[[int], Bounds], t_index: int, t0: float = 0.0) -> None:
-        self.space_bounds = space_bounds
-        self.t_index = t_index
-        self.t0 = t0
-        self.dim = _bounds(space_bounds, 0).shape[0] + 1
-        if not 0 <= t_index < self.dim:
-            raise ValueError(f"t_index {t_index} out of range for {self.dim} coordinates")
-
-    def sample(self, n, step, generator):
-        xs = _uniform(n, _bounds(self.space_bounds, step), generator)
-        t = torch.full((n, 1), float(_resolve(self.t0, step)), dtype=torch.float64)
-        return torch.cat([xs[:, : self.t_index], t, xs[:, self.t_index :]], 1), {}
-
-
-class NearPoint(Region):
-    """Dense Gaussian samples ``center + std * N(0, I)``, clipped to ``bounds`` (e.g. around a source)."""
-
-    def __init__(self, center: Sequence[float], std: float, bounds: Bounds | Callable[[int], Bounds]) -> None:
-        self.center = torch.as_tensor(np.asarray(center, dtype=np.float64))
-        self.std = std
-        self.bounds = bounds
-        self.dim = self.center.shape[0]
-        if _bounds(bounds, 0).shape[0] != self.dim:
-            raise ValueError("NearPoint: center and bounds have different dimensions")
-
-    def sample(self, n, step, generator):
-        b = _bounds(self.bounds, step)
-        x = self.center + float(_resolve(self.std, step)) * torch.randn(n, self.dim, generator=generator, dtype=torch.float64)
-        return torch.minimum(torch.maximum(x, b[:, 0]), b[:, 1]), {}
-
-
-class Cone(Region):
-    """Space-time samples in the domain of influence of a ball: ``|x - center| <= r0 + c t``.
-
-    ``t`` is uniform in ``t_bounds`` (a pair or a callable of the step, e.g.
-    a growing window), then ``x`` uniform in the ball of radius ``r0 + c t``
-    (clipped to ``space_bounds``). For a wave whose initial data live in the
-    ball, the solution vanishes outside this cone (finite speed ``c``), so
-    the cone is where collocation points matter. Time is coordinate
-    ``t_index``; the space coordinates keep their order.
-    """
-
-    def __init__(self, center: Sequence[float], r0: float, c: float, t_bounds: Any,
-                 space_bounds: Bounds, t_index: int) -> None:
-        self.center = torch.as_tensor(np.asarray(center, dtype=np.float64))
-        self.r0, self.c = float(r0), float(c)
-        self.t_bounds = t_bounds
-        self.space_bounds = space_bounds
-        self.t_index = t_index
-        self.dim = self.center.shape[0] + 1
-        if self.r0 < 0 or self.c < 0:
-            raise ValueError(f"Cone: r0 and c must be >= 0, got {self.r0}, {self.c}")
-        if _bounds(space_bounds, 0).shape[0] != self.center.shape[0]:
-            raise ValueError("Cone: center and space_bounds have different dimensions")
-        if not 0 <= t_index < self.dim:
-            raise ValueError(f"t_index {t_index} out of range for {self.dim} coordinates")
-
-    def sample(self, n, step, generator):
-        tb = _bounds([_resolve(self.t_bounds, step)], step)
-        t = _uniform(n, tb, generator)
-        x = self.center + _ball_offsets(n, self.center.shape[0], self.r0 + self.c * t, generator)
-        b = _bounds(self.space_bounds, step)
-        xs = torch.minimum(torch.maximum(x, b[:, 0]), b[:, 1])
-        return torch.cat([xs[:, : self.t_index], t, xs[:, self.t_index :]], 1), {}
-
-
-class PointSet(Region):
-    """Explicit points carrying data (pixels, receivers, point clouds with normals).
-
-    Parameters
-    ----------
-    points : array, shape (M, d)
-    data : dict name -> array (M,)
-        Supplied as the coefficient values of the same rows (real or complex).
-        With ``n < M`` a random subset of ``n`` rows (without replacement) is
-        drawn each step; with ``n`` None or ``>= M`` all rows are used.
-    """
-
-    def __init__(self, points: Any, data: Mapping[str, Any] | None = None) -> None:
-        p = torch.as_tensor(np.asarray(points, dtype=np.float64))
-        if p.ndim != 2:
-            raise ValueError(f"points must have shape (M, d), got {tuple(p.shape)}")
-        if not bool(torch.isfinite(p).all()):
-            raise ValueError("PointSet points contain non-finite values")
-        self.points = p
-        self.dim = p.shape[1]
-        self.data: dict[str, torch.Tensor] = {}
-        for k, v in (data or {}).items():
-            t = torch.as_tensor(np.asarray(v))
-            if t.shape != (p.shape[0],):
-                raise ValueError(f"PointSet data {k!r} has shape {tuple(t.shape)}; expected ({p.shape[0]},)")
-            if not bool(torch.isfinite(t).all()):
-                raise ValueError(f"PointSet data {k!r} contains non-finite values")
-            self.data[k] = t
-        self.data_names = tuple(self.data)
-
-    def sample(self, n, step, generator):
-        M = self.points.shape[0]
-        if n is None or n >= M:
-            return self.points, dict(self.data)
-        idx = torch.randperm(M, generator=generator)[:n]
-        return self.points[idx], {k: v[idx] for k, v in self.data.items()}
-
-
-def _model_dtype_device(model: nn.Module) -> tuple[torch.dtype, torch.device]:
-    for p in model.parameters():
-        return p.dtype, p.device
-    for b in model.buffers():
-        if b.is_floating_point():
-            return b.dtype, b.device
-    return torch.get_default_dtype(), torch.device("cpu")
 
 
 class Problem:
@@ -290,7 +166,7 @@ class Problem:
             If the model's output channel count differs from :attr:`n_channels`,
             or a constraint cannot be evaluated (missing coefficient...).
         """
-        dtype, device = _model_dtype_device(model)
+        dtype, device = model_dtype_device(model)
         x = torch.zeros(1, len(self.coords), dtype=dtype, device=device)
         with torch.no_grad():
             C = model(x).shape[-1]
@@ -375,7 +251,7 @@ class Problem:
         :meth:`losses` is the mean of each (up to rounding); the trainer uses
         the points for causal weights in time.
         """
-        dtype, device = _model_dtype_device(model)
+        dtype, device = model_dtype_device(model)
         out: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         for name, c in self.constraints.items():
             x, data = c.where.sample(c.n, step, generator)
@@ -391,7 +267,7 @@ class Problem:
         (``|.|`` the modulus for complex residuals, ``j`` over vector
         components).
         """
-        dtype, device = _model_dtype_device(model)
+        dtype, device = model_dtype_device(model)
         out: dict[str, torch.Tensor] = {}
         for name, c in self.constraints.items():
             x, data = c.where.sample(c.n, step, generator)
