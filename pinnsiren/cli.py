@@ -24,12 +24,13 @@ import argparse
 import ast
 import configparser
 import importlib
+import importlib.machinery
 import importlib.metadata
 import importlib.util
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 __all__ = ["main", "build_parser", "registered_commands", "Command", "ENTRY_POINT_GROUP"]
 
@@ -85,7 +86,87 @@ def registered_commands() -> list[Command]:
     return sorted(out, key=lambda c: (c.group, c.name))
 
 
+def _package_root() -> Path:
+    """The folder that holds the ``pinnsiren`` package being run (a checkout's root, or site-packages)."""
+    return Path(__file__).resolve().parents[1]
+
+
+def _location(mod_or_spec: Any) -> Path | None:
+    locs = list(getattr(mod_or_spec, "submodule_search_locations", None) or getattr(mod_or_spec, "__path__", None)
+                or [])
+    origin = getattr(mod_or_spec, "origin", None) or getattr(mod_or_spec, "__file__", None)
+    if locs:
+        return Path(locs[0]).resolve()
+    return Path(origin).resolve().parent if origin else None
+
+
+def ensure_own_package(module: str) -> None:
+    """Make the top-level package of command ``module`` (e.g. ``solvers``) the one beside ``pinnsiren``.
+
+    Under ``python -m pinnsiren`` the working directory comes first on
+    ``sys.path``, so a user's own folder named ``solvers/`` or ``reference/``
+    would be imported instead of ours. When ours exists beside ``pinnsiren``
+    and the first one found is elsewhere, ours is loaded from its own folder
+    (``sys.path`` is left alone) and a note names both paths on stderr. When a
+    foreign package of that name is already imported, this raises
+    :class:`CommandRegistryError` naming both paths.
+    """
+    top = module.split(".")[0]
+    root = _package_root()
+    ours = root / top
+    if not (ours / "__init__.py").is_file():
+        return  # nothing of ours to prefer (an installation that puts commands elsewhere)
+    if top in sys.modules:
+        where = _location(sys.modules[top])
+        if where is not None and where != ours.resolve():
+            raise CommandRegistryError(
+                f"command module {module!r} must come from {ours}, beside pinnsiren ({root / 'pinnsiren'}), but a "
+                f"different package {top!r} is already imported from {where}; rename that folder or run from "
+                "another directory")
+        return
+    try:
+        found = importlib.util.find_spec(top)
+    except (ImportError, ValueError):
+        found = None
+    where = _location(found) if found is not None else None
+    if where is not None and where == ours.resolve():
+        return
+    spec = importlib.machinery.PathFinder.find_spec(top, [str(root)])
+    if spec is None or spec.loader is None:
+        raise CommandRegistryError(f"cannot load {top!r} from {root} for command module {module!r}")
+    if where is not None:
+        print(f"pinnsiren: note: {where} shadows pinnsiren's own {top!r} package; using {ours} "
+              f"(rename the folder in your working directory to silence this)", file=sys.stderr)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[top] = mod
+    try:
+        spec.loader.exec_module(mod)
+    except BaseException:
+        del sys.modules[top]
+        raise
+
+
+def own_packages(commands: Sequence[Command] = ()) -> list[str]:
+    """The top-level packages installed with pinnsiren (from ``setup.cfg`` beside it, else the installed
+    metadata's ``top_level.txt``), plus those of ``commands``."""
+    cfg = _package_root() / "setup.cfg"
+    names: set[str] = set()
+    if cfg.is_file():
+        parser = configparser.ConfigParser(inline_comment_prefixes=("#",))
+        parser.read(cfg, encoding="utf-8")
+        names = {w for w in parser.get("options.packages.find", "include", fallback="").split() if "." not in w}
+    else:
+        try:
+            names = set((importlib.metadata.distribution("pinnsiren").read_text("top_level.txt") or "").split())
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    names |= {c.module.split(".")[0] for c in commands}
+    names.discard("pinnsiren")
+    return sorted(names)
+
+
 def _spec_origin(module: str) -> str:
+    ensure_own_package(module)
     try:
         spec = importlib.util.find_spec(module)
     except ModuleNotFoundError:
@@ -138,6 +219,8 @@ def build_parser(argv: Sequence[str] = (), commands: Sequence[Command] | None = 
             help_ = module_help(c.module)
             p = groups.add_parser(group, help=help_, description=help_)
             if group == want_group:
+                for top in own_packages(commands):
+                    ensure_own_package(top)
                 mod = importlib.import_module(c.module)
                 if hasattr(mod, "add_subcommands"):
                     mod.add_subcommands(p.add_subparsers(dest="subcommand", metavar="WHAT", required=True))
@@ -151,6 +234,8 @@ def build_parser(argv: Sequence[str] = (), commands: Sequence[Command] | None = 
             help_ = module_help(c.module)
             p = sub.add_parser(c.name, help=help_, description=help_)
             if group == want_group and c.name == want_name:
+                for top in own_packages(commands):
+                    ensure_own_package(top)
                 mod = importlib.import_module(c.module)
                 mod.add_arguments(p)
                 p.set_defaults(func=mod.main)

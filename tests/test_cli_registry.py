@@ -82,3 +82,42 @@ def test_help_is_light():
 def test_bare_command_prints_help_and_fails(capsys):
     assert main([]) == 2
     assert "COMMAND" in capsys.readouterr().out
+
+
+def _shadow_tree(tmp_path: Path) -> Path:
+    """A working directory with a user's own ``solvers/`` and ``equations/`` packages."""
+    for pkg, body in (("solvers", "raise SystemExit('the fake solvers package was imported')"),
+                      ("equations", "raise SystemExit('the fake equations package was imported')")):
+        (tmp_path / pkg).mkdir()
+        (tmp_path / pkg / "__init__.py").write_text(f'"""A user\'s own {pkg}."""\n{body}\n')
+    (tmp_path / "solvers" / "poisson.py").write_text('"""FAKE poisson."""\n')
+    return tmp_path
+
+
+def test_a_folder_named_solvers_in_the_working_directory_does_not_shadow_ours(tmp_path):
+    cwd = _shadow_tree(tmp_path)
+    env = {**__import__("os").environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    r = subprocess.run([sys.executable, "-m", "pinnsiren", "solve", "poisson", "--help"], cwd=cwd, env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "Poisson image reconstruction" in r.stdout and "--grad-clip" in r.stdout  # our module's parser
+    assert "FAKE" not in r.stdout and "fake" not in r.stderr
+    for pkg in ("solvers", "equations"):  # the note names both paths
+        assert f"{cwd / pkg} shadows pinnsiren's own {pkg!r} package; using {ROOT / pkg}" in r.stderr
+    r = subprocess.run([sys.executable, "-m", "pinnsiren", "--help"], cwd=cwd, env=env, capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0 and "neural Helmholtz" in r.stdout, r.stderr  # the demo's help, from our module
+
+
+def test_an_already_imported_foreign_package_is_a_clear_error(tmp_path, monkeypatch):
+    import types
+
+    from pinnsiren.cli import ensure_own_package
+
+    fake = types.ModuleType("solvers")
+    fake.__path__ = [str(tmp_path / "solvers")]
+    monkeypatch.setitem(sys.modules, "solvers", fake)
+    with pytest.raises(CommandRegistryError) as err:
+        ensure_own_package("solvers.poisson")
+    msg = str(err.value)
+    assert str(tmp_path / "solvers") in msg and str(ROOT / "solvers") in msg and "rename" in msg
