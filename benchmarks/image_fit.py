@@ -42,7 +42,7 @@ def main() -> None:
     with threadpool_limits(a.threads):
         for arch in a.archs.split(","):
             t, c = time.perf_counter(), time.process_time()
-            r = fit_image(img, ImageFitConfig(arch=arch, steps=a.steps, hidden_features=16 if a.quick else 256),
+            r = fit_image(img, ImageFitConfig(arch=arch, steps=a.steps, hidden=16 if a.quick else 256),
                           show_progress=False)
             out["results"][arch] = dict(psnr_db=round(r["psnr"], 2), seconds=round(time.perf_counter() - t, 1),
                                         cpu_seconds=round(time.process_time() - c, 1))

@@ -38,7 +38,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar
 
 from .train import TrainConfig
 
-__all__ = ["ModelSettings", "TrainSettings", "TRAIN_SETTINGS", "field_help", "flag_fields", "add_flags",
+__all__ = ["ModelSettings", "TrainSettings", "TRAIN_SETTINGS", "trainer_settings", "field_help", "flag_fields", "add_flags",
            "from_args"]
 
 C = TypeVar("C")
@@ -89,18 +89,23 @@ def _train_config(self: Any, **changes: Any) -> TrainConfig:
     return TrainConfig(**{**values, **changes})
 
 
-def _make_train_settings() -> type:
+def trainer_settings(name: str, names: Sequence[str], module: str | None = None) -> type:
+    """A dataclass with the fields ``names`` of :class:`~pinnsiren.train.TrainConfig` (same types, defaults and
+    documentation) and ``train_config(**changes)``; for settings groups that share the trainer's definitions."""
     hints = typing.get_type_hints(TrainConfig)
     by_name = {f.name: f for f in dataclasses.fields(TrainConfig)}
-    spec = [(n, hints[n], dataclasses.field(default=by_name[n].default)) for n in TRAIN_SETTINGS]
-    cls = dataclasses.make_dataclass("TrainSettings", spec, namespace={"train_config": _train_config})
-    cls.__module__ = __name__
+    unknown = [n for n in names if n not in by_name]
+    if unknown:
+        raise ValueError(f"trainer_settings: {unknown} are not TrainConfig fields")
+    spec = [(n, hints[n], dataclasses.field(default=by_name[n].default)) for n in names]
+    cls = dataclasses.make_dataclass(name, spec, namespace={"train_config": _train_config})
+    cls.__module__ = module or __name__
     docs = _numpy_parameters(TrainConfig)
-    lines = [f"{n} : {docs.get(n, '')}" for n in TRAIN_SETTINGS]
-    cls.__doc__ = ("The training settings of a solver: the fields of "
-                   ":class:`pinnsiren.train.TrainConfig` named in :data:`TRAIN_SETTINGS`\n"
-                   "(same types, defaults and documentation); ``train_config(**changes)`` builds the\n"
-                   "trainer's configuration.\n\nParameters\n----------\n" + "\n".join(lines))
+    lines = [f"{n} : {docs.get(n, '')}" for n in names]
+    cls.__doc__ = (f"Settings shared with the trainer: the fields {', '.join(names)} of\n"
+                   ":class:`pinnsiren.train.TrainConfig` (same types, defaults and documentation);\n"
+                   "``train_config(**changes)`` builds the trainer's configuration.\n\n"
+                   "Parameters\n----------\n" + "\n".join(lines))
     return cls
 
 
@@ -268,4 +273,4 @@ def from_args(cls: type[C], args: argparse.Namespace, **changes: Any) -> C:
     return cls(**{**values, **changes})
 
 
-TrainSettings = _make_train_settings()
+TrainSettings = trainer_settings("TrainSettings", TRAIN_SETTINGS)

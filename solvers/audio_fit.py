@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -23,9 +23,11 @@ import torch
 from torch import nn
 
 from pinnsiren.evaluation import evaluate
-from pinnsiren.networks import ARCHITECTURES, build_model, nyquist_frequencies, check_architectures
+from pinnsiren.settings import ModelSettings, add_flags, from_args
+from pinnsiren.networks import ARCHITECTURES, nyquist_frequencies, check_architectures
 
-from .signal_fit import fit_values
+
+from .signal_fit import FitSettings, fit_each, fit_values
 
 __all__ = ["AudioFitConfig", "load_wav", "time_grid", "fit_audio", "plot_audio_figure", "run",
            "DEFAULT_WAV"]
@@ -85,30 +87,23 @@ def time_grid(n: int) -> torch.Tensor:
 
 
 @dataclass
-class AudioFitConfig:
+class AudioFitConfig(ModelSettings, FitSettings):
     """Settings of one audio fit (defaults: the paper's)."""
 
-    arch: str = "siren"
+    batch: int | None = None
+    """Samples per step (default: all, full batch)."""
+    first_omega_0: float = 3000.0
     steps: int = 2000
     lr: float = 5e-5
-    hidden_features: int = 256
-    hidden_layers: int = 3
-    first_omega_0: float = 3000.0
-    batch: int | None = None
-    seed: int = 0
-    device: str = "cpu"
     log_every: int = 25
 
 
 def _make_model(cfg: AudioFitConfig, n: int) -> nn.Module:
-    if cfg.arch == "siren":
-        return build_model("siren", 1, 1, cfg.hidden_features, cfg.hidden_layers,
-                           first_omega_0=cfg.first_omega_0)
     kwargs: dict[str, Any] = {}
     if cfg.arch == "relu-pe":
         # the Nyquist rate of n samples on [-1, 1], as for images
         kwargs["num_frequencies"] = nyquist_frequencies(max(n, 8))
-    return build_model(cfg.arch, 1, 1, cfg.hidden_features, cfg.hidden_layers, **kwargs)
+    return cfg.build_model(1, 1, **kwargs)
 
 
 def _predict(model: nn.Module, t: torch.Tensor, chunk: int = 65536) -> torch.Tensor:
@@ -203,23 +198,25 @@ def run(
     seed: int = 0,
     show_progress: bool = True,
     start: float = 0.0,
+    cfg: AudioFitConfig | None = None,
 ) -> dict[str, Any]:
     """Fit the clip with each architecture; write ``audio_fit.h5``,
-    ``audio_fit.png`` and ``audio_fit_<arch>.wav``."""
+    ``audio_fit.png`` and ``audio_fit_<arch>.wav``.
+
+    ``cfg`` (optional) gives every setting at once and replaces ``steps``,
+    ``lr``, ``batch``, ``hidden_features``, ``hidden_layers``,
+    ``first_omega_0``, ``device`` and ``seed``.
+    """
     from pinnsiren.io import write_result
 
     check_architectures(archs)
     src = Path(path) if path is not None else DEFAULT_WAV
     wave, rate = load_wav(src, seconds, start)
-    results: dict[str, dict[str, Any]] = {}
-    for a in archs:
-        cfg = AudioFitConfig(arch=a, steps=steps, lr=lr, hidden_features=hidden_features,
-                             hidden_layers=hidden_layers, first_omega_0=first_omega_0,
-                             batch=batch, seed=seed, device=device)
-        results[a] = fit_audio(wave, cfg, show_progress=show_progress)
-        results[a]["config"] = asdict(cfg)
-        print(f"{a:>9s}: MSE {results[a]['mse']:.3e} after {steps} steps "
-              f"({results[a]['cpu_seconds']:.1f} CPU s)")
+    base = cfg if cfg is not None else AudioFitConfig(
+        steps=steps, lr=lr, hidden=hidden_features, layers=hidden_layers, first_omega_0=first_omega_0,
+        batch=batch, seed=seed, device=device)
+    results = fit_each(archs, base, lambda c: fit_audio(wave, c, show_progress=show_progress),
+                       lambda r, n: f"MSE {r['mse']:.3e} after {n} steps ({r['cpu_seconds']:.1f} CPU s)")
     out = Path(out)
     h5 = write_result(
         out / "audio_fit.h5",
@@ -244,23 +241,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="WAV file (default: ../shared/data/siren/gt_bach.wav)")
     p.add_argument("--arch", default="siren",
                    help=f"comma-separated architectures from {', '.join(ARCHITECTURES)} (default siren)")
-    p.add_argument("--steps", type=int, default=2000, help="Adam steps (default 2000)")
-    p.add_argument("--lr", type=float, default=5e-5, help="learning rate (default 5e-5)")
     p.add_argument("--seconds", type=float, default=None, help="keep only the first SECONDS of the clip")
     p.add_argument("--start", type=float, default=0.0, help="start of the kept part in seconds (default 0)")
-    p.add_argument("--batch", type=int, default=None,
-                   help="random samples per step (default: every sample, full batch)")
-    p.add_argument("--hidden", type=int, default=256, help="hidden features (default 256)")
-    p.add_argument("--layers", type=int, default=3, help="hidden layers (default 3)")
-    p.add_argument("--first-omega", type=float, default=3000.0,
-                   help="first-layer omega_0 of the SIREN on time in [-1, 1] (default 3000)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda")
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="results/audio_fit", help="output folder")
+    add_flags(p, AudioFitConfig, skip=("arch",), aliases={"first_omega_0": ["--first-omega"]},
+              extra_help={"first_omega_0": "(on time in [-1, 1])"})
 
 
 def main(args: argparse.Namespace) -> int:
     archs = [a.strip() for a in args.arch.split(",") if a.strip()]
-    run(args.path, archs, args.steps, args.out, args.lr, args.seconds, args.batch, args.hidden,
-        args.layers, args.first_omega, args.device, args.seed, start=args.start)
+    cfg = from_args(AudioFitConfig, args, arch="siren")  # run() sets arch per fit
+    run(args.path, archs, cfg.steps, args.out, seconds=args.seconds, start=args.start, cfg=cfg)
     return 0

@@ -22,7 +22,7 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -127,27 +127,10 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
 
 def run_fwi(s: dict[str, Any], progress: bool = True) -> dict[str, Any]:
     """Run the whole chain with settings ``s`` (see :data:`QUICK`); returns everything for the file/figure."""
-    from reference import GridField
-    from reference.fwi import (Acquisition, InversionProblem, admm_fwi, adjoint_fwi, model_mse, simulate_data,
-                               slowness_model, velocity_model)
+    from reference.fwi import InversionProblem, admm_fwi, adjoint_fwi, model_mse, velocity_model
 
-    kw = {} if s.get("source_var") is None else {"source_var": s["source_var"]}
     t = time.perf_counter()
-    if s.get("data"):
-        from reference.fwi import add_noise, load_paper_data
-
-        if s["model"] != "circle":
-            raise ValueError(f"fwi --data: the paper's data file is the `circle` model; drop --model {s['model']}.")
-        acq, d_file = load_paper_data(s["data"], **kw)
-        obs = simulate_data(acq, slowness_model("circle"), n=s["n_data"])  # true wavefields for the figure
-        sim_vs_file = float(np.linalg.norm(obs.d_clean - d_file) / np.linalg.norm(d_file))
-        obs.d_clean = d_file
-        obs.d = d_file if s["snr"] is None else add_noise(d_file, s["snr"], s["seed"])
-        obs.params.update(data_file=str(s["data"]), data_convention="file rec_val / (-(1+1j))",
-                          data_vs_our_simulation=sim_vs_file)
-    else:
-        acq = Acquisition.paper(**kw)
-        obs = simulate_data(acq, slowness_model(s["model"]), n=s["n_data"], snr_db=s["snr"], seed=s["seed"])
+    acq, obs = _observed_data(s)
     t_sim = time.perf_counter() - t
     pb = InversionProblem(acq, obs.d, n=s["n"])
     X, Y = pb.op.grid.coords()
@@ -178,43 +161,77 @@ def run_fwi(s: dict[str, Any], progress: bool = True) -> dict[str, Any]:
                                               cpu_seconds=time.process_time() - c0, history=r2.history)
     forms = [f for f in s.get("formulations", ["total", "scattered"]) if f"pinn-{f}" in run]
     if not s["skip_neural"] and not s.get("skip_pinn") and forms:
-        from .fwi_neural import NeuralFWIConfig, evaluate_model, neural_fwi
-
         for form in forms:
-            c0 = time.process_time()
-            cfg = NeuralFWIConfig(hidden_features=s["hidden"], hidden_layers=s["layers"],
-                                  pretrain_steps=s["pretrain_steps"] if form == "total" else 0,
-                                  fwi_steps=s["fwi_steps"], lr=s["lr"],
-                                  batch=s["batch"], lambda_data=s["lambda_data"], seed=s["seed"], device=s["device"],
-                                  m_param=s.get("m_param", "bounded"), m_bounds=pb.m_bounds,
-                                  slowness_weight_fwi=s.get("slowness_weight_fwi", 0.0),
-                                  source_weight=s.get("source_weight", 1.0), formulation=form)
-            rn = neural_fwi(acq, obs.d, cfg, progress=progress)
-            m_nn, waves_nn = evaluate_model(rn.model, rn.m_fn, (X, Y), acq.n_sources, background=rn.background)
-            m_nn = np.clip(m_nn, *pb.m_bounds)
-            d_nn = np.stack([GridField(pb.op.grid, waves_nn[i]).sample(acq.receivers)
-                             for i in range(acq.n_sources)], 1)
-            hist = {f"pretrain/{k}": v for k, v in rn.history_pretrain.items()}
-            hist.update({f"fwi/{k}": v for k, v in rn.history_fwi.items()})
             name = "PINN-FWI total (paper)" if form == "total" else "PINN-FWI scattered"
-            out["methods"][name] = dict(
-                m=m_nn, waves=waves_nn, mse=mse(m_nn)["velocity_mse"], misfit=pb.data_misfit(free(m_nn)),
+            out["methods"][name] = _pinn_method(s, form, acq, obs, pb, mse, free, progress)
+    if not s["skip_neural"] and "reparam" in run:
+        out["methods"]["neural-reparameterised"] = _reparam_method(s, pb, mse, free)
+    out["seconds_simulate"] = t_sim
+    return out
+
+
+def _observed_data(s: dict[str, Any]) -> tuple[Any, Any]:
+    """The acquisition and the observed data: simulated on the ``n_data`` grid, or the paper's file."""
+    from reference.fwi import Acquisition, simulate_data, slowness_model
+
+    kw = {} if s.get("source_var") is None else {"source_var": s["source_var"]}
+    if not s.get("data"):
+        acq = Acquisition.paper(**kw)
+        return acq, simulate_data(acq, slowness_model(s["model"]), n=s["n_data"], snr_db=s["snr"], seed=s["seed"])
+    from reference.fwi import add_noise, load_paper_data
+
+    if s["model"] != "circle":
+        raise ValueError(f"fwi --data: the paper's data file is the `circle` model; drop --model {s['model']}.")
+    acq, d_file = load_paper_data(s["data"], **kw)
+    obs = simulate_data(acq, slowness_model("circle"), n=s["n_data"])  # true wavefields for the figure
+    sim_vs_file = float(np.linalg.norm(obs.d_clean - d_file) / np.linalg.norm(d_file))
+    obs.d_clean = d_file
+    obs.d = d_file if s["snr"] is None else add_noise(d_file, s["snr"], s["seed"])
+    obs.params.update(data_file=str(s["data"]), data_convention="file rec_val / (-(1+1j))",
+                      data_vs_our_simulation=sim_vs_file)
+    return acq, obs
+
+
+def _pinn_method(s: dict[str, Any], form: str, acq: Any, obs: Any, pb: Any, mse: Callable, free: Callable,
+                 progress: bool) -> dict[str, Any]:
+    """PINN-FWI in formulation ``form`` (total: the paper; scattered), evaluated on the inversion grid."""
+    from reference import GridField
+
+    from .fwi_neural import NeuralFWIConfig, evaluate_model, neural_fwi
+
+    X, Y = pb.op.grid.coords()
+    c0 = time.process_time()
+    cfg = NeuralFWIConfig(hidden_features=s["hidden"], hidden_layers=s["layers"],
+                          pretrain_steps=s["pretrain_steps"] if form == "total" else 0,
+                          fwi_steps=s["fwi_steps"], lr=s["lr"],
+                          batch=s["batch"], lambda_data=s["lambda_data"], seed=s["seed"], device=s["device"],
+                          m_param=s.get("m_param", "bounded"), m_bounds=pb.m_bounds,
+                          slowness_weight_fwi=s.get("slowness_weight_fwi", 0.0),
+                          source_weight=s.get("source_weight", 1.0), formulation=form)
+    rn = neural_fwi(acq, obs.d, cfg, progress=progress)
+    m_nn, waves_nn = evaluate_model(rn.model, rn.m_fn, (X, Y), acq.n_sources, background=rn.background)
+    m_nn = np.clip(m_nn, *pb.m_bounds)
+    d_nn = np.stack([GridField(pb.op.grid, waves_nn[i]).sample(acq.receivers) for i in range(acq.n_sources)], 1)
+    hist = {f"pretrain/{k}": v for k, v in rn.history_pretrain.items()}
+    hist.update({f"fwi/{k}": v for k, v in rn.history_fwi.items()})
+    return dict(m=m_nn, waves=waves_nn, mse=mse(m_nn)["velocity_mse"], misfit=pb.data_misfit(free(m_nn)),
                 misfit_own=float(np.linalg.norm(d_nn - obs.d) / np.linalg.norm(obs.d)),
                 seconds=rn.seconds_pretrain + rn.seconds_fwi, cpu_seconds=time.process_time() - c0, history=hist,
                 model=rn.model, config=rn.config)
-    if not s["skip_neural"] and "reparam" in run:
-        from .fwi_reparam import ReparamFWIConfig, reparam_fwi
 
-        rcfg = ReparamFWIConfig(hidden=s["reparam_hidden"], layers=s["reparam_layers"],
-                                first_omega_0=s["reparam_omega0"], detail_omega_0=s["reparam_detail_omega0"],
-                                tv=s["reparam_tv"], iterations=s["reparam_iters"],
-                                max_evals=int(1.2 * s["reparam_iters"]) + 20, seed=s["seed"], device=s["device"])
-        rr = reparam_fwi(pb, rcfg, callback=mse)
-        out["methods"]["neural-reparameterised"] = dict(
-            m=rr.m, waves=rr.wavefields, mse=mse(rr.m)["velocity_mse"], misfit=pb.data_misfit(free(rr.m)),
-            seconds=rr.seconds, cpu_seconds=rr.cpu_seconds, history=rr.history, model=rr.model, config=rr.config)
-    out["seconds_simulate"] = t_sim
-    return out
+
+def _reparam_method(s: dict[str, Any], pb: Any, mse: Callable, free: Callable) -> dict[str, Any]:
+    """Neural-reparameterised FWI (solvers.fwi_reparam)."""
+    from .fwi_reparam import ReparamFWIConfig, reparam_fwi
+
+    rcfg = ReparamFWIConfig(hidden=s["reparam_hidden"], layers=s["reparam_layers"],
+                            first_omega_0=s["reparam_omega0"], detail_omega_0=s["reparam_detail_omega0"],
+                            tv=s["reparam_tv"], iterations=s["reparam_iters"],
+                            max_evals=int(1.2 * s["reparam_iters"]) + 20, seed=s["seed"], device=s["device"])
+    rr = reparam_fwi(pb, rcfg, callback=mse)
+    return dict(m=rr.m, waves=rr.wavefields, mse=mse(rr.m)["velocity_mse"], misfit=pb.data_misfit(free(rr.m)),
+                seconds=rr.seconds, cpu_seconds=rr.cpu_seconds, history=rr.history, model=rr.model,
+                config=rr.config)
 
 
 def format_table(res: dict[str, Any]) -> str:

@@ -27,6 +27,9 @@ from torch import nn
 
 from pinnsiren.networks import Siren
 from pinnsiren.progress import progress
+from pinnsiren.settings import add_flags, from_args
+
+from .signal_fit import FitSettings
 
 __all__ = ["HyperConfig", "load_faces", "face_grid", "HyperSiren", "hyper_predict", "sample_context", "train_hyper",
            "fresh_siren_mse", "evaluate", "run"]
@@ -138,22 +141,28 @@ def sample_context(n_pixels: int, count: int, batch: int, gen: torch.Generator) 
 
 
 @dataclass
-class HyperConfig:
+class HyperConfig(FitSettings):
     """Settings of the hypernetwork training (lambdas: the paper's)."""
 
-    steps: int = 3000
     batch: int = 16
-    lr: float = 1e-4
+    """Faces per step."""
     latent: int = 128
+    """Latent dimension."""
     encoder_hidden: int = 128
+    """Width of the set encoder."""
     hyper_hidden: int = 256
+    """Width of the ReLU hypernetwork."""
     siren_hidden: int = 64
+    """Width of the predicted SIREN."""
     siren_layers: int = 2
+    """Hidden layers of the predicted SIREN."""
     lambda_latent: float = 0.1
+    """Weight of mean(z^2)."""
     lambda_weights: float = 100.0
+    """Weight of mean(theta^2) (the paper's)."""
     min_context: int = 10
-    seed: int = 0
-    device: str = "cpu"
+    """Fewest context pixels drawn per face in training."""
+    steps: int = 3000
     log_every: int = 50
 
 
@@ -321,29 +330,16 @@ def run(out: str | Path, cfg: HyperConfig, counts: Sequence[int] = (10, 100, 625
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--steps", type=int, default=3000, help="training steps (default 3000)")
-    p.add_argument("--batch", type=int, default=16, help="faces per step (default 16)")
-    p.add_argument("--lr", type=float, default=1e-4, help="learning rate (default 1e-4)")
-    p.add_argument("--latent", type=int, default=128, help="latent dimension (default 128)")
-    p.add_argument("--siren-hidden", type=int, default=64, help="width of the predicted SIREN (default 64)")
-    p.add_argument("--siren-layers", type=int, default=2, help="hidden layers of the predicted SIREN (default 2)")
-    p.add_argument("--lambda-latent", type=float, default=0.1, help="weight of mean(z^2) (default 0.1)")
-    p.add_argument("--lambda-weights", type=float, default=100.0,
-                   help="weight of mean(theta^2) (default 100, the paper's)")
     p.add_argument("--counts", default="10,100,625", help="context pixel counts to evaluate (default 10,100,625)")
     p.add_argument("--test", type=int, default=20, help="held-out faces (default 20 of 100)")
     p.add_argument("--baseline-steps", type=int, default=500,
                    help="Adam steps of the fresh-SIREN baseline per face (0: skip; default 500)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda (training)")
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="results/hyper", help="output folder")
+    add_flags(p, HyperConfig)
 
 
 def main(args: argparse.Namespace) -> int:
-    cfg = HyperConfig(steps=args.steps, batch=args.batch, lr=args.lr, latent=args.latent,
-                      siren_hidden=args.siren_hidden, siren_layers=args.siren_layers,
-                      lambda_latent=args.lambda_latent, lambda_weights=args.lambda_weights,
-                      seed=args.seed, device=args.device)
+    cfg = from_args(HyperConfig, args)
     counts = [int(c) for c in args.counts.split(",") if c.strip()]
     run(args.out, cfg, counts, args.test, args.baseline_steps)
     return 0

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -20,8 +20,11 @@ import torch
 from torch import nn
 
 from pinnsiren.evaluation import evaluate
-from pinnsiren.networks import ARCHITECTURES, build_model, nyquist_frequencies, check_architectures
-from pinnsiren.progress import progress
+from pinnsiren.settings import ModelSettings, add_flags, from_args
+from pinnsiren.networks import ARCHITECTURES, nyquist_frequencies, check_architectures
+
+from .signal_fit import FitSettings, fit_each, fit_values
+
 
 __all__ = [
     "ImageFitConfig",
@@ -91,25 +94,20 @@ def psnr(pred01: np.ndarray, target01: np.ndarray) -> float:
 
 
 @dataclass
-class ImageFitConfig:
+class ImageFitConfig(ModelSettings, FitSettings):
     """Settings of one image fit (defaults: the paper's)."""
 
-    arch: str = "siren"
-    steps: int = 500
-    lr: float = 1e-4
-    hidden_features: int = 256
-    hidden_layers: int = 3
-    seed: int = 0
-    device: str = "cpu"
-    log_every: int = 25
     extra: dict[str, Any] = field(default_factory=dict)
+    """Free-form notes stored with the result."""
+    steps: int = 500
+    log_every: int = 25
 
 
 def _make_model(cfg: ImageFitConfig, side: int) -> nn.Module:
     kwargs: dict[str, Any] = {}
     if cfg.arch == "relu-pe":
         kwargs["num_frequencies"] = nyquist_frequencies(side)
-    return build_model(cfg.arch, 2, 1, cfg.hidden_features, cfg.hidden_layers, **kwargs)
+    return cfg.build_model(2, 1, **kwargs)
 
 
 def fit_image(image01: np.ndarray, cfg: ImageFitConfig, show_progress: bool = True) -> dict[str, Any]:
@@ -136,25 +134,12 @@ def fit_image(image01: np.ndarray, cfg: ImageFitConfig, show_progress: bool = Tr
     model = _make_model(cfg, side).to(device)
     x = pixel_grid(side).to(device)
     target = torch.as_tensor(image01.reshape(-1, 1) * 2.0 - 1.0, dtype=torch.float32, device=device)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    hist: dict[str, list[float]] = {"step": [], "loss": [], "psnr": []}
     t0 = time.perf_counter()
-    bar = progress(range(1, cfg.steps + 1), desc=f"fit {cfg.arch}", disable=not show_progress)
-    for step in bar:
-        opt.zero_grad(set_to_none=True)
-        loss = torch.mean((model(x) - target) ** 2)
-        loss.backward()
-        opt.step()
-        lv = float(loss.detach())
-        if not math.isfinite(lv):
-            raise FloatingPointError(f"{cfg.arch}: loss became {lv} at step {step}; lower --lr")
-        if step % cfg.log_every == 0 or step == cfg.steps:
-            p = 10.0 * math.log10(4.0 / lv) if lv > 0 else float("inf")  # MSE on [-1,1] -> [0,1]
-            hist["step"].append(step)
-            hist["loss"].append(lv)
-            hist["psnr"].append(p)
-            bar.set_postfix(loss=f"{lv:.2e}", psnr=f"{p:.2f}")
+    hist = fit_values(model, x, target, steps=cfg.steps, lr=cfg.lr, batch=None, seed=cfg.seed,
+                      log_every=cfg.log_every, desc=f"fit {cfg.arch}", show_progress=show_progress)
     seconds = time.perf_counter() - t0
+    # MSE on [-1, 1] -> PSNR on [0, 1]
+    hist["psnr"] = [10.0 * math.log10(4.0 / lv) if lv > 0 else float("inf") for lv in hist["loss"]]
     model = model.cpu().eval()
     with torch.no_grad():
         pred = (model(pixel_grid(side)).reshape(side, side).numpy().astype(np.float64) + 1.0) / 2.0
@@ -241,22 +226,21 @@ def run(
     device: str = "cpu",
     seed: int = 0,
     show_progress: bool = True,
+    cfg: ImageFitConfig | None = None,
 ) -> dict[str, Any]:
-    """Fit the image with each architecture, write ``image_fit.h5`` and ``image_fit.png``."""
+    """Fit the image with each architecture, write ``image_fit.h5`` and ``image_fit.png``.
+
+    ``cfg`` (optional) gives every setting at once and replaces ``steps``,
+    ``lr``, ``hidden_features``, ``hidden_layers``, ``device`` and ``seed``.
+    """
     from pinnsiren.io import write_result
 
     check_architectures(archs)
     image = load_image(path, size)
-    results = {}
-    for a in archs:
-        cfg = ImageFitConfig(
-            arch=a, steps=steps, lr=lr, hidden_features=hidden_features,
-            hidden_layers=hidden_layers, seed=seed, device=device,
-        )
-        results[a] = fit_image(image, cfg, show_progress=show_progress)
-        results[a]["config"] = asdict(cfg)
-        print(f"{a:>9s}: PSNR {results[a]['psnr']:.2f} dB after {steps} steps "
-              f"({results[a]['seconds']:.1f} s)")
+    base = cfg if cfg is not None else ImageFitConfig(steps=steps, lr=lr, hidden=hidden_features,
+                                                      layers=hidden_layers, seed=seed, device=device)
+    results = fit_each(archs, base, lambda c: fit_image(image, c, show_progress=show_progress),
+                       lambda r, n: f"PSNR {r['psnr']:.2f} dB after {n} steps ({r['seconds']:.1f} s)")
     out = Path(out)
     h5 = write_result(
         out / "image_fit.h5",
@@ -278,13 +262,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("path", nargs="?", default=None, help="image file (default: cameraman)")
     p.add_argument("--arch", default="siren",
                    help=f"comma-separated architectures from {', '.join(ARCHITECTURES)} (default siren)")
-    p.add_argument("--steps", type=int, default=500, help="Adam steps (default 500)")
-    p.add_argument("--lr", type=float, default=1e-4, help="learning rate (default 1e-4)")
     p.add_argument("--size", type=int, default=256, help="image side in pixels (default 256)")
-    p.add_argument("--hidden", type=int, default=256, help="hidden features (default 256)")
-    p.add_argument("--layers", type=int, default=3, help="hidden layers (default 3)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda")
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="results/image_fit", help="output folder")
     p.add_argument("--inpaint", type=float, default=None, metavar="FRACTION",
                    help="fit only this random fraction of the pixels (e.g. 0.1); see solvers/inpaint.py")
@@ -292,19 +270,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="with --inpaint: comma-separated priors from none, tv, fh (default none)")
     p.add_argument("--prior-weight", type=float, default=None,
                    help="with --inpaint: weight of the prior (default per prior, solvers/inpaint.py)")
+    add_flags(p, ImageFitConfig, skip=("arch",))
 
 
 def main(args: argparse.Namespace) -> int:
     archs = [a.strip() for a in args.arch.split(",") if a.strip()]
+    cfg = from_args(ImageFitConfig, args, arch="siren")  # run() sets arch per fit
     if args.inpaint is not None:
         from solvers.inpaint import run_inpaint
 
         if len(archs) != 1:
             raise ValueError("--inpaint takes one architecture")
         priors = [p.strip() for p in args.prior.split(",") if p.strip()]
-        run_inpaint(args.path, priors, args.inpaint, args.out, archs[0], args.steps, args.lr,
-                    args.size, args.hidden, args.layers, args.prior_weight, args.device, args.seed)
+        run_inpaint(args.path, priors, args.inpaint, args.out, archs[0], size=args.size, weight=args.prior_weight,
+                    settings=cfg)
         return 0
-    run(args.path, archs, args.steps, args.lr, args.size, args.out, args.hidden, args.layers,
-        args.device, args.seed)
+    run(args.path, archs, cfg.steps, cfg.lr, args.size, args.out, cfg=cfg)
     return 0

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -25,8 +25,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from pinnsiren.networks import build_model, nyquist_frequencies
+from pinnsiren.networks import nyquist_frequencies
 from pinnsiren.progress import progress
+from pinnsiren.settings import ModelSettings
+
+from .signal_fit import FitSettings
+
 
 __all__ = ["PRIORS", "DEFAULT_WEIGHTS", "InpaintConfig", "random_mask", "prior_value",
            "inpaint_image", "run_inpaint"]
@@ -72,20 +76,18 @@ def prior_value(model: nn.Module, x: torch.Tensor, prior: str) -> torch.Tensor:
 
 
 @dataclass
-class InpaintConfig:
+class InpaintConfig(ModelSettings, FitSettings):
     """Settings of one inpainting fit."""
 
-    arch: str = "siren"
     prior: str = "none"
-    weight: float | None = None  # None: DEFAULT_WEIGHTS[prior]
+    """Prior on the unobserved pixels: none, tv (total variation) or fh (Frobenius norm of the Hessian)."""
+    weight: float | None = None
+    """Weight of the prior (default: DEFAULT_WEIGHTS[prior])."""
     fraction: float = 0.1
+    """Share of the pixels observed."""
+    prior_points: int | None = None
+    """Points per step where the prior is evaluated (default: as many as observed pixels)."""
     steps: int = 500
-    lr: float = 1e-4
-    hidden_features: int = 256
-    hidden_layers: int = 3
-    prior_points: int | None = None  # None: as many as observed pixels
-    seed: int = 0
-    device: str = "cpu"
     log_every: int = 25
 
 
@@ -113,7 +115,7 @@ def inpaint_image(image01: np.ndarray, mask: np.ndarray, cfg: InpaintConfig,
     kwargs: dict[str, Any] = {}
     if cfg.arch == "relu-pe":
         kwargs["num_frequencies"] = nyquist_frequencies(side)
-    model = build_model(cfg.arch, 2, 1, cfg.hidden_features, cfg.hidden_layers, **kwargs).to(device)
+    model = cfg.build_model(2, 1, **kwargs).to(device)
     grid = pixel_grid(side)
     flat = mask.reshape(-1)
     x_obs = grid[torch.as_tensor(flat)].to(device)
@@ -194,25 +196,34 @@ def run_inpaint(
     device: str = "cpu",
     seed: int = 0,
     show_progress: bool = True,
+    settings: Any = None,
 ) -> dict[str, Any]:
-    """Inpaint one image with each prior; write ``inpaint.h5`` and ``inpaint.png``."""
+    """Inpaint one image with each prior; write ``inpaint.h5`` and ``inpaint.png``.
+
+    ``settings`` (optional, e.g. an ``ImageFitConfig``): the network and loop
+    settings (:class:`~pinnsiren.settings.ModelSettings` and ``FitSettings``
+    fields) taken from it instead of ``steps``, ``lr``, ``hidden_features``,
+    ``hidden_layers``, ``device`` and ``seed``; ``arch`` still names the network.
+    """
     from pinnsiren.io import write_result
     from solvers.image_fit import load_image
 
     for p in priors:
         if p not in PRIORS:
             raise ValueError(f"unknown prior {p!r}; must be one of {list(PRIORS)}")
+    shared = {f.name for f in fields(ModelSettings) + fields(FitSettings)}
+    base = (InpaintConfig(**{k: v for k, v in asdict(settings).items() if k in shared}) if settings is not None
+            else InpaintConfig(steps=steps, lr=lr, hidden=hidden_features, layers=hidden_layers, seed=seed,
+                               device=device))
     image = load_image(path, size)
-    mask = random_mask(image.shape[0], fraction, seed)
+    mask = random_mask(image.shape[0], fraction, base.seed)
     results: dict[str, dict[str, Any]] = {}
     for p in priors:
-        cfg = InpaintConfig(arch=arch, prior=p, weight=weight if p != "none" else None,
-                            fraction=fraction, steps=steps, lr=lr, hidden_features=hidden_features,
-                            hidden_layers=hidden_layers, seed=seed, device=device)
+        cfg = replace(base, arch=arch, prior=p, weight=weight if p != "none" else None, fraction=fraction)
         results[p] = inpaint_image(image, mask, cfg, show_progress=show_progress)
         results[p]["config"] = {**asdict(cfg), "weight": results[p]["weight"]}
         print(f"prior {p:>4s}: PSNR {results[p]['psnr']:.2f} dB on all pixels "
-              f"({results[p]['psnr_unobserved']:.2f} unobserved) after {steps} steps "
+              f"({results[p]['psnr_unobserved']:.2f} unobserved) after {cfg.steps} steps "
               f"({results[p]['cpu_seconds']:.1f} CPU s)")
     out = Path(out)
     h5 = write_result(

@@ -346,37 +346,21 @@ def evaluate_sdf(
     rng = np.random.default_rng(cfg.seed + 12345)
     clock = PhaseClock()
     t0 = time.perf_counter()
-    with clock("grid"):
-        grid, ginfo = evaluate_grid(model, cfg.resolution, dim)
-    metrics: dict[str, float] = dict(grid_evaluations=ginfo["evaluated"])
-    out: dict[str, Any] = dict(grid=grid)
-    m = cfg.eval_points if dim == 3 else min(cfg.eval_points, 100_000)
-    with clock("mesh"):
-        if dim == 3:
-            v, f, _ = extract_mesh(grid)
-            out.update(vertices=v, faces=f)
-            metrics.update(mesh_vertices=len(v), mesh_faces=len(f))
-        else:
-            lines = extract_contours(grid)
-            if not lines:
-                raise ValueError("the network's zero level set is empty on the grid (train longer?)")
-            out["contours"] = lines
+    out, metrics = _mesh_level_set(model, dim, cfg, clock)
     metrics["mesh_seconds"] = time.perf_counter() - t0
+    m = cfg.eval_points if dim == 3 else min(cfg.eval_points, 100_000)
     with clock("sample"):
-        if dim == 3:
-            pp, pn = sample_mesh(v, f, m, rng, orient=False)
-        else:
-            pp, pn = _polyline_samples(lines, m, rng)
+        pp, pn = (sample_mesh(out["vertices"], out["faces"], m, rng, orient=False) if dim == 3
+                  else _polyline_samples(out["contours"], m, rng))
+        gp = gn = gp2 = None
         if gt_sampler is not None:
             gp, gn = gt_sampler(m, rng)
             gp2 = gt_sampler(m, rng)[0]
         elif gt_points is not None:
             gp, gn = gt_points
-        else:
-            gp = gn = None
     if gp is not None:
         with clock("chamfer"):
-            if gt_sampler is not None:
+            if gp2 is not None:
                 metrics["chamfer_floor"] = gm.chamfer_l1(gp, gp2)["chamfer_l1"]
             metrics.update(gm.chamfer_and_normals(pp, pn, gp, gn))
             metrics["chamfer_samples"] = len(pp)
@@ -389,23 +373,50 @@ def evaluate_sdf(
                                                      gt_distance=exact_sdf, gt_mesh=gt_mesh))
                 metrics["surface_chamfer_samples"] = ms
     with clock("field_checks"):
-        u = rng.uniform(-1, 1, size=(min(400_000, 100 * m), dim))
-        if exact_sdf is not None:
-            ex = exact_sdf(u)
-            band = np.abs(ex) < 0.1
-            ub, eb = u[band][:100_000], ex[band][:100_000]
-            err = np.abs(evaluate_points(model, ub) - eb)
-            metrics.update(band_sdf_error=float(err.mean()), band_sdf_error_max=float(err.max()),
-                           band_points=len(ub))
-            off = u[np.abs(ex) > 0.01][:20000]
-        else:
-            off = u[:20000]
-        metrics.update(gm.gradient_norm_stats(_gradient_norm(model, off)))
+        metrics.update(_field_checks(model, dim, m, rng, exact_sdf))
     metrics["eval_seconds"] = time.perf_counter() - t0
     metrics.update(clock.metrics())
     out["metrics"] = metrics
     out["phases"] = clock.phases
     return out
+
+
+def _mesh_level_set(model: nn.Module, dim: int, cfg: SDFConfig, clock: PhaseClock
+                    ) -> tuple[dict[str, Any], dict[str, float]]:
+    """The network on the ``cfg.resolution`` grid and its zero level set (a mesh in 3-D, contours in 2-D)."""
+    with clock("grid"):
+        grid, ginfo = evaluate_grid(model, cfg.resolution, dim)
+    metrics: dict[str, float] = dict(grid_evaluations=ginfo["evaluated"])
+    out: dict[str, Any] = dict(grid=grid)
+    with clock("mesh"):
+        if dim == 3:
+            v, f, _ = extract_mesh(grid)
+            out.update(vertices=v, faces=f)
+            metrics.update(mesh_vertices=len(v), mesh_faces=len(f))
+        else:
+            lines = extract_contours(grid)
+            if not lines:
+                raise ValueError("the network's zero level set is empty on the grid (train longer?)")
+            out["contours"] = lines
+    return out, metrics
+
+
+def _field_checks(model: nn.Module, dim: int, m: int, rng: np.random.Generator,
+                  exact_sdf: Callable[[np.ndarray], np.ndarray] | None) -> dict[str, float]:
+    """Error against the exact SDF in the band ``|sdf| < 0.1`` (when known) and ``|grad u|`` statistics."""
+    metrics: dict[str, float] = {}
+    u = rng.uniform(-1, 1, size=(min(400_000, 100 * m), dim))
+    if exact_sdf is not None:
+        ex = exact_sdf(u)
+        band = np.abs(ex) < 0.1
+        ub, eb = u[band][:100_000], ex[band][:100_000]
+        err = np.abs(evaluate_points(model, ub) - eb)
+        metrics.update(band_sdf_error=float(err.mean()), band_sdf_error_max=float(err.max()), band_points=len(ub))
+        off = u[np.abs(ex) > 0.01][:20000]
+    else:
+        off = u[:20000]
+    metrics.update(gm.gradient_norm_stats(_gradient_norm(model, off)))
+    return metrics
 
 
 class PhaseClock:

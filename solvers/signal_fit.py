@@ -8,13 +8,33 @@ progress bar, a loss history and a stop on a non-finite loss.
 from __future__ import annotations
 
 import math
+from dataclasses import asdict, replace
+from typing import Any, Callable, Sequence
 
 import torch
 from torch import nn
 
 from pinnsiren.progress import progress
+from pinnsiren.settings import trainer_settings
 
-__all__ = ["fit_values"]
+__all__ = ["fit_values", "fit_each", "FitSettings"]
+
+#: steps, lr, seed, device, log_every of a signal fit's own Adam loop, as the trainer defines them; a fit's
+#: config inherits this and :class:`~pinnsiren.settings.ModelSettings`
+FitSettings = trainer_settings("FitSettings", ("steps", "lr", "seed", "device", "log_every"), __name__)
+
+
+def fit_each(archs: Sequence[str], base: Any, fit: Callable[[Any], dict[str, Any]],
+             describe: Callable[[dict[str, Any], int], str]) -> dict[str, dict[str, Any]]:
+    """``fit(cfg)`` for each architecture (``base`` with ``arch`` replaced); each result gets its ``config``
+    (a dict) and a printed line ``arch: describe(result, steps)``."""
+    results: dict[str, dict[str, Any]] = {}
+    for a in archs:
+        cfg = replace(base, arch=a)
+        results[a] = fit(cfg)
+        results[a]["config"] = asdict(cfg)
+        print(f"{a:>9s}: {describe(results[a], cfg.steps)}")
+    return results
 
 
 def fit_values(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, steps: int, lr: float,

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import argparse
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -26,9 +26,11 @@ import torch
 from torch import nn
 
 from pinnsiren.evaluation import evaluate
-from pinnsiren.networks import ARCHITECTURES, build_model, nyquist_frequencies, check_architectures
+from pinnsiren.settings import ModelSettings, add_flags, from_args
+from pinnsiren.networks import ARCHITECTURES, nyquist_frequencies, check_architectures
 
-from .signal_fit import fit_values
+
+from .signal_fit import FitSettings, fit_each, fit_values
 
 __all__ = ["VideoFitConfig", "synthetic_clip", "load_video", "video_grid", "frame_psnr",
            "fit_video", "run"]
@@ -133,17 +135,12 @@ def frame_psnr(pred01: np.ndarray, clip01: np.ndarray) -> np.ndarray:
 
 
 @dataclass
-class VideoFitConfig:
+class VideoFitConfig(ModelSettings, FitSettings):
     """Settings of one video fit."""
 
-    arch: str = "siren"
-    steps: int = 1000
-    lr: float = 1e-4
     batch: int = 8192
-    hidden_features: int = 256
-    hidden_layers: int = 3
-    seed: int = 0
-    device: str = "cpu"
+    """Pixels per step (random, all frames)."""
+    steps: int = 1000
     log_every: int = 25
 
 
@@ -151,7 +148,7 @@ def _make_model(cfg: VideoFitConfig, shape: tuple[int, int, int]) -> nn.Module:
     kwargs: dict[str, Any] = {}
     if cfg.arch == "relu-pe":
         kwargs["num_frequencies"] = nyquist_frequencies(max(max(shape), 8))
-    return build_model(cfg.arch, 3, 3, cfg.hidden_features, cfg.hidden_layers, **kwargs)
+    return cfg.build_model(3, 3, **kwargs)
 
 
 def fit_video(clip01: np.ndarray, cfg: VideoFitConfig, show_progress: bool = True) -> dict[str, Any]:
@@ -226,21 +223,22 @@ def run(
     device: str = "cpu",
     seed: int = 0,
     show_progress: bool = True,
+    cfg: VideoFitConfig | None = None,
 ) -> dict[str, Any]:
-    """Fit the clip with each architecture; write ``video_fit.h5`` and ``video_fit.png``."""
+    """Fit the clip with each architecture; write ``video_fit.h5`` and ``video_fit.png``.
+
+    ``cfg`` (optional) gives every setting at once and replaces ``steps``,
+    ``lr``, ``batch``, ``hidden_features``, ``hidden_layers``, ``device`` and ``seed``.
+    """
     from pinnsiren.io import write_result
 
     check_architectures(archs)
     clip, desc = load_video(source, frames, size)
-    results: dict[str, dict[str, Any]] = {}
-    for a in archs:
-        cfg = VideoFitConfig(arch=a, steps=steps, lr=lr, batch=batch, hidden_features=hidden_features,
-                             hidden_layers=hidden_layers, seed=seed, device=device)
-        results[a] = fit_video(clip, cfg, show_progress=show_progress)
-        results[a]["config"] = asdict(cfg)
-        print(f"{a:>9s}: mean per-frame PSNR {results[a]['mean_psnr']:.2f} dB "
-              f"(min {results[a]['psnr'].min():.2f}) after {steps} steps "
-              f"({results[a]['cpu_seconds']:.1f} CPU s)")
+    base = cfg if cfg is not None else VideoFitConfig(steps=steps, lr=lr, batch=batch, hidden=hidden_features,
+                                                      layers=hidden_layers, seed=seed, device=device)
+    results = fit_each(archs, base, lambda c: fit_video(clip, c, show_progress=show_progress),
+                       lambda r, n: f"mean per-frame PSNR {r['mean_psnr']:.2f} dB (min {r['psnr'].min():.2f}) "
+                                    f"after {n} steps ({r['cpu_seconds']:.1f} CPU s)")
     out = Path(out)
     h5 = write_result(
         out / "video_fit.h5",
@@ -263,20 +261,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="video file, .npy clip, or 'bikes' (default: synthetic pan/zoom of a photograph)")
     p.add_argument("--arch", default="siren,relu-pe",
                    help=f"comma-separated architectures from {', '.join(ARCHITECTURES)} (default siren,relu-pe)")
-    p.add_argument("--steps", type=int, default=1000, help="Adam steps (default 1000)")
-    p.add_argument("--lr", type=float, default=1e-4, help="learning rate (default 1e-4)")
-    p.add_argument("--batch", type=int, default=8192, help="random pixels per step (default 8192)")
     p.add_argument("--frames", type=int, default=16, help="first frames kept (default 16)")
     p.add_argument("--size", type=int, default=48, help="frame height after resizing (default 48)")
-    p.add_argument("--hidden", type=int, default=256, help="hidden features (default 256)")
-    p.add_argument("--layers", type=int, default=3, help="hidden layers (default 3)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda")
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="results/video_fit", help="output folder")
+    add_flags(p, VideoFitConfig, skip=("arch",))
 
 
 def main(args: argparse.Namespace) -> int:
     archs = [a.strip() for a in args.arch.split(",") if a.strip()]
-    run(args.source, archs, args.steps, args.out, args.frames, args.size, args.lr, args.batch,
-        args.hidden, args.layers, args.device, args.seed)
+    cfg = from_args(VideoFitConfig, args, arch="siren")  # run() sets arch per fit
+    run(args.source, archs, cfg.steps, args.out, args.frames, args.size, cfg=cfg)
     return 0

@@ -18,6 +18,10 @@ SOLVERS = [
     ("solvers.helmholtz", "HelmholtzConfig", {"arch", "source"}),
     ("solvers.wave", "WaveConfig", {"arch", "frames"}),
     ("solvers.sdf", "SDFConfig", {"weights"}),
+    ("solvers.image_fit", "ImageFitConfig", {"arch", "extra"}),
+    ("solvers.audio_fit", "AudioFitConfig", {"arch"}),
+    ("solvers.video_fit", "VideoFitConfig", {"arch"}),
+    ("solvers.hyper", "HyperConfig", set()),
 ]
 
 
@@ -37,7 +41,10 @@ def _parser(mod) -> argparse.ArgumentParser:
 @pytest.mark.parametrize("module,name,own", SOLVERS)
 def test_every_field_has_a_flag_with_its_docstring(module, name, own):
     mod, cls = _load(module, name)
-    assert issubclass(cls, S.ModelSettings) and issubclass(cls, S.TrainSettings)
+    from solvers.signal_fit import FitSettings
+
+    assert issubclass(cls, S.TrainSettings) or issubclass(cls, FitSettings)
+    assert issubclass(cls, S.ModelSettings) or name == "HyperConfig"
     actions: dict[str, argparse.Action] = {}
     for a in _parser(mod)._actions:
         actions.setdefault(a.dest, a)  # the generated flag comes before its aliases
@@ -102,6 +109,15 @@ OLD_DEFAULTS = {
     "solvers.sdf": dict(steps=2000, lr=5e-4, schedule="cosine", hidden=128, layers=3, first_omega_0=15.0,
                         grad_clip=1.0, final_lr_factor=0.01, batch=2000, points=20000, progress=True,
                         sign_prior=100.0, engine="autograd"),
+    "solvers.image_fit": dict(steps=500, lr=1e-4, hidden=256, layers=3, size=256, seed=0, device="cpu",
+                              log_every=25, arch="siren"),
+    "solvers.audio_fit": dict(steps=2000, lr=5e-5, hidden=256, layers=3, first_omega_0=3000.0, batch=None,
+                              start=0.0, seconds=None),
+    "solvers.video_fit": dict(steps=1000, lr=1e-4, batch=8192, hidden=256, layers=3, frames=16, size=48,
+                              arch="siren,relu-pe"),
+    "solvers.hyper": dict(steps=3000, batch=16, lr=1e-4, latent=128, siren_hidden=64, siren_layers=2,
+                          lambda_latent=0.1, lambda_weights=100.0, seed=0, device="cpu", counts="10,100,625",
+                          test=20, baseline_steps=500),
 }
 
 
@@ -114,6 +130,24 @@ def test_defaults_per_solver_unchanged(module):
     ns = vars(_parser(mod).parse_args(argv))
     for k, v in OLD_DEFAULTS[module].items():
         assert ns[k] == v, (module, k, ns[k], v)
+
+
+def test_fit_flags_reach_the_runs(monkeypatch, tmp_path):
+    from solvers import audio_fit, image_fit
+
+    seen = {}
+    monkeypatch.setattr(image_fit, "run", lambda *a, **k: seen.update(image=k["cfg"]))
+    args = _parser(image_fit).parse_args(["--first-omega-0", "12", "--log-every", "5", "--hidden", "8"])
+    image_fit.main(args)
+    assert (seen["image"].first_omega_0, seen["image"].log_every, seen["image"].hidden) == (12.0, 5, 8)
+    monkeypatch.setattr(audio_fit, "run", lambda *a, **k: seen.update(audio=k["cfg"]))
+    audio_fit.main(_parser(audio_fit).parse_args(["--first-omega", "700", "--batch", "64"]))
+    assert (seen["audio"].first_omega_0, seen["audio"].batch, seen["audio"].lr) == (700.0, 64, 5e-5)
+    import solvers.inpaint as inp
+
+    monkeypatch.setattr(inp, "run_inpaint", lambda *a, **k: seen.update(inpaint=k["settings"]))
+    image_fit.main(_parser(image_fit).parse_args(["--inpaint", "0.2", "--hidden-omega-0", "9"]))
+    assert seen["inpaint"].hidden_omega_0 == 9.0
 
 
 def test_docstring_readers_on_a_snippet():
@@ -166,3 +200,22 @@ def test_tuple_and_union_flags():
     assert S.from_args(T, ns) == T(t=(0.5, 2.0), o=4, s=0.25)
     assert S.from_args(T, p.parse_args([])) == T()
     torch.manual_seed(0)  # keep the module's global state tidy for later tests
+
+
+def test_run_inpaint_takes_the_shared_settings(monkeypatch, tmp_path):
+    import solvers.inpaint as inp
+    from solvers.image_fit import ImageFitConfig
+
+    class Seen(Exception):
+        pass
+
+    def capture(image, mask, cfg, show_progress=True):
+        raise Seen(cfg)
+
+    monkeypatch.setattr(inp, "inpaint_image", capture)
+    with pytest.raises(Seen) as got:
+        inp.run_inpaint(None, ["tv"], 0.3, tmp_path, arch="tanh", size=8, weight=0.5,
+                        settings=ImageFitConfig(hidden=4, layers=1, first_omega_0=7.0, steps=3, log_every=2))
+    cfg = got.value.args[0]
+    assert (cfg.arch, cfg.prior, cfg.weight, cfg.fraction) == ("tanh", "tv", 0.5, 0.3)
+    assert (cfg.hidden, cfg.layers, cfg.first_omega_0, cfg.steps, cfg.log_every) == (4, 1, 7.0, 3, 2)

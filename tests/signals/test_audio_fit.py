@@ -40,8 +40,8 @@ def test_time_grid_spans_minus_one_to_one():
 
 def test_siren_fits_tone_mix_far_better_than_relu():
     w, _ = _tones()
-    res = {a: fit_audio(w, AudioFitConfig(arch=a, steps=200, lr=1e-4, hidden_features=64,
-                                          hidden_layers=2, first_omega_0=3000.0), show_progress=False)
+    res = {a: fit_audio(w, AudioFitConfig(arch=a, steps=200, lr=1e-4, hidden=64,
+                                          layers=2, first_omega_0=3000.0), show_progress=False)
            for a in ("siren", "relu")}
     # relu cannot follow a 440 Hz tone (MSE near the signal power ~0.2)
     assert res["relu"]["mse"] > 0.05

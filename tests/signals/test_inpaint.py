@@ -59,8 +59,8 @@ def test_inpaint_smooth_image_psnr_on_all_pixels():
     yy, xx = np.mgrid[0:side, 0:side] / (side - 1)
     img = 0.5 + 0.3 * np.sin(2.5 * xx + 1.0) * np.cos(2.0 * yy)
     mask = random_mask(side, 0.1, seed=0)
-    res = {p: inpaint_image(img, mask, InpaintConfig(prior=p, steps=150, hidden_features=32,
-                                                     hidden_layers=2), show_progress=False)
+    res = {p: inpaint_image(img, mask, InpaintConfig(prior=p, steps=150, hidden=32,
+                                                     layers=2), show_progress=False)
            for p in ("none", "tv")}
     for r in res.values():
         mse = float(np.mean((r["prediction"] - img) ** 2))

@@ -43,8 +43,8 @@ def test_npy_source_round_trip(tmp_path):
 
 def test_siren_ahead_of_relu_pe_at_equal_steps():
     clip = synthetic_clip(frames=6, size=20)
-    res = {a: fit_video(clip, VideoFitConfig(arch=a, steps=150, batch=1200, hidden_features=64,
-                                             hidden_layers=2), show_progress=False)
+    res = {a: fit_video(clip, VideoFitConfig(arch=a, steps=150, batch=1200, hidden=64,
+                                             layers=2), show_progress=False)
            for a in ("siren", "relu-pe")}
     assert res["siren"]["mean_psnr"] > res["relu-pe"]["mean_psnr"] + 1.0
     assert res["siren"]["mean_psnr"] > 20.0  # measured 21.8
