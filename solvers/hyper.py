@@ -29,7 +29,7 @@ from pinnsiren.networks import Siren
 from pinnsiren.progress import progress
 from pinnsiren.settings import add_flags, from_args
 
-from .signal_fit import FitSettings
+from .signal_fit import FitSettings, log_step, step_loss
 
 __all__ = ["HyperConfig", "load_faces", "face_grid", "HyperSiren", "hyper_predict", "sample_context", "train_hyper",
            "fresh_siren_mse", "evaluate", "run"]
@@ -193,12 +193,8 @@ def train_hyper(train01: np.ndarray, cfg: HyperConfig, show_progress: bool = Tru
         mse = torch.mean((pred - target) ** 2)
         loss = mse + cfg.lambda_latent * torch.mean(z ** 2) + cfg.lambda_weights * torch.mean(theta ** 2)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        lv = float(loss.detach())
-        if not math.isfinite(lv):
-            raise FloatingPointError(f"hyper: loss became {lv} at step {step}; lower --lr")
-        if step % cfg.log_every == 0 or step == cfg.steps:
+        lv = step_loss(opt, loss, step, "hyper")
+        if log_step(step, cfg.log_every, cfg.steps):
             hist["step"].append(step)
             hist["loss"].append(lv)
             hist["mse"].append(float(mse.detach()))

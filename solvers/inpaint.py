@@ -29,7 +29,7 @@ from pinnsiren.networks import nyquist_frequencies
 from pinnsiren.progress import progress
 from pinnsiren.settings import ModelSettings
 
-from .signal_fit import FitSettings
+from .signal_fit import FitSettings, log_step, step_loss
 
 
 __all__ = ["PRIORS", "DEFAULT_WEIGHTS", "InpaintConfig", "random_mask", "prior_value",
@@ -135,13 +135,8 @@ def inpaint_image(image01: np.ndarray, mask: np.ndarray, cfg: InpaintConfig,
             pr = prior_value(model, xp, cfg.prior)
         else:
             pr = data.new_zeros(())
-        loss = data + weight * pr
-        loss.backward()
-        opt.step()
-        lv = float(loss.detach())
-        if not math.isfinite(lv):
-            raise FloatingPointError(f"inpaint {cfg.prior}: loss became {lv} at step {step}; lower --lr")
-        if step % cfg.log_every == 0 or step == cfg.steps:
+        lv = step_loss(opt, data + weight * pr, step, f"inpaint {cfg.prior}")
+        if log_step(step, cfg.log_every, cfg.steps):
             for k, v in (("step", step), ("loss", lv), ("data", float(data.detach())),
                          ("prior", float(pr.detach()))):
                 hist[k].append(v)

@@ -17,11 +17,27 @@ from torch import nn
 from pinnsiren.progress import progress
 from pinnsiren.settings import trainer_settings
 
-__all__ = ["fit_values", "fit_each", "FitSettings"]
+__all__ = ["fit_values", "fit_each", "step_loss", "log_step", "FitSettings"]
 
 #: steps, lr, seed, device, log_every of a signal fit's own Adam loop, as the trainer defines them; a fit's
 #: config inherits this and :class:`~pinnsiren.settings.ModelSettings`
 FitSettings = trainer_settings("FitSettings", ("steps", "lr", "seed", "device", "log_every"), __name__)
+
+
+def step_loss(opt: torch.optim.Optimizer, loss: torch.Tensor, step: int, desc: str) -> float:
+    """Backpropagate ``loss``, take one optimiser step, return the loss as a float; raise
+    ``FloatingPointError`` naming ``desc`` and ``step`` when it is not finite."""
+    loss.backward()
+    opt.step()
+    lv = float(loss.detach())
+    if not math.isfinite(lv):
+        raise FloatingPointError(f"{desc}: loss became {lv} at step {step}; lower --lr")
+    return lv
+
+
+def log_step(step: int, log_every: int, steps: int) -> bool:
+    """Whether ``step`` (1-based) is recorded: every ``log_every`` steps and the last."""
+    return step % log_every == 0 or step == steps
 
 
 def fit_each(archs: Sequence[str], base: Any, fit: Callable[[Any], dict[str, Any]],
@@ -59,13 +75,8 @@ def fit_values(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, steps: int
         else:
             xb, yb = x, y
         opt.zero_grad(set_to_none=True)
-        loss = torch.mean((model(xb) - yb) ** 2)
-        loss.backward()
-        opt.step()
-        lv = float(loss.detach())
-        if not math.isfinite(lv):
-            raise FloatingPointError(f"{desc}: loss became {lv} at step {step}; lower --lr")
-        if step % log_every == 0 or step == steps:
+        lv = step_loss(opt, torch.mean((model(xb) - yb) ** 2), step, desc)
+        if log_step(step, log_every, steps):
             hist["step"].append(step)
             hist["loss"].append(lv)
             bar.set_postfix(loss=f"{lv:.2e}")
