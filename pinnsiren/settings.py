@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import ast
 import dataclasses
+import functools
 import inspect
 import textwrap
 import types
@@ -112,6 +113,7 @@ def trainer_settings(name: str, names: Sequence[str], module: str | None = None)
 # --- field documentation --------------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=None)
 def _attribute_docstrings(cls: type) -> dict[str, str]:
     """``{field: docstring}`` of the string literals right below annotated fields in ``cls``'s own body."""
     try:
@@ -129,6 +131,7 @@ def _attribute_docstrings(cls: type) -> dict[str, str]:
     return out
 
 
+@functools.lru_cache(maxsize=None)
 def _numpy_parameters(cls: type) -> dict[str, str]:
     """``{name: text}`` from the ``Parameters`` section of ``cls``'s own numpy-style docstring.
 
