@@ -39,8 +39,8 @@ from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar
 
 from .train import TrainConfig
 
-__all__ = ["ModelSettings", "TrainSettings", "TRAIN_SETTINGS", "trainer_settings", "field_help", "flag_fields", "add_flags",
-           "from_args"]
+__all__ = ["ModelSettings", "TrainSettings", "TRAIN_SETTINGS", "trainer_settings", "field_help", "flag_fields",
+           "add_flags", "from_args"]
 
 C = TypeVar("C")
 
@@ -50,7 +50,7 @@ class ModelSettings:
     """The network of a solver (:func:`pinnsiren.networks.build_model`)."""
 
     arch: str = "siren"
-    """Architecture: siren, or a baseline (tanh, relu, relu-pe, softplus, elu, selu, rbf)."""
+    """Architecture: siren, or a baseline (relu, relu-pe, tanh, sigmoid, softplus, elu, selu, rbf)."""
     hidden: int = 256
     """Hidden features (width of every hidden layer)."""
     layers: int = 3
