@@ -219,3 +219,23 @@ def test_run_inpaint_takes_the_shared_settings(monkeypatch, tmp_path):
     cfg = got.value.args[0]
     assert (cfg.arch, cfg.prior, cfg.weight, cfg.fraction) == ("tanh", "tv", 0.5, 0.3)
     assert (cfg.hidden, cfg.layers, cfg.first_omega_0, cfg.steps, cfg.log_every) == (4, 1, 7.0, 3, 2)
+
+
+def test_every_config_that_embeds_settings_documents_every_field():
+    """Any config in solvers/ built on the shared settings (found, not listed) documents all its fields."""
+    import importlib
+    import pkgutil
+
+    import solvers
+    from solvers.signal_fit import FitSettings
+
+    found = []
+    for info in pkgutil.iter_modules(solvers.__path__):
+        mod = importlib.import_module(f"solvers.{info.name}")
+        for obj in vars(mod).values():
+            if (isinstance(obj, type) and dataclasses.is_dataclass(obj) and obj.__module__ == mod.__name__
+                    and issubclass(obj, (S.ModelSettings, S.TrainSettings, FitSettings))):
+                found.append(obj)
+                missing = [f.name for f in dataclasses.fields(obj) if not S.field_help(obj, f.name)]
+                assert not missing, f"{obj.__name__}: no docstring for {missing}"
+    assert {c.__name__ for c in found} >= {name for _, name, _ in SOLVERS} | {"InpaintConfig"}
