@@ -64,7 +64,10 @@ def test_train_settings_are_trainconfig_fields():
     ts = typing.get_type_hints(S.TrainSettings)
     for f in dataclasses.fields(S.TrainSettings):
         assert ts[f.name] == hints[f.name] and f.default == tc[f.name].default
-    assert S.field_help(S.TrainSettings, "grad_clip") == "Clip the global gradient norm to this value."
+    for name in S.TRAIN_SETTINGS:  # the help is TrainConfig's own documentation of the field
+        doc = S.field_help(S.TrainSettings, name)
+        assert doc and doc == S._numpy_parameters(TrainConfig)[name]
+    assert "gradient norm" in S.field_help(S.TrainSettings, "grad_clip")
 
 
 def test_flag_values_reach_config_trainer_and_network():
