@@ -21,7 +21,6 @@ torch.Size([N])
 from __future__ import annotations
 
 import functools
-import math
 import operator
 import weakref
 from typing import Any, Callable, Iterable, Mapping, Sequence
@@ -296,11 +295,10 @@ class CompiledResidual:
             e.has(sympy.I) for e in self.exprs
         )
         collapsed = _collapse(self, self.exprs) if collapse else None
-        body, self._groups = collapsed if collapsed is not None else (self.exprs, [])
-        self.laplacians = [g.weights for g in self._groups]
+        body, groups = collapsed if collapsed is not None else (self.exprs, [])
+        self.laplacians = [g.weights for g in groups]
         self.needs = self._collect_needs(body)
-        self._program = _Program(self, body)
-        self._checked_models: weakref.WeakSet = weakref.WeakSet()
+        self._program = _Program(self, body, groups)
 
     # ---------------------------------------------------------------- compile
 
@@ -430,7 +428,7 @@ class CompiledResidual:
         extra = set(values) - known
         if extra:
             raise TypeError(f"unexpected values {sorted(extra)}; known coefficients/parameters: {sorted(known)}")
-        if (self.needs or self._groups) and model is None:
+        if (self.needs or self.laplacians) and model is None:
             raise ValueError("this residual uses fields, so it needs a model")
         outs = self._program.run(_Context(self, model, x, values))
         if not self.is_vector:
@@ -567,11 +565,13 @@ class _Program:
     on fields), then the derivative engine runs once, then the rest.
     """
 
-    def __init__(self, comp: CompiledResidual, exprs: Sequence[sympy.Basic]) -> None:
+    def __init__(self, comp: CompiledResidual, exprs: Sequence[sympy.Basic], groups: list["_Group"]) -> None:
         self.comp = comp
+        self.groups = groups
+        self.checked_models: weakref.WeakSet = weakref.WeakSet()  # models whose channel count passed
         self.index: dict[sympy.Basic, int] = {}
         self.code: list[Callable] = []
-        self.group_weights = [[self._emit(w) for w in g.weights] for g in comp._groups]
+        self.group_weights = [[self._emit(w) for w in g.weights] for g in groups]
         self.n_before_jet = len(self.code)
         self.outputs = [self._emit(e) for e in exprs]
 
@@ -600,7 +600,7 @@ class _Program:
                 ch, cplx = comp.fields[name]
                 return lambda ctx, v: ctx.field(ch, cplx, a)
             return lambda ctx, v: ctx.coefficient(name, a)
-        for g_index, g in enumerate(comp._groups):
+        for g_index, g in enumerate(self.groups):
             for name, ph in g.placeholders.items():
                 if node == ph:
                     ch, cplx = comp.fields[name]
@@ -624,10 +624,40 @@ class _Program:
         vals: list[Any] = [None] * len(self.code)
         for i in range(self.n_before_jet):
             vals[i] = self.code[i](ctx, vals)
-        ctx.compute_jet([[vals[i] for i in ws] for ws in self.group_weights])
+        ctx.jet, ctx.laps = self.jet(ctx.model, ctx.x, [[vals[i] for i in ws] for ws in self.group_weights])
         for i in range(self.n_before_jet, len(self.code)):
             vals[i] = self.code[i](ctx, vals)
         return [ctx.output(vals[i]) for i in self.outputs]
+
+    def jet(self, model, x: torch.Tensor, group_weights: list[list[Any]]) -> tuple[dict, list]:
+        """Ask the engine, once, for every field derivative and collapsed group.
+
+        Returns the engine's dict and, per group, its :class:`Laplacian`
+        requests (one for real weights, real and imaginary parts otherwise).
+        The channel count is checked on a model's first call only.
+        """
+        comp = self.comp
+        if not comp.needs and not self.groups:
+            return {}, []
+        needs = list(comp.needs)
+        laps_per_group = []
+        for g, ws in zip(self.groups, group_weights):
+            laps = _laplacians(ws)
+            laps_per_group.append(laps)
+            for name in g.placeholders:
+                ch, cplx = comp.fields[name]
+                needs += [(c, lap) for lap in laps for c in ((ch, ch + 1) if cplx else (ch,))]
+        first = model not in self.checked_models
+        have = getattr(model, "out_features", None)
+        if first and have is not None and have != comp.n_channels:
+            raise comp.channel_error(have)
+        try:
+            jet = derivatives(model, x, needs, method=comp.engine, channels=comp.n_channels if first else None)
+        except ChannelCountError as err:
+            raise comp.channel_error(err.have) from None
+        if first:
+            self.checked_models.add(model)
+        return jet, laps_per_group
 
 
 def _apply(handler: Callable, node: sympy.Basic, args: list[int]) -> Callable:
@@ -655,29 +685,6 @@ class _Context:
         self.coef_cache: dict[tuple[str, tuple[int, ...]], torch.Tensor] = {}
         # a coefficient that is differentiated is evaluated at points that require grad
         self.xc = x if x.requires_grad or not comp.coefficient_derivatives else x.detach().requires_grad_(True)
-
-    def compute_jet(self, group_weights: list[list[Any]]) -> None:
-        """Ask the engine, once, for every field derivative and collapsed group."""
-        comp = self.comp
-        if not comp.needs and not comp._groups:
-            return
-        needs = list(comp.needs)
-        for g, ws in zip(comp._groups, group_weights):
-            laps = _laplacians(ws)
-            self.laps.append(laps)
-            for name in g.placeholders:
-                ch, cplx = comp.fields[name]
-                needs += [(c, lap) for lap in laps for c in ((ch, ch + 1) if cplx else (ch,))]
-        model = self.model
-        first = model not in comp._checked_models
-        if first and getattr(model, "out_features", None) is not None and model.out_features != comp.n_channels:
-            raise comp.channel_error(model.out_features)
-        try:
-            self.jet = derivatives(model, self.x, needs, method=comp.engine, channels=comp.n_channels if first else None)
-        except ChannelCountError as err:
-            raise comp.channel_error(err.have) from None
-        if first:
-            comp._checked_models.add(model)
 
     def output(self, r: Any) -> torch.Tensor:
         r = torch.as_tensor(r)

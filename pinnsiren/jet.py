@@ -38,7 +38,6 @@ which it requests from this engine, so the jet path is kept inside.
 
 from __future__ import annotations
 
-import math
 from typing import Callable, Iterable, Mapping, Sequence
 
 import torch

@@ -112,7 +112,7 @@ def test_channel_count_checked_once_per_model_without_extra_forward():
     r(model, pts)
     r(model, pts)
     assert calls == []  # the jet path never calls forward
-    assert model in r._checked_models
+    assert model in r._program.checked_models
 
     class Bare(torch.nn.Module):  # no out_features: the engine checks the count where it has the output
         def forward(self, p):
