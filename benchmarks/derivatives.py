@@ -4,7 +4,10 @@ Problems: (a) 2-D Poisson (Laplacian), (b) 2-D complex Helmholtz with PML,
 (c) 2+1-D wave equation, (d) 3-D Eikonal ``|grad u| = 1`` (first derivatives
 only, the SDF case). Model: SIREN, 256 wide, 3 hidden layers; 8192 points.
 
-Methods, timed in the same process with interleaved repetitions (median):
+Methods, timed in the same process with interleaved repetitions (median of
+``--reps``), by default in process CPU seconds on one thread (``--threads``,
+``--clock wall`` for elapsed time); the load average at start and end is
+recorded in the JSON:
 
 * ``compiled``  - :func:`pinnsiren.compile_residual` on the jet engine (it
   collapses weighted sums of pure second derivatives into one
