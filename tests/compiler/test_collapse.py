@@ -76,8 +76,9 @@ def test_collapsed_equals_uncollapsed(name):
     for model in (Siren(d, C, 20, 2).double(), MLP(d, C, 12, 1, "tanh").double()):
         ref = compile_residual(expr, fields, coords, coefficients=coefs, engine="autograd", collapse=False)(model, pts, **vals)
         g_ref = _grads(ref, model)
+        auto = compile_residual(expr, fields, coords, coefficients=coefs, engine="autograd")
         for label, fn, p in (("collapsed", r, pts), ("collapsed, x with grad", r, pts.clone().requires_grad_(True)),
-                             ("full jet", full, pts)):
+                             ("full jet", full, pts), ("collapsed, autograd engine", auto, pts)):
             got = fn(model, p, **vals)
             scale = ref.abs().max().item()
             assert torch.allclose(got, ref, rtol=0, atol=1e-10 * scale + 1e-12), (label, type(model).__name__)
