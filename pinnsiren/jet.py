@@ -3,7 +3,9 @@
 Two paths compute the same numbers:
 
 * **Taylor-mode (jet)** for :class:`~pinnsiren.networks.Siren` and
-  :class:`~pinnsiren.networks.MLP` (every activation and encoding), orders
+  :class:`~pinnsiren.networks.MLP` (every activation of
+  :data:`~pinnsiren.networks.ACTIVATIONS`, whose entries carry their Taylor
+  rule, and every encoding), orders
   0-2 including mixed partials. Alongside each layer's value ``h`` it
   propagates the first derivative ``dh_k`` for each needed direction ``k`` and
   the second derivative ``d2h_kl`` only for the pairs ``(k, l)`` needed::
@@ -11,6 +13,11 @@ Two paths compute the same numbers:
       z = W h + b,   dz_k = W dh_k,   d2z_kl = W d2h_kl
       h' = s(z),     dh'_k = s'(z) dz_k,
       d2h'_kl = s''(z) dz_k dz_l + s'(z) d2z_kl
+
+  A :class:`Laplacian` request ``sum_k w_k d^2/dx_k^2`` (constant or
+  per-point weights) is ONE more slot, the forward Laplacian
+  ``L_h' = s'(z) L_z + s''(z) sum_k w_k dz_k^2`` (the compiler requests it
+  for weighted sums of pure second derivatives).
 
   All Taylor slots are stacked into one ``(T, N, H)`` tensor so each layer
   is a single matrix product (for a SIREN, ``s = sin``, ``s' = cos``,
@@ -23,7 +30,9 @@ Two paths compute the same numbers:
   the composable generic path is used, so derivatives w.r.t. ``x`` of any
   order still work.
 * **Reverse-mode autograd** (nested ``torch.autograd.grad`` with
-  ``create_graph=True``) for any other ``nn.Module`` and for orders above 2.
+  ``create_graph=True``, :func:`autograd_partials`, also used by the compiler
+  for coefficient derivatives) for any other ``nn.Module`` and for orders
+  above 2.
   Each gradient call yields all ``d`` partials of its parent, and every
   parent is differentiated once (shared sub-derivatives).
 
@@ -33,7 +42,9 @@ Derivatives are keyed by ``(channel, multi_index)``, e.g. ``(0, (2, 0))`` is
 A model with a ``transform_derivatives(x, keys, method)`` method (the
 wrappers of :mod:`pinnsiren.transforms`: normalised coordinates, exact
 Dirichlet data) computes its own derivatives from its inner network's,
-which it requests from this engine, so the jet path is kept inside.
+which it requests from this engine, so the jet path is kept inside
+(:class:`Laplacian` keys reach a wrapper as the pure second derivatives
+they sum).
 """
 
 from __future__ import annotations
