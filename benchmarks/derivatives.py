@@ -4,10 +4,19 @@ Problems: (a) 2-D Poisson (Laplacian), (b) 2-D complex Helmholtz with PML,
 (c) 2+1-D wave equation, (d) 3-D Eikonal ``|grad u| = 1`` (first derivatives
 only, the SDF case). Model: SIREN, 256 wide, 3 hidden layers; 8192 points.
 
-Methods, timed in the same process with interleaved repetitions (median):
+Methods, timed in the same process with interleaved repetitions (median of
+``--reps``), by default in process CPU seconds on one thread (``--threads``,
+``--clock wall`` for elapsed time); the load average at start and end is
+recorded in the JSON:
 
-* ``compiled``  - :func:`pinnsiren.compile_residual` on the jet engine;
-* ``hand_jet``  - :func:`pinnsiren.derivatives` (jet) + a hand-written residual;
+* ``compiled``  - :func:`pinnsiren.compile_residual` on the jet engine (it
+  collapses weighted sums of pure second derivatives into one
+  forward-Laplacian slot where that saves slots: Poisson, wave);
+* ``hand_jet``  - :func:`pinnsiren.derivatives` (jet) + a hand-written residual,
+  requesting the same derivatives as the compiled residual (a
+  :class:`pinnsiren.jet.Laplacian` for Poisson and the wave);
+* ``full_jet``  - the hand-written jet requesting every second derivative
+  separately (the engine before the collapsed slot);
 * ``autograd``  - hand-written residual with nested
   ``torch.autograd.grad(create_graph=True)`` per component (official SIREN way);
 * ``torch_func`` - ``vmap(jacfwd(jacrev(f)))`` (torch.func) for the Hessian.
@@ -43,9 +52,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import equations  # noqa: E402
 from pinnsiren import Field, Siren, compile_residual, derivatives  # noqa: E402
+from pinnsiren.jet import Laplacian  # noqa: E402
 
 PROBLEMS = ("poisson", "helmholtz", "wave", "eikonal")
-METHODS = ("compiled", "hand_jet", "autograd", "torch_func")
+METHODS = ("compiled", "hand_jet", "full_jet", "autograd", "torch_func")
 K_HELM = 20.0
 A0, L_PML, S2 = 5.0, 0.5, 1e-4
 
@@ -161,8 +171,20 @@ def residual_torch_func(problem, model, x):
     return _assemble(problem, x, D)
 
 
-def residual_hand_jet(problem, model, x):
+def residual_full_jet(problem, model, x):
     return _assemble(problem, x, derivatives(model, x, NEEDS[problem], method="jet"))
+
+
+def residual_hand_jet(problem, model, x):
+    """The hand-written residual on the forward-Laplacian slot where the equation allows it."""
+    if problem == "poisson":
+        lap = Laplacian((1.0, 1.0))
+        return derivatives(model, x, [(0, lap)], method="jet")[(0, lap)] - torch.sin(3 * x[:, 0]) * x[:, 1]
+    if problem == "wave":
+        c2 = (1 + x[:, 0] / 4) ** 2
+        lap = Laplacian((-c2, -c2, 1.0))  # u_tt - c^2 (u_xx + u_yy) as one slot
+        return derivatives(model, x, [(0, lap)], method="jet")[(0, lap)]
+    return residual_full_jet(problem, model, x)
 
 
 def make(problem, width, layers, n, seed=0):
@@ -174,6 +196,7 @@ def make(problem, width, layers, n, seed=0):
     fns = {
         "compiled": lambda m, p: compiled(m, p),
         "hand_jet": lambda m, p: residual_hand_jet(problem, m, p),
+        "full_jet": lambda m, p: residual_full_jet(problem, m, p),
         "autograd": lambda m, p: residual_autograd(problem, m, p),
         "torch_func": lambda m, p: residual_torch_func(problem, m, p),
     }
@@ -196,8 +219,8 @@ def check_agreement(problem, width, layers, n):
     return {m: abs(v - ref) / abs(ref) for m, v in vals.items()}
 
 
-def _child(problem, method, width, layers, n):
-    torch.set_num_threads(2)
+def _child(problem, method, width, layers, n, threads):
+    torch.set_num_threads(threads)
     model, x, fns, _ = make(problem, width, layers, n)
     before = _hwm_kb()
     step(model, x, fns[method])
@@ -222,10 +245,10 @@ def _hwm_kb() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
-def peak_memory(problem, method, width, layers, n):
+def peak_memory(problem, method, width, layers, n, threads):
     out = subprocess.run(
         [sys.executable, os.path.abspath(__file__), "--child", problem, method, "--width", str(width),
-         "--layers", str(layers), "--points", str(n)],
+         "--layers", str(layers), "--points", str(n), "--threads", str(threads)],
         capture_output=True, text=True, check=True,
     )
     rec = json.loads(out.stdout.strip().splitlines()[-1])
@@ -240,6 +263,9 @@ def main(argv=None):
     ap.add_argument("--width", type=int, default=256)
     ap.add_argument("--layers", type=int, default=3)
     ap.add_argument("--reps", type=int, default=7)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1: steadiest on a shared machine)")
+    ap.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
+                    help="cpu: process CPU seconds (default; the cost, unaffected by other load); wall: elapsed")
     ap.add_argument("--problems", default=",".join(PROBLEMS))
     ap.add_argument("--no-memory", action="store_true")
     ap.add_argument("--memory-only", action="store_true", help="skip timings, measure peak memory only")
@@ -248,18 +274,20 @@ def main(argv=None):
     if a.quick:
         a.points, a.width, a.layers, a.reps = 64, 16, 1, 2
     if a.child:
-        return _child(a.child[0], a.child[1], a.width, a.layers, a.points)
-    torch.set_num_threads(2)
+        return _child(a.child[0], a.child[1], a.width, a.layers, a.points, a.threads)
+    torch.set_num_threads(a.threads)
+    clock = time.process_time if a.clock == "cpu" else time.perf_counter
     result = {
         "config": {"points": a.points, "width": a.width, "hidden_layers": a.layers, "reps": a.reps,
-                   "threads": torch.get_num_threads(), "dtype": "float32", "torch": torch.__version__,
+                   "threads": torch.get_num_threads(), "clock": a.clock, "dtype": "float32", "torch": torch.__version__,
+                   "load_average_start": os.getloadavg(),
                    "machine": platform.processor() or platform.machine()},
         "problems": {},
     }
     if a.memory_only:
         for problem in a.problems.split(","):
             result["problems"][problem] = {"peak_rss_increase_mb": {
-                m: peak_memory(problem, m, a.width, a.layers, a.points) for m in METHODS}}
+                m: peak_memory(problem, m, a.width, a.layers, a.points, a.threads) for m in METHODS}}
         print(json.dumps(result, indent=1))
         return result
     for problem in a.problems.split(","):
@@ -269,9 +297,9 @@ def main(argv=None):
             step(model, x, fns[m])
         for _ in range(a.reps):
             for m in METHODS:
-                t0 = time.perf_counter()
+                t0 = clock()
                 step(model, x, fns[m])
-                times[m].append(time.perf_counter() - t0)
+                times[m].append(clock() - t0)
         med = {m: statistics.median(v) for m, v in times.items()}
         print(f"{problem}: median step seconds {med}", file=sys.stderr)
         entry = {
@@ -280,12 +308,15 @@ def main(argv=None):
             "compiled_over_hand_jet": med["compiled"] / med["hand_jet"],
             "loss_rel_diff_vs_autograd": check_agreement(problem, a.width, a.layers, a.points),
             "derivatives_requested": [[c, list(a_)] for c, a_ in compiled.needs],
+            "laplacians_requested": [[str(w) for w in ws] for ws in compiled.laplacians],
         }
         if not a.no_memory:
             # --quick: one subprocess only, to keep the smoke test fast
             mem_methods = METHODS if not a.quick else (METHODS[0],) if problem == "poisson" else ()
-            entry["peak_rss_increase_mb"] = {m: peak_memory(problem, m, a.width, a.layers, a.points) for m in mem_methods}
+            entry["peak_rss_increase_mb"] = {m: peak_memory(problem, m, a.width, a.layers, a.points, a.threads)
+                                             for m in mem_methods}
         result["problems"][problem] = entry
+    result["config"]["load_average_end"] = os.getloadavg()
     print(json.dumps(result, indent=1))
     return result
 

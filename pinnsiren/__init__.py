@@ -34,6 +34,7 @@ _EXPORTS: dict[str, str] = {
     "CompiledResidual": "compiler",
     "CompileError": "compiler",
     "derivatives": "jet",
+    "Laplacian": "jet",
     "GridInterpolant": "coefficients",
     "Problem": "problem",
     "Box": "problem",

@@ -21,8 +21,8 @@ torch.Size([N])
 from __future__ import annotations
 
 import functools
-import math
 import operator
+import weakref
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import sympy
@@ -30,7 +30,7 @@ import torch
 from sympy.core.function import AppliedUndef, UndefinedFunction
 from torch import nn
 
-from .jet import derivatives
+from .jet import ChannelCountError, Laplacian, autograd_partials, derivatives
 from .symbolic import is_complex_field, is_field
 
 __all__ = ["compile_residual", "CompiledResidual", "HANDLERS", "CompileError"]
@@ -226,12 +226,25 @@ class CompiledResidual:
     ``nn.Parameter``). Returns a tensor of shape ``(N,)`` (``(N, m)`` for a
     vector of ``m`` expressions), complex where the expression is.
 
+    Everything is resolved once, here: the expression is normalised, its
+    nodes are deduplicated into a flat program (each node's handler, each
+    field's channels and multi-index, each coordinate's column looked up
+    now), and weighted sums of pure second derivatives are collapsed into
+    forward-Laplacian requests (:class:`pinnsiren.jet.Laplacian`) where that
+    saves Taylor slots. A call runs the program.
+
     Attributes
     ----------
     exprs : tuple of sympy.Expr
         The normalised expressions.
     needs : list of (channel, multi_index)
-        The field derivatives requested from the engine, each once.
+        The field derivatives requested from the engine by multi-index, each
+        once (the pure second derivatives a collapsed group replaces are not
+        among them).
+    laplacians : list of tuple
+        The collapsed groups: the weights ``(w_1, ..., w_d)`` as SymPy
+        expressions; each is one Taylor slot (two where a weight may be
+        complex) for every field it serves.
     n_channels : int
         Model output channels the fields occupy.
     engine : {"auto", "jet", "autograd"}
@@ -247,6 +260,7 @@ class CompiledResidual:
         parameters: Iterable[Any] | Mapping[Any, Any] = (),
         handlers: Mapping[type, Callable] | None = None,
         engine: str = "auto",
+        collapse: bool = True,
     ) -> None:
         self.coords = tuple(coords)
         for c in self.coords:
@@ -256,23 +270,7 @@ class CompiledResidual:
         self.handlers = dict(HANDLERS)
         if handlers:
             self.handlers.update(handlers)
-        # channel layout
-        self.fields: dict[str, tuple[int, bool]] = {}
-        ch = 0
-        for f in fields:
-            if not is_field(f):
-                raise CompileError(f"{f!r} in fields is not a Field (make it with pinnsiren.Field)")
-            name = f.func.__name__
-            if name in self.fields:
-                raise CompileError(f"field {name!r} is listed twice in fields")
-            if tuple(f.args) != self.coords:
-                raise CompileError(
-                    f"field {name!r} is a function of {tuple(f.args)} but the coordinates are {self.coords}"
-                )
-            cplx = is_complex_field(f)
-            self.fields[name] = (ch, cplx)
-            ch += 2 if cplx else 1
-        self.n_channels = ch
+        self.fields, self.n_channels = _channel_layout(fields, self.coords)
         self.user_coords = self.coords
         self._to_real = {c: c if c.is_extended_real else sympy.Symbol(c.name, real=True) for c in self.coords}
         self.coords = tuple(self._to_real[c] for c in self.coords)
@@ -286,24 +284,9 @@ class CompiledResidual:
         clash |= set(self.fields) & self.coefficient_names
         if clash:
             raise CompileError(f"names used for more than one role (field/coefficient/parameter): {sorted(clash)}")
-        coord_names = {c.name for c in self.coords}
-        # expressions
         self.is_vector = isinstance(expr, (list, tuple, sympy.MatrixBase))
-        raw = list(expr) if self.is_vector else [expr]
-        exprs = []
-        for e in raw:
-            if isinstance(e, str):
-                raise CompileError("expressions must be SymPy objects; strings are not parsed")
-            if isinstance(e, sympy.Equality):
-                e = e.lhs - e.rhs
-            elif isinstance(e, sympy.core.relational.Relational):
-                raise CompileError(f"{e} is an inequality; a residual must be an expression or an Eq")
-            e = sympy.sympify(e, strict=True)
-            # coordinates are real: let SymPy know, so d|x|/dx = sign(x) etc.
-            e = e.xreplace(self._to_real)
-            exprs.append(self._normalize(e, coord_names))
-        self.exprs = tuple(exprs)
-        self.needs = self._collect_needs()
+        self.exprs = tuple(self._normalize(self._as_expr(e), {c.name for c in self.coords})
+                           for e in (list(expr) if self.is_vector else [expr]))
         self.coefficient_derivatives = sorted(
             {(d.expr.func.__name__, self._multi_index(d)) for e in self.exprs for d in e.atoms(sympy.Derivative)
              if d.expr.func.__name__ in self.coefficient_names}
@@ -311,8 +294,23 @@ class CompiledResidual:
         self.is_complex = any(is_complex_field(a) for e in self.exprs for a in e.atoms(AppliedUndef)) or any(
             e.has(sympy.I) for e in self.exprs
         )
+        collapsed = _collapse(self, self.exprs) if collapse else None
+        body, groups = collapsed if collapsed is not None else (self.exprs, [])
+        self.laplacians = [g.weights for g in groups]
+        self.needs = self._collect_needs(body)
+        self._program = _Program(self, body, groups)
 
     # ---------------------------------------------------------------- compile
+
+    def _as_expr(self, e: Any) -> sympy.Basic:
+        if isinstance(e, str):
+            raise CompileError("expressions must be SymPy objects; strings are not parsed")
+        if isinstance(e, sympy.Equality):
+            e = e.lhs - e.rhs
+        elif isinstance(e, sympy.core.relational.Relational):
+            raise CompileError(f"{e} is an inequality; a residual must be an expression or an Eq")
+        # coordinates are real: let SymPy know, so d|x|/dx = sign(x) etc.
+        return sympy.sympify(e, strict=True).xreplace(self._to_real)
 
     def _check_applied(self, f: AppliedUndef) -> None:
         name = f.func.__name__
@@ -335,24 +333,27 @@ class CompiledResidual:
                 f"{name!r} is applied to {tuple(f.args)} but must be applied to the coordinates {self.coords}"
             )
 
+    def _normalize_derivative(self, e: sympy.Derivative, coord_names: set[str]) -> sympy.Basic:
+        for v, _ in e.variable_count:
+            if v not in self.coords:
+                raise CompileError(
+                    f"derivative of {e.expr} with respect to {v}, which is not a coordinate {self.coords}"
+                )
+        inner = e.expr
+        if isinstance(inner, AppliedUndef):
+            self._check_applied(inner)
+            return sympy.Derivative(inner, *e.variable_count)
+        if isinstance(inner, (sympy.re, sympy.im, sympy.conjugate)):
+            # coordinates are real: d/dx re(f) = re(df/dx), etc.
+            return inner.func(self._normalize(sympy.Derivative(inner.args[0], *e.variable_count), coord_names))
+        d = sympy.diff(inner, *e.variable_count)
+        if isinstance(d, sympy.Derivative) and d.expr == inner:
+            raise CompileError(f"cannot differentiate {inner} (SymPy leaves {d} unevaluated)")
+        return self._normalize(d, coord_names)
+
     def _normalize(self, e: sympy.Basic, coord_names: set[str]) -> sympy.Basic:
         if isinstance(e, sympy.Derivative):
-            for v, _ in e.variable_count:
-                if v not in self.coords:
-                    raise CompileError(
-                        f"derivative of {e.expr} with respect to {v}, which is not a coordinate {self.coords}"
-                    )
-            inner = e.expr
-            if isinstance(inner, AppliedUndef):
-                self._check_applied(inner)
-                return sympy.Derivative(inner, *e.variable_count)
-            if isinstance(inner, (sympy.re, sympy.im, sympy.conjugate)):
-                # coordinates are real: d/dx re(f) = re(df/dx), etc.
-                return inner.func(self._normalize(sympy.Derivative(inner.args[0], *e.variable_count), coord_names))
-            d = sympy.diff(inner, *e.variable_count)
-            if isinstance(d, sympy.Derivative) and d.expr == inner:
-                raise CompileError(f"cannot differentiate {inner} (SymPy leaves {d} unevaluated)")
-            return self._normalize(d, coord_names)
+            return self._normalize_derivative(e, coord_names)
         if isinstance(e, AppliedUndef):
             self._check_applied(e)
             return e
@@ -391,7 +392,7 @@ class CompiledResidual:
             a[self.coords.index(v)] += int(n)
         return tuple(a)
 
-    def _collect_needs(self) -> list[tuple[int, tuple[int, ...]]]:
+    def _collect_needs(self, exprs: Sequence[sympy.Basic]) -> list[tuple[int, tuple[int, ...]]]:
         needs: list[tuple[int, tuple[int, ...]]] = []
         zero = (0,) * len(self.coords)
 
@@ -413,7 +414,7 @@ class CompiledResidual:
             for a in node.args:
                 walk(a)
 
-        for e in self.exprs:
+        for e in exprs:
             walk(e)
         return needs
 
@@ -427,14 +428,9 @@ class CompiledResidual:
         extra = set(values) - known
         if extra:
             raise TypeError(f"unexpected values {sorted(extra)}; known coefficients/parameters: {sorted(known)}")
-        if self.needs:
-            if model is None:
-                raise ValueError("this residual uses fields, so it needs a model")
-            check_channels(model, self.n_channels, self.fields)
-        need_xgrad = bool(self.coefficient_derivatives)
-        xg = x.detach().requires_grad_(True) if need_xgrad and not x.requires_grad else x
-        ctx = _Context(self, model, xg, values)
-        outs = [ctx.output(e) for e in self.exprs]
+        if (self.needs or self.laplacians) and model is None:
+            raise ValueError("this residual uses fields, so it needs a model")
+        outs = self._program.run(_Context(self, model, x, values))
         if not self.is_vector:
             return outs[0]
         if any(o.is_complex() for o in outs):
@@ -443,47 +439,254 @@ class CompiledResidual:
             outs = [o.to(dt) for o in outs]
         return torch.stack(outs, 1)
 
+    def channel_error(self, have: int) -> ValueError:
+        """The error for a model with ``have`` output channels (``n_channels`` needed)."""
+        layout = ", ".join(f"{n} ({'complex: 2' if c else 'real: 1'})" for n, (_, c) in self.fields.items())
+        return ValueError(f"model has {have} output channels but the fields {layout} need {self.n_channels}")
+
     def __repr__(self) -> str:
         if not hasattr(self, "needs"):
             return "CompiledResidual(<compiling>)"
         return f"CompiledResidual({list(self.exprs) if self.is_vector else self.exprs[0]}, needs={self.needs})"
 
 
-def check_channels(model: nn.Module, n_channels: int, fields: Mapping[str, tuple[int, bool]]) -> None:
-    """Raise if ``model.out_features`` (when present) differs from ``n_channels``."""
-    have = getattr(model, "out_features", None)
-    if have is not None and have != n_channels:
-        layout = ", ".join(f"{n} ({'complex: 2' if c else 'real: 1'})" for n, (_, c) in fields.items())
-        raise ValueError(
-            f"model has {have} output channels but the fields {layout} need {n_channels}"
-        )
+def _channel_layout(fields: Sequence[sympy.Expr], coords: tuple) -> tuple[dict[str, tuple[int, bool]], int]:
+    """``{field name: (first channel, complex)}`` in declaration order, and the channel count."""
+    layout: dict[str, tuple[int, bool]] = {}
+    ch = 0
+    for f in fields:
+        if not is_field(f):
+            raise CompileError(f"{f!r} in fields is not a Field (make it with pinnsiren.Field)")
+        name = f.func.__name__
+        if name in layout:
+            raise CompileError(f"field {name!r} is listed twice in fields")
+        if tuple(f.args) != coords:
+            raise CompileError(f"field {name!r} is a function of {tuple(f.args)} but the coordinates are {coords}")
+        layout[name] = (ch, is_complex_field(f))
+        ch += 2 if layout[name][1] else 1
+    return layout, ch
+
+
+# --------------------------------------------------------------------------
+# collapsed (forward-Laplacian) groups
+
+
+class _Group:
+    """``sum_k w_k d^2/dx_k^2`` with SymPy weights, serving the fields in ``fields``."""
+
+    def __init__(self, weights: tuple) -> None:
+        self.weights = weights
+        self.maybe_complex = any(w.is_real is not True for w in weights if w != 0)
+        self.placeholders: dict[str, sympy.Dummy] = {}  # field name -> symbol standing for its sum
+
+    def slots(self) -> int:
+        return 2 if self.maybe_complex else 1
+
+
+def _collapse(comp: CompiledResidual, exprs: tuple) -> tuple[tuple, list[_Group]] | None:
+    """Rewrite ``exprs`` so weighted sums of pure second derivatives become group placeholders.
+
+    A field qualifies when, in every expression, its pure second derivatives
+    ``D_kk f`` enter linearly with weights free of fields (coordinates,
+    coefficients, parameters only). Returns None when nothing qualifies or
+    collapsing would not save Taylor slots (e.g. the PML Helmholtz: complex
+    weights need two slots, as many as its two pure second derivatives).
+    """
+    d = len(comp.coords)
+    pure = {}
+    for e in exprs:
+        for D in e.atoms(sympy.Derivative):
+            name = D.expr.func.__name__
+            a = comp._multi_index(D)
+            if name in comp.fields and sum(a) == 2 and max(a) == 2:
+                pure.setdefault(name, {})[D] = a.index(2)
+    if not pure:
+        return None
+    groups: dict[tuple, _Group] = {}
+    out = list(exprs)
+    for name, nodes in pure.items():
+        trial = _split_linear(comp, out, nodes, d)
+        if trial is None:
+            continue
+        new_exprs, weights_per_expr = trial
+        for i, weights in weights_per_expr.items():
+            g = groups.setdefault(weights, _Group(weights))
+            ph = g.placeholders.setdefault(name, sympy.Dummy(f"lap_{name}"))
+            new_exprs[i] = new_exprs[i] + ph
+        out = new_exprs
+    if not groups:
+        return None
+    full = {(k, l) for n in comp._collect_needs(exprs) for k, l in [_pair(n[1])] if k is not None}
+    rest = {(k, l) for n in comp._collect_needs(out) for k, l in [_pair(n[1])] if k is not None}
+    if len(rest) + sum(g.slots() for g in groups.values()) >= len(full):
+        return None
+    return tuple(out), list(groups.values())
+
+
+def _pair(a: tuple[int, ...]) -> tuple[int | None, int | None]:
+    nz = [i for i, v in enumerate(a) for _ in range(v)]
+    return (nz[0], nz[1]) if len(nz) == 2 else (None, None)
+
+
+def _split_linear(comp: CompiledResidual, exprs: list, nodes: dict, d: int):
+    """``e = R + sum_k w_k D_kk f`` for each expression, or None if ``f`` is not linear there."""
+    dummies = {D: sympy.Dummy(f"s{k}") for D, k in nodes.items()}
+    field_names = set(comp.fields)
+    new = list(exprs)
+    weights_per_expr = {}
+    for i, e in enumerate(exprs):
+        if not any(e.has(D) for D in nodes):
+            continue
+        es = e.xreplace(dummies)
+        w = [sympy.S.Zero] * d
+        for D, s in dummies.items():
+            a = sympy.diff(es, s)
+            if a.free_symbols & set(dummies.values()) or _has_field(a, field_names):
+                return None
+            w[nodes[D]] += a
+        rest = es.xreplace({s: 0 for s in dummies.values()})
+        weights_per_expr[i] = tuple(w)
+        new[i] = rest
+    return new, weights_per_expr
+
+
+def _has_field(e: sympy.Basic, field_names: set[str]) -> bool:
+    return any(f.func.__name__ in field_names for f in e.atoms(AppliedUndef))
+
+
+# --------------------------------------------------------------------------
+# the program: deduplicated nodes in evaluation order, everything looked up once
+
+
+class _Program:
+    """Flat list of instructions ``fn(ctx, vals) -> value``; ``vals[i]`` is node ``i``'s value.
+
+    The collapsed groups' weight expressions come first (they do not depend
+    on fields), then the derivative engine runs once, then the rest.
+    """
+
+    def __init__(self, comp: CompiledResidual, exprs: Sequence[sympy.Basic], groups: list["_Group"]) -> None:
+        self.comp = comp
+        self.groups = groups
+        self.checked_models: weakref.WeakSet = weakref.WeakSet()  # models whose channel count passed
+        self.index: dict[sympy.Basic, int] = {}
+        self.code: list[Callable] = []
+        self.group_weights = [[self._emit(w) for w in g.weights] for g in groups]
+        self.n_before_jet = len(self.code)
+        self.outputs = [self._emit(e) for e in exprs]
+
+    def _emit(self, node: sympy.Basic) -> int:
+        if node in self.index:
+            return self.index[node]
+        fn = self._leaf(node)
+        if fn is None:
+            handler = self.comp._handler(type(node))
+            if handler is None:  # pragma: no cover - checked while normalising
+                raise CompileError(f"no handler for {type(node).__name__}")
+            args = [self._emit(a) for a in node.args]
+            fn = _apply(handler, node, args)
+        self.index[node] = len(self.code)
+        self.code.append(fn)
+        return self.index[node]
+
+    def _leaf(self, node: sympy.Basic) -> Callable | None:
+        comp = self.comp
+        zero = (0,) * len(comp.coords)
+        if isinstance(node, (sympy.Derivative, AppliedUndef)):
+            f = node.expr if isinstance(node, sympy.Derivative) else node
+            name = f.func.__name__
+            a = comp._multi_index(node) if isinstance(node, sympy.Derivative) else zero
+            if name in comp.fields:
+                ch, cplx = comp.fields[name]
+                return lambda ctx, v: ctx.field(ch, cplx, a)
+            return lambda ctx, v: ctx.coefficient(name, a)
+        for g_index, g in enumerate(self.groups):
+            for name, ph in g.placeholders.items():
+                if node == ph:
+                    ch, cplx = comp.fields[name]
+                    return lambda ctx, v: ctx.laplacian(g_index, ch, cplx)
+        if isinstance(node, sympy.Symbol):
+            if node in comp.coords:
+                j = comp.coords.index(node)
+                return lambda ctx, v: ctx.x[:, j]
+            if node.name in comp.coefficient_names:
+                return lambda ctx, v: ctx.coefficient(node.name, zero)
+            return lambda ctx, v: ctx.parameter(node.name)
+        if isinstance(node, sympy.core.numbers.ImaginaryUnit):
+            return lambda ctx, v: ctx.const(1j)
+        if isinstance(node, (sympy.Number, sympy.NumberSymbol)):
+            c = complex(node)
+            value = c.real if c.imag == 0 else c
+            return lambda ctx, v: ctx.const(value)
+        return None
+
+    def run(self, ctx: "_Context") -> list[torch.Tensor]:
+        vals: list[Any] = [None] * len(self.code)
+        for i in range(self.n_before_jet):
+            vals[i] = self.code[i](ctx, vals)
+        ctx.jet, ctx.laps = self.jet(ctx.model, ctx.x, [[vals[i] for i in ws] for ws in self.group_weights])
+        for i in range(self.n_before_jet, len(self.code)):
+            vals[i] = self.code[i](ctx, vals)
+        return [ctx.output(vals[i]) for i in self.outputs]
+
+    def jet(self, model, x: torch.Tensor, group_weights: list[list[Any]]) -> tuple[dict, list]:
+        """Ask the engine, once, for every field derivative and collapsed group.
+
+        Returns the engine's dict and, per group, its :class:`Laplacian`
+        requests (one for real weights, real and imaginary parts otherwise).
+        The channel count is checked on a model's first call only.
+        """
+        comp = self.comp
+        if not comp.needs and not self.groups:
+            return {}, []
+        needs = list(comp.needs)
+        laps_per_group = []
+        for g, ws in zip(self.groups, group_weights):
+            laps = _laplacians(ws)
+            laps_per_group.append(laps)
+            for name in g.placeholders:
+                ch, cplx = comp.fields[name]
+                needs += [(c, lap) for lap in laps for c in ((ch, ch + 1) if cplx else (ch,))]
+        first = model not in self.checked_models
+        have = getattr(model, "out_features", None)
+        if first and have is not None and have != comp.n_channels:
+            raise comp.channel_error(have)
+        try:
+            jet = derivatives(model, x, needs, method=comp.engine, channels=comp.n_channels if first else None)
+        except ChannelCountError as err:
+            raise comp.channel_error(err.have) from None
+        if first:
+            self.checked_models.add(model)
+        return jet, laps_per_group
+
+
+def _apply(handler: Callable, node: sympy.Basic, args: list[int]) -> Callable:
+    return lambda ctx, v: handler(ctx, node, [v[i] for i in args])
+
+
+# --------------------------------------------------------------------------
+# one call
 
 
 class _Context:
-    """State of one evaluation: points, jet, values, memo."""
+    """State of one evaluation: points, values, jet, coefficient cache."""
 
     def __init__(self, comp: CompiledResidual, model, x: torch.Tensor, values: Mapping[str, Any]) -> None:
         self.comp = comp
+        self.model = model
         self.x = x
         self.N = x.shape[0]
         self.dtype = x.dtype if x.is_floating_point() else torch.get_default_dtype()
         self.cdtype = torch.complex128 if self.dtype == torch.float64 else torch.complex64
         self.device = x.device
         self.values = values
-        self.memo: dict[sympy.Basic, Any] = {}
+        self.jet: dict = {}
+        self.laps: list = []
         self.coef_cache: dict[tuple[str, tuple[int, ...]], torch.Tensor] = {}
-        self.jet = derivatives(model, x, comp.needs, method=comp.engine) if comp.needs else {}
-        if comp.needs:
-            C = None
-            try:
-                C = model(x[:1]).shape[1] if getattr(model, "out_features", None) is None else None
-            except Exception:  # noqa: BLE001 - best effort, the engine raises its own error
-                C = None
-            if C is not None and C != comp.n_channels:
-                check_channels(_Fake(C), comp.n_channels, comp.fields)
+        # a coefficient that is differentiated is evaluated at points that require grad
+        self.xc = x if x.requires_grad or not comp.coefficient_derivatives else x.detach().requires_grad_(True)
 
-    def output(self, e: sympy.Basic) -> torch.Tensor:
-        r = self.ev(e)
+    def output(self, r: Any) -> torch.Tensor:
         r = torch.as_tensor(r)
         if r.ndim == 0:
             r = r.expand(self.N)
@@ -494,65 +697,70 @@ class _Context:
             return torch.tensor(v, dtype=self.cdtype, device=self.device)
         return torch.tensor(v, dtype=self.dtype, device=self.device)
 
-    def field(self, name: str, a: tuple[int, ...]) -> torch.Tensor:
-        ch, cplx = self.comp.fields[name]
+    def field(self, ch: int, cplx: bool, a: tuple[int, ...]) -> torch.Tensor:
         if cplx:
             return torch.complex(self.jet[(ch, a)], self.jet[(ch + 1, a)])
         return self.jet[(ch, a)]
 
+    def laplacian(self, g: int, ch: int, cplx: bool) -> torch.Tensor:
+        """``sum_k w_k d^2_k f`` of group ``g`` for the field at channel ``ch``."""
+        laps, J = self.laps[g], self.jet
+        if len(laps) == 1:
+            return torch.complex(J[(ch, laps[0])], J[(ch + 1, laps[0])]) if cplx else J[(ch, laps[0])]
+        re, im = laps  # complex weights: (a + ib) f
+        if not cplx:
+            return torch.complex(J[(ch, re)], J[(ch, im)])
+        return torch.complex(J[(ch, re)] - J[(ch + 1, im)], J[(ch, im)] + J[(ch + 1, re)])
+
     def coefficient(self, name: str, a: tuple[int, ...]) -> torch.Tensor:
         key = (name, a)
-        if key in self.coef_cache:
-            return self.coef_cache[key]
-        if sum(a) == 0:
-            if name not in self.values:
-                raise ValueError(f"coefficient {name!r} is missing: pass {name}=<tensor (N,) or callable x -> (N,)>")
-            v = self.values[name]
-            if callable(v) and not torch.is_tensor(v):
-                t = v(self.x)
-                src = f"the callable given for coefficient {name!r}"
+        if key not in self.coef_cache:
+            if sum(a) == 0:
+                self.coef_cache[key] = self._coefficient_value(name)
             else:
-                t = v
-                src = f"coefficient {name!r}"
-            t = torch.as_tensor(t, device=self.device)
-            if not (t.is_floating_point() or t.is_complex()):
-                t = t.to(self.dtype)
-            if t.ndim == 2 and t.shape[1] == 1:
-                raise ValueError(f"{src} has shape {tuple(t.shape)}; expected ({self.N},): squeeze the last axis")
-            if t.ndim not in (0, 1) or (t.ndim == 1 and t.shape[0] != self.N):
-                raise ValueError(f"{src} has shape {tuple(t.shape)}; expected ({self.N},) or a scalar")
-            if not bool(torch.isfinite(t).all()):
-                raise ValueError(f"{src} contains non-finite values (NaN or inf)")
-            self.coef_cache[key] = t
-            return t
-        # derivative: autograd through the callable, sharing parents
+                self._coefficient_derivatives(name)
+        return self.coef_cache[key]
+
+    def _coefficient_value(self, name: str) -> torch.Tensor:
+        if name not in self.values:
+            raise ValueError(f"coefficient {name!r} is missing: pass {name}=<tensor (N,) or callable x -> (N,)>")
+        v = self.values[name]
+        if callable(v) and not torch.is_tensor(v):
+            differentiated = any(n == name for n, _ in self.comp.coefficient_derivatives)
+            t = v(self.xc if differentiated else self.x)
+            src = f"the callable given for coefficient {name!r}"
+        else:
+            t = v
+            src = f"coefficient {name!r}"
+        t = torch.as_tensor(t, device=self.device)
+        if not (t.is_floating_point() or t.is_complex()):
+            t = t.to(self.dtype)
+        if t.ndim == 2 and t.shape[1] == 1:
+            raise ValueError(f"{src} has shape {tuple(t.shape)}; expected ({self.N},): squeeze the last axis")
+        if t.ndim not in (0, 1) or (t.ndim == 1 and t.shape[0] != self.N):
+            raise ValueError(f"{src} has shape {tuple(t.shape)}; expected ({self.N},) or a scalar")
+        if not bool(torch.isfinite(t).all()):
+            raise ValueError(f"{src} contains non-finite values (NaN or inf)")
+        return t
+
+    def _coefficient_derivatives(self, name: str) -> None:
+        """Every derivative of coefficient ``name`` the residual uses, by the engine's autograd recursion."""
         v = self.values.get(name)
         if v is None:
             raise ValueError(f"coefficient {name!r} is missing: pass {name}=<callable x -> (N,)>")
         if not callable(v) or torch.is_tensor(v):
+            a = next(a for n, a in self.comp.coefficient_derivatives if n == name)
             raise ValueError(
                 f"coefficient {name!r} is differentiated (multi-index {a}) so it must be given as a "
                 "callable x -> (N,), not as values"
             )
-        k = next(i for i, n in enumerate(a) if n > 0)
-        parent = tuple(n - (i == k) for i, n in enumerate(a))
-        p = self.coefficient(name, parent)
-        if p.ndim == 0 or not p.requires_grad:
-            g = torch.zeros_like(self.x)
-        else:
-            if p.is_complex():
-                gr = torch.autograd.grad(p.real.sum(), self.x, create_graph=True, allow_unused=True)[0]
-                gi = torch.autograd.grad(p.imag.sum(), self.x, create_graph=True, allow_unused=True)[0]
-                gr = torch.zeros_like(self.x) if gr is None else gr
-                gi = torch.zeros_like(self.x) if gi is None else gi
-                g = torch.complex(gr, gi)
-            else:
-                g = torch.autograd.grad(p.sum(), self.x, create_graph=True, allow_unused=True)[0]
-                g = torch.zeros_like(self.x) if g is None else g
-        for j in range(self.x.shape[1]):
-            child = tuple(n + (i == j) for i, n in enumerate(parent))
-            self.coef_cache.setdefault((name, child), g[:, j])
-        return self.coef_cache[key]
+        t = self.coefficient(name, (0,) * self.x.shape[1])
+        idx = [a for n, a in self.comp.coefficient_derivatives if n == name]
+        t = t.expand(self.N) if t.ndim == 0 else t
+        y = torch.stack([t.real, t.imag], 1) if t.is_complex() else t[:, None]
+        got = autograd_partials(y, self.xc, [(c, a) for c in range(y.shape[1]) for a in idx])
+        for a in idx:
+            self.coef_cache[(name, a)] = torch.complex(got[(0, a)], got[(1, a)]) if t.is_complex() else got[(0, a)]
 
     def parameter(self, name: str) -> torch.Tensor:
         if name in self.values:
@@ -569,43 +777,14 @@ class _Context:
             return self.const(v)
         return self.const(float(v))
 
-    def ev(self, node: sympy.Basic) -> Any:
-        memo = self.memo
-        if node in memo:
-            return memo[node]
-        comp = self.comp
-        if isinstance(node, sympy.Derivative):
-            name = node.expr.func.__name__
-            a = comp._multi_index(node)
-            out = self.field(name, a) if name in comp.fields else self.coefficient(name, a)
-        elif isinstance(node, AppliedUndef):
-            name = node.func.__name__
-            zero = (0,) * len(comp.coords)
-            out = self.field(name, zero) if name in comp.fields else self.coefficient(name, zero)
-        elif isinstance(node, sympy.Symbol):
-            if node in comp.coords:
-                out = self.x[:, comp.coords.index(node)]
-            elif node.name in comp.coefficient_names:
-                out = self.coefficient(node.name, (0,) * len(comp.coords))
-            else:
-                out = self.parameter(node.name)
-        elif isinstance(node, sympy.core.numbers.ImaginaryUnit):
-            out = self.const(1j)
-        elif isinstance(node, (sympy.Number, sympy.NumberSymbol)):
-            c = complex(node)
-            out = self.const(c.real if c.imag == 0 else c)
-        else:
-            handler = comp._handler(type(node))
-            if handler is None:  # pragma: no cover - checked at compile time
-                raise CompileError(f"no handler for {type(node).__name__}")
-            out = handler(self, node, [self.ev(a) for a in node.args])
-        memo[node] = out
-        return out
 
-
-class _Fake:
-    def __init__(self, c: int) -> None:
-        self.out_features = c
+def _laplacians(weights: list[Any]) -> list[Laplacian]:
+    """One real :class:`Laplacian` for real weights; real and imaginary parts for complex ones."""
+    ws = [w if torch.is_tensor(w) else torch.as_tensor(w) for w in weights]
+    if not any(w.is_complex() for w in ws):
+        return [Laplacian(ws)]
+    return [Laplacian([w.real if w.is_complex() else w for w in ws]),
+            Laplacian([w.imag if w.is_complex() else torch.zeros_like(w) for w in ws])]
 
 
 def compile_residual(
@@ -616,6 +795,7 @@ def compile_residual(
     parameters: Iterable[Any] | Mapping[Any, Any] = (),
     handlers: Mapping[type, Callable] | None = None,
     engine: str = "auto",
+    collapse: bool = True,
 ) -> CompiledResidual:
     """Compile a SymPy residual into ``r(model, x, **values) -> Tensor (N,)``.
 
@@ -645,6 +825,11 @@ def compile_residual(
         Extra node handlers; they take precedence over :data:`HANDLERS`.
     engine : {"auto", "jet", "autograd"}
         Derivative path.
+    collapse : bool
+        Replace weighted sums of pure second derivatives of a field by one
+        forward-Laplacian slot where that saves Taylor slots (default);
+        ``False`` requests every second derivative separately (same numbers
+        up to rounding).
 
     Raises
     ------
@@ -653,4 +838,4 @@ def compile_residual(
         a non-coordinate, a field applied to wrong arguments, a field whose
         complexity differs from the channel layout, or an unsupported node.
     """
-    return CompiledResidual(expr, fields, coords, coefficients, parameters, handlers, engine)
+    return CompiledResidual(expr, fields, coords, coefficients, parameters, handlers, engine, collapse)

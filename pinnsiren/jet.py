@@ -3,7 +3,9 @@
 Two paths compute the same numbers:
 
 * **Taylor-mode (jet)** for :class:`~pinnsiren.networks.Siren` and
-  :class:`~pinnsiren.networks.MLP` (every activation and encoding), orders
+  :class:`~pinnsiren.networks.MLP` (every activation of
+  :data:`~pinnsiren.networks.ACTIVATIONS`, whose entries carry their Taylor
+  rule, and every encoding), orders
   0-2 including mixed partials. Alongside each layer's value ``h`` it
   propagates the first derivative ``dh_k`` for each needed direction ``k`` and
   the second derivative ``d2h_kl`` only for the pairs ``(k, l)`` needed::
@@ -11,6 +13,11 @@ Two paths compute the same numbers:
       z = W h + b,   dz_k = W dh_k,   d2z_kl = W d2h_kl
       h' = s(z),     dh'_k = s'(z) dz_k,
       d2h'_kl = s''(z) dz_k dz_l + s'(z) d2z_kl
+
+  A :class:`Laplacian` request ``sum_k w_k d^2/dx_k^2`` (constant or
+  per-point weights) is ONE more slot, the forward Laplacian
+  ``L_h' = s'(z) L_z + s''(z) sum_k w_k dz_k^2`` (the compiler requests it
+  for weighted sums of pure second derivatives).
 
   All Taylor slots are stacked into one ``(T, N, H)`` tensor so each layer
   is a single matrix product (for a SIREN, ``s = sin``, ``s' = cos``,
@@ -23,7 +30,9 @@ Two paths compute the same numbers:
   the composable generic path is used, so derivatives w.r.t. ``x`` of any
   order still work.
 * **Reverse-mode autograd** (nested ``torch.autograd.grad`` with
-  ``create_graph=True``) for any other ``nn.Module`` and for orders above 2.
+  ``create_graph=True``, :func:`autograd_partials`, also used by the compiler
+  for coefficient derivatives) for any other ``nn.Module`` and for orders
+  above 2.
   Each gradient call yields all ``d`` partials of its parent, and every
   parent is differentiated once (shared sub-derivatives).
 
@@ -33,32 +42,106 @@ Derivatives are keyed by ``(channel, multi_index)``, e.g. ``(0, (2, 0))`` is
 A model with a ``transform_derivatives(x, keys, method)`` method (the
 wrappers of :mod:`pinnsiren.transforms`: normalised coordinates, exact
 Dirichlet data) computes its own derivatives from its inner network's,
-which it requests from this engine, so the jet path is kept inside.
+which it requests from this engine, so the jet path is kept inside
+(:class:`Laplacian` keys reach a wrapper as the pure second derivatives
+they sum).
 """
 
 from __future__ import annotations
 
-from typing import Callable, Iterable, Mapping
+from typing import Callable, Iterable, Mapping, Sequence
 
 import torch
 from torch import nn
 
-from .networks import MLP, PositionalEncoding, RBFLayer, Siren
+from .networks import ACTIVATIONS, MLP, PositionalEncoding, RBFLayer, Siren, sine_taylor
 
-__all__ = ["derivatives", "jet_supported", "normalize_needs", "METHODS"]
-
-Key = tuple[int, tuple[int, ...]]
+__all__ = ["derivatives", "jet_supported", "normalize_needs", "autograd_partials", "Laplacian",
+           "ChannelCountError", "METHODS"]
 
 #: valid values of ``method``
 METHODS = ("auto", "jet", "autograd")
 
 
-def normalize_needs(needs: Iterable[Key] | Mapping[int, Iterable[tuple[int, ...]]], d: int) -> list[Key]:
+class Laplacian:
+    """A collapsed second-derivative request ``sum_k w_k d^2/dx_k^2`` (forward Laplacian).
+
+    Request it like a multi-index: ``derivatives(model, x, [(0, lap)])`` with
+    ``lap = Laplacian((1, 1))`` gives ``u_xx + u_yy`` of channel 0 under the
+    key ``(0, lap)``. The jet path propagates it as ONE Taylor slot (Li et al.
+    2024, "forward Laplacian"; Dangel et al. 2025, "collapsing Taylor mode")
+    instead of one slot per second derivative: through ``h = s(z)``,
+    ``L_h = s'(z) L_z + s''(z) sum_k w_k (dz_k)^2`` and through a linear layer
+    ``L_z = W L_h``. Weights may differ per point (a weighted Laplacian
+    ``sum_k w_k(x) d^2_k`` is still one slot).
+
+    Parameters
+    ----------
+    weights : sequence of d entries, or None
+        One weight per coordinate: a number (0 drops the direction), a 0-d
+        tensor, or a real tensor ``(N,)`` of per-point weights (weights may
+        require grad; the fused SIREN step is then replaced by the generic
+        one). ``None`` means all ones (the plain Laplacian). Complex weights
+        are refused: request the real and the imaginary part separately.
+
+    Instances compare by identity, so each is its own dictionary key.
+    """
+
+    __slots__ = ("weights",)
+
+    def __init__(self, weights: Sequence | None = None) -> None:
+        self.weights = None if weights is None else tuple(weights)
+
+    def resolve(self, d: int, n: int) -> list[tuple[int, float | torch.Tensor]]:
+        """``[(direction, weight)]`` without zero weights: floats or real tensors ``(n, 1)``."""
+        ws = (1.0,) * d if self.weights is None else self.weights
+        if len(ws) != d:
+            raise ValueError(f"Laplacian weights: {len(ws)} given for {d} coordinates")
+        out = []
+        for k, w in enumerate(ws):
+            if torch.is_tensor(w):
+                if w.is_complex():
+                    raise ValueError("Laplacian weights must be real; request real and imaginary parts separately")
+                if w.ndim == 0 and not w.requires_grad:
+                    w = float(w)
+                elif w.ndim == 0:
+                    w = w.reshape(1, 1)
+                elif w.shape != (n,):
+                    raise ValueError(f"a per-point Laplacian weight must have shape ({n},), got {tuple(w.shape)}")
+                else:
+                    w = w[:, None]
+            elif isinstance(w, complex):
+                raise ValueError("Laplacian weights must be real; request real and imaginary parts separately")
+            else:
+                w = float(w)
+            if isinstance(w, float) and w == 0.0:
+                continue
+            out.append((k, w))
+        return out
+
+    def __repr__(self) -> str:
+        if self.weights is None:
+            return "Laplacian()"
+        return "Laplacian(" + ", ".join("<tensor>" if torch.is_tensor(w) else repr(w) for w in self.weights) + ")"
+
+
+Key = tuple[int, "tuple[int, ...] | Laplacian"]
+
+
+class ChannelCountError(ValueError):
+    """The model's output channel count differs from the ``channels=`` a caller required."""
+
+    def __init__(self, have: int, want: int) -> None:
+        super().__init__(f"model has {have} output channels but {want} are required")
+        self.have, self.want = have, want
+
+
+def normalize_needs(needs: Iterable[Key] | Mapping[int, Iterable], d: int) -> list[Key]:
     """Validate and canonicalise a derivative request.
 
     ``needs`` is an iterable of ``(channel, multi_index)`` keys or a mapping
     ``channel -> iterable of multi_index``; every multi-index has ``d``
-    non-negative ints.
+    non-negative ints. A :class:`Laplacian` may stand in for a multi-index.
     """
     if isinstance(needs, Mapping):
         items = [(c, a) for c, idxs in needs.items() for a in idxs]
@@ -70,10 +153,10 @@ def normalize_needs(needs: Iterable[Key] | Mapping[int, Iterable[tuple[int, ...]
         try:
             c, a = item
             c = int(c)
-            a = tuple(int(v) for v in a)
+            a = a if isinstance(a, Laplacian) else tuple(int(v) for v in a)
         except (TypeError, ValueError):
             raise ValueError(f"bad derivative request {item!r}; expected (channel, multi_index)") from None
-        if len(a) != d or any(v < 0 for v in a) or c < 0:
+        if c < 0 or (not isinstance(a, Laplacian) and (len(a) != d or any(v < 0 for v in a))):
             raise ValueError(
                 f"bad derivative request {item!r}: the multi-index needs {d} non-negative "
                 "entries (one per coordinate) and the channel must be >= 0"
@@ -84,13 +167,17 @@ def normalize_needs(needs: Iterable[Key] | Mapping[int, Iterable[tuple[int, ...]
     return out
 
 
+def _order(a) -> int:
+    return 2 if isinstance(a, Laplacian) else sum(a)
+
+
 def jet_supported(model: nn.Module) -> bool:
     """True if the closed-form Taylor path handles ``model``."""
     if type(model) is Siren or (isinstance(model, Siren) and type(model).forward is Siren.forward):
         return True
     if isinstance(model, MLP) and type(model).forward is MLP.forward:
         enc = model.encoding
-        return model.activation in _ACT_JETS and (
+        return model.activation in ACTIVATIONS and (
             enc is None or type(enc) in (PositionalEncoding, RBFLayer)
         )
     return False
@@ -99,8 +186,9 @@ def jet_supported(model: nn.Module) -> bool:
 def derivatives(
     model: nn.Module,
     x: torch.Tensor,
-    needs: Iterable[Key] | Mapping[int, Iterable[tuple[int, ...]]],
+    needs: Iterable[Key] | Mapping[int, Iterable],
     method: str = "auto",
+    channels: int | None = None,
 ) -> dict[Key, torch.Tensor]:
     """Partial derivatives of the model's output channels.
 
@@ -112,10 +200,16 @@ def derivatives(
         Points.
     needs : iterable of (channel, multi_index), or mapping channel -> multi-indices
         Requested derivatives; ``multi_index`` is a tuple of ``d`` ints (the
-        derivative order along each coordinate). ``(c, (0,)*d)`` is the value.
+        derivative order along each coordinate) or a :class:`Laplacian`
+        (a weighted sum of pure second derivatives, one slot on the jet
+        path). ``(c, (0,)*d)`` is the value.
     method : {"auto", "jet", "autograd"}
         ``auto`` takes the jet path when :func:`jet_supported` and every
         order is <= 2, else autograd.
+    channels : int, optional
+        If given, the model must have exactly this many output channels
+        (checked where the output is at hand, no extra forward); else
+        :class:`ChannelCountError`.
 
     Returns
     -------
@@ -129,20 +223,46 @@ def derivatives(
         raise ValueError(f"x must have shape (N, d), got {tuple(x.shape)}")
     d = x.shape[1]
     keys = normalize_needs(needs, d)
+    if channels is not None and getattr(model, "out_features", None) is not None:
+        _check_count(model.out_features, channels)
+        channels = None
     if hasattr(model, "transform_derivatives"):
         # a wrapper (normalised coordinates, exact Dirichlet data): it asks this
         # engine for its inner network's derivatives and combines them
-        return model.transform_derivatives(x, keys, method)
-    max_order = max((sum(a) for _, a in keys), default=0)
+        return _via_pure_seconds(lambda ks: model.transform_derivatives(x, ks, method), keys, x)
+    max_order = max((_order(a) for _, a in keys), default=0)
     use_jet = method == "jet" or (method == "auto" and jet_supported(model) and max_order <= 2)
-    if use_jet:
-        if not jet_supported(model):
-            raise ValueError(f"the jet path does not support {type(model).__name__}; use method='autograd'")
-        if max_order > 2:
-            raise ValueError(f"the jet path handles orders <= 2, got order {max_order}; use method='autograd'")
-        out = _jet(model, x, keys)
-    else:
-        out = _autograd(model, x, keys)
+    if not use_jet:
+        return _via_pure_seconds(lambda ks: _autograd(model, x, ks, channels), keys, x)
+    if not jet_supported(model):
+        raise ValueError(f"the jet path does not support {type(model).__name__}; use method='autograd'")
+    if max_order > 2:
+        raise ValueError(f"the jet path handles orders <= 2, got order {max_order}; use method='autograd'")
+    return _jet(model, x, keys, channels)
+
+
+def _check_count(have: int, want: int | None) -> None:
+    if want is not None and have != want:
+        raise ChannelCountError(have, want)
+
+
+def _via_pure_seconds(compute: Callable, keys: list[Key], x: torch.Tensor) -> dict[Key, torch.Tensor]:
+    """Answer :class:`Laplacian` keys from pure second derivatives (paths without a collapsed slot)."""
+    laps = [(c, a) for c, a in keys if isinstance(a, Laplacian)]
+    if not laps:
+        return compute(keys)
+    N, d = x.shape
+    plain = [k for k in keys if not isinstance(k[1], Laplacian)]
+    terms = {(c, a): a.resolve(d, N) for c, a in laps}
+    extra = [(c, tuple(2 * (i == k) for i in range(d))) for (c, _), ts in terms.items() for k, _ in ts]
+    got = compute(normalize_needs(plain + extra, d))
+    out = {k: got[k] for k in plain}
+    for (c, a), ts in terms.items():
+        total = x.new_zeros(N)
+        for k, w in ts:
+            v = got[(c, tuple(2 * (i == k) for i in range(d)))]
+            total = total + (w.reshape(-1) if torch.is_tensor(w) else w) * v
+        out[(c, a)] = total
     return out
 
 
@@ -150,111 +270,82 @@ def derivatives(
 # Taylor-mode path
 
 
-def _relu_jet(z: torch.Tensor):
-    return torch.relu(z), (z > 0).to(z.dtype), None
-
-
-def _tanh_jet(z: torch.Tensor):
-    t = torch.tanh(z)
-    d1 = 1 - t * t
-    return t, d1, -2 * t * d1
-
-
-def _sigmoid_jet(z: torch.Tensor):
-    s = torch.sigmoid(z)
-    d1 = s * (1 - s)
-    return s, d1, d1 * (1 - 2 * s)
-
-
-def _softplus_jet(z: torch.Tensor):
-    # torch's softplus (beta=1, threshold=20) is linear above the threshold
-    lin = z > 20
-    s = torch.sigmoid(z)
-    d1 = torch.where(lin, torch.ones_like(z), s)
-    d2 = torch.where(lin, torch.zeros_like(z), s * (1 - s))
-    return nn.functional.softplus(z), d1, d2
-
-
-def _elu_jet(z: torch.Tensor, alpha: float = 1.0, scale: float = 1.0):
-    pos = z > 0
-    e = torch.exp(torch.clamp(z, max=0.0))
-    v = torch.where(pos, z, alpha * (e - 1)) * scale
-    d1 = torch.where(pos, torch.ones_like(z), alpha * e) * scale
-    d2 = torch.where(pos, torch.zeros_like(z), alpha * e) * scale
-    return v, d1, d2
-
-
-_SELU_ALPHA = 1.6732632423543772848170429916717
-_SELU_SCALE = 1.0507009873554804934193349852946
-
-
-def _selu_jet(z: torch.Tensor):
-    return _elu_jet(z, _SELU_ALPHA, _SELU_SCALE)
-
-
-def _sin_jet(z: torch.Tensor):
-    s = torch.sin(z)
-    return s, torch.cos(z), -s
-
-
-#: activation name -> z -> (s(z), s'(z), s''(z) or None for zero)
-_ACT_JETS: dict[str, Callable] = {
-    "relu": _relu_jet,
-    "tanh": _tanh_jet,
-    "sigmoid": _sigmoid_jet,
-    "softplus": _softplus_jet,
-    "elu": _elu_jet,
-    "selu": _selu_jet,
-}
-
-
 class _Plan:
-    """Slot layout: value, first derivatives along ``dirs``, second along ``pairs``."""
+    """Slot layout: value, first derivatives along ``dirs``, second along
+    ``pairs``, then one collapsed slot per :class:`Laplacian` in ``groups``.
 
-    def __init__(self, keys: list[Key], d: int) -> None:
+    ``terms[g]`` lists ``(i, w)`` for group ``g``: ``i`` indexes ``dirs``,
+    ``w`` is a float or a tensor ``(N, 1)``.
+    """
+
+    def __init__(self, dirs, pairs, groups=(), terms=()) -> None:
+        self.dirs = sorted(dirs)
+        self.pairs = sorted(pairs)
+        self.groups = list(groups)
+        self.K, self.P, self.G = len(self.dirs), len(self.pairs), len(self.groups)
+        pos = {k: i for i, k in enumerate(self.dirs)}
+        self.pair_pos = tuple((pos[k], pos[l]) for k, l in self.pairs)
+        self.terms = tuple(tuple((pos[k], w) for k, w in ts) for ts in terms)
+        self.grad_weights = any(torch.is_tensor(w) and w.requires_grad for ts in self.terms for _, w in ts)
+
+    @classmethod
+    def from_keys(cls, keys: list[Key], d: int, n: int) -> "_Plan":
         dirs: set[int] = set()
         pairs: set[tuple[int, int]] = set()
+        groups: list[Laplacian] = []
+        terms = []
         for _, a in keys:
+            if isinstance(a, Laplacian):
+                if a not in groups:
+                    groups.append(a)
+                    terms.append(a.resolve(d, n))
+                    dirs.update(k for k, _ in terms[-1])
+                continue
             nz = [i for i, v in enumerate(a) for _ in range(v)]
             dirs.update(nz)
             if len(nz) == 2:
                 pairs.add((nz[0], nz[1]))
-        self.dirs = sorted(dirs)
-        self.pairs = sorted(pairs)
-        self.K, self.P = len(self.dirs), len(self.pairs)
-        self.diagonal = all(k == l for k, l in self.pairs)
-        pos = {k: i for i, k in enumerate(self.dirs)}
-        self.pa = torch.tensor([pos[k] for k, _ in self.pairs], dtype=torch.long)
-        self.pb = torch.tensor([pos[l] for _, l in self.pairs], dtype=torch.long)
-        self.slot: dict[tuple[int, ...], int] = {}
-        self.slot[(0,) * d] = 0
-        for i, k in enumerate(self.dirs):
-            a = [0] * d
-            a[k] = 1
-            self.slot[tuple(a)] = 1 + i
-        for i, (k, l) in enumerate(self.pairs):
-            a = [0] * d
-            a[k] += 1
-            a[l] += 1
-            self.slot[tuple(a)] = 1 + self.K + i
+        return cls(dirs, pairs, groups, terms)
+
+    def slot(self, a) -> int:
+        if isinstance(a, Laplacian):
+            return 1 + self.K + self.P + self.groups.index(a)
+        nz = [i for i, v in enumerate(a) for _ in range(v)]
+        if not nz:
+            return 0
+        if len(nz) == 1:
+            return 1 + self.dirs.index(nz[0])
+        return 1 + self.K + self.pairs.index((nz[0], nz[1]))
 
 
-def _activate(S: torch.Tensor, plan: _Plan, act: Callable) -> torch.Tensor:
+def _weighted_squares(Z: torch.Tensor, terms, offset: int = 1) -> torch.Tensor:
+    """``sum_i w_i Z[offset + i]^2`` over a group's ``(i, w)`` terms."""
+    q = None
+    for i, w in terms:
+        zi = Z[offset + i]
+        if q is None:
+            q = zi * zi if isinstance(w, float) and w == 1.0 else zi * zi * w
+        elif isinstance(w, float):
+            q.addcmul_(zi, zi, value=w)
+        else:
+            q.addcmul_(zi * w, zi)
+    return q
+
+
+def _activate(S: torch.Tensor, plan: _Plan, taylor: Callable) -> torch.Tensor:
     """Apply an elementwise activation to a stacked jet ``S`` of shape (T, N, H)."""
-    K = plan.K
-    v, d1, d2 = act(S[0])
+    K, P = plan.K, plan.P
+    v, d1, d2 = taylor(S[0])
     if not K:
         return v[None]
     # one product for all tangent slots: dh_k = s' dz_k, d2h_kl = s' d2z_kl + ...
     out = d1[None] * S[1:]
-    if plan.P and d2 is not None:
-        dz = S[1 : 1 + K]
-        if plan.diagonal:
-            corr = d2[None] * (dz * dz if plan.P == K else dz[plan.pa] ** 2)
-        else:
-            corr = d2[None] * dz[plan.pa] * dz[plan.pb]
+    if d2 is not None:
         # the product's result is not saved for backward, so in-place is safe
-        out[K:] += corr
+        for p, (i, j) in enumerate(plan.pair_pos):
+            out[K + p] += d2 * S[1 + i] * S[1 + j]
+        for g, terms in enumerate(plan.terms):
+            out[K + P + g] += d2 * _weighted_squares(S, terms)
     return torch.cat([v[None], out], 0)
 
 
@@ -270,8 +361,7 @@ def _linear(S: torch.Tensor, layer: nn.Linear, scale: float = 1.0) -> torch.Tens
 def _input_jet(x: torch.Tensor, plan: _Plan) -> torch.Tensor:
     """Jet of the identity map: value x, first derivatives e_k, zero second."""
     N, d = x.shape
-    T = 1 + plan.K + plan.P
-    S = x.new_zeros((T, N, d))
+    S = x.new_zeros((1 + plan.K + plan.P + plan.G, N, d))
     S[0] = x
     for i, k in enumerate(plan.dirs):
         S[1 + i, :, k] = 1.0
@@ -279,22 +369,46 @@ def _input_jet(x: torch.Tensor, plan: _Plan) -> torch.Tensor:
 
 
 def _first_layer_jet(x: torch.Tensor, layer: nn.Linear, plan: _Plan, scale: float) -> torch.Tensor:
-    """First linear layer on raw coordinates: dz_k = W[:, k] and d2z = 0."""
+    """First linear layer on raw coordinates: dz_k = W[:, k] and every second-order slot 0."""
     W = layer.weight * scale
     z = torch.nn.functional.linear(x, W, layer.bias * scale)
     N = x.shape[0]
     parts = [z[None]]
     if plan.K:
         parts.append(W.t()[plan.dirs][:, None, :].expand(plan.K, N, -1))
-    if plan.P:
-        parts.append(z.new_zeros((plan.P, N, z.shape[1])))
+    if plan.P + plan.G:
+        parts.append(z.new_zeros((plan.P + plan.G, N, z.shape[1])))
     return torch.cat(parts, 0)
 
 
+def _encoding_jet(enc: nn.Module, x: torch.Tensor, plan: _Plan) -> torch.Tensor:
+    """Jet of an input encoding; its collapsed slots from its pure second derivatives."""
+    fn = _pe_jet if isinstance(enc, PositionalEncoding) else _rbf_jet
+    if not plan.G:
+        return fn(enc, x, plan)
+    diag = {(plan.dirs[i], plan.dirs[i]) for ts in plan.terms for i, _ in ts}
+    ext = _Plan(plan.dirs, set(plan.pairs) | diag)
+    E = fn(enc, x, ext)
+    slots = [E[: 1 + plan.K]] + [E[ext.slot(_pair_index(x.shape[1], k, l))][None] for k, l in plan.pairs]
+    for ts in plan.terms:
+        L = None
+        for i, w in ts:
+            t = w * E[ext.slot(_pair_index(x.shape[1], plan.dirs[i], plan.dirs[i]))]
+            L = t if L is None else L + t
+        slots.append(L[None])
+    return torch.cat(slots, 0)
+
+
+def _pair_index(d: int, k: int, l: int) -> tuple[int, ...]:
+    a = [0] * d
+    a[k] += 1
+    a[l] += 1
+    return tuple(a)
+
+
 def _pe_jet(enc: PositionalEncoding, x: torch.Tensor, plan: _Plan) -> torch.Tensor:
-    """Jet of the positional encoding (same feature order as its forward)."""
+    """Jet of the positional encoding (same feature order as its forward); no collapsed slots."""
     N, d = x.shape
-    L = enc.num_frequencies
     f = enc.freqs.to(x.dtype)
     arg = x[:, None, :] * f[None, :, None]  # (N, L, d)
     s, c = torch.sin(arg), torch.cos(arg)
@@ -311,12 +425,11 @@ def _pe_jet(enc: PositionalEncoding, x: torch.Tensor, plan: _Plan) -> torch.Tens
     for i, (k, l) in enumerate(plan.pairs):
         dd = (f * f)[None, :, None] * (eye[k] * eye[l])[None, None, :]
         slots.append(torch.cat([xj[1 + plan.K + i], flat(-s * dd, -c * dd)], 1))
-    assert slots[0].shape[1] == enc.out_features and L == f.numel()
     return torch.stack(slots, 0)
 
 
 def _rbf_jet(enc: RBFLayer, x: torch.Tensor, plan: _Plan) -> torch.Tensor:
-    """Jet of the Gaussian RBF layer ``exp(-s^2 |x - c|^2)``."""
+    """Jet of the Gaussian RBF layer ``exp(-s^2 |x - c|^2)``; no collapsed slots."""
     r = x[:, None, :] - enc.centres[None]  # (N, M, d)
     s2 = (enc.sigmas**2)[None]  # (1, M)
     phi = torch.exp(-(r * r).sum(-1) * s2)
@@ -336,15 +449,17 @@ class _SineJet(torch.autograd.Function):
 
     Input ``Z`` (T, N, H): pre-activation jet *without* the bias (the bias
     ``b`` enters the value slot only). Output: ``sin`` of the value slot,
-    ``cos(z) dz_k`` for the first-derivative slots and
-    ``cos(z) d2z_kl - sin(z) dz_k dz_l`` for the pair slots. Saved for
-    backward: ``Z``, ``sin(z)``, ``cos(z)`` only (the generic path saves
+    ``cos(z) dz_k`` for the first-derivative slots,
+    ``cos(z) d2z_kl - sin(z) dz_k dz_l`` for the pair slots and
+    ``cos(z) L_z - sin(z) sum_k w_k dz_k^2`` for the collapsed slots. Saved
+    for backward: ``Z``, ``sin(z)``, ``cos(z)`` only (the generic path saves
     several (T, N, H) products and runs ~3x more elementwise kernels).
-    Once differentiable: used only when ``x`` does not require grad.
+    Once differentiable: used only when ``x`` does not require grad; the
+    collapsed weights ``terms`` are constants here (no gradient).
     """
 
     @staticmethod
-    def forward(ctx, Z, b, K, pairs):
+    def forward(ctx, Z, b, K, pairs, terms):
         z = Z[0] + b
         s, c = torch.sin(z), torch.cos(z)
         out = torch.empty_like(Z)
@@ -353,15 +468,17 @@ class _SineJet(torch.autograd.Function):
             torch.mul(Z[1:], c, out=out[1:])
         for p, (i, j) in enumerate(pairs):
             out[1 + K + p].addcmul_(s * Z[1 + i], Z[1 + j], value=-1.0)
+        for g, ts in enumerate(terms):
+            out[1 + K + len(pairs) + g].addcmul_(s, _weighted_squares(Z, ts), value=-1.0)
         ctx.save_for_backward(Z, s, c)
-        ctx.K, ctx.pairs = K, pairs
+        ctx.K, ctx.pairs, ctx.terms = K, pairs, terms
         return out
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, G):
         Z, s, c = ctx.saved_tensors
-        K, pairs = ctx.K, ctx.pairs
+        K, pairs, terms = ctx.K, ctx.pairs, ctx.terms
         T = Z.shape[0]
         dZ = torch.empty_like(Z)
         acc_c = G[0].clone()  # multiplies cos(z)
@@ -379,37 +496,58 @@ class _SineJet(torch.autograd.Function):
                 dZ[1 + j].addcmul_(r, s, value=-1.0)
                 dZ[1 + i].addcmul_(s * Gp, Z[1 + j], value=-1.0)
             acc_c.addcmul_(r, Z[1 + j], value=-1.0)
+        for g, ts in enumerate(terms):
+            Gg = G[1 + K + len(pairs) + g]
+            acc_c.addcmul_(Gg, _weighted_squares(Z, ts), value=-1.0)
+            r = Gg * s
+            for i, w in ts:
+                if isinstance(w, float):
+                    dZ[1 + i].addcmul_(r, Z[1 + i], value=-2.0 * w)
+                else:
+                    dZ[1 + i].addcmul_(r * w, Z[1 + i], value=-2.0)
         dz = torch.mul(acc_c, c, out=dZ[0])
         if T > 1:
             dz.addcmul_(acc_s, s, value=-1.0)
         db = dz.sum(0) if ctx.needs_input_grad[1] else None
-        return dZ, db, None, None
+        return dZ, db, None, None, None
+
+
+def _first_collapsed(Wd: torch.Tensor, ts) -> torch.Tensor:
+    """``sum_i w_i Wd[i]^2``: ``(H,)`` for constant weights, ``(N, H)`` per point."""
+    q = None
+    for i, w in ts:
+        t = w * (Wd[i] * Wd[i])
+        q = t if q is None else q + t
+    return q
 
 
 class _FirstSineJet(torch.autograd.Function):
     """First SIREN layer: ``z = W x + b`` given, ``dz_k = w_k`` (column k of
     the scaled ``W``, same at every point), ``d2z = 0``. Output as
-    :class:`_SineJet`; nothing of size (T, N, H) is materialised or saved."""
+    :class:`_SineJet` (a collapsed slot is ``-sin(z) sum_k w_k W[:, k]^2``);
+    nothing of size (T, N, H) is materialised or saved."""
 
     @staticmethod
-    def forward(ctx, z, Wd, K, pairs):
+    def forward(ctx, z, Wd, K, pairs, terms):
         N, H = z.shape
         s, c = torch.sin(z), torch.cos(z)
-        out = z.new_empty((1 + K + len(pairs), N, H))
+        out = z.new_empty((1 + K + len(pairs) + len(terms), N, H))
         out[0].copy_(s)
         for k in range(K):
             torch.mul(c, Wd[k], out=out[1 + k])
         for p, (i, j) in enumerate(pairs):
             torch.mul(s, -(Wd[i] * Wd[j]), out=out[1 + K + p])
+        for g, ts in enumerate(terms):
+            torch.mul(s, -_first_collapsed(Wd, ts), out=out[1 + K + len(pairs) + g])
         ctx.save_for_backward(s, c, Wd)
-        ctx.K, ctx.pairs = K, pairs
+        ctx.K, ctx.pairs, ctx.terms = K, pairs, terms
         return out
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, G):
         s, c, Wd = ctx.saved_tensors
-        K, pairs = ctx.K, ctx.pairs
+        K, pairs, terms = ctx.K, ctx.pairs, ctx.terms
         acc_c = G[0].clone()
         acc_s = None
         dWd = torch.zeros_like(Wd)
@@ -425,10 +563,16 @@ class _FirstSineJet(torch.autograd.Function):
             dWd[i] -= ss * Wd[j]
             dWd[j] -= ss * Wd[i]
             acc_c.addcmul_(Gp, Wd[i] * Wd[j], value=-1.0)
+        for g, ts in enumerate(terms):
+            Gg = G[1 + K + len(pairs) + g]
+            acc_c.addcmul_(Gg, _first_collapsed(Wd, ts), value=-1.0)
+            r = Gg * s
+            for i, w in ts:
+                dWd[i] -= 2.0 * Wd[i] * ((r * w).sum(0) if torch.is_tensor(w) else w * r.sum(0))
         dz = acc_c.mul_(c)
         if acc_s is not None:
             dz.addcmul_(acc_s, s, value=-1.0)
-        return dz, (dWd if ctx.needs_input_grad[1] else None), None, None
+        return dz, (dWd if ctx.needs_input_grad[1] else None), None, None, None
 
 
 def _siren_fused(model: Siren, x: torch.Tensor, plan: _Plan) -> torch.Tensor:
@@ -437,60 +581,72 @@ def _siren_fused(model: Siren, x: torch.Tensor, plan: _Plan) -> torch.Tensor:
     w0 = model.omegas[0]
     W = layers[0].weight * w0
     z = torch.nn.functional.linear(x, W, layers[0].bias * w0)
-    pairs = tuple((int(a), int(b)) for a, b in zip(plan.pa.tolist(), plan.pb.tolist()))
     Wd = W.t()[plan.dirs] if plan.K else W.new_zeros((0, W.shape[0]))
-    S = _FirstSineJet.apply(z, Wd, plan.K, pairs)
+    S = _FirstSineJet.apply(z, Wd, plan.K, plan.pair_pos, plan.terms)
     for layer, w0 in zip(layers[1:-1], model.omegas[1:]):
         T, N, H = S.shape
         Z = torch.mm(S.reshape(T * N, H), (layer.weight * w0).t()).reshape(T, N, -1)
-        S = _SineJet.apply(Z, layer.bias * w0, plan.K, pairs)
+        S = _SineJet.apply(Z, layer.bias * w0, plan.K, plan.pair_pos, plan.terms)
     return S
 
 
-def _jet(model: nn.Module, x: torch.Tensor, keys: list[Key]) -> dict[Key, torch.Tensor]:
-    plan = _Plan(keys, x.shape[1])
+def _hidden_jet(model: nn.Module, x: torch.Tensor, plan: _Plan) -> torch.Tensor:
+    """Jet of the last hidden layer's output ``(T, N, H)``."""
     layers = list(model.layers)
-    if isinstance(model, Siren) and not x.requires_grad:
-        S = _siren_fused(model, x, plan)
-    elif isinstance(model, Siren):
-        S = _first_layer_jet(x, layers[0], plan, model.omegas[0])
-        S = _activate(S, plan, _sin_jet)
+    if isinstance(model, Siren):
+        if not x.requires_grad and not plan.grad_weights:
+            return _siren_fused(model, x, plan)
+        S = _activate(_first_layer_jet(x, layers[0], plan, model.omegas[0]), plan, sine_taylor)
         for layer, w0 in zip(layers[1:-1], model.omegas[1:]):
-            S = _activate(_linear(S, layer, w0), plan, _sin_jet)
+            S = _activate(_linear(S, layer, w0), plan, sine_taylor)
+        return S
+    taylor = ACTIVATIONS[model.activation].taylor
+    enc = model.encoding
+    if enc is None:
+        S = _first_layer_jet(x, layers[0], plan, 1.0)
     else:
-        act = _ACT_JETS[model.activation]
-        enc = model.encoding
-        if enc is None:
-            S = _first_layer_jet(x, layers[0], plan, 1.0)
-        elif isinstance(enc, PositionalEncoding):
-            S = _linear(_pe_jet(enc, x, plan), layers[0])
-        else:
-            S = _linear(_rbf_jet(enc, x, plan), layers[0])
-        S = _activate(S, plan, act)
-        for layer in layers[1:-1]:
-            S = _activate(_linear(S, layer), plan, act)
-    Y = _linear(S, layers[-1])  # (T, N, C)
+        S = _linear(_encoding_jet(enc, x, plan), layers[0])
+    S = _activate(S, plan, taylor)
+    for layer in layers[1:-1]:
+        S = _activate(_linear(S, layer), plan, taylor)
+    return S
+
+
+def _jet(model: nn.Module, x: torch.Tensor, keys: list[Key], channels: int | None = None) -> dict[Key, torch.Tensor]:
+    plan = _Plan.from_keys(keys, x.shape[1], x.shape[0])
+    Y = _linear(_hidden_jet(model, x, plan), model.layers[-1])  # (T, N, C)
     C = Y.shape[2]
+    _check_count(C, channels)
     out = {}
     for c, a in keys:
         if c >= C:
             raise ValueError(f"derivative requested for channel {c} but the model has {C} output channels")
-        out[(c, a)] = Y[plan.slot[a], :, c]
+        out[(c, a)] = Y[plan.slot(a), :, c]
     return out
 
 
 # --------------------------------------------------------------------------
-# Autograd fallback
+# Reverse-mode autograd: one recursion for model channels and coefficient functions
 
 
-def _autograd(model: nn.Module, x: torch.Tensor, keys: list[Key]) -> dict[Key, torch.Tensor]:
-    xg = x if x.requires_grad else x.detach().requires_grad_(True)
-    y = model(xg)
-    if y.ndim != 2:
-        raise ValueError(f"model output must have shape (N, C), got {tuple(y.shape)}")
-    N, d = xg.shape
-    C = y.shape[1]
-    memo: dict[Key, torch.Tensor] = {}
+def autograd_partials(y: torch.Tensor, x: torch.Tensor, keys: Iterable[tuple[int, tuple[int, ...]]]) -> dict:
+    """Partial derivatives of the columns of ``y`` w.r.t. ``x`` by nested autograd.
+
+    Parameters
+    ----------
+    y : Tensor (N, C)
+        Real values computed from ``x`` (pointwise: row n depends on x[n] only).
+    x : Tensor (N, d)
+        Points; must require grad if any derivative is nonzero.
+    keys : iterable of (column, multi_index)
+
+    Every parent derivative is differentiated once (one ``autograd.grad`` call
+    gives all ``d`` children), and the results keep the graph
+    (``create_graph=True``). A column that does not depend on ``x`` gets
+    zeros.
+    """
+    d = x.shape[1]
+    memo: dict = {}
 
     def get(c: int, a: tuple[int, ...]) -> torch.Tensor:
         if (c, a) in memo:
@@ -501,20 +657,26 @@ def _autograd(model: nn.Module, x: torch.Tensor, keys: list[Key]) -> dict[Key, t
         k = next(i for i, v in enumerate(a) if v > 0)
         parent = tuple(v - (i == k) for i, v in enumerate(a))
         p = get(c, parent)
+        g = None
         if p.requires_grad:
-            (g,) = torch.autograd.grad(p.sum(), xg, create_graph=True, allow_unused=True)
-        else:
-            g = None
+            (g,) = torch.autograd.grad(p.sum(), x, create_graph=True, allow_unused=True)
         if g is None:
-            g = torch.zeros_like(xg)
+            g = torch.zeros_like(x)
         for j in range(d):
-            child = tuple(v + (i == j) for i, v in enumerate(parent))
-            memo.setdefault((c, child), g[:, j])
+            memo.setdefault((c, tuple(v + (i == j) for i, v in enumerate(parent))), g[:, j])
         return memo[(c, a)]
 
-    out = {}
-    for c, a in sorted(keys, key=lambda ka: sum(ka[1])):
+    return {(c, a): get(c, a) for c, a in sorted(keys, key=lambda ka: sum(ka[1]))}
+
+
+def _autograd(model: nn.Module, x: torch.Tensor, keys: list[Key], channels: int | None = None) -> dict[Key, torch.Tensor]:
+    xg = x if x.requires_grad else x.detach().requires_grad_(True)
+    y = model(xg)
+    if y.ndim != 2:
+        raise ValueError(f"model output must have shape (N, C), got {tuple(y.shape)}")
+    C = y.shape[1]
+    _check_count(C, channels)
+    for c, _ in keys:
         if c >= C:
             raise ValueError(f"derivative requested for channel {c} but the model has {C} output channels")
-        out[(c, a)] = get(c, a)
-    return out
+    return autograd_partials(y, xg, keys)

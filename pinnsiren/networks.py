@@ -12,7 +12,8 @@ closed form.
 from __future__ import annotations
 
 import math
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -24,6 +25,7 @@ __all__ = [
     "PositionalEncoding",
     "RBFLayer",
     "ACTIVATIONS",
+    "Activation",
     "build_model",
     "nyquist_frequencies",
     "OutputScale",
@@ -111,37 +113,106 @@ class Siren(nn.Module):
 
 
 # --------------------------------------------------------------------------
-# Baselines
+# Activations: one table entry each (function, initialisation, Taylor rule)
 
 
-def _softplus(x: torch.Tensor) -> torch.Tensor:
-    return nn.functional.softplus(x)
+def _relu_taylor(z: torch.Tensor):
+    return torch.relu(z), (z > 0).to(z.dtype), None
 
 
-#: activation name -> elementwise function
-ACTIVATIONS: dict[str, Any] = {
-    "relu": torch.relu,
-    "tanh": torch.tanh,
-    "sigmoid": torch.sigmoid,
-    "softplus": _softplus,
-    "elu": nn.functional.elu,
-    "selu": nn.functional.selu,
+def _tanh_taylor(z: torch.Tensor):
+    t = torch.tanh(z)
+    d1 = 1 - t * t
+    return t, d1, -2 * t * d1
+
+
+def _sigmoid_taylor(z: torch.Tensor):
+    s = torch.sigmoid(z)
+    d1 = s * (1 - s)
+    return s, d1, d1 * (1 - 2 * s)
+
+
+def _softplus_taylor(z: torch.Tensor):
+    # torch's softplus (beta=1, threshold=20) is linear above the threshold
+    lin = z > 20
+    s = torch.sigmoid(z)
+    d1 = torch.where(lin, torch.ones_like(z), s)
+    d2 = torch.where(lin, torch.zeros_like(z), s * (1 - s))
+    return nn.functional.softplus(z), d1, d2
+
+
+def _elu_taylor(z: torch.Tensor, alpha: float = 1.0, scale: float = 1.0):
+    pos = z > 0
+    e = torch.exp(torch.clamp(z, max=0.0))
+    v = torch.where(pos, z, alpha * (e - 1)) * scale
+    d1 = torch.where(pos, torch.ones_like(z), alpha * e) * scale
+    d2 = torch.where(pos, torch.zeros_like(z), alpha * e) * scale
+    return v, d1, d2
+
+
+_SELU_ALPHA = 1.6732632423543772848170429916717
+_SELU_SCALE = 1.0507009873554804934193349852946
+
+
+def _selu_taylor(z: torch.Tensor):
+    return _elu_taylor(z, _SELU_ALPHA, _SELU_SCALE)
+
+
+def sine_taylor(z: torch.Tensor):
+    """Taylor rule of the SIREN's sine: ``(sin z, cos z, -sin z)``."""
+    s = torch.sin(z)
+    return s, torch.cos(z), -s
+
+
+def _kaiming_relu(weight: torch.Tensor) -> None:
+    nn.init.kaiming_normal_(weight, a=0.0, nonlinearity="relu", mode="fan_in")
+
+
+def _normal_fan_in(gain2: float):
+    def init(weight: torch.Tensor) -> None:
+        nn.init.normal_(weight, std=math.sqrt(gain2) / math.sqrt(weight.shape[1]))
+
+    return init
+
+
+@dataclass(frozen=True)
+class Activation:
+    """One elementwise activation: everything the toolkit needs to know about it.
+
+    Attributes
+    ----------
+    fn : callable
+        ``z -> s(z)``, elementwise (the MLP's forward).
+    init : callable
+        ``init(weight)``: in-place initialisation of every ``nn.Linear``
+        weight ``(out, in)`` of an :class:`MLP` with this activation.
+    taylor : callable
+        ``z -> (s(z), s'(z), s''(z) or None for identically zero)``: the rule
+        the derivative engine (:mod:`pinnsiren.jet`) uses to push Taylor
+        coefficients through the activation. ``tests/test_networks.py``
+        checks every entry's rule against autograd of ``fn``.
+    """
+
+    fn: Callable[[torch.Tensor], torch.Tensor]
+    init: Callable[[torch.Tensor], None]
+    taylor: Callable[[torch.Tensor], tuple]
+
+    def __call__(self, z: torch.Tensor) -> torch.Tensor:
+        return self.fn(z)
+
+
+#: activation name -> :class:`Activation`. Adding an activation is one entry
+#: here: :class:`MLP`, :func:`build_model`, :data:`ARCHITECTURES` (the CLI's
+#: ``--arch`` choices) and the derivative engine's Taylor path all read it.
+#: Initialisations are the paper's (official code).
+ACTIVATIONS: dict[str, Activation] = {
+    "relu": Activation(torch.relu, _kaiming_relu, _relu_taylor),
+    "tanh": Activation(torch.tanh, nn.init.xavier_normal_, _tanh_taylor),
+    "sigmoid": Activation(torch.sigmoid, nn.init.xavier_normal_, _sigmoid_taylor),
+    "softplus": Activation(nn.functional.softplus, _kaiming_relu, _softplus_taylor),
+    "elu": Activation(nn.functional.elu, _normal_fan_in(1.5505188080679277), _elu_taylor),
+    "selu": Activation(nn.functional.selu, _normal_fan_in(1.0), _selu_taylor),
 }
-
-
-def _init_weight(weight: torch.Tensor, activation: str) -> None:
-    """The paper's initialisations for the baselines (official code)."""
-    n_in = weight.shape[1]
-    if activation in ("relu", "softplus"):
-        nn.init.kaiming_normal_(weight, a=0.0, nonlinearity="relu", mode="fan_in")
-    elif activation in ("tanh", "sigmoid"):
-        nn.init.xavier_normal_(weight)
-    elif activation == "selu":
-        nn.init.normal_(weight, std=1.0 / math.sqrt(n_in))
-    elif activation == "elu":
-        nn.init.normal_(weight, std=math.sqrt(1.5505188080679277) / math.sqrt(n_in))
-    else:  # pragma: no cover - guarded by MLP.__init__
-        raise ValueError(activation)
 
 
 def nyquist_frequencies(side: int) -> int:
@@ -260,7 +331,7 @@ class MLP(nn.Module):
         self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
         with torch.no_grad():
             for layer in self.layers:
-                _init_weight(layer.weight, activation)
+                ACTIVATIONS[activation].init(layer.weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.encoding(x) if self.encoding is not None else x
@@ -281,7 +352,8 @@ def _check_sizes(in_features: int, out_features: int, hidden_features: int, hidd
 
 
 #: architecture names accepted by the command line and :func:`build_model`
-ARCHITECTURES = ("siren", "relu", "relu-pe", "tanh", "sigmoid", "softplus", "elu", "selu", "rbf")
+#: (``siren``, every key of :data:`ACTIVATIONS`, and the two input encodings)
+ARCHITECTURES = ("siren", *ACTIVATIONS, "relu-pe", "rbf")
 
 
 def build_model(

@@ -8,7 +8,7 @@ import torch
 import pinnsiren
 from pinnsiren import MLP, Siren, build_model, init_statistics
 from pinnsiren.diagnostics import SINE_OF_STANDARD_NORMAL_STD
-from pinnsiren.networks import ARCHITECTURES, PositionalEncoding, model_from_config, nyquist_frequencies
+from pinnsiren.networks import ACTIVATIONS, ARCHITECTURES, PositionalEncoding, model_from_config, nyquist_frequencies
 
 
 def test_sine_of_standard_normal_std_matches_monte_carlo():
@@ -177,3 +177,36 @@ def test_bad_arguments_are_refused_with_the_choices():
 def test_public_api():
     assert pinnsiren.__version__
     assert pinnsiren.Siren is Siren
+
+
+@pytest.mark.parametrize("name", sorted(ACTIVATIONS))
+def test_every_activation_taylor_rule_matches_autograd(name):
+    """Each registered activation's Taylor rule (s, s', s'') equals autograd of its function,
+    so a new table entry is checked without writing a test."""
+    act = ACTIVATIONS[name]
+    z = torch.linspace(-4, 25, 401, dtype=torch.float64)
+    z = z[(z.abs() > 1e-3) & ((z - 20).abs() > 1e-3)].requires_grad_(True)  # away from kinks
+    v, d1, d2 = act.taylor(z)
+    f = act.fn(z)
+    (g1,) = torch.autograd.grad(f.sum(), z, create_graph=True)
+    (g2,) = torch.autograd.grad(g1.sum(), z, allow_unused=True)
+    g2 = torch.zeros_like(z) if g2 is None else g2
+    assert torch.allclose(v, f, rtol=1e-12, atol=1e-12)
+    assert torch.allclose(d1, g1, rtol=1e-10, atol=1e-12)
+    assert torch.allclose(torch.zeros_like(z) if d2 is None else d2, g2, rtol=1e-8, atol=1e-10)
+
+
+@pytest.mark.parametrize("name", sorted(ACTIVATIONS))
+def test_every_activation_builds_and_runs_on_the_jet(name):
+    """An entry is all it takes: MLP, build_model and the derivative engine use it."""
+    from pinnsiren.jet import derivatives, jet_supported
+
+    assert name in ARCHITECTURES
+    model = build_model(name, 2, 1, 8, 1).double()
+    assert jet_supported(model) and model.activation == name
+    x = torch.rand(9, 2, dtype=torch.float64)
+    keys = [(0, (0, 0)), (0, (1, 0)), (0, (1, 1)), (0, (0, 2))]
+    J = derivatives(model, x, keys, method="jet")
+    A = derivatives(model, x, keys, method="autograd")
+    for k in keys:
+        assert torch.allclose(J[k], A[k], rtol=1e-9, atol=1e-11), k

@@ -15,10 +15,14 @@ def test_benchmark_quick():
     out = mod.main(["--quick"])
     assert set(out["problems"]) == {"poisson", "helmholtz", "wave", "eikonal"}
     for name, entry in out["problems"].items():
-        assert set(entry["median_s"]) == {"compiled", "hand_jet", "autograd", "torch_func"}
+        assert set(entry["median_s"]) == {"compiled", "hand_jet", "full_jet", "autograd", "torch_func"}
         # every method computes the same loss (float32)
         for method, rel in entry["loss_rel_diff_vs_autograd"].items():
             assert rel < 1e-4, (name, method, rel)
-    assert out["problems"]["poisson"]["derivatives_requested"] == [[0, [2, 0]], [0, [0, 2]]]
+    # Poisson: one collapsed (forward-Laplacian) slot instead of u_xx and u_yy
+    assert out["problems"]["poisson"]["derivatives_requested"] == []
+    assert out["problems"]["poisson"]["laplacians_requested"] == [["1", "1"]]
+    assert out["problems"]["wave"]["laplacians_requested"] == [["-(x/4 + 1)**2", "-(x/4 + 1)**2", "1"]]
+    assert out["problems"]["helmholtz"]["laplacians_requested"] == []  # complex weights: no slot saved
     assert "compiled" in out["problems"]["poisson"]["peak_rss_increase_mb"]
     assert out["problems"]["eikonal"]["derivatives_requested"] == [[0, [1, 0, 0]], [0, [0, 1, 0]], [0, [0, 0, 1]]]

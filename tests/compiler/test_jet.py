@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from pinnsiren.jet import derivatives, jet_supported
+from pinnsiren.jet import Laplacian, derivatives, jet_supported
 from pinnsiren.networks import MLP, Siren
 
 from .analytic import all_keys, channel_derivatives, siren_sympy, tiny_siren
@@ -113,3 +113,84 @@ def test_fused_siren_matches_generic(needs):
     gg = torch.autograd.grad(sum((w[k] * Gn[k]).sum() for k in needs), list(model.parameters()))
     for a, b in zip(gf, gg):
         assert torch.allclose(a, b, rtol=1e-9, atol=1e-11 * (b.abs().max().item() + 1e-12))
+
+
+# ---------------------------------------------------------------- collapsed (forward-Laplacian) slot
+
+
+def _lap_cases(x):
+    """Laplacian, constant-weighted, per-point weighted (wave-type: -c(x)^2 on space, 1 on time)."""
+    c2 = (1 + x[:, 0] / 4) ** 2
+    return {
+        "laplacian": [(1.0, 1.0, 1.0)],
+        "weighted": [(2.0, 0.0, -0.5)],
+        "wave": [(-c2, -c2, 1.0)],
+        "two groups": [(0.0, 0.0, 1.0), (1.0, 1.0, 0.0)],
+    }
+
+
+@pytest.mark.parametrize("case", ["laplacian", "weighted", "wave", "two groups"])
+@pytest.mark.parametrize("name,model", list(_models()) + [("siren-deep", Siren(3, 2, 24, 2))],
+                         ids=[n for n, _ in _models()] + ["siren-deep"])
+def test_collapsed_slot_matches_full_jet_and_autograd(case, name, model):
+    """One collapsed slot == the weighted sum of the full jet's pure second derivatives
+    == the same sum by nested autograd; values and parameter gradients; fused
+    SIREN path (x without grad) and generic path (x with grad)."""
+    model = model.double()
+    x = torch.rand(48, 3, generator=torch.Generator().manual_seed(4), dtype=torch.float64) * 2 - 1
+    groups = [Laplacian(w) for w in _lap_cases(x)[case]]
+    needs = [(c, g) for g in groups for c in (0, 1)] + [(0, (1, 0, 0)), (1, (0, 0, 0))]
+    pure = [(c, tuple(2 * (i == k) for i in range(3))) for c in (0, 1) for k in range(3)]
+    full = derivatives(model, x, pure + needs[-2:], method="jet")
+    ref = derivatives(model, x, pure + needs[-2:], method="autograd")
+    results = {"fused": derivatives(model, x, needs, method="jet"),
+               "generic": derivatives(model, x.clone().requires_grad_(True), needs, method="jet"),
+               "autograd": derivatives(model, x, needs, method="autograd")}
+    want = {}
+    for c, g in needs[:-2]:
+        ws = [w if torch.is_tensor(w) else torch.full((48,), float(w), dtype=torch.float64) for w in g.weights]
+        want[(c, g)] = (sum(w * full[(c, a)] for w, (_, a) in zip(ws, pure[3 * c: 3 * c + 3])),
+                        sum(w * ref[(c, a)] for w, (_, a) in zip(ws, pure[3 * c: 3 * c + 3])))
+    for k in needs[-2:]:
+        want[k] = (full[k], ref[k])
+    probe = {k: torch.randn(48, dtype=torch.float64, generator=torch.Generator().manual_seed(i)) for i, k in enumerate(needs)}
+    g_want = torch.autograd.grad(sum((probe[k] * want[k][1]).sum() for k in needs), list(model.parameters()),
+                                 allow_unused=True)
+    for path, D in results.items():
+        for k in needs:
+            scale = want[k][1].abs().max().item() + 1e-12
+            assert torch.allclose(D[k], want[k][0], rtol=0, atol=1e-11 * scale + 1e-13), (path, k)
+            assert torch.allclose(D[k], want[k][1], rtol=0, atol=1e-10 * scale + 1e-13), (path, k)
+        g_got = torch.autograd.grad(sum((probe[k] * D[k]).sum() for k in needs), list(model.parameters()),
+                                    allow_unused=True)
+        for a, b in zip(g_got, g_want):
+            if a is None or b is None:
+                assert (a is None or a.abs().max() == 0) and (b is None or b.abs().max() == 0), path
+                continue
+            assert torch.allclose(a, b, rtol=1e-8, atol=1e-10 * (b.abs().max().item() + 1e-12)), path
+
+
+def test_collapsed_weights_with_grad_flow_to_the_weights():
+    """Per-point weights that require grad (e.g. a learnable wave speed): the engine
+    takes the generic path and the weight gets its gradient."""
+    torch.manual_seed(3)
+    model = Siren(2, 1, 16, 1).double()
+    x = torch.rand(30, 2, generator=torch.Generator().manual_seed(1), dtype=torch.float64) * 2 - 1
+    c = torch.tensor(1.7, dtype=torch.float64, requires_grad=True)
+    w = (c * (1 + x[:, 0])) ** 2
+    lap = Laplacian((w, 1.0))
+    L = derivatives(model, x, [(0, lap)])[(0, lap)]
+    (gc,) = torch.autograd.grad(L.sum(), c)
+    D = derivatives(model, x, [(0, (2, 0))], method="autograd")[(0, (2, 0))]
+    assert torch.allclose(gc, (2 * c * (1 + x[:, 0]) ** 2 * D).sum().detach(), rtol=1e-10)
+
+
+def test_laplacian_request_errors():
+    m = tiny_siren(1)
+    x = torch.zeros(3, 2, dtype=torch.float64)
+    with pytest.raises(ValueError, match="2 coordinates"):
+        derivatives(m, x, [(0, Laplacian((1.0,)))])
+    with pytest.raises(ValueError, match="must be real"):
+        derivatives(m, x, [(0, Laplacian((1j, 1.0)))])
+    with pytest.raises(ValueError, match=r"shape \(3,\)"):
+        derivatives(m, x, [(0, Laplacian((torch.ones(4, dtype=torch.float64), 1.0)))])
