@@ -81,6 +81,11 @@ class HelmholtzConfig:
     lr: float = 1e-4
     schedule: str = "cosine"
     lbfgs_steps: int = 0
+    scatterer_points: int = 0
+    scatterer_weight: float | None = None
+    smooth_medium: float = 0.0
+    lstsq_every: int = 0
+    lstsq_points: int = 0
     grad_clip: float | None = None
     grid_n: int = 256
     eval_every: int = 250
@@ -104,6 +109,10 @@ class HelmholtzConfig:
             raise ValueError("k and source_var must be positive")
         if isinstance(self.source_weight, str) and self.source_weight not in ("auto", "batch"):
             raise ValueError(f"source_weight must be a number, 'batch' or 'auto', got {self.source_weight!r}")
+        if min(self.lstsq_every, self.lstsq_points, self.scatterer_points) < 0 or self.smooth_medium < 0:
+            raise ValueError("lstsq_every, lstsq_points, scatterer_points and smooth_medium must be >= 0")
+        if self.formulation != "scattered" and (self.scatterer_points or self.smooth_medium):
+            raise ValueError("scatterer_points and smooth_medium apply to formulation='scattered' only")
         src = self.source_position()
         if max(abs(src[0]), abs(src[1])) >= 0.5:
             raise ValueError(f"source {src} must lie in the physical region |x|_inf < 0.5, not in the PML")
@@ -146,16 +155,26 @@ def _on_points(fn, dtype_like: bool = True):
     def call(x: torch.Tensor) -> torch.Tensor:
         xn = x.detach().cpu().double().numpy()
         v = np.broadcast_to(np.asarray(fn(xn[:, 0], xn[:, 1]), float), (len(xn),))
-        return torch.as_tensor(np.ascontiguousarray(v), dtype=x.dtype, device=x.device)
+        return torch.as_tensor(np.array(v, dtype=float), dtype=x.dtype, device=x.device)
 
     return call
+
+
+def _medium_numpy(cfg: HelmholtzConfig):
+    """The squared slowness the neural residual uses: the medium, Gaussian-smoothed if ``cfg.smooth_medium``."""
+    m = _slowness_numpy(cfg.medium)
+    if cfg.smooth_medium <= 0 or not callable(m):
+        return m
+    from solvers.fwi_background import smoothed
+
+    return smoothed(m, cfg.smooth_medium, n=2 * cfg.grid_n + 1)
 
 
 def _m0_numpy(cfg: HelmholtzConfig):
     """Background squared slowness of the scattered formulation (see the module docstring)."""
     from solvers.fwi_background import local_background
 
-    m = _slowness_numpy(cfg.medium)
+    m = _medium_numpy(cfg)
     if cfg.m0 == "uniform" or not callable(m):
         return 1.0
     sx, sy = cfg.source_position()
@@ -170,6 +189,13 @@ def background(cfg: HelmholtzConfig):
     from solvers.fwi_background import background_fields
 
     return background_fields([cfg.source_position()], cfg.k, cfg.source_var, cfg.grid_n, m0=_m0_numpy(cfg))[0]
+
+
+def scatterer_region(cfg: HelmholtzConfig):
+    """Where the scattered-field source ``k^2 e_x e_y (m - m0) u0`` is non-zero, widened by 0.05 (or None)."""
+    from solvers.fwi_background import scatterer_support
+
+    return scatterer_support(_medium_numpy(cfg), _m0_numpy(cfg), n=cfg.grid_n + 1, margin=0.05)
 
 
 class TotalField(nn.Module):
@@ -197,9 +223,9 @@ def pose(cfg: HelmholtzConfig, source_weight: float = 1.0, u0=None) -> Problem:
     x, y = sympy.symbols("x y", real=True)
     box = [(-1.0, 1.0), (-1.0, 1.0)]
     coefs: dict[str, Any] = {}
-    m_expr = _slowness_sympy(cfg.medium, x, y)
+    m_expr = _slowness_sympy(cfg.medium, x, y) if cfg.smooth_medium <= 0 or cfg.medium == "uniform" else "m"
     if isinstance(m_expr, str):
-        coefs["m"] = _on_points(_slowness_numpy(cfg.medium))
+        coefs["m"] = _on_points(_medium_numpy(cfg))
     if cfg.formulation == "scattered":
         from solvers.fwi_background import CubicInterpolant
 
@@ -216,8 +242,12 @@ def pose(cfg: HelmholtzConfig, source_weight: float = 1.0, u0=None) -> Problem:
             coefs["m0"] = _on_points(m0)
         coefs["u0"] = u0_values
         res = heq.helmholtz_scattered(us, k=sympy.Float(cfg.k), m=m_expr, m0="m0" if callable(m0) else 1, u0="u0")
-        return Problem([us], [x, y], [Constraint(res, Box(box), norm=cfg.norm, name="pde",
-                                                 n=cfg.points + cfg.source_points)], coefficients=coefs)
+        cons = [Constraint(res, Box(box), norm=cfg.norm, name="pde", n=cfg.points + cfg.source_points)]
+        support = scatterer_region(cfg) if cfg.scatterer_points else None
+        if support is not None:
+            w = support.area / 4.0 if cfg.scatterer_weight is None else float(cfg.scatterer_weight)
+            cons.append(Constraint(res, support, norm=cfg.norm, name="scatterer", n=cfg.scatterer_points, weight=w))
+        return Problem([us], [x, y], cons, coefficients=coefs)
     u = Field("u", (x, y), complex=True)
     x0 = cfg.source_position()
     s2 = sympy.Float(cfg.source_var)
@@ -332,14 +362,38 @@ def solve(cfg: HelmholtzConfig, ref=None) -> dict[str, Any]:
                      eval_every=cfg.eval_every, checkpoint_every=cfg.checkpoint_every,
                      checkpoint_dir=ckdir, resume=cfg.resume, progress=cfg.progress)
     cpu0 = time.process_time()
-    res = train(problem, model, tc, evaluate=evaluator)
+    trained = problem
+    if cfg.lstsq_every:
+        from pinnsiren.lstsq import LeastSquaresLastLayer
+
+        trained = LeastSquaresLastLayer(problem, model, every=cfg.lstsq_every)
+    res = train(trained, model, tc, evaluate=evaluator)
     model = res.model.cpu()
+    lstsq_info = _final_lstsq(cfg, problem, model) if cfg.lstsq_points else {}
     if u0 is not None:
         model = TotalField(model, u0)
     metrics = base_eval(model)
     metrics.update(seconds=res.seconds, cpu_seconds=time.process_time() - cpu0 + cpu_u0, steps_per_second=(res.steps_done - res.resumed_from) / max(res.seconds, 1e-9),
-                   source_weight=lam, resumed_from=res.resumed_from, cpu_seconds_background=cpu_u0)
+                   source_weight=lam, resumed_from=res.resumed_from, cpu_seconds_background=cpu_u0,
+                   **{f"lstsq_{k}": v for k, v in lstsq_info.items()})
+    if lstsq_info and res.history.get("eval_step"):
+        res.history["eval_step"].append(res.history["eval_step"][-1] + 1)
+        for k in ("rel_l2", "rel_l2_far", "mse"):
+            res.history.setdefault(k, []).append(metrics[k])
     return dict(model=model, metrics=metrics, history=res.history, reference=ref, config=asdict(cfg))
+
+
+def _final_lstsq(cfg: HelmholtzConfig, problem: Problem, model: nn.Module) -> dict[str, float]:
+    """Solve the last layer exactly on ``cfg.lstsq_points`` fresh points, split like one step's batch (float64)."""
+    from pinnsiren.lstsq import solve_last_layer
+
+    total = sum(int(c.n) for c in problem.constraints.values())
+    pts = {n: max(1, round(cfg.lstsq_points * int(c.n) / total)) for n, c in problem.constraints.items()}
+    dtype = next(model.parameters()).dtype
+    model.double()
+    info = solve_last_layer(problem, model, points=pts, generator=torch.Generator().manual_seed(cfg.seed + 7))
+    model.to(dtype)
+    return info
 
 
 def plot_figure(results: dict[str, dict[str, Any]], ref, path: str | Path, n: int = 192) -> Path:
@@ -442,7 +496,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, default=d.steps)
     p.add_argument("--lr", type=float, default=d.lr, help="Adam learning rate (paper 2e-5)")
     p.add_argument("--schedule", default=d.schedule, help="constant, cosine or exponential")
-    p.add_argument("--lbfgs-steps", type=int, default=0, help="L-BFGS polish iterations after Adam")
+    p.add_argument("--lbfgs-steps", type=int, default=0, help="L-BFGS polish (loss evaluations) after Adam")
+    p.add_argument("--lstsq-every", type=int, default=d.lstsq_every,
+                   help="hybrid least squares / Adam: solve the last layer exactly on each step's batch every N steps (0: off)")
+    p.add_argument("--lstsq-points", type=int, default=d.lstsq_points,
+                   help="after training, solve the last layer exactly on this many fresh points (0: off)")
+    p.add_argument("--scatterer-points", type=int, default=d.scatterer_points,
+                   help="scattered formulation: extra points per step where m != m0 (widened by 0.05)")
+    p.add_argument("--scatterer-weight", type=float, default=d.scatterer_weight,
+                   help="weight of the scatterer term (default: its area / the box area, i.e. the plain integral)")
+    p.add_argument("--smooth-medium", type=float, default=d.smooth_medium,
+                   help="Gaussian-smooth m (std, length units) in the network's residual (0: the sharp medium)")
+    p.add_argument("--norm", default=d.norm, choices=("l1", "l2"), help="residual norm of the loss")
     p.add_argument("--hidden", type=int, default=d.hidden, help="hidden features (paper 256)")
     p.add_argument("--layers", type=int, default=d.layers, help="hidden layers (paper 3)")
     p.add_argument("--omega0", type=float, default=d.first_omega_0, help="SIREN first-layer omega_0")
@@ -466,6 +531,8 @@ def config_from_args(args: argparse.Namespace) -> HelmholtzConfig:
         formulation=args.formulation, m0=args.m0,
         first_omega_0=args.omega0, points=args.points, source_points=args.source_points, source_weight=sw,
         steps=args.steps, lr=args.lr, schedule=args.schedule, lbfgs_steps=args.lbfgs_steps,
+        lstsq_every=args.lstsq_every, lstsq_points=args.lstsq_points, scatterer_points=args.scatterer_points,
+        scatterer_weight=args.scatterer_weight, smooth_medium=args.smooth_medium, norm=args.norm,
         grid_n=args.grid, eval_every=args.eval_every, seed=args.seed, device=args.device,
         checkpoint_every=args.checkpoint_every, resume=args.resume,
     )
