@@ -121,3 +121,14 @@ def test_hybrid_training_moves_only_hidden_layers_and_beats_adam():
     assert hyb.solves == 60
     plain = train(prob, _net(hidden=16, layers=1, omega=3.0), cfg)
     assert res.history["loss"][-1] < 1e-3 * plain.history["loss"][-1]
+
+
+def test_hybrid_view_gives_plain_losses_for_another_model():
+    # the trainer's alarm evaluates other models (a zero field) through the same problem
+    prob = _poisson(n=32)
+    net, other = _net(hidden=8), _net(hidden=8, seed=1)
+    hyb = LeastSquaresLastLayer(prob, net)
+    a = hyb.losses(other, 0, torch.Generator().manual_seed(5))
+    b = prob.losses(other, 0, torch.Generator().manual_seed(5))
+    assert hyb.solves == 0 and set(a) == set(b)
+    assert all(torch.equal(a[k], b[k]) for k in a)
