@@ -172,3 +172,20 @@ def test_hybrid_scattered_solve_runs_and_reports():
     assert np.isfinite(m["rel_l2"])
     with pytest.raises(ValueError, match="scattered"):
         H.HelmholtzConfig(smooth_medium=0.01).validate()
+
+
+def test_scattered_benchmark_smoke():
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    env = dict(os.environ, PYTHONPATH=str(root), OMP_NUM_THREADS="1")
+    out = subprocess.run([sys.executable, "benchmarks/helmholtz_scattered.py", "--quick", "--variants", "full,adam"],
+                         capture_output=True, text=True, timeout=300, cwd=root, env=env)
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout[out.stdout.index("{\n"):])
+    assert set(data["results"]) == {"circle/full", "circle/adam"}
+    assert all(np.isfinite(r["rel_l2"]) for r in data["results"].values())
