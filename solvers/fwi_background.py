@@ -15,13 +15,16 @@ a coefficient callable ``x -> (N,)``; it is differentiable in ``x`` by autograd.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["CubicInterpolant", "background_fields", "local_background"]
+from pinnsiren.geometry import Region
+
+__all__ = ["CubicInterpolant", "GridSupport", "background_fields", "local_background", "scatterer_support", "smoothed"]
 
 
 class CubicInterpolant(nn.Module):
@@ -136,3 +139,99 @@ def background_fields(sources: np.ndarray, k: float, source_var: float, n: int, 
     return [GridField(op.grid, op.to_full(U[:, i]), dict(op.params(), source_center=list(map(float, s)),
                                                           source_var=source_var))
             for i, s in enumerate(np.atleast_2d(sources))]
+
+
+class GridSupport(Region):
+    """Uniform samples of the union of grid cells around the nodes where ``mask`` is True.
+
+    Parameters
+    ----------
+    mask : bool array (n_x, n_y)
+        Node mask on the grid ``lo + i h`` spanning ``bounds``.
+    bounds : ((lo_0, hi_0), (lo_1, hi_1))
+
+    Attributes
+    ----------
+    area : float
+        Area of the sampled set (cells of side ``h`` centred on the masked nodes, clipped to the box).
+    """
+
+    dim = 2
+
+    def __init__(self, mask: np.ndarray, bounds: Sequence[Sequence[float]]) -> None:
+        mask = np.asarray(mask, bool)
+        if mask.ndim != 2 or not mask.any():
+            raise ValueError("GridSupport needs a 2-D mask with at least one True node")
+        lo = np.array([b[0] for b in bounds], float)
+        hi = np.array([b[1] for b in bounds], float)
+        self.h = (hi - lo) / (np.array(mask.shape) - 1)
+        idx = np.argwhere(mask)
+        self.centers = torch.as_tensor(lo + idx * self.h, dtype=torch.float64)
+        self.lo, self.hi = torch.as_tensor(lo), torch.as_tensor(hi)
+        cell_lo = np.maximum(lo + idx * self.h - self.h / 2, lo)
+        cell_hi = np.minimum(lo + idx * self.h + self.h / 2, hi)
+        self.area = float(np.prod(cell_hi - cell_lo, 1).sum())
+
+    def sample(self, n: int | None, step: int, generator: torch.Generator | None) -> tuple[torch.Tensor, dict]:
+        n = int(n or 1)
+        i = torch.randint(len(self.centers), (n,), generator=generator)
+        u = torch.rand(n, 2, generator=generator, dtype=torch.float64) - 0.5
+        x = self.centers[i] + u * torch.as_tensor(self.h)
+        return torch.minimum(torch.maximum(x, self.lo), self.hi), {}
+
+
+def scatterer_support(m: Any, m0: Any, n: int = 257, margin: float = 0.05,
+                      bounds: Sequence[Sequence[float]] = ((-1.0, 1.0), (-1.0, 1.0))) -> GridSupport | None:
+    """Where the scattered-field source ``k^2 e_x e_y (m - m0) u0`` lives, widened by ``margin``.
+
+    ``m``, ``m0``: numbers or callables ``f(X, Y)``. Returns None where ``m = m0`` everywhere.
+    The support is sampled on an ``n x n`` node grid, dilated by ``margin`` (a disc of nodes).
+    """
+    xs = [np.linspace(b[0], b[1], n) for b in bounds]
+    X, Y = np.meshgrid(*xs, indexing="ij")
+
+    def ev(f: Any) -> np.ndarray:
+        return np.broadcast_to(np.asarray(f(X, Y) if callable(f) else f, float), X.shape)
+
+    mask = np.abs(ev(m) - ev(m0)) > 1e-12
+    if not mask.any():
+        return None
+    h = (bounds[0][1] - bounds[0][0]) / (n - 1)
+    r = int(math.ceil(margin / h))
+    if r > 0:
+        ii, jj = np.nonzero(mask)
+        grown = mask.copy()
+        for di in range(-r, r + 1):
+            for dj in range(-r, r + 1):
+                if di * di + dj * dj <= r * r:
+                    a = np.clip(ii + di, 0, n - 1)
+                    b = np.clip(jj + dj, 0, n - 1)
+                    grown[a, b] = True
+        mask = grown
+    return GridSupport(mask, bounds)
+
+
+def smoothed(m: Callable[[np.ndarray, np.ndarray], np.ndarray], width: float, n: int = 513,
+             bounds: Sequence[Sequence[float]] = ((-1.0, 1.0), (-1.0, 1.0))) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """``m`` convolved with a Gaussian of standard deviation ``width``, as a callable ``f(X, Y)``.
+
+    Sampled on an ``n x n`` node grid, filtered (``scipy.ndimage.gaussian_filter``,
+    nearest-value edges) and read back with :class:`CubicInterpolant`. A strong-form
+    residual needs a smooth coefficient: across a jump of ``m`` the exact field's
+    second derivatives jump, which no smooth network matches.
+    """
+    from scipy.ndimage import gaussian_filter
+
+    xs = [np.linspace(b[0], b[1], n) for b in bounds]
+    X, Y = np.meshgrid(*xs, indexing="ij")
+    M = np.broadcast_to(np.asarray(m(X, Y), float), X.shape)
+    h = (bounds[0][1] - bounds[0][0]) / (n - 1)
+    interp = CubicInterpolant(gaussian_filter(M, width / h, mode="nearest"), bounds)
+
+    def f(X: np.ndarray, Y: np.ndarray) -> np.ndarray:
+        Xb, Yb = np.broadcast_arrays(np.asarray(X, float), np.asarray(Y, float))
+        pts = torch.as_tensor(np.stack([Xb.ravel(), Yb.ravel()], 1))
+        with torch.no_grad():
+            return interp(pts).numpy().reshape(Xb.shape)
+
+    return f

@@ -140,3 +140,18 @@ def test_scattered_formulation_refuses_unknown_choices():
         H.HelmholtzConfig(formulation="nope").validate()
     with pytest.raises(ValueError, match="m0"):
         H.HelmholtzConfig(m0="nope").validate()
+
+
+def test_method_defaults_follow_the_formulation():
+    """Fields left at None take the chosen formulation's measured recipe; explicit values win."""
+    from solvers import helmholtz as H
+
+    tot, sca = H.HelmholtzConfig(), H.HelmholtzConfig(formulation="scattered")
+    assert (tot.norm, tot.lstsq_every, tot.lstsq_points, tot.scatterer_points, tot.smooth_medium) == ("l1", 0, 0, 0, 0.0)
+    assert (sca.norm, sca.lstsq_every, sca.lstsq_points, sca.scatterer_points, sca.smooth_medium) == (
+        "l2", 1, 16384, 512, 0.01)
+    assert H.HelmholtzConfig(formulation="scattered", lstsq_every=0, norm="l1").lstsq_every == 0
+    tot.validate()
+    sca.validate()
+    with pytest.raises(ValueError, match="norm"):
+        H.HelmholtzConfig(norm="l3").validate()
