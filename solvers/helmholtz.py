@@ -206,7 +206,8 @@ def _m0_numpy(cfg: HelmholtzConfig):
     if cfg.m0 == "uniform" or not callable(m):
         return 1.0
     sx, sy = cfg.source_position()
-    at_source = float(np.asarray(m(np.array([sx]), np.array([sy]))).ravel()[0])
+    sharp = _slowness_numpy(cfg.medium)  # the decision reads the declared medium, not its smoothed copy
+    at_source = float(np.asarray(sharp(np.array([sx]), np.array([sy]))).ravel()[0])
     if cfg.m0 == "auto" and at_source == 1.0:
         return 1.0
     return local_background(m, np.array([[sx, sy]]), radius=0.15)
