@@ -40,6 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # benchmarks/reference.py would shadow the reference package
 
 import argparse  # noqa: E402
+import dataclasses  # noqa: E402
 import json  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
@@ -236,14 +237,16 @@ def run_case(case: Case, args) -> dict:
         changes["resample"] = "rad"
     if args.lr:
         changes["lr"] = args.lr
-    if args.lbfgs is not None:
-        changes["lbfgs_steps"] = args.lbfgs
     if args.lbfgs_draw is not None:
         changes["lbfgs_draw_every"] = args.lbfgs_draw
+    if args.lbfgs_batches is not None:
+        changes["lbfgs_batches"] = args.lbfgs_batches
     if args.causal:
         changes["causal_time"] = str(case.coords[-1]) if str(case.coords[-1]) == "t" else None
-    cfg = TrainConfig.recommended(steps=args.steps, seed=args.seed, progress=False,
-                                  eval_every=max(args.steps // 6, 1), **changes)
+    total = args.steps + (args.lbfgs or 0)
+    cfg = TrainConfig.recommended(steps=total, seed=args.seed, progress=False, eval_every=max(total // 6, 1), **changes)
+    if args.lbfgs is not None:  # explicit split: --steps Adam steps, then --lbfgs L-BFGS evaluations
+        cfg = dataclasses.replace(cfg, steps=args.steps, lbfgs_steps=args.lbfgs)
     pts, ref = case.reference if case.reference is not None else stand_in(case)
     P = torch.tensor(pts, dtype=torch.float32)
 
@@ -263,6 +266,8 @@ def run_case(case: Case, args) -> dict:
         "rel_l2": res.history["rel_l2"][-1],
         "rel_l2_curve": dict(zip(res.history["eval_step"], res.history["rel_l2"])),
         "steps": res.steps_done,
+        "adam_steps": cfg.steps,
+        "lbfgs_evaluations": int(res.history["lbfgs"][0]) if "lbfgs" in res.history else 0,
         "cpu_seconds": round(cpu, 1),
         "reference": ("manufactured solution" if case.name.startswith("Helmholtz") else "PINNacle data")
         if case.reference is not None else "synthetic stand-in (smoke run only)",
@@ -278,7 +283,9 @@ def run_case(case: Case, args) -> dict:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--cases", default="Burgers1d-C,Poisson2d-C,Poisson2d-CG")
-    ap.add_argument("--steps", type=int, default=3000)
+    ap.add_argument("--steps", type=int, default=3000,
+                    help="gradient evaluations in all (TrainConfig.recommended splits them between Adam and "
+                         "L-BFGS); with --lbfgs: the Adam steps")
     ap.add_argument("--points", type=int, default=2000, help="interior points per step")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
@@ -295,6 +302,7 @@ def main(argv=None) -> int:
     ap.add_argument("--lbfgs", type=int, default=None,
                     help="L-BFGS evaluations after the Adam steps (default: the recommended configuration's)")
     ap.add_argument("--lbfgs-draw", type=int, default=None, help="L-BFGS evaluations per collocation draw")
+    ap.add_argument("--lbfgs-batches", type=int, default=None, help="samples pooled per L-BFGS draw")
     ap.add_argument("--causal", action="store_true", help="causal weights in time (evolution cases)")
     ap.add_argument("--omega0", type=float, default=None, help="override first_omega_0 (exploration)")
     args = ap.parse_args(argv)
@@ -317,7 +325,8 @@ def main(argv=None) -> int:
     ablation = [k for k in ("no_normalise", "no_balance", "rad", "no_exact", "hand_exact") if getattr(args, k)]
     print(json.dumps({"config": {"steps": args.steps, "points": args.points, "seed": args.seed,
                                  "threads": args.threads, "ablation": ablation, "lr": args.lr,
-                                 "omega0": args.omega0, "lbfgs": args.lbfgs, "lbfgs_draw": args.lbfgs_draw, "causal": args.causal,
+                                 "omega0": args.omega0, "lbfgs": args.lbfgs, "lbfgs_draw": args.lbfgs_draw,
+                                 "lbfgs_batches": args.lbfgs_batches, "causal": args.causal,
                                  "torch": torch.__version__},
                       "results": results, "skipped": skipped}, indent=1))
     return 0

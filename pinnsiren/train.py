@@ -125,6 +125,10 @@ class TrainConfig:
     lbfgs_draw_every : int
         L-BFGS evaluations per collocation draw (0: one fixed draw); each new
         draw restarts L-BFGS from the best point of the previous one.
+    lbfgs_batches : int
+        Samples of the problem (each of its ``n`` points per constraint)
+        pooled into one L-BFGS draw: a larger fixed sample at that many
+        times the cost per evaluation.
     """
 
     steps: int = 1000
@@ -155,18 +159,25 @@ class TrainConfig:
     alarm: str = "warn"
     alarm_every: int = 0
     lbfgs_draw_every: int = 0
+    lbfgs_batches: int = 1
 
     @classmethod
     def recommended(cls, steps: int = 3000, **changes: Any) -> "TrainConfig":
         """The measured default for a problem nobody has tuned (docs/training.md).
 
-        Adam at 1e-4 with cosine decay to 1e-6, loss balancing by gradient
-        norms, the alarm as a warning. Adaptive sampling (``resample="rad"``)
-        is opt-in: it hurt Burgers1d-C and Poisson2d-CG (docs/training.md).
-        Pair it with :func:`recommended_model`. ``changes`` override fields.
+        ``steps`` is the whole budget of gradient evaluations: the first third
+        Adam at 1e-4 with cosine decay to 1e-6 and loss balancing by gradient
+        norms, the rest an L-BFGS phase (:mod:`pinnsiren.lbfgs`, a new
+        collocation draw every 100 evaluations); the alarm as a warning.
+        Adaptive sampling (``resample="rad"``) is opt-in: it hurt Burgers1d-C
+        and Poisson2d-CG (docs/training.md). Pair it with
+        :func:`recommended_model`. ``changes`` override fields (e.g.
+        ``lbfgs_steps=0`` for Adam only: then set ``steps`` to the Adam steps).
         """
-        base = dict(steps=steps, lr=1e-4, schedule="cosine", final_lr_factor=0.01, balance="gradnorm",
-                    balance_every=100, resample="none", resample_every=100, alarm="warn")
+        lbfgs = steps - steps // 3
+        base = dict(steps=steps - lbfgs, lr=1e-4, schedule="cosine", final_lr_factor=0.01, balance="gradnorm",
+                    balance_every=100, resample="none", resample_every=100, alarm="warn", lbfgs_steps=lbfgs,
+                    lbfgs_draw_every=100)
         base.update(changes)
         return cls(**base)
 
@@ -189,7 +200,7 @@ class TrainConfig:
             raise ValueError(f"unknown alarm {self.alarm!r}; must be one of {ALARM_MODES}")
         if self.lbfgs_draw_every < 0:
             raise ValueError(f"lbfgs_draw_every must be >= 0, got {self.lbfgs_draw_every}")
-        for k in ("balance_every", "resample_every", "resample_pool", "causal_bins"):
+        for k in ("balance_every", "resample_every", "resample_pool", "causal_bins", "lbfgs_batches"):
             if getattr(self, k) < 1:
                 raise ValueError(f"{k} must be >= 1, got {getattr(self, k)}")
         if self.alarm_every < 0:
@@ -523,7 +534,8 @@ def _lbfgs(problem, model, params, cfg, gen, step0, history, balancer, dp, recor
     def loss_fn(d):
         draws.setdefault(d, gen.get_state())
         gen.set_state(draws[d])
-        terms = problem.losses(model, step0, gen)
+        parts = [problem.losses(model, step0, gen) for _ in range(cfg.lbfgs_batches)]
+        terms = parts[0] if len(parts) == 1 else {k: sum(p[k] for p in parts) / len(parts) for k in parts[0]}
         return balancer.combine(terms), terms
 
     def log(step, loss, terms):

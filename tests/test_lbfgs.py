@@ -119,3 +119,15 @@ def test_lbfgs_on_one_fixed_draw_overfits_the_sample():
     # measured: one draw of 128 points, training loss 9e-7 but max error 0.13; new draws: 4e-5 and 0.0021
     assert fixed[1] < redrawn[1]
     assert fixed[0] > 5 * redrawn[0]
+
+
+def test_lbfgs_batches_pool_several_samples_per_evaluation():
+    torch.manual_seed(0)
+    problem = _Counting(_poisson_1d())
+    cfg = TrainConfig(steps=20, lr=1e-3, lbfgs_steps=30, lbfgs_draw_every=10, lbfgs_batches=3, alarm="off",
+                      progress=False)
+    res = train(problem, Siren(1, 1, 16, 1, first_omega_0=3.0), cfg)
+    assert res.steps_done == 50  # evaluations, each on 3 pooled samples
+    assert problem.calls == 20 + 3 * 30
+    with pytest.raises(ValueError, match="lbfgs_batches"):
+        TrainConfig(lbfgs_batches=0).validate()
