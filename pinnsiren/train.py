@@ -168,7 +168,8 @@ class TrainConfig:
         ``steps`` is the whole budget of gradient evaluations: the first third
         Adam at 1e-4 with cosine decay to 1e-6 and loss balancing by gradient
         norms, the rest an L-BFGS phase (:mod:`pinnsiren.lbfgs`, a new
-        collocation draw every 100 evaluations); the alarm as a warning.
+        collocation draw of twice the problem's points every 100
+        evaluations); the alarm as a warning.
         Adaptive sampling (``resample="rad"``) is opt-in: it hurt Burgers1d-C
         and Poisson2d-CG (docs/training.md). Pair it with
         :func:`recommended_model`. ``changes`` override fields (e.g.
@@ -177,7 +178,7 @@ class TrainConfig:
         lbfgs = steps - steps // 3
         base = dict(steps=steps - lbfgs, lr=1e-4, schedule="cosine", final_lr_factor=0.01, balance="gradnorm",
                     balance_every=100, resample="none", resample_every=100, alarm="warn", lbfgs_steps=lbfgs,
-                    lbfgs_draw_every=100)
+                    lbfgs_draw_every=100, lbfgs_batches=2)
         base.update(changes)
         return cls(**base)
 
