@@ -14,7 +14,11 @@ Ablation switches (each removes one aid from the recommended set):
 ``--no-normalise`` (network on raw coordinates), ``--no-balance``,
 ``--no-exact`` (conditions as penalty terms with weight 1; with balancing on
 they are balanced like any other term); ``--rad`` adds RAD adaptive sampling
-(opt-in). By default the conditions are declared as constraints and
+(opt-in); ``--causal`` adds causal weights in time; ``--lbfgs B`` makes the
+split explicit (``--steps`` Adam steps, then ``B`` L-BFGS evaluations;
+``--lbfgs 0`` is Adam only), with ``--lbfgs-draw`` and ``--lbfgs-batches``.
+``--steps`` alone is the whole budget of gradient evaluations, split by
+``TrainConfig.recommended`` (a third Adam, two thirds L-BFGS). By default the conditions are declared as constraints and
 ``pinnsiren.impose_exactly`` builds the exact transform from them;
 ``--hand-exact`` uses the case's hand-built ``phi`` and ``g`` instead.
 
