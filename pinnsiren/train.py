@@ -4,7 +4,8 @@ A *problem* is anything with ``losses(model, step, generator) -> dict[str,
 Tensor]`` (fresh collocation samples each call, one scalar per constraint) and
 optionally ``validate(model)`` and ``learnable_parameters()``;
 :class:`pinnsiren.Problem` is one. The trainer adds: Adam with a learning-rate
-schedule, an optional L-BFGS polish, gradient clipping, seeds, devices, tqdm
+schedule, an optional L-BFGS phase (:mod:`pinnsiren.lbfgs`; its budget in
+gradient evaluations), gradient clipping, seeds, devices, tqdm
 progress with the loss terms, periodic evaluation (error vs step), atomic
 checkpoints with resume, and a stop with a diagnostic on a non-finite loss.
 
