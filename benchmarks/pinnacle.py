@@ -160,7 +160,9 @@ def heat_ms(data: Path | None, quick: bool) -> Case:
 
 
 def helmholtz(data: Path | None, quick: bool) -> Case:
-    """Unnamed check: Delta u + k^2 u = q on [-1, 1]^2, u = sin(a1 pi x) sin(a2 pi y), k = 4, a1 = 1, a2 = 4, u = 0 on the edges.
+    """Unnamed check: Delta u + k^2 u = q on [-1, 1]^2, u = 0 on the edges.
+
+    Manufactured solution u = sin(a1 pi x) sin(a2 pi y), k = 4, a1 = 1, a2 = 4.
 
     The Helmholtz problem of Wang, Teng & Perdikaris (2021; they take k = 1), with k = 4.
     """
