@@ -10,15 +10,7 @@ fix a field's value on a boundary piece (``u - h``, or ``Eq(u, h)``, with
 * the multiplier ``phi``: the domain's own normalised ADF when the pieces
   cover its whole boundary, else the product of the pieces' ADFs,
   normalised to peak about 1,
-* the lift ``g``: one piece's data ``h_i`` itself when it already equals
-  every other piece's data on that piece (checked on samples: compatible
-  data, e.g. an initial condition that vanishes on walls held at zero),
-  else ``g = transfinite([(phi_i, h_i), ...])``. The first keeps ``g`` as
-  smooth as the data; a transfinite blend of pieces that meet at a corner
-  varies on the scale of the distance to the corner, which the network
-  then has to cancel. (Measured on Burgers1d-C, Adam only, 2000 steps:
-  0.073 with ``h_i`` against 0.058 with the blend, one seed each: within
-  the run-to-run spread there, so no measured gain; docs/benchmarks.md),
+* the lift ``g = transfinite([(phi_i, h_i), ...])``,
 
 wraps the network as ``ExactDirichlet(net, coords, phi, g)`` and returns the
 problem without those constraints. The rest (PDE, Neumann/Robin, periodic,
@@ -225,7 +217,7 @@ def impose_exactly(problem: Problem, net: nn.Module, verbose: bool = False) -> t
     for fname, ps in pieces.items():
         phis = [p for _, p, _ in ps]
         phi = _multiplier(domain, phis, coords, inside)
-        g = _lift(problem, ps, coords)
+        g = transfinite([(p, h) for _, p, h in ps])
         model = ExactDirichlet(model, coords, phi, g, channels=[channel[fname]])
         if getattr(model, "out_features", None) is None:
             model.out_features = problem.n_channels
@@ -242,35 +234,6 @@ def dataclass_copy(c: Any, name: str) -> Any:
     import dataclasses
 
     return dataclasses.replace(c, name=name)
-
-
-def _lift(problem: Problem, ps: list[tuple[str, sympy.Expr, sympy.Expr]], coords: tuple) -> sympy.Expr:
-    """One piece's data if it matches every other piece's data there (compatible data), else the transfinite blend."""
-    if len(ps) == 1:
-        return ps[0][2]
-    gen = torch.Generator().manual_seed(2)
-    samples = {}
-    for name, _, h in ps:
-        x, _ = problem.constraints[name].where.sample(512, 0, gen)
-        samples[name] = (x.double(), _values(h, coords, x.double()))
-    order = sorted(range(len(ps)), key=lambda i: -len(ps[i][2].free_symbols))  # data that vary first
-    for i in order:
-        hi = ps[i][2]
-        ok = True
-        for name, _, _ in (ps[j] for j in range(len(ps)) if j != i):
-            x, hj = samples[name]
-            vi = _values(hi, coords, x)
-            if not bool(((vi - hj).abs() <= 1e-9 * (1 + hj.abs().max())).all()):
-                ok = False
-                break
-        if ok:
-            return hi
-    return transfinite([(p, h) for _, p, h in ps])
-
-
-def _values(expr: sympy.Expr, coords: tuple, x: torch.Tensor) -> torch.Tensor:
-    v = compile_residual(sympy.sympify(expr) + 0 * coords[0], [], coords)(None, x)
-    return v.expand(x.shape[0]) if v.dim() == 0 or v.shape[0] == 1 else v
 
 
 def _multiplier(domain: Any, phis: list, coords: tuple, inside: torch.Tensor) -> sympy.Expr:
