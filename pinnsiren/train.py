@@ -4,7 +4,8 @@ A *problem* is anything with ``losses(model, step, generator) -> dict[str,
 Tensor]`` (fresh collocation samples each call, one scalar per constraint) and
 optionally ``validate(model)`` and ``learnable_parameters()``;
 :class:`pinnsiren.Problem` is one. The trainer adds: Adam with a learning-rate
-schedule, an optional L-BFGS polish, gradient clipping, seeds, devices, tqdm
+schedule, an optional L-BFGS phase (:mod:`pinnsiren.lbfgs`; its budget in
+gradient evaluations), gradient clipping, seeds, devices, tqdm
 progress with the loss terms, periodic evaluation (error vs step), atomic
 checkpoints with resume, and a stop with a diagnostic on a non-finite loss.
 
@@ -34,6 +35,7 @@ from .adaptive import AdaptiveRegion, causal_loss, time_index
 from .alarm import ALARM_MODES, Alarm, TrainingAlarm, TrainingAlarmWarning
 from .balancing import BALANCERS, LossBalancer
 from .io import atomic_torch_save
+from .lbfgs import lbfgs_phase
 from .progress import progress
 
 __all__ = ["TrainConfig", "TrainResult", "NonFiniteLossError", "TrainingAlarm", "TrainingAlarmWarning", "train",
@@ -64,7 +66,10 @@ class TrainConfig:
     final_lr_factor : float
         End-of-schedule learning rate as a fraction of ``lr``.
     lbfgs_steps : int
-        Optional L-BFGS iterations after Adam, on one fixed sample.
+        L-BFGS phase after Adam (:mod:`pinnsiren.lbfgs`; strong-Wolfe line
+        search): its budget in loss-and-gradient *evaluations* (line-search
+        trials count), so ``steps + lbfgs_steps`` is the run's total number
+        of gradient evaluations. Uses the balancing factors Adam ended with.
     grad_clip : float or None
         Clip the global gradient norm to this value.
     seed : int
@@ -118,6 +123,13 @@ class TrainConfig:
         ``report``: each constraint's loss on a fresh sample.
     alarm_every : int
         Steps between alarm checks (0: a tenth of ``steps``).
+    lbfgs_draw_every : int
+        L-BFGS evaluations per collocation draw (0: one fixed draw); each new
+        draw restarts L-BFGS from the best point of the previous one.
+    lbfgs_batches : int
+        Samples of the problem (each of its ``n`` points per constraint)
+        pooled into one L-BFGS draw: a larger fixed sample at that many
+        times the cost per evaluation.
     """
 
     steps: int = 1000
@@ -147,18 +159,27 @@ class TrainConfig:
     causal_bins: int = 16
     alarm: str = "warn"
     alarm_every: int = 0
+    lbfgs_draw_every: int = 0
+    lbfgs_batches: int = 1
 
     @classmethod
     def recommended(cls, steps: int = 3000, **changes: Any) -> "TrainConfig":
         """The measured default for a problem nobody has tuned (docs/training.md).
 
-        Adam at 1e-4 with cosine decay to 1e-6, loss balancing by gradient
-        norms, the alarm as a warning. Adaptive sampling (``resample="rad"``)
-        is opt-in: it hurt Burgers1d-C and Poisson2d-CG (docs/training.md).
-        Pair it with :func:`recommended_model`. ``changes`` override fields.
+        ``steps`` is the whole budget of gradient evaluations: the first third
+        Adam at 1e-4 with cosine decay to 1e-6 and loss balancing by gradient
+        norms, the rest an L-BFGS phase (:mod:`pinnsiren.lbfgs`, a new
+        collocation draw of twice the problem's points every 100
+        evaluations); the alarm as a warning.
+        Adaptive sampling (``resample="rad"``) is opt-in: it hurt Burgers1d-C
+        and Poisson2d-CG (docs/training.md). Pair it with
+        :func:`recommended_model`. ``changes`` override fields (e.g.
+        ``lbfgs_steps=0`` for Adam only: then set ``steps`` to the Adam steps).
         """
-        base = dict(steps=steps, lr=1e-4, schedule="cosine", final_lr_factor=0.01, balance="gradnorm",
-                    balance_every=100, resample="none", resample_every=100, alarm="warn")
+        lbfgs = steps - steps // 3
+        base = dict(steps=steps - lbfgs, lr=1e-4, schedule="cosine", final_lr_factor=0.01, balance="gradnorm",
+                    balance_every=100, resample="none", resample_every=100, alarm="warn", lbfgs_steps=lbfgs,
+                    lbfgs_draw_every=100, lbfgs_batches=2)
         base.update(changes)
         return cls(**base)
 
@@ -179,7 +200,9 @@ class TrainConfig:
             raise ValueError(f"unknown resample {self.resample!r}; must be one of {RESAMPLERS}")
         if self.alarm not in ALARM_MODES:
             raise ValueError(f"unknown alarm {self.alarm!r}; must be one of {ALARM_MODES}")
-        for k in ("balance_every", "resample_every", "resample_pool", "causal_bins"):
+        if self.lbfgs_draw_every < 0:
+            raise ValueError(f"lbfgs_draw_every must be >= 0, got {self.lbfgs_draw_every}")
+        for k in ("balance_every", "resample_every", "resample_pool", "causal_bins", "lbfgs_batches"):
             if getattr(self, k) < 1:
                 raise ValueError(f"{k} must be >= 1, got {getattr(self, k)}")
         if self.alarm_every < 0:
@@ -277,131 +300,174 @@ def train(
     """
     cfg = config or TrainConfig()
     cfg.validate()
-    dp = _dist.DataParallel(cfg.device)  # distributed: identity in a plain run
-    device = dp.device
-    model = model.to(device)
-    if hasattr(problem, "validate"):
-        problem.validate(model)
+    run = _Run(problem, model, cfg, evaluate, extra_parameters)
+    run.resume()
+    t0 = time.perf_counter()
+    last_terms = run.adam_phase()
+    steps_done = max(run.start, cfg.steps)
+    if cfg.lbfgs_steps:
+        run.record_eval_once(steps_done)  # the Adam phase's result, for comparison
+        out = _lbfgs(problem, run.model, run.params, cfg, run.gen, steps_done, run.history, run.balancer, run.dp,
+                     run.record_eval)
+        steps_done += out["evaluations"]
+        last_terms = {k[5:]: v[-1] for k, v in run.history.items() if k.startswith("loss.")}
+    run.record_eval_once(steps_done)
+    if cfg.checkpoint_every:
+        run.save(cfg.steps)
+    report = run.alarm.finish(run.model, steps_done, last_terms) if steps_done > run.start else {}
+    run.model.eval()
+    return TrainResult(model=run.model, history=run.history, steps_done=steps_done,
+                       seconds=time.perf_counter() - t0, resumed_from=run.start, config=asdict(cfg),
+                       report=report, alarms=list(run.alarm.alarms))
+
+
+def _collect_params(problem: Any, model: nn.Module, extra_parameters: Iterable[nn.Parameter]) -> list:
+    """The model's parameters, the extra ones, then the problem's learnable ones (each once)."""
     params = list(model.parameters()) + list(extra_parameters)
     for getter in ("learnable_parameters", "trainable_parameters"):
         if hasattr(problem, getter):
             params += [p for p in getattr(problem, getter)() if all(p is not q for q in params)]
-    opt = torch.optim.Adam(params, lr=cfg.lr)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg))
-    gen = torch.Generator()  # samplers draw on the CPU; points then move to the device
-    gen.manual_seed(dp.seed(cfg.seed))  # distributed: rank-seeded stream (rank 0 = cfg.seed)
-    balancer = LossBalancer(cfg.balance, cfg.balance_every, cfg.balance_momentum)
-    history: dict[str, list[float]] = {"step": [], "loss": [], "lr": []}
-    start = 0
-    ckpt = Path(cfg.checkpoint_dir) / CHECKPOINT_NAME if cfg.checkpoint_dir else None
-    state = dp.load(ckpt, device) if cfg.resume and ckpt is not None else None  # distributed: from rank 0
-    if state is not None:
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        gen.set_state(dp.generator_state(state, cfg.seed, int(state["step"])).cpu())  # distributed
-        history = {k: list(v) for k, v in state["history"].items()}
-        start = int(state["step"])
-        balancer.load_state_dict(state.get("balancer", {}))
-        for p, v in zip(params[len(list(model.parameters())):], state.get("extra", [])):
-            with torch.no_grad():
-                p.copy_(v)
-    dp.broadcast(params, [model])  # distributed: every rank starts from rank 0's parameters
+    return params
 
-    def save(step: int) -> None:
-        if ckpt is None:
+
+class _Run:
+    """One training run's state (optimiser, sampler stream, balancer, history, checkpoint) and its Adam phase."""
+
+    def __init__(self, problem: Any, model: nn.Module, cfg: TrainConfig, evaluate: Callable | None,
+                 extra_parameters: Iterable[nn.Parameter]) -> None:
+        self.problem, self.cfg, self.evaluate = problem, cfg, evaluate
+        self.dp = _dist.DataParallel(cfg.device)  # distributed: identity in a plain run
+        self.model = model.to(self.dp.device)
+        if hasattr(problem, "validate"):
+            problem.validate(self.model)
+        self.params = _collect_params(problem, self.model, extra_parameters)
+        self.n_model = len(list(self.model.parameters()))
+        self.opt = torch.optim.Adam(self.params, lr=cfg.lr)
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, _lr_lambda(cfg))
+        self.gen = torch.Generator()  # samplers draw on the CPU; points then move to the device
+        self.gen.manual_seed(self.dp.seed(cfg.seed))  # distributed: rank-seeded stream (rank 0 = cfg.seed)
+        self.balancer = LossBalancer(cfg.balance, cfg.balance_every, cfg.balance_momentum)
+        self.history: dict[str, list[float]] = {"step": [], "loss": [], "lr": []}
+        self.start = 0
+        self.ckpt = Path(cfg.checkpoint_dir) / CHECKPOINT_NAME if cfg.checkpoint_dir else None
+        self.alarm: Alarm | None = None
+
+    def resume(self) -> None:
+        """Load the checkpoint when asked to resume and one exists; then align all ranks."""
+        cfg, dp = self.cfg, self.dp
+        state = dp.load(self.ckpt, dp.device) if cfg.resume and self.ckpt is not None else None  # from rank 0
+        if state is not None:
+            self.model.load_state_dict(state["model"])
+            self.opt.load_state_dict(state["optimizer"])
+            self.sched.load_state_dict(state["scheduler"])
+            self.gen.set_state(dp.generator_state(state, cfg.seed, int(state["step"])).cpu())  # distributed
+            self.history = {k: list(v) for k, v in state["history"].items()}
+            self.start = int(state["step"])
+            self.balancer.load_state_dict(state.get("balancer", {}))
+            for p, v in zip(self.params[self.n_model:], state.get("extra", [])):
+                with torch.no_grad():
+                    p.copy_(v)
+        dp.broadcast(self.params, [self.model])  # distributed: every rank starts from rank 0's parameters
+
+    def save(self, step: int) -> None:
+        if self.ckpt is None:
             return
-        n_model = len(list(model.parameters()))
         atomic_torch_save(
             dict(
                 step=step,
-                model=model.state_dict(),
-                optimizer=opt.state_dict(),
-                scheduler=sched.state_dict(),
-                generator=gen.get_state(),
-                history=history,
-                extra=[p.detach() for p in params[n_model:]],
-                **dp.checkpoint_extras(gen),  # distributed: every rank's sampler state
-                balancer=balancer.state_dict(),
+                model=self.model.state_dict(),
+                optimizer=self.opt.state_dict(),
+                scheduler=self.sched.state_dict(),
+                generator=self.gen.get_state(),
+                history=self.history,
+                extra=[p.detach() for p in self.params[self.n_model:]],
+                **self.dp.checkpoint_extras(self.gen),  # distributed: every rank's sampler state
+                balancer=self.balancer.state_dict(),
             ),
-            ckpt,
+            self.ckpt,
         )
 
-    def record_eval(step: int) -> None:
-        if evaluate is None:
+    def record_eval(self, step: int) -> None:
+        if self.evaluate is None:
             return
-        metrics = evaluate(model, step)
-        history.setdefault("eval_step", []).append(step)
+        metrics = self.evaluate(self.model, step)
+        self.history.setdefault("eval_step", []).append(step)
         for k, v in metrics.items():
-            history.setdefault(k, []).append(float(v))
+            self.history.setdefault(k, []).append(float(v))
 
-    t0 = time.perf_counter()
-    alarm = Alarm(problem, model, cfg.alarm, cfg.steps, cfg.seed)
-    alarm_every = cfg.alarm_every or max(cfg.steps // 10, 1)
-    originals, adaptive = _wrap_adaptive(problem, cfg)
-    ti = time_index(getattr(problem, "coords", ()), cfg.causal_time)
-    if ti is not None and not hasattr(problem, "point_losses"):
-        raise ValueError("causal_time needs a problem with point_losses() (a pinnsiren.Problem)")
-    dtype_device = next(iter(model.parameters()))
-    model.train()
-    bar = progress(range(start + 1, cfg.steps + 1), desc="train", disable=not cfg.progress,
-                   initial=start, total=cfg.steps)
-    last_terms: dict[str, float] = {}
-    try:
-        for step in bar:
-            if adaptive and (step == start + 1 or step % cfg.resample_every == 0):
-                for name, region in adaptive.items():
-                    region.refresh(lambda x, d, n=name: problem.pointwise(n, model, x, d), step, gen,
-                                   dtype_device.dtype, dtype_device.device)
-            opt.zero_grad(set_to_none=True)
-            if ti is None:
-                terms = problem.losses(model, step, gen)
-            else:
-                terms = _causal_terms(problem.point_losses(model, step, gen), ti, cfg, history, step)
-            _check_finite(terms, step)
-            if balancer.due(step):
-                for k, v in balancer.update(terms, params).items():
-                    history.setdefault(f"weight.{k}", []).append(v)
-                history.setdefault("weight_step", []).append(step)
-            loss = balancer.combine(terms)
-            loss.backward()
-            terms, loss = dp.all_reduce(params, terms, loss)  # distributed: average grads and logged terms
-            if cfg.grad_clip:
-                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-            opt.step()
-            sched.step()
-            last_terms = {k: float(v.detach()) for k, v in terms.items()}
-            if step % cfg.log_every == 0 or step == cfg.steps:
-                history["step"].append(step)
-                history["loss"].append(float(loss.detach()))
-                history["lr"].append(opt.param_groups[0]["lr"])
-                for k, v in last_terms.items():
-                    history.setdefault(f"loss.{k}", []).append(v)
-                bar.set_postfix({k[:12]: f"{v:.2e}" for k, v in last_terms.items()})
-            if cfg.eval_every and step % cfg.eval_every == 0:
-                record_eval(step)
-            if cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
-                save(step)
-            if step % alarm_every == 0 and step < cfg.steps:
-                with _restored(problem, originals):
-                    alarm.check(model, step)
-    finally:
-        _unwrap(problem, originals)
-    steps_done = max(start, cfg.steps)
+    def record_eval_once(self, step: int) -> None:
+        """Evaluate at ``step`` unless that was the last evaluation."""
+        if self.evaluate is not None and (not self.history.get("eval_step") or self.history["eval_step"][-1] != step):
+            self.record_eval(step)
 
-    if cfg.lbfgs_steps:
-        _lbfgs(problem, model, params, cfg, gen, steps_done, history, dp)
-        steps_done += cfg.lbfgs_steps
-        last_terms = {k[5:]: v[-1] for k, v in history.items() if k.startswith("loss.")}
-    if evaluate is not None and (not history.get("eval_step") or history["eval_step"][-1] != steps_done):
-        record_eval(steps_done)
-    if cfg.checkpoint_every:
-        save(cfg.steps)
-    report = alarm.finish(model, steps_done, last_terms) if steps_done > start else {}
-    model.eval()
-    return TrainResult(model=model, history=history, steps_done=steps_done,
-                       seconds=time.perf_counter() - t0, resumed_from=start, config=asdict(cfg),
-                       report=report, alarms=list(alarm.alarms))
+    def adam_phase(self) -> dict[str, float]:
+        """Adam steps ``start + 1 .. cfg.steps`` with the aids; returns the last step's loss terms."""
+        cfg, problem, model = self.cfg, self.problem, self.model
+        self.alarm = Alarm(problem, model, cfg.alarm, cfg.steps, cfg.seed)
+        alarm_every = cfg.alarm_every or max(cfg.steps // 10, 1)
+        originals, adaptive = _wrap_adaptive(problem, cfg)
+        ti = time_index(getattr(problem, "coords", ()), cfg.causal_time)
+        if ti is not None and not hasattr(problem, "point_losses"):
+            raise ValueError("causal_time needs a problem with point_losses() (a pinnsiren.Problem)")
+        model.train()
+        bar = progress(range(self.start + 1, cfg.steps + 1), desc="train", disable=not cfg.progress,
+                       initial=self.start, total=cfg.steps)
+        last_terms: dict[str, float] = {}
+        try:
+            for step in bar:
+                if adaptive and (step == self.start + 1 or step % cfg.resample_every == 0):
+                    self._refresh(adaptive, step)
+                terms, loss = self.adam_step(step, ti)
+                last_terms = {k: float(v.detach()) for k, v in terms.items()}
+                if step % cfg.log_every == 0 or step == cfg.steps:
+                    self.log(step, float(loss.detach()), last_terms)
+                    bar.set_postfix({k[:12]: f"{v:.2e}" for k, v in last_terms.items()})
+                if cfg.eval_every and step % cfg.eval_every == 0:
+                    self.record_eval(step)
+                if cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
+                    self.save(step)
+                if step % alarm_every == 0 and step < cfg.steps:
+                    with _restored(problem, originals):
+                        self.alarm.check(model, step)
+        finally:
+            _unwrap(problem, originals)
+        return last_terms
+
+    def _refresh(self, adaptive: dict[str, AdaptiveRegion], step: int) -> None:
+        """Redraw the RAD candidate pools from the current residuals."""
+        ref = next(iter(self.model.parameters()))
+        for name, region in adaptive.items():
+            region.refresh(lambda x, d, n=name: self.problem.pointwise(n, self.model, x, d), step, self.gen,
+                           ref.dtype, ref.device)
+
+    def adam_step(self, step: int, ti: int | None) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """One Adam step on a fresh sample: loss terms (causal if asked), balancing, clipping, schedule."""
+        cfg, problem = self.cfg, self.problem
+        self.opt.zero_grad(set_to_none=True)
+        if ti is None:
+            terms = problem.losses(self.model, step, self.gen)
+        else:
+            terms = _causal_terms(problem.point_losses(self.model, step, self.gen), ti, cfg, self.history, step)
+        _check_finite(terms, step)
+        if self.balancer.due(step):
+            for k, v in self.balancer.update(terms, self.params).items():
+                self.history.setdefault(f"weight.{k}", []).append(v)
+            self.history.setdefault("weight_step", []).append(step)
+        loss = self.balancer.combine(terms)
+        loss.backward()
+        terms, loss = self.dp.all_reduce(self.params, terms, loss)  # distributed: average grads and logged terms
+        if cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.params, cfg.grad_clip)
+        self.opt.step()
+        self.sched.step()
+        return terms, loss
+
+    def log(self, step: int, loss: float, terms: dict[str, float]) -> None:
+        self.history["step"].append(step)
+        self.history["loss"].append(loss)
+        self.history["lr"].append(self.opt.param_groups[0]["lr"])
+        for k, v in terms.items():
+            self.history.setdefault(f"loss.{k}", []).append(v)
 
 
 def _wrap_adaptive(problem: Any, cfg: TrainConfig) -> tuple[dict, dict[str, AdaptiveRegion]]:
@@ -459,29 +525,41 @@ def _causal_terms(point_losses: dict, ti: int, cfg: TrainConfig, history: dict, 
     return terms
 
 
-def _lbfgs(problem, model, params, cfg, gen, step0, history, dp=None) -> None:
-    """L-BFGS polish on one fixed draw of collocation points."""
-    fixed_gen_state = gen.get_state()
-    opt = torch.optim.LBFGS(params, lr=1.0, max_iter=cfg.lbfgs_steps, history_size=50,
-                            line_search_fn="strong_wolfe")
-    last: dict[str, torch.Tensor] = {}
+def _lbfgs(problem, model, params, cfg, gen, step0, history, balancer, dp, record_eval) -> dict:
+    """L-BFGS phase on one fixed draw of collocation points (:mod:`pinnsiren.lbfgs`); logs into ``history``.
 
-    def closure():
-        gen.set_state(fixed_gen_state)
-        opt.zero_grad(set_to_none=True)
-        terms = problem.losses(model, step0, gen)
-        _check_finite(terms, step0)
-        loss = sum(terms.values())
-        loss.backward()
-        if dp is not None:  # distributed: the line search needs the global loss on every rank
-            terms, loss = dp.all_reduce(params, terms, loss)
-        last.clear()
-        last.update(terms)
-        return loss
+    The loss is the Adam phase's: the balancing factors it ended with, frozen.
+    History steps continue from ``step0``, one per evaluation.
+    """
+    draws: dict[int, torch.Tensor] = {}  # draw -> sampler state; draw d+1 continues the stream after draw d
 
-    opt.step(closure)
-    history["step"].append(step0 + cfg.lbfgs_steps)
-    history["loss"].append(float(sum(v.detach() for v in last.values())))
-    history["lr"].append(float("nan"))
-    for k, v in last.items():
-        history.setdefault(f"loss.{k}", []).append(float(v.detach()))
+    def loss_fn(d):
+        draws.setdefault(d, gen.get_state())
+        gen.set_state(draws[d])
+        parts = [problem.losses(model, step0, gen) for _ in range(cfg.lbfgs_batches)]
+        terms = parts[0] if len(parts) == 1 else {k: sum(p[k] for p in parts) / len(parts) for k in parts[0]}
+        return balancer.combine(terms), terms
+
+    def log(step, loss, terms):
+        history["step"].append(step)
+        history["loss"].append(loss)
+        history["lr"].append(float("nan"))
+        for name, v in terms.items():
+            history.setdefault(f"loss.{name}", []).append(v)
+
+    def on_eval(k, loss, terms):
+        if k % cfg.log_every == 0 and k < cfg.lbfgs_steps:
+            log(step0 + k, loss, terms)
+        if cfg.eval_every and k % cfg.eval_every == 0 and k < cfg.lbfgs_steps:
+            record_eval(step0 + k)
+
+    out = lbfgs_phase(loss_fn, params, cfg.lbfgs_steps, on_eval,
+                      dp.all_reduce if dp is not None and dp.active else None, cfg.lbfgs_draw_every)
+    end = step0 + out["evaluations"]
+    if history["step"] and history["step"][-1] == end:  # replace: the model is left at the best point
+        for k in [k for k in history if k == "loss" or k == "lr" or k == "step" or k.startswith("loss.")]:
+            history[k].pop()
+    log(end, out["best_loss"], out["best_terms"])
+    history["lbfgs"] = [float(out["evaluations"]), float(out["draws"]), out["best_loss"],
+                        out["first_loss"] or float("nan")]
+    return out

@@ -9,7 +9,11 @@ from pinnsiren.train import TrainConfig, recommended_model
 def test_recommended_config_fields_and_overrides():
     cfg = TrainConfig.recommended()
     assert (cfg.steps, cfg.lr, cfg.schedule, cfg.balance, cfg.resample, cfg.alarm) == (
-        3000, 1e-4, "cosine", "gradnorm", "none", "warn")
+        1000, 1e-4, "cosine", "gradnorm", "none", "warn")
+    # the budget is gradient evaluations in all: a third Adam, the rest L-BFGS on redrawn samples
+    assert (cfg.lbfgs_steps, cfg.lbfgs_draw_every, cfg.lbfgs_batches, cfg.steps + cfg.lbfgs_steps) == (
+        2000, 100, 2, 3000)
+    assert TrainConfig.recommended(steps=300, lbfgs_steps=0).steps == 100
     cfg.validate()
     assert TrainConfig.recommended(steps=10, lr=3e-5, resample="rad").resample == "rad"
     # the plain default stays what the catalog pipelines were measured with
