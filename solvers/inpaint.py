@@ -29,7 +29,7 @@ from pinnsiren.networks import nyquist_frequencies
 from pinnsiren.progress import progress
 from pinnsiren.settings import ModelSettings
 
-from .signal_fit import FitSettings, log_step, step_loss
+from .signal_fit import FitSettings, fit_config, log_step, step_loss
 
 
 __all__ = ["PRIORS", "DEFAULT_WEIGHTS", "InpaintConfig", "random_mask", "prior_value",
@@ -182,23 +182,19 @@ def run_inpaint(
     fraction: float,
     out: str | Path,
     arch: str = "siren",
-    steps: int = 500,
-    lr: float = 1e-4,
     size: int = 256,
-    hidden_features: int = 256,
-    hidden_layers: int = 3,
     weight: float | None = None,
-    device: str = "cpu",
-    seed: int = 0,
     show_progress: bool = True,
     settings: Any = None,
+    **changes: Any,
 ) -> dict[str, Any]:
     """Inpaint one image with each prior; write ``inpaint.h5`` and ``inpaint.png``.
 
     ``settings`` (optional, e.g. an ``ImageFitConfig``): the network and loop
     settings (:class:`~pinnsiren.settings.ModelSettings` and ``FitSettings``
-    fields) taken from it instead of ``steps``, ``lr``, ``hidden_features``,
-    ``hidden_layers``, ``device`` and ``seed``; ``arch`` still names the network.
+    fields) taken from it; ``changes`` replace :class:`InpaintConfig` fields
+    (``steps=``, ``lr=``, ``hidden=``...; ``hidden_features``/``hidden_layers``
+    are read as ``hidden``/``layers``); ``arch`` names the network.
     """
     from pinnsiren.io import write_result
     from solvers.image_fit import load_image
@@ -207,9 +203,9 @@ def run_inpaint(
         if p not in PRIORS:
             raise ValueError(f"unknown prior {p!r}; must be one of {list(PRIORS)}")
     shared = {f.name for f in fields(ModelSettings) + fields(FitSettings)}
-    base = (InpaintConfig(**{k: v for k, v in asdict(settings).items() if k in shared}) if settings is not None
-            else InpaintConfig(steps=steps, lr=lr, hidden=hidden_features, layers=hidden_layers, seed=seed,
-                               device=device))
+    base = InpaintConfig(**{k: v for k, v in asdict(settings).items() if k in shared}) if settings is not None \
+        else None
+    base = fit_config(InpaintConfig, base, changes)
     image = load_image(path, size)
     mask = random_mask(image.shape[0], fraction, base.seed)
     results: dict[str, dict[str, Any]] = {}

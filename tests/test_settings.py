@@ -352,3 +352,14 @@ def test_prefixed_flag_group():
     assert S.from_args(G, ns) == G(hidden=7, on=True)
     assert S.from_args(G, ns, prefix="second") == G(hidden=9, on=False)
     assert S.from_args(G, p.parse_args([]), prefix="second") == G(hidden=5, on=True)
+
+
+def test_fit_config_takes_fields_and_the_old_keyword_names():
+    from solvers.image_fit import ImageFitConfig
+    from solvers.signal_fit import fit_config
+
+    assert fit_config(ImageFitConfig, None, {"hidden_features": 8, "steps": 3}) == ImageFitConfig(hidden=8, steps=3)
+    assert fit_config(ImageFitConfig, ImageFitConfig(lr=2e-4), {"hidden_layers": 1}) == ImageFitConfig(lr=2e-4, layers=1)
+    assert fit_config(ImageFitConfig, None, {}) == ImageFitConfig()
+    with pytest.raises(TypeError):
+        fit_config(ImageFitConfig, None, {"no_such_setting": 1})
