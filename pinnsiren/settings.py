@@ -40,9 +40,15 @@ from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar
 from .train import TrainConfig
 
 __all__ = ["ModelSettings", "TrainSettings", "TRAIN_SETTINGS", "trainer_settings", "field_help", "flag_fields",
-           "add_flags", "from_args"]
+           "add_flags", "from_args", "check_choice"]
 
 C = TypeVar("C")
+
+
+def check_choice(what: str, value: Any, choices: Iterable[Any]) -> None:
+    """Raise ``ValueError("unknown <what> <value>; must be one of [...]")`` unless ``value`` is one of ``choices``."""
+    if value not in choices:
+        raise ValueError(f"unknown {what} {value!r}; must be one of {list(choices)}")
 
 
 @dataclass
@@ -59,6 +65,12 @@ class ModelSettings:
     """SIREN first-layer frequency factor omega_0 (siren only)."""
     hidden_omega_0: float = 30.0
     """SIREN frequency factor of the later layers (siren only)."""
+
+    def check_arch(self) -> None:
+        """Raise ``ValueError`` naming the architectures when ``arch`` is not one of them."""
+        from .networks import ARCHITECTURES
+
+        check_choice("architecture", self.arch, ARCHITECTURES)
 
     def build_model(self, in_features: int, out_features: int, **kwargs: Any) -> Any:
         """The network: :func:`~pinnsiren.networks.build_model` with these settings.

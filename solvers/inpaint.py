@@ -27,7 +27,7 @@ from torch import nn
 
 from pinnsiren.networks import nyquist_frequencies
 from pinnsiren.progress import progress
-from pinnsiren.settings import ModelSettings
+from pinnsiren.settings import ModelSettings, check_choice
 
 from .signal_fit import FitSettings, fit_config, log_step, step_loss
 
@@ -104,8 +104,7 @@ def inpaint_image(image01: np.ndarray, mask: np.ndarray, cfg: InpaintConfig,
     """
     from solvers.image_fit import pixel_grid, psnr
 
-    if cfg.prior not in PRIORS:
-        raise ValueError(f"unknown prior {cfg.prior!r}; must be one of {list(PRIORS)}")
+    check_choice("prior", cfg.prior, PRIORS)
     side = image01.shape[0]
     if image01.shape != (side, side) or mask.shape != image01.shape:
         raise ValueError(f"expected a square image and a mask of its shape, got {image01.shape}, {mask.shape}")
@@ -200,8 +199,7 @@ def run_inpaint(
     from solvers.image_fit import load_image
 
     for p in priors:
-        if p not in PRIORS:
-            raise ValueError(f"unknown prior {p!r}; must be one of {list(PRIORS)}")
+        check_choice("prior", p, PRIORS)
     shared = {f.name for f in fields(ModelSettings) + fields(FitSettings)}
     base = InpaintConfig(**{k: v for k, v in asdict(settings).items() if k in shared}) if settings is not None \
         else None

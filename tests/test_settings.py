@@ -363,3 +363,12 @@ def test_fit_config_takes_fields_and_the_old_keyword_names():
     assert fit_config(ImageFitConfig, None, {}) == ImageFitConfig()
     with pytest.raises(TypeError):
         fit_config(ImageFitConfig, None, {"no_such_setting": 1})
+
+
+def test_check_choice_and_check_arch_name_the_choices():
+    S.check_choice("medium", "circle", ("uniform", "circle"))
+    with pytest.raises(ValueError, match=r"unknown medium 'disc'; must be one of \['uniform', 'circle'\]"):
+        S.check_choice("medium", "disc", ("uniform", "circle"))
+    S.ModelSettings(arch="tanh").check_arch()
+    with pytest.raises(ValueError, match="unknown architecture 'nope'; must be one of .*'siren'"):
+        S.ModelSettings(arch="nope").check_arch()
