@@ -129,7 +129,7 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
     s["pinn"], s["reparam"] = dataclasses.asdict(pinn), dataclasses.asdict(reparam)
     s["skip_pinn"] = bool(getattr(args, "skip_pinn", False))
     methods = getattr(args, "methods", None)
-    s["methods"] = ALL_METHODS if not methods else [m.strip() for m in methods.split(",") if m.strip()]
+    s["methods"] = list(ALL_METHODS) if not methods else [m.strip() for m in methods.split(",") if m.strip()]
     bad_m = [m for m in s["methods"] if m not in ALL_METHODS]
     if bad_m:
         raise ValueError(f"fwi --methods: unknown {bad_m}; choose from {ALL_METHODS}")
@@ -143,7 +143,9 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run_fwi(s: dict[str, Any], progress: bool = True) -> dict[str, Any]:
-    """Run the whole chain with settings ``s`` (see :data:`QUICK`); returns everything for the file/figure."""
+    """Run the whole chain with settings ``s`` (as ``_settings`` makes them from the flags: the pipeline's own,
+    ``s["pinn"]`` a :class:`~solvers.fwi_neural.NeuralFWIConfig` and ``s["reparam"]`` a
+    :class:`~solvers.fwi_reparam.ReparamFWIConfig` as dicts); returns everything for the file/figure."""
     from reference.fwi import InversionProblem, admm_fwi, adjoint_fwi, model_mse, velocity_model
 
     t = time.perf_counter()
