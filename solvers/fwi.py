@@ -58,7 +58,9 @@ def _preset_flags(cls: type, prefix: str = "") -> tuple[dict[str, None], dict[st
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from pinnsiren.networks import ARCHITECTURES
     from pinnsiren.settings import add_flags
+    from pinnsiren.train import SCHEDULES
     from reference.fwi import model_names
 
     from .fwi_neural import M_PARAMS, NeuralFWIConfig
@@ -95,13 +97,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="torch CPU threads (default 1: small batches on a shared CPU run ~20x slower with more)")
     defaults, extra = _preset_flags(NeuralFWIConfig)
     add_flags(p.add_argument_group("PINN-FWI (solvers.fwi_neural.NeuralFWIConfig)"), NeuralFWIConfig,
-              skip=PINN_OWN, defaults=defaults, extra_help=extra, choices={"m_param": M_PARAMS})
+              skip=PINN_OWN, defaults=defaults, extra_help=extra, choices={"m_param": M_PARAMS, "arch": ARCHITECTURES, "schedule": SCHEDULES})
     defaults, extra = _preset_flags(ReparamFWIConfig, "reparam")
     add_flags(p.add_argument_group("neural-reparameterised FWI (solvers.fwi_reparam.ReparamFWIConfig)"),
               ReparamFWIConfig, prefix="reparam", skip=REPARAM_OWN, aliases=REPARAM_ALIASES,
               defaults={**defaults, "max_evals": None},
               extra_help={**extra, "max_evals": "[here: 1.2 iterations + 20]"},
-              choices={"param": ("velocity", "slowness"), "optimizer": ("lbfgs", "adam")})
+              choices={"arch": ARCHITECTURES, "param": ("velocity", "slowness"), "optimizer": ("lbfgs", "adam")})
 
 
 def _settings(args: argparse.Namespace) -> dict[str, Any]:

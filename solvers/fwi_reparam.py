@@ -76,6 +76,7 @@ class ReparamFWIConfig(ModelSettings, OptimSettings):
     """torch dtype of the network (float64: L-BFGS wants exact arithmetic)."""
 
     def validate(self) -> None:
+        self.check_arch()
         if self.param not in ("velocity", "slowness"):
             raise ValueError(f"ReparamFWIConfig.param must be 'velocity' or 'slowness', got {self.param!r}")
         if self.optimizer not in ("lbfgs", "adam"):
