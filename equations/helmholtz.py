@@ -40,17 +40,29 @@ from pinnsiren.symbolic import coefficient
 from ._util import as_expr, coords_of, real_coords
 
 __all__ = ["pml_stretch", "gaussian_source", "helmholtz_pml", "helmholtz_scattered", "helmholtz_scattered_pml", "A0",
-           "L_PML", "INNER"]
+           "L_PML", "INNER", "PML_DEFAULTS"]
 
 A0 = 5
 L_PML = sympy.Rational(1, 2)
 INNER = sympy.Rational(1, 2)
+#: the PML's settings, keywords of every residual here: strength ``a0``, width ``L``, half width ``inner`` of
+#: the physical region (the PML is ``inner < |x|_inf < inner + L``)
+PML_DEFAULTS = {"a0": A0, "L": L_PML, "inner": INNER}
 
 
-def pml_stretch(c: sympy.Symbol, a0: Any = A0, L: Any = L_PML, inner: Any = INNER) -> sympy.Expr:
-    """``e = 1 - i a0 (l / L)^2`` with ``l = max(|c| - inner, 0)`` (1 outside the PML)."""
-    l = sympy.Max(sympy.Abs(c) - inner, 0)
-    return 1 - sympy.I * a0 * (l / L) ** 2
+def _pml(options: dict[str, Any]) -> dict[str, Any]:
+    """The PML settings: :data:`PML_DEFAULTS` with ``options`` replaced; a ``TypeError`` names an unknown key."""
+    unknown = sorted(set(options) - set(PML_DEFAULTS))
+    if unknown:
+        raise TypeError(f"unknown PML setting(s) {unknown}; the PML takes {list(PML_DEFAULTS)}")
+    return {**PML_DEFAULTS, **options}
+
+
+def pml_stretch(c: sympy.Symbol, **pml: Any) -> sympy.Expr:
+    """``e = 1 - i a0 (l / L)^2`` with ``l = max(|c| - inner, 0)`` (1 outside the PML); ``pml``: a0, L, inner."""
+    p = _pml(pml)
+    l = sympy.Max(sympy.Abs(c) - p["inner"], 0)
+    return 1 - sympy.I * p["a0"] * (l / p["L"]) ** 2
 
 
 def gaussian_source(coords: Sequence[sympy.Symbol], x0: Sequence[Any] = (0, 0), s2: Any = sympy.Rational(1, 10000)) -> sympy.Expr:
@@ -66,9 +78,7 @@ def helmholtz_pml(
     f: Any = None,
     x0: Sequence[Any] = (0, 0),
     s2: Any = sympy.Rational(1, 10000),
-    a0: Any = A0,
-    L: Any = L_PML,
-    inner: Any = INNER,
+    **pml: Any,
 ) -> sympy.Expr:
     """Residual of the PML Helmholtz equation (left side + f).
 
@@ -82,12 +92,14 @@ def helmholtz_pml(
         Squared slowness.
     f : expression, number, coefficient name, or None
         Source; ``None`` means :func:`gaussian_source` at ``x0`` with ``s2``.
+    **pml
+        ``a0``, ``L``, ``inner`` (:data:`PML_DEFAULTS`).
     """
     coords = coords_of(u)
     if len(coords) != 2:
         raise ValueError(f"helmholtz_pml is 2-D; {u} has {len(coords)} coordinates")
     ff = gaussian_source(coords, x0, s2) if f is None else as_expr(f, coords, "f")
-    return _operator(u, k, m, a0, L, inner) + ff
+    return _operator(u, k, m, _pml(pml)) + ff
 
 
 def helmholtz_scattered(
@@ -96,9 +108,7 @@ def helmholtz_scattered(
     m: Any = 1,
     m0: Any = 1,
     u0: Any = "u0",
-    a0: Any = A0,
-    L: Any = L_PML,
-    inner: Any = INNER,
+    **pml: Any,
 ) -> sympy.Expr:
     """Scattered-field residual ``H(m) us + k^2 e_x e_y (m - m0) u0`` (values of ``u0`` only).
 
@@ -113,7 +123,8 @@ def helmholtz_scattered(
     u0 : expression or coefficient name
         Background field (complex); as a coefficient name its values are given
         at call time (a tensor or a callable ``x -> (N,)``) and never differentiated.
-    a0, L, inner : PML strength, width and the half width of the physical region.
+    **pml
+        ``a0``, ``L``, ``inner`` (:data:`PML_DEFAULTS`).
 
     Returns
     -------
@@ -122,9 +133,10 @@ def helmholtz_scattered(
     coords = coords_of(us)
     if len(coords) != 2:
         raise ValueError(f"helmholtz_scattered is 2-D; {us} has {len(coords)} coordinates")
-    ex, ey = (pml_stretch(c, a0, L, inner) for c in coords)
+    p = _pml(pml)
+    ex, ey = (pml_stretch(c, **p) for c in coords)
     mm, mm0, uu0 = (as_expr(v, coords, w) for v, w in ((m, "m"), (m0, "m0"), (u0, "u0")))
-    return _operator(us, k, m, a0, L, inner) + k**2 * ex * ey * (mm - mm0) * uu0
+    return _operator(us, k, m, p) + k**2 * ex * ey * (mm - mm0) * uu0
 
 
 def helmholtz_scattered_pml(us: sympy.Expr, k: Any, m: Any = 1, u0: str = "u0", **kwargs: Any) -> sympy.Expr:
@@ -138,20 +150,20 @@ def helmholtz_scattered_pml(us: sympy.Expr, k: Any, m: Any = 1, u0: str = "u0", 
     Other keywords as :func:`helmholtz_pml`.
     """
     u0f = coefficient(u0, coords_of(us))
-    pml = {k_: v for k_, v in kwargs.items() if k_ in ("a0", "L", "inner")}
+    pml = _pml({k_: v for k_, v in kwargs.items() if k_ in PML_DEFAULTS})
     # the operator is linear in u: L(u0 + us) + f
-    return helmholtz_pml(us, k, m, **kwargs) + _operator(u0f, k, m, **pml, field=us)
+    return helmholtz_pml(us, k, m, **kwargs) + _operator(u0f, k, m, pml, field=us)
 
 
-def _operator(w: sympy.Expr, k: Any, m: Any, a0: Any = A0, L: Any = L_PML, inner: Any = INNER,
-              field: sympy.Expr | None = None) -> sympy.Expr:
-    """``d/dx(e_y/e_x dw/dx) + d/dy(e_x/e_y dw/dy) + e_x e_y k^2 m w`` (real coordinates inside)."""
+def _operator(w: sympy.Expr, k: Any, m: Any, pml: dict[str, Any], field: sympy.Expr | None = None) -> sympy.Expr:
+    """``d/dx(e_y/e_x dw/dx) + d/dy(e_x/e_y dw/dy) + e_x e_y k^2 m w`` (real coordinates inside; ``pml`` the
+    full settings, :func:`_pml`)."""
     coords = coords_of(field if field is not None else w)
 
     def build(fr):
         xr, yr = fr.args
         wr = w.xreplace(dict(zip(coords, (xr, yr))))
-        ex, ey = pml_stretch(xr, a0, L, inner), pml_stretch(yr, a0, L, inner)
+        ex, ey = pml_stretch(xr, **pml), pml_stretch(yr, **pml)
         mm = as_expr(m, (xr, yr), "m") if not isinstance(m, sympy.Basic) else m.xreplace(dict(zip(coords, (xr, yr))))
         return sympy.diff(ey / ex * sympy.diff(wr, xr), xr) + sympy.diff(ex / ey * sympy.diff(wr, yr), yr) + ex * ey * k**2 * mm * wr
 

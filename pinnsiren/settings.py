@@ -40,9 +40,15 @@ from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar
 from .train import TrainConfig
 
 __all__ = ["ModelSettings", "TrainSettings", "TRAIN_SETTINGS", "trainer_settings", "field_help", "flag_fields",
-           "add_flags", "from_args"]
+           "add_flags", "from_args", "check_choice"]
 
 C = TypeVar("C")
+
+
+def check_choice(what: str, value: Any, choices: Iterable[Any]) -> None:
+    """Raise ``ValueError("unknown <what> <value>; must be one of [...]")`` unless ``value`` is one of ``choices``."""
+    if value not in choices:
+        raise ValueError(f"unknown {what} {value!r}; must be one of {list(choices)}")
 
 
 @dataclass
@@ -59,6 +65,12 @@ class ModelSettings:
     """SIREN first-layer frequency factor omega_0 (siren only)."""
     hidden_omega_0: float = 30.0
     """SIREN frequency factor of the later layers (siren only)."""
+
+    def check_arch(self) -> None:
+        """Raise ``ValueError`` naming the architectures when ``arch`` is not one of them."""
+        from .networks import ARCHITECTURES
+
+        check_choice("architecture", self.arch, ARCHITECTURES)
 
     def build_model(self, in_features: int, out_features: int, **kwargs: Any) -> Any:
         """The network: :func:`~pinnsiren.networks.build_model` with these settings.
@@ -237,7 +249,7 @@ def _default(f: dataclasses.Field) -> Any:
 def add_flags(parser: argparse.ArgumentParser, cls: type, *, skip: Iterable[str] = (),
               aliases: Mapping[str, Sequence[str]] | None = None, defaults: Mapping[str, Any] | None = None,
               extra_help: Mapping[str, str] | None = None,
-              choices: Mapping[str, Sequence[Any]] | None = None) -> None:
+              choices: Mapping[str, Sequence[Any]] | None = None, prefix: str = "") -> None:
     """Add a flag for every field of dataclass ``cls`` that can be one (see :func:`flag_fields`).
 
     ``--name-with-dashes`` (``dest`` = the field name) with the field's
@@ -246,7 +258,12 @@ def add_flags(parser: argparse.ArgumentParser, cls: type, *, skip: Iterable[str]
     ``aliases`` maps a field to more option strings that keep older flag names
     working (``"--no-..."`` aliases of a boolean turn it off); ``defaults``
     replaces a flag's default, ``extra_help`` appends to its help, ``choices``
-    restricts a flag's values.
+    restricts a flag's values. ``prefix`` puts a group's flags in a namespace
+    of their own when one command holds two configurations with fields of the
+    same name: ``prefix="reparam"`` makes ``hidden`` the flag
+    ``--reparam-hidden`` with ``dest`` ``reparam_hidden`` (read back with
+    ``from_args(cls, args, prefix="reparam")``); the keys of ``skip``,
+    ``aliases``, ``defaults``, ``extra_help`` and ``choices`` stay field names.
     """
     aliases, defaults, extra_help = dict(aliases or {}), dict(defaults or {}), dict(extra_help or {})
     choices = dict(choices or {})
@@ -258,21 +275,28 @@ def add_flags(parser: argparse.ArgumentParser, cls: type, *, skip: Iterable[str]
         help_ = " ".join(p for p in (field_help(cls, f.name), extra_help.get(f.name, "")) if p)
         help_ = help_.replace("``", "").replace("%", "%%") + " (default: %(default)s)"
         names = [a for a in aliases.get(f.name, ()) if not (kind is bool and a.startswith("--no-"))]
-        opts = ["--" + f.name.replace("_", "-"), *names]
+        dest = _dest(f.name, prefix)
+        opts = ["--" + dest.replace("_", "-"), *names]
         if kind is bool:
-            parser.add_argument(*opts, dest=f.name, action=argparse.BooleanOptionalAction, default=default,
+            parser.add_argument(*opts, dest=dest, action=argparse.BooleanOptionalAction, default=default,
                                 help=help_)
             for neg in (a for a in aliases.get(f.name, ()) if a.startswith("--no-")):
-                parser.add_argument(neg, dest=f.name, action="store_false", help=f"same as --no-{f.name.replace('_', '-')}")
+                parser.add_argument(neg, dest=dest, action="store_false", help=f"same as --no-{dest.replace('_', '-')}")
         else:
-            parser.add_argument(*opts, dest=f.name, type=kind, default=default, help=help_,
+            parser.add_argument(*opts, dest=dest, type=kind, default=default, help=help_,
                                 choices=choices.get(f.name))
 
 
-def from_args(cls: type[C], args: argparse.Namespace, **changes: Any) -> C:
-    """An instance of dataclass ``cls`` from the fields present in ``args`` (as :func:`add_flags` named them);
-    ``changes`` override."""
-    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)}  # type: ignore[arg-type]
+def _dest(name: str, prefix: str) -> str:
+    """The ``argparse`` destination of field ``name`` in the flag group ``prefix`` (``""``: the name itself)."""
+    return f"{prefix.replace('-', '_')}_{name}" if prefix else name
+
+
+def from_args(cls: type[C], args: argparse.Namespace, *, prefix: str = "", **changes: Any) -> C:
+    """An instance of dataclass ``cls`` from the fields present in ``args`` (as :func:`add_flags` named them,
+    with the same ``prefix``); ``changes`` override."""
+    values = {f.name: getattr(args, _dest(f.name, prefix)) for f in dataclasses.fields(cls)  # type: ignore[arg-type]
+              if hasattr(args, _dest(f.name, prefix))}
     return cls(**{**values, **changes})
 
 

@@ -27,7 +27,7 @@ from pinnsiren.settings import ModelSettings, add_flags, from_args
 from pinnsiren.networks import ARCHITECTURES, nyquist_frequencies, check_architectures
 
 
-from .signal_fit import FitSettings, fit_each, fit_values
+from .signal_fit import FitSettings, fit_config, fit_each, fit_values, write_fits
 
 __all__ = ["AudioFitConfig", "load_wav", "time_grid", "fit_audio", "plot_audio_figure", "run",
            "DEFAULT_WAV"]
@@ -186,50 +186,33 @@ def write_wav(path: str | Path, wave: np.ndarray, rate: int) -> Path:
 def run(
     path: str | Path | None,
     archs: Sequence[str],
-    steps: int,
     out: str | Path,
-    lr: float = 5e-5,
     seconds: float | None = None,
-    batch: int | None = None,
-    hidden_features: int = 256,
-    hidden_layers: int = 3,
-    first_omega_0: float = 3000.0,
-    device: str = "cpu",
-    seed: int = 0,
-    show_progress: bool = True,
     start: float = 0.0,
+    show_progress: bool = True,
     cfg: AudioFitConfig | None = None,
+    **settings: Any,
 ) -> dict[str, Any]:
     """Fit the clip with each architecture; write ``audio_fit.h5``,
     ``audio_fit.png`` and ``audio_fit_<arch>.wav``.
 
-    ``cfg`` (optional) gives every setting at once and replaces ``steps``,
-    ``lr``, ``batch``, ``hidden_features``, ``hidden_layers``,
-    ``first_omega_0``, ``device`` and ``seed``.
+    The settings are ``cfg`` (default ``AudioFitConfig()``) with any
+    :class:`AudioFitConfig` field given in ``settings`` replaced (``steps=``,
+    ``lr=``, ``batch=``, ``first_omega_0=``...; ``hidden_features``/
+    ``hidden_layers`` are read as ``hidden``/``layers``); ``arch`` is set per fit.
     """
-    from pinnsiren.io import write_result
-
     check_architectures(archs)
     src = Path(path) if path is not None else DEFAULT_WAV
     wave, rate = load_wav(src, seconds, start)
-    base = cfg if cfg is not None else AudioFitConfig(
-        steps=steps, lr=lr, hidden=hidden_features, layers=hidden_layers, first_omega_0=first_omega_0,
-        batch=batch, seed=seed, device=device)
+    base = fit_config(AudioFitConfig, cfg, settings)
     results = fit_each(archs, base, lambda c: fit_audio(wave, c, show_progress=show_progress),
                        lambda r, n: f"MSE {r['mse']:.3e} after {n} steps ({r['cpu_seconds']:.1f} CPU s)")
     out = Path(out)
-    h5 = write_result(
-        out / "audio_fit.h5",
-        kind="audio-fit",
-        config=dict(wav=str(src), start=start, seconds=seconds, rate=rate, samples=int(wave.size),
-                    runs={a: r["config"] for a, r in results.items()}),
-        metrics={**{f"mse_{a}": r["mse"] for a, r in results.items()},
-                 **{f"cpu_seconds_{a}": r["cpu_seconds"] for a, r in results.items()}},
-        history={f"{a}/{k}": v for a, r in results.items() for k, v in r["history"].items()},
-        fields={"wave": wave, **{f"prediction_{a}": r["prediction"] for a, r in results.items()}},
-        field_attrs={"wave": {"bounds": [[-1, 1]], "rate": rate}},
-        models={a: r["model"] for a, r in results.items()},
-    )
+    h5 = write_fits(out / "audio_fit.h5", "audio-fit", results, ("wave", wave),
+                    config=dict(wav=str(src), start=start, seconds=seconds, rate=rate, samples=int(wave.size)),
+                    metrics={**{f"mse_{a}": r["mse"] for a, r in results.items()},
+                             **{f"cpu_seconds_{a}": r["cpu_seconds"] for a, r in results.items()}},
+                    field_attrs={"wave": {"bounds": [[-1, 1]], "rate": rate}})
     png = plot_audio_figure(wave, rate, results, out / "audio_fit.png")
     wavs = {a: write_wav(out / f"audio_fit_{a}.wav", r["prediction"], rate) for a, r in results.items()}
     print(f"wrote {h5}, {png} and {len(wavs)} WAV file(s)")
@@ -251,5 +234,5 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     archs = [a.strip() for a in args.arch.split(",") if a.strip()]
     cfg = from_args(AudioFitConfig, args, arch="siren")  # run() sets arch per fit
-    run(args.path, archs, cfg.steps, args.out, seconds=args.seconds, start=args.start, cfg=cfg)
+    run(args.path, archs, args.out, seconds=args.seconds, start=args.start, cfg=cfg)
     return 0

@@ -19,10 +19,19 @@ DEMO = dict(k=20.0, source_var=1e-3, hidden=128, layers=3, points=2048, source_p
             steps=3000, lr=1e-4, schedule="cosine", grid_n=256, eval_every=250)
 
 
+#: the HelmholtzConfig fields the demo lets a user change (flags generated from the config)
+DEMO_FLAGS = ("steps", "device")
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    import dataclasses
+
+    from pinnsiren.settings import add_flags
+    from solvers.helmholtz import HelmholtzConfig
+
     p.add_argument("--out", default="results/demo", help="output folder (default results/demo)")
-    p.add_argument("--steps", type=int, default=DEMO["steps"], help=f"training steps (default {DEMO['steps']})")
-    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    others = [f.name for f in dataclasses.fields(HelmholtzConfig) if f.name not in DEMO_FLAGS]
+    add_flags(p, HelmholtzConfig, skip=others, defaults={k: DEMO[k] for k in DEMO_FLAGS if k in DEMO})
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
 
 
@@ -33,7 +42,7 @@ def main(args: argparse.Namespace) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    cfg = HelmholtzConfig(**{**DEMO, "steps": args.steps}, device=args.device)
+    cfg = HelmholtzConfig(**{**DEMO, **{k: getattr(args, k) for k in DEMO_FLAGS}})
     print(
         "pinnsiren demo: Helmholtz with PML on [-1, 1]^2, k = 20, Gaussian point source at the centre.\n"
         f"  SIREN {cfg.hidden} x {cfg.layers}, {cfg.points} + {cfg.source_points} points per step, "

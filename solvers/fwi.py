@@ -20,6 +20,7 @@ receivers is reported as well.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -28,23 +29,42 @@ import numpy as np
 
 __all__ = ["add_arguments", "main", "run_fwi", "format_table", "plot_fwi_figure"]
 
+#: presets of ``fwi --quick`` and of the full run, keyed by flag destination (the PINN-FWI settings by their
+#: :class:`~solvers.fwi_neural.NeuralFWIConfig` field name, the neural-reparameterised ones by ``reparam_`` and
+#: their :class:`~solvers.fwi_reparam.ReparamFWIConfig` field name); a flag given on the command line wins
 QUICK = dict(n=81, admm_iters=20, adjoint_iters=30, pretrain_steps=800, fwi_steps=800, hidden=128, layers=3,
-             batch=500, reparam_iters=500)
+             batch=500, reparam_iterations=500)
 FULL = dict(n=101, admm_iters=30, adjoint_iters=50, pretrain_steps=20000, fwi_steps=10000, hidden=256, layers=4,
-            batch=3000, reparam_iters=1000)
-#: neural-reparameterised FWI defaults (levers measured in docs/benchmarks.md, issue 12 section)
-REPARAM_DEFAULTS = dict(reparam_omega0=5.0, reparam_detail_omega0=0.0, reparam_tv=0.0, reparam_hidden=64,
-                        reparam_layers=2)
+            batch=3000, reparam_iterations=1000)
 #: table row name -> key in fwi.h5
 METHOD_KEYS = {"uniform start": "start", "ADMM (IR-WRI)": "admm", "adjoint-state": "adjoint",
                "PINN-FWI total (paper)": "neural", "PINN-FWI scattered": "neural_scattered",
                "neural-reparameterised": "reparam"}
-#: neural-FWI levers (deviations from the official code are documented in docs/fwi.md)
-NEURAL_DEFAULTS = dict(m_param="bounded", slowness_weight_fwi=0.1, source_weight=1.0)
+#: configuration fields the pipeline sets itself: one seed and one device for every method, the PINN's
+#: m bounds from the inversion problem, its formulation from --formulations
+PINN_OWN = ("seed", "device", "m_bounds", "formulation")
+REPARAM_OWN = ("seed", "device")
+#: the flag names the neural-reparameterised settings had before they were generated
+REPARAM_ALIASES = {"iterations": ["--reparam-iters"], "first_omega_0": ["--reparam-omega0"],
+                   "detail_omega_0": ["--reparam-detail-omega0"]}
+ALL_METHODS = ["admm", "adjoint", "pinn-total", "pinn-scattered", "reparam"]
+
+
+def _preset_flags(cls: type, prefix: str = "") -> tuple[dict[str, None], dict[str, str]]:
+    """``(defaults, extra_help)`` of the flags of ``cls`` that have a preset: default ``None`` (= the preset)."""
+    head = f"{prefix}_" if prefix else ""
+    names = [f.name for f in dataclasses.fields(cls) if head + f.name in QUICK]
+    return ({n: None for n in names}, {n: f"[quick {QUICK[head + n]}, full {FULL[head + n]}]" for n in names})
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from pinnsiren.networks import ARCHITECTURES
+    from pinnsiren.settings import add_flags
+    from pinnsiren.train import SCHEDULES
     from reference.fwi import model_names
+
+    from .fwi_neural import M_PARAMS, NeuralFWIConfig
+    from .fwi_reparam import ReparamFWIConfig
 
     p.add_argument("--model", default="circle", choices=model_names(), help="true velocity model (default circle)")
     p.add_argument("--quick", action="store_true", help="CPU-sized run (a few minutes on 2 cores)")
@@ -56,77 +76,78 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", default=None, metavar="FILE.mat",
                    help="invert the paper's data file (e.g. ../shared/data/siren/data_cylinder_5.mat; its geometry, "
                         "its receiver values divided by -(1+i)); the truth for the velocity MSE is then `circle`")
-    p.add_argument("--seed", type=int, default=0, help="noise and network seed")
-    p.add_argument("--admm-iters", type=int, default=None, help="IR-WRI iterations")
+    p.add_argument("--seed", type=int, default=0, help="noise and network seed (every method)")
+    p.add_argument("--admm-iters", type=int, default=None, help="IR-WRI iterations (quick 20, full 30)")
     p.add_argument("--lam-rel", type=float, default=0.1, help="IR-WRI wave-equation penalty (relative, default 0.1)")
     p.add_argument("--tv", type=float, default=1.0, help="IR-WRI TV split-Bregman weight (0 = none, default 1)")
-    p.add_argument("--adjoint-iters", type=int, default=None, help="adjoint-state L-BFGS-B iterations")
-    p.add_argument("--pretrain-steps", type=int, default=None, help="neural stage 1 steps")
-    p.add_argument("--fwi-steps", type=int, default=None, help="neural stage 2 steps")
-    p.add_argument("--hidden", type=int, default=None, help="SIREN width")
-    p.add_argument("--layers", type=int, default=None, help="SIREN hidden layers")
-    p.add_argument("--batch", type=int, default=None, help="collocation points per step")
-    p.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (default 1e-4)")
-    p.add_argument("--lambda-data", type=float, default=10.0, help="weight of the receiver misfit (default 10)")
-    p.add_argument("--m-param", default=None, choices=("bounded", "clamp", "official"),
-                   help="neural squared-slowness parametrisation (default bounded: m in the ADMM bounds via a sigmoid; "
-                        "official: 1 + max(q, -0.999))")
-    p.add_argument("--slowness-weight-fwi", type=float, default=None,
-                   help="weight of ||m - 1||_1 kept in neural stage 2")
-    p.add_argument("--source-weight", default=None, help="weight of the near-source residual samples (number or auto)")
+    p.add_argument("--adjoint-iters", type=int, default=None,
+                   help="adjoint-state L-BFGS-B iterations (quick 30, full 50)")
     p.add_argument("--source-var", type=float, default=None,
                    help="variance of the Gaussian sources (default 1e-4, the paper's; data and all methods use it)")
     p.add_argument("--skip-neural", action="store_true", help="run only the two reference methods")
     p.add_argument("--skip-pinn", action="store_true", help="skip the two PINN-FWI variants (keep reparameterised)")
     p.add_argument("--methods", default=None,
-                   help="comma-separated subset of admm, adjoint, pinn-total, pinn-scattered, reparam (default all; "
-                        "the uniform start is always listed)")
+                   help=f"comma-separated subset of {', '.join(ALL_METHODS)} (default all; the uniform start is "
+                        "always listed)")
     p.add_argument("--formulations", default="total,scattered",
                    help="PINN-FWI formulations to run: total (paper), scattered, or both (default)")
-    p.add_argument("--reparam-iters", type=int, default=None, help="neural-reparameterised L-BFGS iterations")
-    p.add_argument("--reparam-omega0", type=float, default=None,
-                   help="first-layer omega_0 of the reparameterised velocity SIREN (default 5: a smooth prior)")
-    p.add_argument("--reparam-detail-omega0", type=float, default=None,
-                   help="omega_0 continuation: add a detail SIREN with this omega_0 halfway (0 = off)")
-    p.add_argument("--reparam-tv", type=float, default=None, help="TV weight on the reparameterised velocity")
-    p.add_argument("--reparam-hidden", type=int, default=None, help="reparameterised SIREN width")
-    p.add_argument("--reparam-layers", type=int, default=None, help="reparameterised SIREN hidden layers")
     p.add_argument("--no-figure", action="store_true", help="do not draw fwi.png")
-    p.add_argument("--device", default="cpu", help="cpu or cuda (neural stage)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (the neural methods)")
     p.add_argument("--threads", type=int, default=1,
                    help="torch CPU threads (default 1: small batches on a shared CPU run ~20x slower with more)")
+    defaults, extra = _preset_flags(NeuralFWIConfig)
+    add_flags(p.add_argument_group("PINN-FWI (solvers.fwi_neural.NeuralFWIConfig)"), NeuralFWIConfig,
+              skip=PINN_OWN, defaults=defaults, extra_help=extra, choices={"m_param": M_PARAMS, "arch": ARCHITECTURES, "schedule": SCHEDULES})
+    defaults, extra = _preset_flags(ReparamFWIConfig, "reparam")
+    add_flags(p.add_argument_group("neural-reparameterised FWI (solvers.fwi_reparam.ReparamFWIConfig)"),
+              ReparamFWIConfig, prefix="reparam", skip=REPARAM_OWN, aliases=REPARAM_ALIASES,
+              defaults={**defaults, "max_evals": None},
+              extra_help={**extra, "max_evals": "[here: 1.2 iterations + 20]"},
+              choices={"arch": ARCHITECTURES, "param": ("velocity", "slowness"), "optimizer": ("lbfgs", "adam")})
 
 
 def _settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The run's settings: the pipeline's own, and the PINN-FWI (``pinn``) and reparameterised (``reparam``)
+    configurations as dicts; every flag left unset takes the ``--quick``/full preset."""
+    from pinnsiren.settings import from_args
+
+    from .fwi_neural import NeuralFWIConfig
+    from .fwi_reparam import ReparamFWIConfig
+
     base = QUICK if args.quick else FULL
-    s = {k: (getattr(args, k) if getattr(args, k, None) is not None else v) for k, v in base.items()}
+    ns = argparse.Namespace(**{k: v for k, v in vars(args).items() if v is not None})
+    for k, v in base.items():
+        setattr(ns, k, getattr(ns, k, v))
+    s = {k: getattr(ns, k) for k in ("n", "admm_iters", "adjoint_iters")}
     s["n_data"] = args.n_data or 2 * s["n"] - 1
-    for k in ("model", "snr", "seed", "lam_rel", "tv", "lr", "lambda_data", "skip_neural", "device", "quick",
-              "source_var", "data"):
+    for k in ("model", "snr", "seed", "lam_rel", "tv", "skip_neural", "device", "quick", "source_var", "data"):
         s[k] = getattr(args, k)
-    for k, v in {**NEURAL_DEFAULTS, **REPARAM_DEFAULTS}.items():
-        a = getattr(args, k, None)
-        s[k] = v if a is None else a
+    pinn = from_args(NeuralFWIConfig, ns, seed=args.seed, device=args.device)
+    if isinstance(pinn.source_weight, str) and pinn.source_weight != "auto":
+        raise ValueError(f"fwi --source-weight: a number or auto, got {pinn.source_weight!r}")
+    reparam = from_args(ReparamFWIConfig, ns, prefix="reparam", seed=args.seed, device=args.device)
+    if getattr(ns, "reparam_max_evals", None) is None:
+        reparam.max_evals = int(1.2 * reparam.iterations) + 20
+    s["pinn"], s["reparam"] = dataclasses.asdict(pinn), dataclasses.asdict(reparam)
     s["skip_pinn"] = bool(getattr(args, "skip_pinn", False))
-    all_methods = ["admm", "adjoint", "pinn-total", "pinn-scattered", "reparam"]
     methods = getattr(args, "methods", None)
-    s["methods"] = all_methods if not methods else [m.strip() for m in methods.split(",") if m.strip()]
-    bad_m = [m for m in s["methods"] if m not in all_methods]
+    s["methods"] = list(ALL_METHODS) if not methods else [m.strip() for m in methods.split(",") if m.strip()]
+    bad_m = [m for m in s["methods"] if m not in ALL_METHODS]
     if bad_m:
-        raise ValueError(f"fwi --methods: unknown {bad_m}; choose from {all_methods}")
+        raise ValueError(f"fwi --methods: unknown {bad_m}; choose from {ALL_METHODS}")
     s["formulations"] = [f.strip() for f in str(getattr(args, "formulations", "total,scattered")).split(",") if f.strip()]
     bad = [f for f in s["formulations"] if f not in ("total", "scattered")]
     if bad:
         raise ValueError(f"fwi --formulations: unknown {bad}; use total, scattered or total,scattered")
-    if s["source_weight"] != "auto":
-        s["source_weight"] = float(s["source_weight"])
     if s["n"] < 21 or s["n_data"] < s["n"]:
         raise ValueError(f"fwi: need n >= 21 and n_data >= n, got n={s['n']}, n_data={s['n_data']}")
     return s
 
 
 def run_fwi(s: dict[str, Any], progress: bool = True) -> dict[str, Any]:
-    """Run the whole chain with settings ``s`` (see :data:`QUICK`); returns everything for the file/figure."""
+    """Run the whole chain with settings ``s`` (as ``_settings`` makes them from the flags: the pipeline's own,
+    ``s["pinn"]`` a :class:`~solvers.fwi_neural.NeuralFWIConfig` and ``s["reparam"]`` a
+    :class:`~solvers.fwi_reparam.ReparamFWIConfig` as dicts); returns everything for the file/figure."""
     from reference.fwi import InversionProblem, admm_fwi, adjoint_fwi, model_mse, velocity_model
 
     t = time.perf_counter()
@@ -146,7 +167,7 @@ def run_fwi(s: dict[str, Any], progress: bool = True) -> dict[str, Any]:
     start = pb.m_full(pb.start())
     out["methods"]["uniform start"] = dict(m=start, mse=mse(start)["velocity_mse"],
                                            misfit=pb.data_misfit(pb.start()), seconds=0.0, cpu_seconds=0.0)
-    run = s.get("methods") or ["admm", "adjoint", "pinn-total", "pinn-scattered", "reparam"]
+    run = s.get("methods") or ALL_METHODS
     if "admm" in run:
         c0 = time.process_time()
         r = admm_fwi(pb, iterations=s["admm_iters"], lam_rel=s["lam_rel"], tv=s["tv"], callback=mse)
@@ -201,13 +222,9 @@ def _pinn_method(s: dict[str, Any], form: str, acq: Any, obs: Any, pb: Any, mse:
 
     X, Y = pb.op.grid.coords()
     c0 = time.process_time()
-    cfg = NeuralFWIConfig(hidden_features=s["hidden"], hidden_layers=s["layers"],
-                          pretrain_steps=s["pretrain_steps"] if form == "total" else 0,
-                          fwi_steps=s["fwi_steps"], lr=s["lr"],
-                          batch=s["batch"], lambda_data=s["lambda_data"], seed=s["seed"], device=s["device"],
-                          m_param=s.get("m_param", "bounded"), m_bounds=pb.m_bounds,
-                          slowness_weight_fwi=s.get("slowness_weight_fwi", 0.0),
-                          source_weight=s.get("source_weight", 1.0), formulation=form)
+    cfg = NeuralFWIConfig(**{**s["pinn"], "m_bounds": tuple(pb.m_bounds), "formulation": form})
+    if form == "scattered":  # stage 1 is solved exactly at the start (us = 0, m = 1)
+        cfg.pretrain_steps = 0
     rn = neural_fwi(acq, obs.d, cfg, progress=progress)
     m_nn, waves_nn = evaluate_model(rn.model, rn.m_fn, (X, Y), acq.n_sources, background=rn.background)
     m_nn = np.clip(m_nn, *pb.m_bounds)
@@ -224,11 +241,7 @@ def _reparam_method(s: dict[str, Any], pb: Any, mse: Callable, free: Callable) -
     """Neural-reparameterised FWI (solvers.fwi_reparam)."""
     from .fwi_reparam import ReparamFWIConfig, reparam_fwi
 
-    rcfg = ReparamFWIConfig(hidden=s["reparam_hidden"], layers=s["reparam_layers"],
-                            first_omega_0=s["reparam_omega0"], detail_omega_0=s["reparam_detail_omega0"],
-                            tv=s["reparam_tv"], iterations=s["reparam_iters"],
-                            max_evals=int(1.2 * s["reparam_iters"]) + 20, seed=s["seed"], device=s["device"])
-    rr = reparam_fwi(pb, rcfg, callback=mse)
+    rr = reparam_fwi(pb, ReparamFWIConfig(**s["reparam"]), callback=mse)
     return dict(m=rr.m, waves=rr.wavefields, mse=mse(rr.m)["velocity_mse"], misfit=pb.data_misfit(free(rr.m)),
                 seconds=rr.seconds, cpu_seconds=rr.cpu_seconds, history=rr.history, model=rr.model,
                 config=rr.config)

@@ -51,71 +51,63 @@ import sympy
 import torch
 
 from equations.helmholtz import helmholtz_pml, helmholtz_scattered
-from pinnsiren import Box, Constraint, Field, PointSet, Problem, Siren, coefficient
+from pinnsiren import Box, Constraint, Field, PointSet, Problem, coefficient
 from pinnsiren.evaluation import evaluate
 from pinnsiren.problem import Region
+from pinnsiren.settings import ModelSettings, trainer_settings
 from pinnsiren.train import TrainConfig, train
 
-__all__ = ["NeuralFWIConfig", "NeuralFWIResult", "SourceCloud", "background_interpolants", "build_problems", "neural_fwi",
-           "evaluate_model"]
+__all__ = ["NeuralFWIConfig", "StageSettings", "NeuralFWIResult", "SourceCloud", "background_interpolants",
+           "build_problems", "neural_fwi", "evaluate_model"]
+
+
+#: the trainer's settings both stages share (fields of :class:`pinnsiren.train.TrainConfig`); the step counts
+#: are per stage (``pretrain_steps``, ``fwi_steps``) and stage 2 may have its own learning rate (``fwi_lr``)
+StageSettings = trainer_settings("StageSettings", ("lr", "schedule", "final_lr_factor", "grad_clip", "seed", "device"),
+                                 __name__)
 
 
 @dataclass
-class NeuralFWIConfig:
-    """Settings of a neural FWI run.
+class NeuralFWIConfig(ModelSettings, StageSettings):
+    """Settings of a neural FWI run: the network (:class:`~pinnsiren.settings.ModelSettings`; the paper's is
+    256 wide with 5 layers), the trainer settings of both stages (``StageSettings``; the paper's ``lr`` is
+    2e-5 over 90k steps, larger here for short runs), and the run's own fields below."""
 
-    Parameters
-    ----------
-    hidden_features, hidden_layers : int
-        SIREN size (paper: 256 wide, 5 layers).
-    pretrain_steps, fwi_steps : int
-        Adam steps of stage 1 and stage 2.
-    lr : float
-        Adam learning rate (paper: 2e-5 over 90k steps; larger here for short runs).
-    batch : int
-        Uniform collocation points per step (``batch // 2`` more near the sources).
-    lambda_data : float
-        Weight of the receiver misfit in stage 2.
-    slowness_weight : float
-        Weight of ``||m - 1||_1`` in stage 1.
-    source_weight : float or "auto"
-        Weight of the near-source residual samples; ``"auto"`` makes ``pde_src``
-        start equal to ``pde`` (measured on the initial network).
-    m_param : {"bounded", "clamp", "official"}
-        Squared-slowness parametrisation (see the module docstring).
-    m_bounds : (float, float)
-        ``(m_lo, m_hi)`` for ``bounded``/``clamp`` (default: velocity in [0.5, 3]).
-    slowness_weight_fwi : float
-        Weight of ``||m - 1||_1`` kept in stage 2 (0 = the paper's loss).
-    schedule : str
-        Learning-rate schedule of both stages (``pinnsiren.train``).
-    fwi_lr : float or None
-        Stage-2 learning rate (default ``lr``).
-    formulation : {"total", "scattered"}
-        Total field (the paper) or scattered field (see the module docstring).
-    u0_grid : int
-        FD grid (nodes per axis) of the scattered formulation's background fields.
-    seed : int; device : str
-    """
-
-    hidden_features: int = 128
-    hidden_layers: int = 3
+    hidden: int = 128
+    layers: int = 3
     pretrain_steps: int = 1000
+    """Adam steps of stage 1 (pretraining on the uniform model)."""
     fwi_steps: int = 1000
-    lr: float = 1e-4
+    """Adam steps of stage 2 (FWI)."""
     batch: int = 1000
+    """Uniform collocation points per step (batch // 2 more near the sources)."""
     lambda_data: float = 10.0
+    """Weight of the receiver misfit in stage 2."""
     slowness_weight: float = 1.0
+    """Weight of ||m - 1||_1 in stage 1."""
     source_weight: float | str = 1.0
+    """Weight of the near-source residual samples; ``auto`` makes pde_src start equal to pde (measured on the
+    initial network)."""
     m_param: str = "bounded"
+    """Squared-slowness parametrisation: bounded (m in m_bounds via a sigmoid), clamp, or official
+    (1 + max(q, -0.999); see solvers.fwi_neural)."""
     m_bounds: tuple[float, float] = (1 / 9, 4.0)
+    """(m_lo, m_hi) of the bounded and clamp parametrisations (default: velocity in [0.5, 3])."""
     slowness_weight_fwi: float = 0.1
-    schedule: str = "constant"
+    """Weight of ||m - 1||_1 kept in stage 2 (0 = the paper's loss)."""
     fwi_lr: float | None = None
+    """Stage-2 learning rate (default: lr)."""
     formulation: str = "total"
+    """total: the network's wavefields are the total field (the paper); scattered: u - u0 (see
+    solvers.fwi_neural)."""
     u0_grid: int = 257
-    seed: int = 0
-    device: str = "cpu"
+    """FD grid (nodes per axis) of the scattered formulation's background fields."""
+
+    def stage_config(self, stage: int, **changes: Any) -> TrainConfig:
+        """The trainer's configuration of stage 1 or 2 (stage 2: ``fwi_steps``, ``fwi_lr``, seed + 1)."""
+        if stage == 1:
+            return self.train_config(steps=self.pretrain_steps, **changes)
+        return self.train_config(steps=self.fwi_steps, lr=self.fwi_lr or self.lr, seed=self.seed + 1, **changes)
 
 
 class SourceCloud(Region):
@@ -302,7 +294,7 @@ def neural_fwi(acq: Any, d: np.ndarray, cfg: NeuralFWIConfig | None = None,
     """
     cfg = cfg or NeuralFWIConfig()
     torch.manual_seed(cfg.seed)
-    model = Siren(2, 2 * acq.n_sources + 1, cfg.hidden_features, cfg.hidden_layers)
+    model = cfg.build_model(2, 2 * acq.n_sources + 1)
     if cfg.formulation == "scattered":  # start at the exact stage-1 solution: us = 0, q = 0 (m = m0 = 1)
         with torch.no_grad():
             model.layers[-1].weight.zero_()
@@ -312,13 +304,10 @@ def neural_fwi(acq: Any, d: np.ndarray, cfg: NeuralFWIConfig | None = None,
     lam = _auto_weight(acq, d, cfg, model) if cfg.source_weight == "auto" and u0 is None else \
         (1.0 if isinstance(cfg.source_weight, str) else float(cfg.source_weight))
     pre, fwi, m_fn = build_problems(acq, d, cfg, lam, u0=u0)
-    r1 = train(pre, model, TrainConfig(steps=cfg.pretrain_steps, lr=cfg.lr, schedule=cfg.schedule, seed=cfg.seed,
-                                       device=cfg.device, log_every=10, eval_every=pretrain_eval_every,
-                                       progress=progress), evaluate=pretrain_evaluate)
+    r1 = train(pre, model, cfg.stage_config(1, log_every=10, eval_every=pretrain_eval_every, progress=progress),
+               evaluate=pretrain_evaluate)
     t1 = time.perf_counter()
-    r2 = train(fwi, r1.model, TrainConfig(steps=cfg.fwi_steps, lr=cfg.fwi_lr or cfg.lr, schedule=cfg.schedule,
-                                          seed=cfg.seed + 1, device=cfg.device, log_every=10,
-                                          eval_every=eval_every, progress=progress),
+    r2 = train(fwi, r1.model, cfg.stage_config(2, log_every=10, eval_every=eval_every, progress=progress),
                evaluate=evaluate)
     t2 = time.perf_counter()
     return NeuralFWIResult(model=r2.model, m_fn=m_fn, history_pretrain=r1.history, history_fwi=r2.history,

@@ -27,70 +27,56 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Callable
 
 import numpy as np
 import torch
 
-from pinnsiren import Siren
+from pinnsiren.settings import ModelSettings, trainer_settings
 
-__all__ = ["ReparamFWIConfig", "ReparamFWIResult", "FDMisfit", "NeuralModel", "reparam_fwi", "chained_taylor_test"]
+__all__ = ["ReparamFWIConfig", "OptimSettings", "ReparamFWIResult", "FDMisfit", "NeuralModel", "reparam_fwi",
+           "chained_taylor_test"]
+
+
+#: the trainer's settings the reparameterised run shares (fields of :class:`pinnsiren.train.TrainConfig`;
+#: ``lr`` is Adam's, L-BFGS chooses its own steps)
+OptimSettings = trainer_settings("OptimSettings", ("lr", "seed", "device"), __name__)
 
 
 @dataclass
-class ReparamFWIConfig:
-    """Settings of a neural-reparameterised FWI run.
-
-    Parameters
-    ----------
-    hidden, layers : int
-        SIREN width and hidden layers.
-    first_omega_0 : float
-        First-layer frequency factor: the network's prior on the model's
-        smoothness (30 fits the data with a rough model; 1-3 is a smooth prior).
-    hidden_omega_0 : float
-        Later layers' factor.
-    param : {"velocity", "slowness"}
-        Which quantity the sigmoid bounds (both use the problem's ``m_bounds``).
-    optimizer : {"lbfgs", "adam"}
-    iterations : int
-        L-BFGS outer iterations (each up to ``lbfgs_max_eval`` misfit evaluations)
-        or Adam steps (one evaluation each).
-    max_evals : int
-        Cap on misfit evaluations (each = 1 LU + 2 ns solves) over the whole run.
-    lr : float
-        Adam learning rate (L-BFGS chooses its own steps).
-    tv : float
-        Weight of the TV prior on ``c`` (relative to the normalised misfit, which starts near 0.5).
-    tv_eps : float
-        Smoothing of ``|grad c|`` (velocity units per node).
-    detail_omega_0 : float
-        If > 0, omega_0 continuation: a second SIREN with this first-layer
-        omega_0 (its last layer zero) is added to ``q`` and optimised jointly from
-        the fraction ``detail_from`` of the iterations and evaluations on; before
-        that only the smooth network moves.
-    seed : int; device : str; dtype : torch dtype name ("float64" default: L-BFGS wants exact arithmetic)
-    """
+class ReparamFWIConfig(ModelSettings, OptimSettings):
+    """Settings of a neural-reparameterised FWI run: the velocity network
+    (:class:`~pinnsiren.settings.ModelSettings`: 64 wide, 2 hidden layers, and ``first_omega_0`` 5, the
+    network's prior on the model's smoothness: 30 fits the data with a rough model, 1-3 is a smooth prior),
+    ``lr``, ``seed`` and ``device`` as the trainer's, and the run's own fields below."""
 
     hidden: int = 64
     layers: int = 2
     first_omega_0: float = 5.0
-    hidden_omega_0: float = 30.0
-    param: str = "velocity"
-    optimizer: str = "lbfgs"
-    iterations: int = 500
-    max_evals: int = 620
     lr: float = 1e-3
+    param: str = "velocity"
+    """Which quantity the sigmoid bounds, velocity or slowness (both use the problem's m_bounds)."""
+    optimizer: str = "lbfgs"
+    """lbfgs (scipy's L-BFGS-B on the weights) or adam."""
+    iterations: int = 500
+    """L-BFGS outer iterations (each up to several misfit evaluations) or Adam steps (one evaluation each)."""
+    max_evals: int = 620
+    """Cap on misfit evaluations (each = 1 LU + 2 solves per source) over the whole run."""
     tv: float = 0.0
+    """Weight of the TV prior on c (relative to the normalised misfit, which starts near 0.5)."""
     tv_eps: float = 1e-3
+    """Smoothing of |grad c| (velocity units per node)."""
     detail_omega_0: float = 0.0
+    """If > 0, omega_0 continuation: a second network with this first-layer omega_0 (its last layer zero) is
+    added to q and optimised jointly from the fraction detail_from of the iterations and evaluations on."""
     detail_from: float = 0.5
-    seed: int = 0
-    device: str = "cpu"
+    """Fraction of the run after which the detail network moves too (before, only the smooth network)."""
     dtype: str = "float64"
+    """torch dtype of the network (float64: L-BFGS wants exact arithmetic)."""
 
     def validate(self) -> None:
+        self.check_arch()
         if self.param not in ("velocity", "slowness"):
             raise ValueError(f"ReparamFWIConfig.param must be 'velocity' or 'slowness', got {self.param!r}")
         if self.optimizer not in ("lbfgs", "adam"):
@@ -131,11 +117,10 @@ class NeuralModel(torch.nn.Module):
         super().__init__()
         self.param = cfg.param
         torch.manual_seed(cfg.seed)
-        self.net = Siren(2, 1, cfg.hidden, cfg.layers, first_omega_0=cfg.first_omega_0,
-                         hidden_omega_0=cfg.hidden_omega_0)
+        self.net = cfg.build_model(2, 1)
         # optional detail network (omega_0 continuation): q = q_smooth + q_detail, added later in the run
-        self.detail = Siren(2, 1, cfg.hidden, cfg.layers, first_omega_0=cfg.detail_omega_0,
-                            hidden_omega_0=cfg.hidden_omega_0) if cfg.detail_omega_0 > 0 else None
+        self.detail = replace(cfg, first_omega_0=cfg.detail_omega_0).build_model(2, 1) \
+            if cfg.detail_omega_0 > 0 else None
         with torch.no_grad():  # start exactly at the background model
             for net in (self.net, self.detail):
                 if net is not None:

@@ -42,10 +42,9 @@ from torch import nn
 
 from equations import helmholtz as heq
 from pinnsiren.evaluation import evaluate
-from pinnsiren.networks import ARCHITECTURES
 from pinnsiren.problem import Box, Constraint, NearPoint, Problem
 from pinnsiren.symbolic import Field
-from pinnsiren.settings import ModelSettings, TrainSettings, add_flags, from_args
+from pinnsiren.settings import ModelSettings, TrainSettings, add_flags, check_choice, from_args
 from pinnsiren.train import train
 
 __all__ = ["HelmholtzConfig", "MEDIA", "FORMULATIONS", "TotalField", "background", "pose", "reference_solution",
@@ -123,14 +122,10 @@ class HelmholtzConfig(ModelSettings, TrainSettings):
                 setattr(self, name, value)
 
     def validate(self) -> None:
-        if self.medium not in MEDIA:
-            raise ValueError(f"unknown medium {self.medium!r}; must be one of {list(MEDIA)}")
-        if self.formulation not in FORMULATIONS:
-            raise ValueError(f"unknown formulation {self.formulation!r}; must be one of {list(FORMULATIONS)}")
-        if self.m0 not in M0_CHOICES:
-            raise ValueError(f"unknown background m0 {self.m0!r}; must be one of {list(M0_CHOICES)}")
-        if self.arch not in ARCHITECTURES:
-            raise ValueError(f"unknown architecture {self.arch!r}; must be one of {list(ARCHITECTURES)}")
+        check_choice("medium", self.medium, MEDIA)
+        check_choice("formulation", self.formulation, FORMULATIONS)
+        check_choice("background m0", self.m0, M0_CHOICES)
+        self.check_arch()
         if self.k <= 0 or self.source_var <= 0:
             raise ValueError("k and source_var must be positive")
         if isinstance(self.source_weight, str) and self.source_weight not in ("auto", "batch"):

@@ -23,7 +23,7 @@ from pinnsiren.evaluation import evaluate
 from pinnsiren.settings import ModelSettings, add_flags, from_args
 from pinnsiren.networks import ARCHITECTURES, nyquist_frequencies, check_architectures
 
-from .signal_fit import FitSettings, fit_each, fit_values
+from .signal_fit import FitSettings, fit_config, fit_each, fit_values, write_fits
 
 
 __all__ = [
@@ -217,42 +217,29 @@ def plot_fit_figure(
 def run(
     path: str | None,
     archs: Sequence[str],
-    steps: int,
-    lr: float,
-    size: int,
     out: str | Path,
-    hidden_features: int = 256,
-    hidden_layers: int = 3,
-    device: str = "cpu",
-    seed: int = 0,
+    size: int = 256,
     show_progress: bool = True,
     cfg: ImageFitConfig | None = None,
+    **settings: Any,
 ) -> dict[str, Any]:
     """Fit the image with each architecture, write ``image_fit.h5`` and ``image_fit.png``.
 
-    ``cfg`` (optional) gives every setting at once and replaces ``steps``,
-    ``lr``, ``hidden_features``, ``hidden_layers``, ``device`` and ``seed``.
+    The settings are ``cfg`` (default ``ImageFitConfig()``) with any
+    :class:`ImageFitConfig` field given in ``settings`` replaced (``steps=``,
+    ``lr=``, ``hidden=``...; ``hidden_features``/``hidden_layers`` are read as
+    ``hidden``/``layers``); ``arch`` is set per fit.
     """
-    from pinnsiren.io import write_result
-
     check_architectures(archs)
     image = load_image(path, size)
-    base = cfg if cfg is not None else ImageFitConfig(steps=steps, lr=lr, hidden=hidden_features,
-                                                      layers=hidden_layers, seed=seed, device=device)
+    base = fit_config(ImageFitConfig, cfg, settings)
     results = fit_each(archs, base, lambda c: fit_image(image, c, show_progress=show_progress),
                        lambda r, n: f"PSNR {r['psnr']:.2f} dB after {n} steps ({r['seconds']:.1f} s)")
     out = Path(out)
-    h5 = write_result(
-        out / "image_fit.h5",
-        kind="image-fit",
-        config=dict(image=str(path) if path else "skimage.data.camera", size=size,
-                    runs={a: r["config"] for a, r in results.items()}),
-        metrics={f"psnr_{a}": r["psnr"] for a, r in results.items()},
-        history={f"{a}/{k}": v for a, r in results.items() for k, v in r["history"].items()},
-        fields={"image": image, **{f"prediction_{a}": r["prediction"] for a, r in results.items()}},
-        field_attrs={"image": {"bounds": [[-1, 1], [-1, 1]]}},
-        models={a: r["model"] for a, r in results.items()},
-    )
+    h5 = write_fits(out / "image_fit.h5", "image-fit", results, ("image", image),
+                    config=dict(image=str(path) if path else "skimage.data.camera", size=size),
+                    metrics={f"psnr_{a}": r["psnr"] for a, r in results.items()},
+                    field_attrs={"image": {"bounds": [[-1, 1], [-1, 1]]}})
     png = plot_fit_figure(image, results, out / "image_fit.png")
     print(f"wrote {h5} and {png}")
     return dict(results=results, h5=h5, png=png)
@@ -285,5 +272,5 @@ def main(args: argparse.Namespace) -> int:
         run_inpaint(args.path, priors, args.inpaint, args.out, archs[0], size=args.size, weight=args.prior_weight,
                     settings=cfg)
         return 0
-    run(args.path, archs, cfg.steps, cfg.lr, args.size, args.out, cfg=cfg)
+    run(args.path, archs, args.out, size=args.size, cfg=cfg)
     return 0

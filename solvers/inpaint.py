@@ -27,9 +27,9 @@ from torch import nn
 
 from pinnsiren.networks import nyquist_frequencies
 from pinnsiren.progress import progress
-from pinnsiren.settings import ModelSettings
+from pinnsiren.settings import ModelSettings, check_choice
 
-from .signal_fit import FitSettings, log_step, step_loss
+from .signal_fit import FitSettings, fit_config, log_step, step_loss
 
 
 __all__ = ["PRIORS", "DEFAULT_WEIGHTS", "InpaintConfig", "random_mask", "prior_value",
@@ -104,8 +104,7 @@ def inpaint_image(image01: np.ndarray, mask: np.ndarray, cfg: InpaintConfig,
     """
     from solvers.image_fit import pixel_grid, psnr
 
-    if cfg.prior not in PRIORS:
-        raise ValueError(f"unknown prior {cfg.prior!r}; must be one of {list(PRIORS)}")
+    check_choice("prior", cfg.prior, PRIORS)
     side = image01.shape[0]
     if image01.shape != (side, side) or mask.shape != image01.shape:
         raise ValueError(f"expected a square image and a mask of its shape, got {image01.shape}, {mask.shape}")
@@ -182,34 +181,29 @@ def run_inpaint(
     fraction: float,
     out: str | Path,
     arch: str = "siren",
-    steps: int = 500,
-    lr: float = 1e-4,
     size: int = 256,
-    hidden_features: int = 256,
-    hidden_layers: int = 3,
     weight: float | None = None,
-    device: str = "cpu",
-    seed: int = 0,
     show_progress: bool = True,
     settings: Any = None,
+    **changes: Any,
 ) -> dict[str, Any]:
     """Inpaint one image with each prior; write ``inpaint.h5`` and ``inpaint.png``.
 
     ``settings`` (optional, e.g. an ``ImageFitConfig``): the network and loop
     settings (:class:`~pinnsiren.settings.ModelSettings` and ``FitSettings``
-    fields) taken from it instead of ``steps``, ``lr``, ``hidden_features``,
-    ``hidden_layers``, ``device`` and ``seed``; ``arch`` still names the network.
+    fields) taken from it; ``changes`` replace :class:`InpaintConfig` fields
+    (``steps=``, ``lr=``, ``hidden=``...; ``hidden_features``/``hidden_layers``
+    are read as ``hidden``/``layers``); ``arch`` names the network.
     """
     from pinnsiren.io import write_result
     from solvers.image_fit import load_image
 
     for p in priors:
-        if p not in PRIORS:
-            raise ValueError(f"unknown prior {p!r}; must be one of {list(PRIORS)}")
+        check_choice("prior", p, PRIORS)
     shared = {f.name for f in fields(ModelSettings) + fields(FitSettings)}
-    base = (InpaintConfig(**{k: v for k, v in asdict(settings).items() if k in shared}) if settings is not None
-            else InpaintConfig(steps=steps, lr=lr, hidden=hidden_features, layers=hidden_layers, seed=seed,
-                               device=device))
+    base = InpaintConfig(**{k: v for k, v in asdict(settings).items() if k in shared}) if settings is not None \
+        else None
+    base = fit_config(InpaintConfig, base, changes)
     image = load_image(path, size)
     mask = random_mask(image.shape[0], fraction, base.seed)
     results: dict[str, dict[str, Any]] = {}

@@ -34,7 +34,7 @@ from torch import nn
 
 from equations import poisson as peq
 from pinnsiren.evaluation import evaluate
-from pinnsiren.networks import ARCHITECTURES, nyquist_frequencies
+from pinnsiren.networks import nyquist_frequencies
 from pinnsiren.problem import PointSet, Problem
 from pinnsiren.settings import ModelSettings, TrainSettings, add_flags, from_args
 from pinnsiren.symbolic import Field
@@ -60,8 +60,7 @@ class PoissonConfig(ModelSettings, TrainSettings):
     def validate(self) -> None:
         if self.supervision not in ("gradient", "laplacian"):
             raise ValueError(f"supervision must be 'gradient' or 'laplacian', got {self.supervision!r}")
-        if self.arch not in ARCHITECTURES:
-            raise ValueError(f"unknown architecture {self.arch!r}; must be one of {list(ARCHITECTURES)}")
+        self.check_arch()
 
 
 def targets(img01: np.ndarray) -> dict[str, np.ndarray]:

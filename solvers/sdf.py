@@ -280,8 +280,7 @@ def sdf_problem(points: np.ndarray, normals: np.ndarray, batch: int, engine: str
 
 def make_model(cfg: SDFConfig, dim: int) -> nn.Module:
     """SIREN or baseline of ``cfg.arch`` mapping ``(N, dim) -> (N, 1)``."""
-    if cfg.arch not in ARCHITECTURES:
-        raise ValueError(f"unknown architecture {cfg.arch!r}; must be one of {list(ARCHITECTURES)}")
+    cfg.check_arch()
     return cfg.build_model(dim, 1)
 
 

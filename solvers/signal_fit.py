@@ -17,11 +17,23 @@ from torch import nn
 from pinnsiren.progress import progress
 from pinnsiren.settings import trainer_settings
 
-__all__ = ["fit_values", "fit_each", "step_loss", "log_step", "FitSettings"]
+__all__ = ["fit_values", "fit_each", "fit_config", "write_fits", "step_loss", "log_step", "FitSettings"]
 
 #: steps, lr, seed, device, log_every of a signal fit's own Adam loop, as the trainer defines them; a fit's
 #: config inherits this and :class:`~pinnsiren.settings.ModelSettings`
 FitSettings = trainer_settings("FitSettings", ("steps", "lr", "seed", "device", "log_every"), __name__)
+
+
+#: keyword names the fit commands' ``run`` functions took before the settings were shared, and the fields they are
+OLD_NAMES = {"hidden_features": "hidden", "hidden_layers": "layers"}
+
+
+def fit_config(cls: type, cfg: Any, settings: dict[str, Any]) -> Any:
+    """The configuration a fit command's ``run`` works with: ``cfg`` (an instance of ``cls``, or ``None`` for
+    ``cls()``) with the fields in ``settings`` replaced; ``hidden_features``/``hidden_layers`` are read as
+    ``hidden``/``layers``."""
+    values = {OLD_NAMES.get(k, k): v for k, v in settings.items()}
+    return replace(cfg, **values) if cfg is not None else cls(**values)
 
 
 def step_loss(opt: torch.optim.Optimizer, loss: torch.Tensor, step: int, desc: str) -> float:
@@ -51,6 +63,23 @@ def fit_each(archs: Sequence[str], base: Any, fit: Callable[[Any], dict[str, Any
         results[a]["config"] = asdict(cfg)
         print(f"{a:>9s}: {describe(results[a], cfg.steps)}")
     return results
+
+
+def write_fits(path: Any, kind: str, results: dict[str, dict[str, Any]], target: tuple[str, Any],
+               config: dict[str, Any], metrics: dict[str, float], field_attrs: dict[str, Any],
+               history: dict[str, Any] | None = None) -> Any:
+    """Write the fits of one signal (a run per architecture, from :func:`fit_each`) with
+    :func:`pinnsiren.io.write_result`: ``config`` and each run's under ``runs``, ``metrics``, each run's loss
+    history as ``<arch>/<key>`` (and ``history``), the target ``(name, values)`` and every
+    ``prediction_<arch>`` as fields, the models."""
+    from pinnsiren.io import write_result
+
+    name, values = target
+    return write_result(
+        path, kind=kind, config={**config, "runs": {a: r["config"] for a, r in results.items()}}, metrics=metrics,
+        history={**{f"{a}/{k}": v for a, r in results.items() for k, v in r["history"].items()}, **(history or {})},
+        fields={name: values, **{f"prediction_{a}": r["prediction"] for a, r in results.items()}},
+        field_attrs=field_attrs, models={a: r["model"] for a, r in results.items()})
 
 
 def fit_values(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, steps: int, lr: float,

@@ -30,7 +30,7 @@ from pinnsiren.settings import ModelSettings, add_flags, from_args
 from pinnsiren.networks import ARCHITECTURES, nyquist_frequencies, check_architectures
 
 
-from .signal_fit import FitSettings, fit_each, fit_values
+from .signal_fit import FitSettings, fit_config, fit_each, fit_values, write_fits
 
 __all__ = ["VideoFitConfig", "synthetic_clip", "load_video", "video_grid", "frame_psnr",
            "fit_video", "run"]
@@ -212,45 +212,32 @@ def plot_video_figure(clip01: np.ndarray, results: dict[str, dict[str, Any]], pa
 def run(
     source: str | None,
     archs: Sequence[str],
-    steps: int,
     out: str | Path,
     frames: int | None = 16,
     size: int | None = 48,
-    lr: float = 1e-4,
-    batch: int = 8192,
-    hidden_features: int = 256,
-    hidden_layers: int = 3,
-    device: str = "cpu",
-    seed: int = 0,
     show_progress: bool = True,
     cfg: VideoFitConfig | None = None,
+    **settings: Any,
 ) -> dict[str, Any]:
     """Fit the clip with each architecture; write ``video_fit.h5`` and ``video_fit.png``.
 
-    ``cfg`` (optional) gives every setting at once and replaces ``steps``,
-    ``lr``, ``batch``, ``hidden_features``, ``hidden_layers``, ``device`` and ``seed``.
+    The settings are ``cfg`` (default ``VideoFitConfig()``) with any
+    :class:`VideoFitConfig` field given in ``settings`` replaced (``steps=``,
+    ``lr=``, ``batch=``...; ``hidden_features``/``hidden_layers`` are read as
+    ``hidden``/``layers``); ``arch`` is set per fit.
     """
-    from pinnsiren.io import write_result
-
     check_architectures(archs)
     clip, desc = load_video(source, frames, size)
-    base = cfg if cfg is not None else VideoFitConfig(steps=steps, lr=lr, batch=batch, hidden=hidden_features,
-                                                      layers=hidden_layers, seed=seed, device=device)
+    base = fit_config(VideoFitConfig, cfg, settings)
     results = fit_each(archs, base, lambda c: fit_video(clip, c, show_progress=show_progress),
                        lambda r, n: f"mean per-frame PSNR {r['mean_psnr']:.2f} dB (min {r['psnr'].min():.2f}) "
                                     f"after {n} steps ({r['cpu_seconds']:.1f} CPU s)")
     out = Path(out)
-    h5 = write_result(
-        out / "video_fit.h5",
-        kind="video-fit",
-        config=dict(source=desc, shape=list(clip.shape), runs={a: r["config"] for a, r in results.items()}),
-        metrics={f"mean_psnr_{a}": r["mean_psnr"] for a, r in results.items()},
-        history={**{f"{a}/{k}": v for a, r in results.items() for k, v in r["history"].items()},
-                 **{f"{a}/frame_psnr": r["psnr"] for a, r in results.items()}},
-        fields={"clip": clip, **{f"prediction_{a}": r["prediction"] for a, r in results.items()}},
-        field_attrs={"clip": {"bounds": [[-1, 1], [-1, 1], [-1, 1]], "axes": "t, y, x, rgb"}},
-        models={a: r["model"] for a, r in results.items()},
-    )
+    h5 = write_fits(out / "video_fit.h5", "video-fit", results, ("clip", clip),
+                    config=dict(source=desc, shape=list(clip.shape)),
+                    metrics={f"mean_psnr_{a}": r["mean_psnr"] for a, r in results.items()},
+                    field_attrs={"clip": {"bounds": [[-1, 1], [-1, 1], [-1, 1]], "axes": "t, y, x, rgb"}},
+                    history={f"{a}/frame_psnr": r["psnr"] for a, r in results.items()})
     png = plot_video_figure(clip, results, out / "video_fit.png")
     print(f"wrote {h5} and {png}")
     return dict(results=results, h5=h5, png=png, clip=clip, source=desc)
@@ -270,5 +257,5 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     archs = [a.strip() for a in args.arch.split(",") if a.strip()]
     cfg = from_args(VideoFitConfig, args, arch="siren")  # run() sets arch per fit
-    run(args.source, archs, cfg.steps, args.out, args.frames, args.size, cfg=cfg)
+    run(args.source, archs, args.out, args.frames, args.size, cfg=cfg)
     return 0

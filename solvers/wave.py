@@ -24,7 +24,7 @@ from torch import nn
 
 from equations import wave as weq
 from pinnsiren.evaluation import evaluate
-from pinnsiren.networks import ARCHITECTURES, OutputScale
+from pinnsiren.networks import OutputScale
 from pinnsiren.problem import Box, Cone, NearPoint, Problem, TimeSlice
 from pinnsiren.symbolic import Field
 from pinnsiren.settings import ModelSettings, TrainSettings, add_flags, from_args
@@ -89,8 +89,7 @@ class WaveConfig(ModelSettings, TrainSettings):
     schedule: str = "cosine"
 
     def validate(self) -> None:
-        if self.arch not in ARCHITECTURES:
-            raise ValueError(f"unknown architecture {self.arch!r}; must be one of {list(ARCHITECTURES)}")
+        self.check_arch()
         if not 0 < self.grow_fraction <= 1:
             raise ValueError(f"grow_fraction must be in (0, 1], got {self.grow_fraction}")
         if not 0 <= self.cone_fraction < 1:

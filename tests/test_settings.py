@@ -241,4 +241,134 @@ def test_every_config_that_embeds_settings_documents_every_field():
                 found.append(obj)
                 missing = [f.name for f in dataclasses.fields(obj) if not S.field_help(obj, f.name)]
                 assert not missing, f"{obj.__name__}: no docstring for {missing}"
-    assert {c.__name__ for c in found} >= {name for _, name, _ in SOLVERS} | {"InpaintConfig"}
+    assert {c.__name__ for c in found} >= {name for _, name, _ in SOLVERS} | {"InpaintConfig", "NeuralFWIConfig",
+                                                                           "ReparamFWIConfig"}
+
+
+# --- the FWI pipelines -------------------------------------------------------------------------------------
+
+# (flag destination -> value) of `fwi --quick` and of the full run, as the hand-written flags gave them
+FWI_OLD = {
+    True: dict(n=81, admm_iters=20, adjoint_iters=30, pinn=dict(pretrain_steps=800, fwi_steps=800, hidden=128, layers=3,
+                                                               batch=500),
+               reparam=dict(iterations=500, max_evals=620)),
+    False: dict(n=101, admm_iters=30, adjoint_iters=50, pinn=dict(pretrain_steps=20000, fwi_steps=10000, hidden=256,
+                                                                 layers=4, batch=3000),
+                reparam=dict(iterations=1000, max_evals=1220)),
+}
+FWI_COMMON = dict(pinn=dict(lr=1e-4, lambda_data=10.0, m_param="bounded", slowness_weight_fwi=0.1, source_weight=1.0,
+                            slowness_weight=1.0, schedule="constant", fwi_lr=None, u0_grid=257, arch="siren",
+                            first_omega_0=30.0, hidden_omega_0=30.0, seed=0, device="cpu"),
+                  reparam=dict(hidden=64, layers=2, first_omega_0=5.0, hidden_omega_0=30.0, detail_omega_0=0.0, tv=0.0,
+                               lr=1e-3, param="velocity", optimizer="lbfgs", seed=0, device="cpu", dtype="float64"))
+
+
+def _fwi_settings(argv):
+    from solvers import fwi
+
+    return fwi._settings(_parser(fwi).parse_args(argv))
+
+
+@pytest.mark.parametrize("quick", [True, False])
+def test_fwi_presets_and_defaults_unchanged(quick):
+    s = _fwi_settings(["--quick"] if quick else [])
+    old = FWI_OLD[quick]
+    assert (s["n"], s["admm_iters"], s["adjoint_iters"], s["n_data"]) == (old["n"], old["admm_iters"],
+                                                                         old["adjoint_iters"], 2 * old["n"] - 1)
+    for group in ("pinn", "reparam"):
+        for k, v in {**FWI_COMMON[group], **old[group]}.items():
+            assert s[group][k] == v, (group, k, s[group][k], v)
+
+
+def test_fwi_flags_override_presets_and_keep_old_names():
+    s = _fwi_settings(["--quick", "--hidden", "16", "--pretrain-steps", "3", "--reparam-iters", "10",
+                       "--reparam-omega0", "2", "--reparam-detail-omega0", "9", "--reparam-hidden", "8",
+                       "--reparam-tv", "0.5", "--source-weight", "auto", "--seed", "4", "--device", "cpu",
+                       "--fwi-lr", "3e-4", "--grad-clip", "1.5", "--reparam-max-evals", "7", "--lr", "2e-4"])
+    p, r = s["pinn"], s["reparam"]
+    assert (p["hidden"], p["layers"], p["pretrain_steps"], p["fwi_steps"], p["source_weight"]) == \
+        (16, 3, 3, 800, "auto")
+    assert (p["seed"], r["seed"], p["fwi_lr"], p["grad_clip"], p["lr"]) == (4, 4, 3e-4, 1.5, 2e-4)
+    assert (r["iterations"], r["first_omega_0"], r["detail_omega_0"], r["hidden"], r["tv"], r["max_evals"]) == \
+        (10, 2.0, 9.0, 8, 0.5, 7)
+    assert _fwi_settings(["--reparam-iterations", "100"])["reparam"]["max_evals"] == 140  # 1.2 iterations + 20
+    with pytest.raises(ValueError, match="source-weight"):
+        _fwi_settings(["--source-weight", "lots"])
+
+
+def test_fwi_flags_are_the_config_fields_with_their_docstrings():
+    from solvers import fwi
+    from solvers.fwi_neural import NeuralFWIConfig
+    from solvers.fwi_reparam import ReparamFWIConfig
+
+    actions: dict[str, argparse.Action] = {}
+    for a in _parser(fwi)._actions:
+        actions.setdefault(a.dest, a)
+    for cls, prefix, own in ((NeuralFWIConfig, "", fwi.PINN_OWN), (ReparamFWIConfig, "reparam_", fwi.REPARAM_OWN)):
+        assert issubclass(cls, S.ModelSettings)
+        for f in dataclasses.fields(cls):
+            doc = S.field_help(cls, f.name)
+            assert doc, f"{cls.__name__}.{f.name} has no docstring"
+            if f.name in own:
+                continue
+            a = actions[prefix + f.name]
+            assert "--" + (prefix + f.name).replace("_", "-") in a.option_strings
+            assert doc.replace("``", "") in a.help % {"default": a.default}
+    # the trainer's settings keep the trainer's documentation; the reparameterised net restates omega_0 = 5
+    assert S.field_help(NeuralFWIConfig, "schedule") == S._numpy_parameters(TrainConfig)["schedule"]
+    assert ReparamFWIConfig().first_omega_0 == 5.0 and S.ModelSettings().first_omega_0 == 30.0
+
+
+def test_fwi_configs_build_their_networks_and_stages():
+    from pinnsiren import Siren
+    from solvers.fwi_neural import NeuralFWIConfig
+
+    cfg = NeuralFWIConfig(hidden=8, layers=1, pretrain_steps=5, fwi_steps=7, lr=1e-3, fwi_lr=2e-3, seed=3,
+                          grad_clip=0.5, schedule="cosine")
+    t1, t2 = cfg.stage_config(1, log_every=4), cfg.stage_config(2)
+    assert (t1.steps, t1.lr, t1.seed, t1.log_every, t1.schedule, t1.grad_clip) == (5, 1e-3, 3, 4, "cosine", 0.5)
+    assert (t2.steps, t2.lr, t2.seed, t2.schedule, t2.grad_clip) == (7, 2e-3, 4, "cosine", 0.5)
+    assert NeuralFWIConfig(lr=1e-3).stage_config(2).lr == 1e-3  # fwi_lr None: lr
+    torch.manual_seed(0)
+    a = cfg.build_model(2, 11)
+    torch.manual_seed(0)
+    b = Siren(2, 11, 8, 1)  # what the pipeline built before: the same weights
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+def test_prefixed_flag_group():
+    @dataclasses.dataclass
+    class G:
+        hidden: int = 3
+        """Width."""
+        on: bool = True
+        """Switch."""
+
+    p = argparse.ArgumentParser()
+    S.add_flags(p, G)
+    S.add_flags(p, G, prefix="second", aliases={"hidden": ["--second-width"], "on": ["--no-second-thing"]},
+                defaults={"hidden": 5})
+    ns = p.parse_args(["--hidden", "7", "--second-width", "9", "--no-second-thing"])
+    assert S.from_args(G, ns) == G(hidden=7, on=True)
+    assert S.from_args(G, ns, prefix="second") == G(hidden=9, on=False)
+    assert S.from_args(G, p.parse_args([]), prefix="second") == G(hidden=5, on=True)
+
+
+def test_fit_config_takes_fields_and_the_old_keyword_names():
+    from solvers.image_fit import ImageFitConfig
+    from solvers.signal_fit import fit_config
+
+    assert fit_config(ImageFitConfig, None, {"hidden_features": 8, "steps": 3}) == ImageFitConfig(hidden=8, steps=3)
+    assert fit_config(ImageFitConfig, ImageFitConfig(lr=2e-4), {"hidden_layers": 1}) == ImageFitConfig(lr=2e-4, layers=1)
+    assert fit_config(ImageFitConfig, None, {}) == ImageFitConfig()
+    with pytest.raises(TypeError):
+        fit_config(ImageFitConfig, None, {"no_such_setting": 1})
+
+
+def test_check_choice_and_check_arch_name_the_choices():
+    S.check_choice("medium", "circle", ("uniform", "circle"))
+    with pytest.raises(ValueError, match=r"unknown medium 'disc'; must be one of \['uniform', 'circle'\]"):
+        S.check_choice("medium", "disc", ("uniform", "circle"))
+    S.ModelSettings(arch="tanh").check_arch()
+    with pytest.raises(ValueError, match="unknown architecture 'nope'; must be one of .*'siren'"):
+        S.ModelSettings(arch="nope").check_arch()

@@ -119,6 +119,19 @@ def test_helmholtz_pml_matches_eq11_by_hand():
     assert complex(e.subs(x, -1)) == pytest.approx(1 - 5j)
 
 
+def test_pml_settings_are_keywords_with_one_set_of_defaults():
+    x = sympy.symbols("x")
+    h = equations.helmholtz
+    assert complex(h.pml_stretch(x, a0=2, L=1, inner=0).subs(x, 0.5)) == pytest.approx(1 - 0.5j)
+    u = Field("u", (X, Y), complex=True)
+    assert h.helmholtz_pml(u, k=3, **h.PML_DEFAULTS) == h.helmholtz_pml(u, k=3)
+    assert h.helmholtz_scattered(u, 3, a0=2) != h.helmholtz_scattered(u, 3)
+    with pytest.raises(TypeError, match="unknown PML setting"):
+        h.helmholtz_pml(u, k=3, a00=1)
+    with pytest.raises(TypeError, match="unknown PML setting"):
+        h.helmholtz_scattered(u, 3, width=1)
+
+
 def test_helmholtz_scattered():
     us = Field("us", (X, Y), complex=True)
     expr = equations.helmholtz.helmholtz_scattered_pml(us, k=2, m="m", s2=sympy.Rational(1, 5))

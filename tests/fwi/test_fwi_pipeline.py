@@ -138,7 +138,7 @@ def test_scattered_pinn_fwi_stage1_returns_zero_scattered_field(tiny_data):
     from solvers.fwi_neural import NeuralFWIConfig, build_problems, evaluate_model, neural_fwi
 
     acq, obs = tiny_data
-    cfg = NeuralFWIConfig(formulation="scattered", hidden_features=32, hidden_layers=2, pretrain_steps=40,
+    cfg = NeuralFWIConfig(formulation="scattered", hidden=32, layers=2, pretrain_steps=40,
                           fwi_steps=0, batch=128, lr=1e-4, u0_grid=129)
     t = np.linspace(-0.5, 0.5, 41)
     X, Y = np.meshgrid(t, t, indexing="ij")
