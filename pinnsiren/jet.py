@@ -349,12 +349,16 @@ def _activate(S: torch.Tensor, plan: _Plan, taylor: Callable) -> torch.Tensor:
     return torch.cat([v[None], out], 0)
 
 
-def _linear(S: torch.Tensor, layer: nn.Linear, scale: float = 1.0) -> torch.Tensor:
+def _linear(S: torch.Tensor, layer: nn.Linear, scale: float = 1.0, value_slot: bool = True) -> torch.Tensor:
+    """``W S_t`` for every slot ``t``, plus the bias on slot 0 when ``value_slot`` (it is the value)."""
     W = layer.weight if scale == 1.0 else layer.weight * scale
-    b = layer.bias if scale == 1.0 else layer.bias * scale
     T, N, H = S.shape
     Z = torch.matmul(S.reshape(T * N, H), W.t()).reshape(T, N, -1)
-    Z[0] += b  # the bias enters the value slot only
+    b = layer.bias if scale == 1.0 else layer.bias * scale
+    if value_slot:
+        Z[0] += b  # the bias enters the value slot only
+    elif b is not None and b.requires_grad:
+        Z = Z + 0.0 * b  # keep it in the graph (a zero gradient, as on every other path)
     return Z
 
 
@@ -451,53 +455,80 @@ class _SineJet(torch.autograd.Function):
     ``b`` enters the value slot only). Output: ``sin`` of the value slot,
     ``cos(z) dz_k`` for the first-derivative slots,
     ``cos(z) d2z_kl - sin(z) dz_k dz_l`` for the pair slots and
-    ``cos(z) L_z - sin(z) sum_k w_k dz_k^2`` for the collapsed slots. Saved
-    for backward: ``Z``, ``sin(z)``, ``cos(z)`` only (the generic path saves
+    ``cos(z) L_z - sin(z) sum_k w_k dz_k^2`` for the collapsed slots --
+    only the slots listed in ``keep`` (all when None), in that order: the
+    last hidden layer outputs only what the requested derivatives read (a
+    Poisson or wave residual reads the collapsed slot alone). Saved for
+    backward: ``Z``, ``sin(z)``, ``cos(z)`` only (the generic path saves
     several (T, N, H) products and runs ~3x more elementwise kernels).
     Once differentiable: used only when ``x`` does not require grad; the
     collapsed weights ``terms`` are constants here (no gradient).
+
+    The backward writes ``dZ`` over the incoming gradient ``G`` (no fresh
+    (T, N, H) buffer): the output's only consumer is the next layer's
+    matrix product inside this module, whose backward hands over a new
+    tensor that nothing else holds.
     """
 
     @staticmethod
-    def forward(ctx, Z, b, K, pairs, terms):
+    def forward(ctx, Z, b, K, pairs, terms, keep=None):
         z = Z[0] + b
         s, c = torch.sin(z), torch.cos(z)
-        out = torch.empty_like(Z)
-        out[0].copy_(s)
-        if Z.shape[0] > 1:
-            torch.mul(Z[1:], c, out=out[1:])
-        for p, (i, j) in enumerate(pairs):
-            out[1 + K + p].addcmul_(s * Z[1 + i], Z[1 + j], value=-1.0)
-        for g, ts in enumerate(terms):
-            out[1 + K + len(pairs) + g].addcmul_(s, _weighted_squares(Z, ts), value=-1.0)
+        slots = range(Z.shape[0]) if keep is None else keep
+        out = Z.new_empty((len(slots),) + Z.shape[1:])
+        for o, t in enumerate(slots):
+            if t == 0:
+                out[o].copy_(s)
+                continue
+            torch.mul(Z[t], c, out=out[o])
+            if t > K:
+                out[o].addcmul_(s, _second_order_source(Z, t, K, pairs, terms), value=-1.0)
         ctx.save_for_backward(Z, s, c)
-        ctx.K, ctx.pairs, ctx.terms = K, pairs, terms
+        ctx.K, ctx.pairs, ctx.terms, ctx.keep = K, pairs, terms, keep
         return out
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, G):
         Z, s, c = ctx.saved_tensors
-        K, pairs, terms = ctx.K, ctx.pairs, ctx.terms
+        K, pairs, terms, keep = ctx.K, ctx.pairs, ctx.terms, ctx.keep
         T = Z.shape[0]
-        dZ = torch.empty_like(Z)
-        acc_c = G[0].clone()  # multiplies cos(z)
-        if T > 1:
-            torch.mul(G[1:], c, out=dZ[1:])
-            acc_s = G[1] * Z[1]  # multiplies -sin(z): sum_t G_t Z_t over tangent slots
-            for t in range(2, T):
-                acc_s.addcmul_(G[t], Z[t])
+        if keep is None:
+            dZ, have = G.contiguous(), range(T)  # overwritten in place, slot by slot
+        else:
+            dZ, have = Z.new_zeros(Z.shape), keep
+            for o, t in enumerate(keep):
+                dZ[t].copy_(G[o])
+        # d out_t / d z = -sin(z) Z_t for t >= 1: collect sum_t G_t Z_t before G_t is overwritten
+        acc_s = None
+        for t in have:
+            if t == 0:
+                continue
+            if acc_s is None:
+                acc_s = dZ[t] * Z[t]
+            else:
+                acc_s.addcmul_(dZ[t], Z[t])
+        for t in have:
+            if 0 < t <= K:
+                dZ[t].mul_(c)
+        acc_c = dZ[0]  # G_0 (or zeros), multiplies cos(z); becomes dz in place
         for p, (i, j) in enumerate(pairs):
-            Gp = G[1 + K + p]
+            t = 1 + K + p
+            if t not in have:
+                continue
+            Gp = dZ[t]
             r = Gp * Z[1 + i]
-            if i == j:  # pure second derivative: 3 passes
+            if i == j:  # pure second derivative
                 dZ[1 + i].addcmul_(r, s, value=-2.0)
             else:
                 dZ[1 + j].addcmul_(r, s, value=-1.0)
                 dZ[1 + i].addcmul_(s * Gp, Z[1 + j], value=-1.0)
             acc_c.addcmul_(r, Z[1 + j], value=-1.0)
         for g, ts in enumerate(terms):
-            Gg = G[1 + K + len(pairs) + g]
+            t = 1 + K + len(pairs) + g
+            if t not in have:
+                continue
+            Gg = dZ[t]
             acc_c.addcmul_(Gg, _weighted_squares(Z, ts), value=-1.0)
             r = Gg * s
             for i, w in ts:
@@ -505,11 +536,23 @@ class _SineJet(torch.autograd.Function):
                     dZ[1 + i].addcmul_(r, Z[1 + i], value=-2.0 * w)
                 else:
                     dZ[1 + i].addcmul_(r * w, Z[1 + i], value=-2.0)
-        dz = torch.mul(acc_c, c, out=dZ[0])
-        if T > 1:
+        for t in have:
+            if t > K:
+                dZ[t].mul_(c)
+        dz = acc_c.mul_(c)
+        if acc_s is not None:
             dz.addcmul_(acc_s, s, value=-1.0)
         db = dz.sum(0) if ctx.needs_input_grad[1] else None
-        return dZ, db, None, None, None
+        return dZ, db, None, None, None, None
+
+
+def _second_order_source(Z: torch.Tensor, t: int, K: int, pairs, terms) -> torch.Tensor:
+    """The ``dz dz`` factor of second-order slot ``t``: ``dz_k dz_l`` (pair) or ``sum_k w_k dz_k^2`` (group)."""
+    p = t - 1 - K
+    if p < len(pairs):
+        i, j = pairs[p]
+        return Z[1 + i] * Z[1 + j]
+    return _weighted_squares(Z, terms[p - len(pairs)])
 
 
 def _first_collapsed(Wd: torch.Tensor, ts) -> torch.Tensor:
@@ -575,31 +618,37 @@ class _FirstSineJet(torch.autograd.Function):
         return dz, (dWd if ctx.needs_input_grad[1] else None), None, None, None
 
 
-def _siren_fused(model: Siren, x: torch.Tensor, plan: _Plan) -> torch.Tensor:
-    """SIREN hidden jet via the fused activations: one GEMM per layer."""
+def _siren_fused(model: Siren, x: torch.Tensor, plan: _Plan, keep: tuple[int, ...] | None) -> torch.Tensor:
+    """SIREN hidden jet via the fused activations: one GEMM per layer.
+
+    The last sine layer outputs only the slots in ``keep`` (when it is not
+    the first layer); the others are returned whole.
+    """
     layers = list(model.layers)
     w0 = model.omegas[0]
     W = layers[0].weight * w0
     z = torch.nn.functional.linear(x, W, layers[0].bias * w0)
     Wd = W.t()[plan.dirs] if plan.K else W.new_zeros((0, W.shape[0]))
     S = _FirstSineJet.apply(z, Wd, plan.K, plan.pair_pos, plan.terms)
-    for layer, w0 in zip(layers[1:-1], model.omegas[1:]):
+    hidden = list(zip(layers[1:-1], model.omegas[1:]))
+    for n, (layer, w0) in enumerate(hidden):
         T, N, H = S.shape
         Z = torch.mm(S.reshape(T * N, H), (layer.weight * w0).t()).reshape(T, N, -1)
-        S = _SineJet.apply(Z, layer.bias * w0, plan.K, plan.pair_pos, plan.terms)
-    return S
+        S = _SineJet.apply(Z, layer.bias * w0, plan.K, plan.pair_pos, plan.terms,
+                           keep if n == len(hidden) - 1 else None)
+    return S if hidden else _select(S, keep)
 
 
-def _hidden_jet(model: nn.Module, x: torch.Tensor, plan: _Plan) -> torch.Tensor:
-    """Jet of the last hidden layer's output ``(T, N, H)``."""
+def _hidden_jet(model: nn.Module, x: torch.Tensor, plan: _Plan, keep: tuple[int, ...] | None = None) -> torch.Tensor:
+    """Jet of the last hidden layer's output: the slots in ``keep`` (sorted; all if None), ``(len(keep), N, H)``."""
     layers = list(model.layers)
     if isinstance(model, Siren):
         if not x.requires_grad and not plan.grad_weights:
-            return _siren_fused(model, x, plan)
+            return _siren_fused(model, x, plan, keep)
         S = _activate(_first_layer_jet(x, layers[0], plan, model.omegas[0]), plan, sine_taylor)
         for layer, w0 in zip(layers[1:-1], model.omegas[1:]):
             S = _activate(_linear(S, layer, w0), plan, sine_taylor)
-        return S
+        return _select(S, keep)
     taylor = ACTIVATIONS[model.activation].taylor
     enc = model.encoding
     if enc is None:
@@ -609,19 +658,27 @@ def _hidden_jet(model: nn.Module, x: torch.Tensor, plan: _Plan) -> torch.Tensor:
     S = _activate(S, plan, taylor)
     for layer in layers[1:-1]:
         S = _activate(_linear(S, layer), plan, taylor)
-    return S
+    return _select(S, keep)
+
+
+def _select(S: torch.Tensor, keep: tuple[int, ...] | None) -> torch.Tensor:
+    return S if keep is None else S[list(keep)]
 
 
 def _jet(model: nn.Module, x: torch.Tensor, keys: list[Key], channels: int | None = None) -> dict[Key, torch.Tensor]:
     plan = _Plan.from_keys(keys, x.shape[1], x.shape[0])
-    Y = _linear(_hidden_jet(model, x, plan), model.layers[-1])  # (T, N, C)
+    # the output layer computes only the slots the requests read
+    read = tuple(sorted({plan.slot(a) for _, a in keys}))
+    keep = None if len(read) == 1 + plan.K + plan.P + plan.G else read
+    at = {t: o for o, t in enumerate(read)}
+    Y = _linear(_hidden_jet(model, x, plan, keep), model.layers[-1], value_slot=0 in at)  # (len(read), N, C)
     C = Y.shape[2]
     _check_count(C, channels)
     out = {}
     for c, a in keys:
         if c >= C:
             raise ValueError(f"derivative requested for channel {c} but the model has {C} output channels")
-        out[(c, a)] = Y[plan.slot(a), :, c]
+        out[(c, a)] = Y[at[plan.slot(a)], :, c]
     return out
 
 
