@@ -49,6 +49,7 @@ they sum).
 
 from __future__ import annotations
 
+import math
 from typing import Callable, Iterable, Mapping, Sequence
 
 import torch
@@ -57,7 +58,7 @@ from torch import nn
 from .networks import ACTIVATIONS, MLP, PositionalEncoding, RBFLayer, Siren, sine_taylor
 
 __all__ = ["derivatives", "jet_supported", "normalize_needs", "autograd_partials", "Laplacian",
-           "ChannelCountError", "METHODS"]
+           "ChannelCountError", "METHODS", "release_buffers"]
 
 #: valid values of ``method``
 METHODS = ("auto", "jet", "autograd")
@@ -448,102 +449,177 @@ def _rbf_jet(enc: RBFLayer, x: torch.Tensor, plan: _Plan) -> torch.Tensor:
     return torch.stack(slots, 0)
 
 
+class _BufferPool:
+    """Big CPU work buffers of the fused SIREN path, reused from step to step.
+
+    A fresh (T, N, H) buffer is tens of MB: glibc maps blocks above 32 MiB
+    anew on every allocation and the kernel zero-fills each page on first
+    touch, ~0.5 ms per MB here -- 10-20 % of a training step -- while the
+    (N, H) tensors of nested autograd come back from the heap. A buffer is
+    handed out as a *view* and taken again only when nothing but the pool
+    references its storage (every view, saved tensor or user reference of
+    it holds one), i.e. after the graph that used it is gone; so results
+    are never overwritten, whatever the caller keeps. CPU only (the CUDA
+    caching allocator already reuses memory). :func:`release_buffers`
+    frees the pool.
+    """
+
+    MIN_BYTES = 1 << 20  # smaller tensors come from the heap anyway
+    PER_KEY = 64  # at most this many buffers of one size; beyond, plain allocations
+    KEYS = 4  # buffer sizes kept (least recently used dropped)
+
+    def __init__(self) -> None:
+        self.pool: dict[tuple, list[torch.Tensor]] = {}
+        count = getattr(torch._C, "_storage_Use_Count", None)
+        self.count = count  # None: this torch cannot tell, so nothing is pooled
+
+    def take(self, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
+        n = math.prod(shape)
+        if self.count is None or like.device.type != "cpu" or n * like.element_size() < self.MIN_BYTES:
+            return like.new_empty(shape)
+        key = (n, like.dtype)
+        bufs = self.pool.pop(key, [])
+        self.pool[key] = bufs  # most recently used last
+        while len(self.pool) > self.KEYS:
+            del self.pool[next(iter(self.pool))]
+        for b in bufs:
+            # 2 = the pool's tensor + the storage object made for this query
+            if self.count(b.untyped_storage()._cdata) == 2:
+                return b.view(shape)
+        b = like.new_empty(n)
+        if len(bufs) < self.PER_KEY:
+            bufs.append(b)
+        return b.view(shape)
+
+
+_POOL = _BufferPool()
+
+
+def release_buffers() -> None:
+    """Free the fused SIREN path's reusable work buffers (they are kept between training steps)."""
+    _POOL.pool.clear()
+
+
+def _sine_forward(Z, b, K, pairs, terms, keep):
+    """Sine step of a stacked pre-activation jet ``Z`` (bias ``b`` not yet added): ``(out, sin z, cos z)``."""
+    z = Z[0] + b
+    s, c = torch.sin(z), torch.cos(z)
+    slots = range(Z.shape[0]) if keep is None else keep
+    out = _POOL.take((len(slots),) + Z.shape[1:], Z)
+    for o, t in enumerate(slots):
+        if t == 0:
+            out[o].copy_(s)
+            continue
+        torch.mul(Z[t], c, out=out[o])
+        if t > K:
+            out[o].addcmul_(s, _second_order_source(Z, t, K, pairs, terms), value=-1.0)
+    return out, s, c
+
+
+def _sine_backward(G, Z, s, c, K, pairs, terms, keep):
+    """Gradient of :func:`_sine_forward` w.r.t. ``Z``, written over ``G`` when it has every slot."""
+    T = Z.shape[0]
+    if keep is None:
+        dZ, have = G.contiguous(), range(T)  # overwritten in place, slot by slot
+    else:
+        dZ, have = _POOL.take(Z.shape, Z), keep
+        for t in range(T):
+            if t in keep:
+                dZ[t].copy_(G[keep.index(t)])
+            else:
+                dZ[t].zero_()
+    # d out_t / d z = -sin(z) Z_t for t >= 1: collect sum_t G_t Z_t before G_t is overwritten
+    acc_s = None
+    for t in have:
+        if t == 0:
+            continue
+        if acc_s is None:
+            acc_s = dZ[t] * Z[t]
+        else:
+            acc_s.addcmul_(dZ[t], Z[t])
+    for t in have:
+        if 0 < t <= K:
+            dZ[t].mul_(c)
+    acc_c = dZ[0]  # G_0 (or zeros), multiplies cos(z); becomes dz in place
+    for p, (i, j) in enumerate(pairs):
+        if 1 + K + p not in have:
+            continue
+        Gp = dZ[1 + K + p]
+        r = Gp * Z[1 + i]
+        if i == j:  # pure second derivative
+            dZ[1 + i].addcmul_(r, s, value=-2.0)
+        else:
+            dZ[1 + j].addcmul_(r, s, value=-1.0)
+            dZ[1 + i].addcmul_(s * Gp, Z[1 + j], value=-1.0)
+        acc_c.addcmul_(r, Z[1 + j], value=-1.0)
+    for g, ts in enumerate(terms):
+        if 1 + K + len(pairs) + g not in have:
+            continue
+        Gg = dZ[1 + K + len(pairs) + g]
+        acc_c.addcmul_(Gg, _weighted_squares(Z, ts), value=-1.0)
+        r = Gg * s
+        for i, w in ts:
+            if isinstance(w, float):
+                dZ[1 + i].addcmul_(r, Z[1 + i], value=-2.0 * w)
+            else:
+                dZ[1 + i].addcmul_(r * w, Z[1 + i], value=-2.0)
+    for t in have:
+        if t > K:
+            dZ[t].mul_(c)
+    dz = acc_c.mul_(c)
+    if acc_s is not None:
+        dz.addcmul_(acc_s, s, value=-1.0)
+    return dZ, dz
+
+
 class _SineJet(torch.autograd.Function):
-    """Fused sine activation of a stacked jet, with a hand-written backward.
+    """One fused SIREN layer on a stacked jet: ``Z = S W^T`` (one GEMM), then the sine step.
 
-    Input ``Z`` (T, N, H): pre-activation jet *without* the bias (the bias
-    ``b`` enters the value slot only). Output: ``sin`` of the value slot,
-    ``cos(z) dz_k`` for the first-derivative slots,
-    ``cos(z) d2z_kl - sin(z) dz_k dz_l`` for the pair slots and
-    ``cos(z) L_z - sin(z) sum_k w_k dz_k^2`` for the collapsed slots --
-    only the slots listed in ``keep`` (all when None), in that order: the
-    last hidden layer outputs only what the requested derivatives read (a
+    Input ``S`` (T, N, H_in): the previous layer's jet; ``W``, ``b``: the
+    layer's weight and bias, already times omega_0 (the bias enters the
+    value slot only). Output: ``sin`` of the value slot, ``cos(z) dz_k`` for
+    the first-derivative slots, ``cos(z) d2z_kl - sin(z) dz_k dz_l`` for the
+    pair slots and ``cos(z) L_z - sin(z) sum_k w_k dz_k^2`` for the collapsed
+    slots -- only the slots listed in ``keep`` (all when None), in that
+    order: the last hidden layer outputs only what the requests read (a
     Poisson or wave residual reads the collapsed slot alone). Saved for
-    backward: ``Z``, ``sin(z)``, ``cos(z)`` only (the generic path saves
-    several (T, N, H) products and runs ~3x more elementwise kernels).
-    Once differentiable: used only when ``x`` does not require grad; the
-    collapsed weights ``terms`` are constants here (no gradient).
+    backward: ``S``, ``W``, ``Z``, ``sin z``, ``cos z``; the backward is
+    hand-written (the generic path saves several (T, N, H) products and runs
+    ~3x more elementwise kernels) and once differentiable: used only when
+    ``x`` does not require grad, with constant collapsed weights ``terms``.
 
-    The backward writes ``dZ`` over the incoming gradient ``G`` (no fresh
-    (T, N, H) buffer): the output's only consumer is the next layer's
-    matrix product inside this module, whose backward hands over a new
-    tensor that nothing else holds.
+    The big buffers come from :class:`_BufferPool`; the backward writes
+    ``dZ`` over the incoming gradient ``G`` (the output's only consumer is
+    the next layer's product inside this module, whose backward hands over
+    a tensor nothing else holds) and never writes a saved tensor, so
+    ``retain_graph`` works.
     """
 
     @staticmethod
-    def forward(ctx, Z, b, K, pairs, terms, keep=None):
-        z = Z[0] + b
-        s, c = torch.sin(z), torch.cos(z)
-        slots = range(Z.shape[0]) if keep is None else keep
-        out = Z.new_empty((len(slots),) + Z.shape[1:])
-        for o, t in enumerate(slots):
-            if t == 0:
-                out[o].copy_(s)
-                continue
-            torch.mul(Z[t], c, out=out[o])
-            if t > K:
-                out[o].addcmul_(s, _second_order_source(Z, t, K, pairs, terms), value=-1.0)
-        ctx.save_for_backward(Z, s, c)
+    def forward(ctx, S, W, b, K, pairs, terms, keep=None):
+        T, N, H_in = S.shape
+        Z = _POOL.take((T, N, W.shape[0]), S)
+        torch.mm(S.view(T * N, H_in), W.t(), out=Z.view(T * N, -1))
+        out, s, c = _sine_forward(Z, b, K, pairs, terms, keep)
+        ctx.save_for_backward(S, W, Z, s, c)
         ctx.K, ctx.pairs, ctx.terms, ctx.keep = K, pairs, terms, keep
         return out
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, G):
-        Z, s, c = ctx.saved_tensors
-        K, pairs, terms, keep = ctx.K, ctx.pairs, ctx.terms, ctx.keep
-        T = Z.shape[0]
-        if keep is None:
-            dZ, have = G.contiguous(), range(T)  # overwritten in place, slot by slot
-        else:
-            dZ, have = Z.new_zeros(Z.shape), keep
-            for o, t in enumerate(keep):
-                dZ[t].copy_(G[o])
-        # d out_t / d z = -sin(z) Z_t for t >= 1: collect sum_t G_t Z_t before G_t is overwritten
-        acc_s = None
-        for t in have:
-            if t == 0:
-                continue
-            if acc_s is None:
-                acc_s = dZ[t] * Z[t]
-            else:
-                acc_s.addcmul_(dZ[t], Z[t])
-        for t in have:
-            if 0 < t <= K:
-                dZ[t].mul_(c)
-        acc_c = dZ[0]  # G_0 (or zeros), multiplies cos(z); becomes dz in place
-        for p, (i, j) in enumerate(pairs):
-            t = 1 + K + p
-            if t not in have:
-                continue
-            Gp = dZ[t]
-            r = Gp * Z[1 + i]
-            if i == j:  # pure second derivative
-                dZ[1 + i].addcmul_(r, s, value=-2.0)
-            else:
-                dZ[1 + j].addcmul_(r, s, value=-1.0)
-                dZ[1 + i].addcmul_(s * Gp, Z[1 + j], value=-1.0)
-            acc_c.addcmul_(r, Z[1 + j], value=-1.0)
-        for g, ts in enumerate(terms):
-            t = 1 + K + len(pairs) + g
-            if t not in have:
-                continue
-            Gg = dZ[t]
-            acc_c.addcmul_(Gg, _weighted_squares(Z, ts), value=-1.0)
-            r = Gg * s
-            for i, w in ts:
-                if isinstance(w, float):
-                    dZ[1 + i].addcmul_(r, Z[1 + i], value=-2.0 * w)
-                else:
-                    dZ[1 + i].addcmul_(r * w, Z[1 + i], value=-2.0)
-        for t in have:
-            if t > K:
-                dZ[t].mul_(c)
-        dz = acc_c.mul_(c)
-        if acc_s is not None:
-            dz.addcmul_(acc_s, s, value=-1.0)
-        db = dz.sum(0) if ctx.needs_input_grad[1] else None
-        return dZ, db, None, None, None, None
+        S, W, Z, s, c = ctx.saved_tensors
+        dZ, dz = _sine_backward(G, Z, s, c, ctx.K, ctx.pairs, ctx.terms, ctx.keep)
+        T, N, H_in = S.shape
+        dZ2 = dZ.view(T * N, -1)
+        dS = dW = None
+        if ctx.needs_input_grad[0]:
+            dS = _POOL.take(S.shape, S)
+            torch.mm(dZ2, W, out=dS.view(T * N, H_in))
+        if ctx.needs_input_grad[1]:
+            dW = dZ2.t().mm(S.view(T * N, H_in))
+        db = dz.sum(0) if ctx.needs_input_grad[2] else None
+        return dS, dW, db, None, None, None, None
 
 
 def _second_order_source(Z: torch.Tensor, t: int, K: int, pairs, terms) -> torch.Tensor:
@@ -574,7 +650,7 @@ class _FirstSineJet(torch.autograd.Function):
     def forward(ctx, z, Wd, K, pairs, terms):
         N, H = z.shape
         s, c = torch.sin(z), torch.cos(z)
-        out = z.new_empty((1 + K + len(pairs) + len(terms), N, H))
+        out = _POOL.take((1 + K + len(pairs) + len(terms), N, H), z)
         out[0].copy_(s)
         for k in range(K):
             torch.mul(c, Wd[k], out=out[1 + k])
@@ -632,9 +708,7 @@ def _siren_fused(model: Siren, x: torch.Tensor, plan: _Plan, keep: tuple[int, ..
     S = _FirstSineJet.apply(z, Wd, plan.K, plan.pair_pos, plan.terms)
     hidden = list(zip(layers[1:-1], model.omegas[1:]))
     for n, (layer, w0) in enumerate(hidden):
-        T, N, H = S.shape
-        Z = torch.mm(S.reshape(T * N, H), (layer.weight * w0).t()).reshape(T, N, -1)
-        S = _SineJet.apply(Z, layer.bias * w0, plan.K, plan.pair_pos, plan.terms,
+        S = _SineJet.apply(S, layer.weight * w0, layer.bias * w0, plan.K, plan.pair_pos, plan.terms,
                            keep if n == len(hidden) - 1 else None)
     return S if hidden else _select(S, keep)
 

@@ -194,3 +194,56 @@ def test_laplacian_request_errors():
         derivatives(m, x, [(0, Laplacian((1j, 1.0)))])
     with pytest.raises(ValueError, match=r"shape \(3,\)"):
         derivatives(m, x, [(0, Laplacian((torch.ones(4, dtype=torch.float64), 1.0)))])
+
+
+# ---------------------------------------------------------------- reused work buffers of the fused path
+
+
+def _fused_step(model, x, needs, retain=False):
+    model.zero_grad(set_to_none=True)
+    D = derivatives(model, x, needs, method="jet")
+    loss = sum((D[k] ** 2).mean() for k in needs)
+    loss.backward(retain_graph=retain)
+    return D, loss, [p.grad.clone() for p in model.parameters()]
+
+
+def test_buffer_pool_reuses_buffers_and_never_overwrites_live_tensors(monkeypatch):
+    """With every buffer pooled: the same numbers as without the pool, results of
+    earlier steps that the caller keeps stay intact, a second backward through a
+    retained graph gives the same gradient, and the pool stops growing."""
+    from pinnsiren import jet
+
+    monkeypatch.setattr(jet._BufferPool, "MIN_BYTES", 0)
+    torch.manual_seed(5)
+    model = Siren(3, 1, 16, 2).double()
+    lap = Laplacian((1.0, -2.0, 0.5))
+    needs = [(0, lap), (0, (0, 0, 0)), (0, (1, 0, 1))]
+    xs = [torch.rand(40, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(i)) * 2 - 1 for i in range(4)]
+    monkeypatch.setattr(jet._POOL, "count", None)  # pooling off: the reference
+    want = [_fused_step(model, x, needs) for x in xs]
+    monkeypatch.undo()
+    monkeypatch.setattr(jet._BufferPool, "MIN_BYTES", 0)
+    jet.release_buffers()
+    kept, sizes = [], []
+    for x, (Dw, lw, gw) in zip(xs, want):
+        D, loss, g = _fused_step(model, x, needs)
+        kept.append((D, Dw))
+        sizes.append(sum(len(v) for v in jet._POOL.pool.values()))
+        assert torch.allclose(loss, lw, rtol=1e-12, atol=0)
+        for a, b in zip(g, gw):
+            assert torch.allclose(a, b, rtol=1e-11, atol=1e-14)
+    for D, Dw in kept:  # every step's results, read after all steps ran
+        for k in needs:
+            assert torch.equal(D[k].detach(), Dw[k].detach()), k
+    assert sizes[0] > 0 and sizes[-1] <= sizes[1] + len(needs), sizes  # reuse, not growth
+    # retain_graph: the backward writes no saved tensor, so a second pass repeats the first
+    model.zero_grad(set_to_none=True)
+    D = derivatives(model, xs[0], needs, method="jet")
+    loss = sum((D[k] ** 2).mean() for k in needs)
+    g1 = torch.autograd.grad(loss, list(model.parameters()), retain_graph=True)
+    g2 = torch.autograd.grad(loss, list(model.parameters()))
+    for a, b, c in zip(g1, g2, want[0][2]):
+        assert torch.equal(a, b)
+        assert torch.allclose(a, c, rtol=1e-11, atol=1e-14)
+    jet.release_buffers()
+    assert not jet._POOL.pool
