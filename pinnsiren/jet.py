@@ -42,9 +42,11 @@ Derivatives are keyed by ``(channel, multi_index)``, e.g. ``(0, (2, 0))`` is
 A model with a ``transform_derivatives(x, keys, method)`` method (the
 wrappers of :mod:`pinnsiren.transforms`: normalised coordinates, exact
 Dirichlet data) computes its own derivatives from its inner network's,
-which it requests from this engine, so the jet path is kept inside
-(:class:`Laplacian` keys reach a wrapper as the pure second derivatives
-they sum).
+which it requests from this engine, so the jet path is kept inside.
+:class:`Laplacian` keys reach a wrapper that sets ``accepts_laplacian``
+as they are (both wrappers of :mod:`pinnsiren.transforms` map them to
+Laplacian requests of the inner network), any other as the pure second
+derivatives they sum.
 """
 
 from __future__ import annotations
@@ -119,6 +121,13 @@ class Laplacian:
                 continue
             out.append((k, w))
         return out
+
+    def scaled(self, factors: Sequence[float]) -> "Laplacian":
+        """A new request with weights ``w_k * factors[k]`` (e.g. a chain rule's ``1 / h_k^2``)."""
+        ws = (1.0,) * len(factors) if self.weights is None else self.weights
+        if len(ws) != len(factors):
+            raise ValueError(f"Laplacian weights: {len(ws)} given for {len(factors)} coordinates")
+        return Laplacian(tuple(w * f for w, f in zip(ws, factors)))
 
     def __repr__(self) -> str:
         if self.weights is None:
@@ -229,7 +238,11 @@ def derivatives(
         channels = None
     if hasattr(model, "transform_derivatives"):
         # a wrapper (normalised coordinates, exact Dirichlet data): it asks this
-        # engine for its inner network's derivatives and combines them
+        # engine for its inner network's derivatives and combines them; one
+        # that declares ``accepts_laplacian`` maps Laplacian keys itself (so
+        # the inner network keeps the collapsed slot)
+        if getattr(model, "accepts_laplacian", False):
+            return model.transform_derivatives(x, keys, method)
         return _via_pure_seconds(lambda ks: model.transform_derivatives(x, ks, method), keys, x)
     max_order = max((_order(a) for _, a in keys), default=0)
     use_jet = method == "jet" or (method == "auto" and jet_supported(model) and max_order <= 2)

@@ -35,7 +35,7 @@ import torch
 from torch import nn
 
 from .compiler import compile_residual
-from .jet import _autograd, derivatives
+from .jet import Laplacian, _autograd, derivatives
 
 __all__ = ["Normalized", "ExactDirichlet"]
 
@@ -92,17 +92,32 @@ class Normalized(nn.Module):
         y = self.net(self.normalize(x))
         return self.shift.to(y.dtype) + self.scale.to(y.dtype) * y
 
+    #: :class:`~pinnsiren.jet.Laplacian` keys are passed on to ``net`` (see below)
+    accepts_laplacian = True
+
     def transform_derivatives(self, x: torch.Tensor, keys: list[Key], method: str) -> dict[Key, torch.Tensor]:
+        """Chain rule; a ``Laplacian(w)`` key becomes ``scale * Laplacian(w_k / h_k^2)`` of ``net``.
+
+        So the inner network keeps its collapsed (forward-Laplacian) slot.
+        """
         if x.shape[1] != self.in_features:
             raise ValueError(f"Normalized was declared for {self.in_features} coordinates, got x of shape {tuple(x.shape)}")
-        inner = derivatives(self.net, self.normalize(x), keys, method=method)
         inv = (1.0 / self.halfwidth).tolist()
+        inner_lap: dict[Laplacian, Laplacian] = {}  # one inner request per outer one (identity keys)
+        inner_keys = []
+        for c, a in keys:
+            if isinstance(a, Laplacian):
+                a = inner_lap.setdefault(a, a.scaled([v * v for v in inv]))
+            inner_keys.append((c, a))
+        inner = derivatives(self.net, self.normalize(x), inner_keys, method=method)
         sc, sh = self.scale.to(x.dtype), self.shift.to(x.dtype)
         out = {}
-        for c, a in keys:
-            s = sc[c if sc.numel() > 1 else 0] * math.prod(inv[i] ** k for i, k in enumerate(a))
-            v = s * inner[(c, a)]
-            if sum(a) == 0:
+        for (c, a), ik in zip(keys, inner_keys):
+            s = sc[c if sc.numel() > 1 else 0]
+            if not isinstance(a, Laplacian):
+                s = s * math.prod(inv[i] ** k for i, k in enumerate(a))
+            v = s * inner[ik]
+            if not isinstance(a, Laplacian) and sum(a) == 0:
                 v = v + sh[c if sh.numel() > 1 else 0]
             out[(c, a)] = v
         return out
@@ -193,27 +208,68 @@ class ExactDirichlet(nn.Module):
                 cols.append(y[:, c])
         return torch.stack(cols, 1)
 
+    #: :class:`~pinnsiren.jet.Laplacian` keys are answered from a Laplacian of ``net`` (see below)
+    accepts_laplacian = True
+
     def transform_derivatives(self, x: torch.Tensor, keys: list[Key], method: str) -> dict[Key, torch.Tensor]:
+        """Leibniz rule; a weighted Laplacian of a transformed channel uses ``net``'s own Laplacian slot:
+        ``sum_k w_k d_kk (phi N) = phi L_w N + sum_k w_k (2 phi_k N_k + phi_kk N)``."""
         if x.shape[1] != len(self.coords):
             raise ValueError(f"ExactDirichlet was declared for coordinates {self.coords}, got x of shape {tuple(x.shape)}")
-        inner_keys = [k for k in keys if k[0] not in self.g] + _lower_closure([k for k in keys if k[0] in self.g])
+        d, n = x.shape[1], x.shape[0]
+        laps = {(c, a): a.resolve(d, n) for c, a in keys if isinstance(a, Laplacian) and c in self.g}
+        plain = [k for k in keys if k[0] in self.g and k not in laps]
+        inner_keys = [k for k in keys if k[0] not in self.g] + _lower_closure(plain)
+        orders = {b for c, a in plain for b in itertools.product(*[range(v + 1) for v in a])}
+        g_orders = {c: [a for cc, a in plain if cc == c] for c in self.g}
+        for (c, lap), terms in laps.items():
+            inner_keys += [(c, lap), (c, (0,) * d)] + [(c, _unit(d, k)) for k, _ in terms]
+            orders |= {(0,) * d} | {_unit(d, k) for k, _ in terms} | {_unit(d, k, 2) for k, _ in terms}
+            g_orders[c] += [_unit(d, k, 2) for k, _ in terms]
         inner = derivatives(self.net, x, inner_keys, method=method)
-        orders = {b for c, a in keys if c in self.g for b in itertools.product(*[range(v + 1) for v in a])}
         phis = self.phi.derivs(x, orders)
-        gd = {c: self.g[c].derivs(x, [a for cc, a in keys if cc == c]) for c in self.g if any(k[0] == c for k in keys)}
+        gd = {c: self.g[c].derivs(x, g_orders[c]) for c in self.g if g_orders[c]}
         out = {}
         for c, a in keys:
             if c not in self.g:
                 out[(c, a)] = inner[(c, a)]
-                continue
-            total = gd[c][a]
-            for b in itertools.product(*[range(v + 1) for v in a]):
-                pb = phis[b]
-                if pb is None:
-                    continue
-                coef = math.prod(math.comb(ai, bi) for ai, bi in zip(a, b))
-                rest = tuple(ai - bi for ai, bi in zip(a, b))
-                term = pb * inner[(c, rest)] if coef == 1 else coef * pb * inner[(c, rest)]
-                total = term if total is None else total + term
-            out[(c, a)] = total if total is not None else torch.zeros_like(inner[(c, a)])
+            elif (c, a) in laps:
+                out[(c, a)] = _leibniz_laplacian(inner, phis, gd[c], c, a, laps[(c, a)], d)
+            else:
+                out[(c, a)] = _leibniz(inner, phis, gd[c][a], c, a)
         return out
+
+
+def _unit(d: int, k: int, order: int = 1) -> tuple[int, ...]:
+    return tuple(order * (i == k) for i in range(d))
+
+
+def _leibniz(inner: dict, phis: dict, g: torch.Tensor | None, c: int, a: tuple[int, ...]) -> torch.Tensor:
+    """``D^a (g + phi N) = D^a g + sum_{b <= a} C(a, b) D^b phi D^(a-b) N``."""
+    total = g
+    for b in itertools.product(*[range(v + 1) for v in a]):
+        pb = phis[b]
+        if pb is None:
+            continue
+        coef = math.prod(math.comb(ai, bi) for ai, bi in zip(a, b))
+        rest = tuple(ai - bi for ai, bi in zip(a, b))
+        term = pb * inner[(c, rest)] if coef == 1 else coef * pb * inner[(c, rest)]
+        total = term if total is None else total + term
+    return total if total is not None else torch.zeros_like(inner[(c, a)])
+
+
+def _leibniz_laplacian(inner: dict, phis: dict, gd: dict, c: int, lap: Laplacian, terms: list, d: int) -> torch.Tensor:
+    """``sum_k w_k d_kk (g + phi N)`` from ``N``'s collapsed slot, value and first derivatives."""
+    zero = (0,) * d
+    total = None if phis[zero] is None else phis[zero] * inner[(c, lap)]
+    for k, w in terms:
+        w = w.reshape(-1) if torch.is_tensor(w) else w
+        parts = [gd[_unit(d, k, 2)]]
+        if phis[_unit(d, k)] is not None:
+            parts.append(2 * phis[_unit(d, k)] * inner[(c, _unit(d, k))])
+        if phis[_unit(d, k, 2)] is not None:
+            parts.append(phis[_unit(d, k, 2)] * inner[(c, zero)])
+        for p in parts:
+            if p is not None:
+                total = w * p if total is None else total + w * p
+    return total if total is not None else torch.zeros_like(inner[(c, lap)])

@@ -11,6 +11,7 @@ from pinnsiren import (
     Box, Constraint, Disk, ExactDirichlet, Field, Normalized, Problem, Siren, SpaceTime, derivatives, transfinite,
 )
 from pinnsiren.geometry import r_and
+from pinnsiren.jet import Laplacian
 
 x, y, t = sympy.symbols("x y t")
 KEYS2 = [(0, (0, 0)), (0, (1, 0)), (0, (0, 1)), (0, (2, 0)), (0, (1, 1)), (0, (0, 2))]
@@ -206,3 +207,58 @@ def test_adf_zero_on_boundary_positive_inside_and_normalised():
         Disk([0, 0], 1).adf((x, y), smooth=True)
     with pytest.raises(NotImplementedError, match="convex"):
         Polygon([[0, 0], [2, 0], [2, 1], [1, 1], [1, 2], [0, 2]]).adf((x, y))
+
+
+@pytest.mark.parametrize("wrap", ["normalized", "exact+normalized"])
+def test_laplacian_keys_pass_through_wrappers_as_collapsed_slots(wrap, monkeypatch):
+    """A Laplacian key (constant and per-point weights) through ``Normalized`` and
+    ``ExactDirichlet(Normalized(...))``: the Siren inside is asked for a Laplacian
+    (its collapsed slot), and values and parameter gradients equal nested autograd
+    through the wrapper's forward."""
+    from pinnsiren import jet, transforms
+
+    torch.manual_seed(3)
+    net = Siren(2, 2, 24, 2).double()
+    model = Normalized(net, [(-0.5, 2.5), (0.25, 0.75)], scale=(1.7, -0.4), shift=(0.3, 2.0))
+    if wrap != "normalized":
+        model = ExactDirichlet(model, (x, t), (x + 0.5) * (2.5 - x) * (t - 0.25), [x * t + 1, 0], channels=[0, 1])
+    gen = torch.Generator().manual_seed(8)
+    p = torch.rand(50, 2, dtype=torch.float64, generator=gen) * torch.tensor([3.0, 0.5], dtype=torch.float64) \
+        + torch.tensor([-0.5, 0.25], dtype=torch.float64)
+    wx = 1 + p[:, 0] ** 2
+    laps = [Laplacian((1.0, 1.0)), Laplacian((-2.0, 0.5)), Laplacian((wx, -wx))]
+    keys = [(c, lap) for lap in laps for c in (0, 1)] + [(1, (1, 0))]
+    seen = []
+    engine = jet.derivatives
+
+    def spy(m, pts, needs, method="auto", channels=None):
+        if m is net:
+            seen.extend(a for _, a in needs)
+        return engine(m, pts, needs, method=method, channels=channels)
+
+    monkeypatch.setattr(transforms, "derivatives", spy)
+    got = derivatives(model, p, keys)
+    assert sum(isinstance(a, Laplacian) for a in set(seen)) == len(laps)  # one collapsed slot per request
+    assert not any(not isinstance(a, Laplacian) and max(a) == 2 for a in seen)  # no pure seconds asked
+    q = p.clone().requires_grad_(True)
+    u = model(q)
+    want = {}
+    for c in (0, 1):
+        gr = torch.autograd.grad(u[:, c].sum(), q, create_graph=True)[0]
+        hxx = torch.autograd.grad(gr[:, 0].sum(), q, create_graph=True)[0][:, 0]
+        htt = torch.autograd.grad(gr[:, 1].sum(), q, create_graph=True)[0][:, 1]
+        for lap in laps:
+            w0, w1 = lap.weights
+            want[(c, lap)] = w0 * hxx + w1 * htt
+        if c == 1:
+            want[(1, (1, 0))] = gr[:, 0]
+    probe = {k: torch.randn(50, dtype=torch.float64, generator=gen) for k in keys}
+    params = list(net.parameters())
+    g_got = torch.autograd.grad(sum((probe[k] * got[k]).sum() for k in keys), params)
+    g_want = torch.autograd.grad(sum((probe[k] * want[k]).sum() for k in keys), params, allow_unused=True)
+    for k in keys:
+        scale = want[k].abs().max().item()
+        torch.testing.assert_close(got[k], want[k], rtol=0, atol=1e-10 * scale)
+    for a, b in zip(g_got, g_want):
+        b = torch.zeros_like(a) if b is None else b  # the output bias: no derivative depends on it
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-10 * (b.abs().max().item() + 1e-12))
