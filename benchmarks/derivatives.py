@@ -29,6 +29,11 @@ allocator uses malloc, which maps large blocks fresh, so this sees the peak
 of the tensors alive at once; it includes allocator slack, the same for
 every method.
 
+Also (with ``poisson``): the Poisson step on :func:`pinnsiren.recommended_model`
+(a SIREN on normalised coordinates), with the Laplacian request passed
+through the wrapper (one collapsed slot inside) vs expanded into pure second
+derivatives, and nested autograd (key ``recommended_model_poisson``).
+
 Prints JSON. ``--quick`` uses tiny sizes (smoke test).
 """
 
@@ -51,7 +56,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import equations  # noqa: E402
-from pinnsiren import Field, Siren, compile_residual, derivatives  # noqa: E402
+from pinnsiren import Field, Siren, compile_residual, derivatives, recommended_model  # noqa: E402
 from pinnsiren.jet import Laplacian  # noqa: E402
 
 PROBLEMS = ("poisson", "helmholtz", "wave", "eikonal")
@@ -256,6 +261,51 @@ def peak_memory(problem, method, width, layers, n, threads):
     return rec["peak_rss_increase_mb"]
 
 
+REC_BOUNDS = [(0.0, 2.0), (-0.5, 0.5)]
+
+
+def recommended_poisson(width, layers, n, reps, clock, seed=0):
+    """The Poisson step on ``recommended_model`` (Normalized SIREN): Laplacian passed through vs expanded.
+
+    ``compiled``: the compiled residual, whose Laplacian request reaches the
+    inner SIREN as one collapsed slot; ``compiled_expanded``: the same with
+    the wrapper's ``accepts_laplacian`` off (pure second derivatives, as
+    before the pass-through); ``autograd``: nested autograd through the
+    wrapper's forward. Same points (in the box ``REC_BOUNDS``), interleaved.
+    """
+    expr, fields, coords, _, _ = spec("poisson")
+    torch.manual_seed(seed)
+    model = recommended_model(REC_BOUNDS, 1, width, layers)
+    lo = torch.tensor([b[0] for b in REC_BOUNDS])
+    hi = torch.tensor([b[1] for b in REC_BOUNDS])
+    x = lo + (hi - lo) * torch.rand(n, 2, generator=torch.Generator().manual_seed(seed))
+    compiled = compile_residual(expr, fields, coords, engine="jet")
+
+    def expanded(m, p):
+        m.accepts_laplacian = False
+        try:
+            return compiled(m, p)
+        finally:
+            del m.accepts_laplacian
+
+    fns = {"compiled": compiled, "compiled_expanded": expanded,
+           "autograd": lambda m, p: residual_autograd("poisson", m, p)}
+    losses = {k: float(step(model, x[:256], f)) for k, f in fns.items()}
+    times = {k: [] for k in fns}
+    for _ in range(reps + 1):  # the first round warms up
+        for k, f in fns.items():
+            t0 = clock()
+            step(model, x, f)
+            times[k].append(clock() - t0)
+    med = {k: statistics.median(v[1:]) for k, v in times.items()}
+    print(f"recommended poisson: median step seconds {med}", file=sys.stderr)
+    return {"model": f"recommended_model({REC_BOUNDS}, hidden_features={width}, hidden_layers={layers})",
+            "median_s": med, "speedup_vs_autograd": {k: med["autograd"] / v for k, v in med.items()},
+            "expanded_over_passed_through": med["compiled_expanded"] / med["compiled"],
+            "loss_rel_diff_vs_autograd": {k: abs(v - losses["autograd"]) / abs(losses["autograd"])
+                                          for k, v in losses.items()}}
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="tiny sizes (smoke test)")
@@ -316,6 +366,8 @@ def main(argv=None):
             entry["peak_rss_increase_mb"] = {m: peak_memory(problem, m, a.width, a.layers, a.points, a.threads)
                                              for m in mem_methods}
         result["problems"][problem] = entry
+    if "poisson" in a.problems.split(","):
+        result["recommended_model_poisson"] = recommended_poisson(a.width, a.layers, a.points, a.reps, clock)
     result["config"]["load_average_end"] = os.getloadavg()
     print(json.dumps(result, indent=1))
     return result
