@@ -332,17 +332,36 @@ class _Plan:
         return 1 + self.K + self.pairs.index((nz[0], nz[1]))
 
 
+def _by_weight(terms) -> list[tuple[float | torch.Tensor, list[int]]]:
+    """A group's ``(i, w)`` terms as ``(w, [i, ...])``: per-point weights that are one
+    tensor (e.g. the wave's ``-c^2`` on both space axes) share an entry, so each
+    broadcast product with them is done once."""
+    out: list[tuple[float | torch.Tensor, list[int]]] = []
+    for i, w in terms:
+        same = next((e for e in out if torch.is_tensor(w) and e[0] is w), None)
+        if same is None:
+            out.append((w, [i]))
+        else:
+            same[1].append(i)
+    return out
+
+
 def _weighted_squares(Z: torch.Tensor, terms, offset: int = 1) -> torch.Tensor:
     """``sum_i w_i Z[offset + i]^2`` over a group's ``(i, w)`` terms."""
     q = None
-    for i, w in terms:
-        zi = Z[offset + i]
-        if q is None:
-            q = zi * zi if isinstance(w, float) and w == 1.0 else zi * zi * w
-        elif isinstance(w, float):
-            q.addcmul_(zi, zi, value=w)
+    for w, idx in _by_weight(terms):
+        sq = None if torch.is_tensor(w) else q  # constant weights accumulate directly
+        for i in idx:
+            zi = Z[offset + i]
+            v = 1.0 if torch.is_tensor(w) else w
+            if sq is None:
+                sq = zi * zi if v == 1.0 else torch.mul(zi, zi).mul_(v)
+            else:
+                sq.addcmul_(zi, zi, value=v)
+        if torch.is_tensor(w):
+            q = sq.mul_(w) if q is None else q.addcmul_(sq, w)
         else:
-            q.addcmul_(zi * w, zi)
+            q = sq
     return q
 
 
@@ -513,23 +532,31 @@ def release_buffers() -> None:
     _POOL.pool.clear()
 
 
-def _sine_forward(Z, b, K, pairs, terms, keep):
-    """Sine step of a stacked pre-activation jet ``Z`` (bias ``b`` not yet added): ``(out, sin z, cos z)``."""
-    z = Z[0] + b
-    s, c = torch.sin(z), torch.cos(z)
+def _sine_forward(Z, K, pairs, terms, keep):
+    """Sine step of a stacked pre-activation jet ``Z`` (bias included).
+
+    Returns ``(out, sin z, cos z, q)``: ``q`` holds each collapsed group's
+    ``sum_k w_k dz_k^2`` for the backward (None where not computed).
+    """
+    z = Z[0]
     slots = range(Z.shape[0]) if keep is None else keep
     out = _POOL.take((len(slots),) + Z.shape[1:], Z)
+    s = torch.sin(z, out=out[0]) if 0 in slots else torch.sin(z, out=_POOL.take(z.shape, z))
+    c = torch.cos(z, out=_POOL.take(z.shape, z))
+    q = [None] * len(terms)
     for o, t in enumerate(slots):
         if t == 0:
-            out[o].copy_(s)
             continue
         torch.mul(Z[t], c, out=out[o])
         if t > K:
-            out[o].addcmul_(s, _second_order_source(Z, t, K, pairs, terms), value=-1.0)
-    return out, s, c
+            src = _second_order_source(Z, t, K, pairs, terms)
+            out[o].addcmul_(s, src, value=-1.0)
+            if t > K + len(pairs):
+                q[t - 1 - K - len(pairs)] = src
+    return out, s, c, q
 
 
-def _sine_backward(G, Z, s, c, K, pairs, terms, keep):
+def _sine_backward(G, Z, s, c, q, K, pairs, terms, keep):
     """Gradient of :func:`_sine_forward` w.r.t. ``Z``, written over ``G`` when it has every slot."""
     T = Z.shape[0]
     if keep is None:
@@ -569,13 +596,12 @@ def _sine_backward(G, Z, s, c, K, pairs, terms, keep):
         if 1 + K + len(pairs) + g not in have:
             continue
         Gg = dZ[1 + K + len(pairs) + g]
-        acc_c.addcmul_(Gg, _weighted_squares(Z, ts), value=-1.0)
+        acc_c.addcmul_(Gg, q[g] if q[g] is not None else _weighted_squares(Z, ts), value=-1.0)
         r = Gg * s
-        for i, w in ts:
-            if isinstance(w, float):
-                dZ[1 + i].addcmul_(r, Z[1 + i], value=-2.0 * w)
-            else:
-                dZ[1 + i].addcmul_(r * w, Z[1 + i], value=-2.0)
+        for w, idx in _by_weight(ts):
+            rw = r * w if torch.is_tensor(w) else r
+            for i in idx:
+                dZ[1 + i].addcmul_(rw, Z[1 + i], value=-2.0 * (1.0 if torch.is_tensor(w) else w))
     for t in have:
         if t > K:
             dZ[t].mul_(c)
@@ -596,7 +622,8 @@ class _SineJet(torch.autograd.Function):
     slots -- only the slots listed in ``keep`` (all when None), in that
     order: the last hidden layer outputs only what the requests read (a
     Poisson or wave residual reads the collapsed slot alone). Saved for
-    backward: ``S``, ``W``, ``Z``, ``sin z``, ``cos z``; the backward is
+    backward: ``S``, ``W``, ``Z``, ``sin z``, ``cos z`` and each collapsed
+    group's ``sum_k w_k dz_k^2``; the backward is
     hand-written (the generic path saves several (T, N, H) products and runs
     ~3x more elementwise kernels) and once differentiable: used only when
     ``x`` does not require grad, with constant collapsed weights ``terms``.
@@ -613,16 +640,23 @@ class _SineJet(torch.autograd.Function):
         T, N, H_in = S.shape
         Z = _POOL.take((T, N, W.shape[0]), S)
         torch.mm(S.view(T * N, H_in), W.t(), out=Z.view(T * N, -1))
-        out, s, c = _sine_forward(Z, b, K, pairs, terms, keep)
-        ctx.save_for_backward(S, W, Z, s, c)
+        Z[0].add_(b)  # the backward reads only Z's tangent and second-order slots
+        out, s, c, q = _sine_forward(Z, K, pairs, terms, keep)
+        # sin z is the output's value slot when that is kept: saved through the output
+        ctx.s_in_out = keep is None or 0 in keep
+        ctx.save_for_backward(S, W, Z, out if ctx.s_in_out else s, c, *[t for t in q if t is not None])
         ctx.K, ctx.pairs, ctx.terms, ctx.keep = K, pairs, terms, keep
+        ctx.have_q = [t is not None for t in q]
         return out
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, G):
-        S, W, Z, s, c = ctx.saved_tensors
-        dZ, dz = _sine_backward(G, Z, s, c, ctx.K, ctx.pairs, ctx.terms, ctx.keep)
+        S, W, Z, s, c, *saved_q = ctx.saved_tensors
+        s = s[0] if ctx.s_in_out else s
+        it = iter(saved_q)
+        q = [next(it) if h else None for h in ctx.have_q]
+        dZ, dz = _sine_backward(G, Z, s, c, q, ctx.K, ctx.pairs, ctx.terms, ctx.keep)
         T, N, H_in = S.shape
         dZ2 = dZ.view(T * N, -1)
         dS = dW = None
@@ -647,8 +681,8 @@ def _second_order_source(Z: torch.Tensor, t: int, K: int, pairs, terms) -> torch
 def _first_collapsed(Wd: torch.Tensor, ts) -> torch.Tensor:
     """``sum_i w_i Wd[i]^2``: ``(H,)`` for constant weights, ``(N, H)`` per point."""
     q = None
-    for i, w in ts:
-        t = w * (Wd[i] * Wd[i])
+    for w, idx in _by_weight(ts):
+        t = w * sum(Wd[i] * Wd[i] for i in idx)
         q = t if q is None else q + t
     return q
 
@@ -680,11 +714,11 @@ class _FirstSineJet(torch.autograd.Function):
     def backward(ctx, G):
         s, c, Wd = ctx.saved_tensors
         K, pairs, terms = ctx.K, ctx.pairs, ctx.terms
-        acc_c = G[0].clone()
+        G = G.contiguous()  # written over, like _SineJet's: a fresh tensor only this Function holds
+        acc_c = G[0]
         acc_s = None
         dWd = torch.zeros_like(Wd)
         for k in range(K):
-            dWd[k] += (G[1 + k] * c).sum(0)
             if acc_s is None:
                 acc_s = G[1 + k] * Wd[k]
             else:
@@ -699,8 +733,12 @@ class _FirstSineJet(torch.autograd.Function):
             Gg = G[1 + K + len(pairs) + g]
             acc_c.addcmul_(Gg, _first_collapsed(Wd, ts), value=-1.0)
             r = Gg * s
-            for i, w in ts:
-                dWd[i] -= 2.0 * Wd[i] * ((r * w).sum(0) if torch.is_tensor(w) else w * r.sum(0))
+            for w, idx in _by_weight(ts):
+                rs = torch.mv(r.t(), w.reshape(-1)) if torch.is_tensor(w) else w * r.sum(0)
+                for i in idx:
+                    dWd[i] -= 2.0 * Wd[i] * rs
+        for k in range(K):  # after the pairs and groups, which read G's second-order slots only
+            dWd[k] += G[1 + k].mul_(c).sum(0)
         dz = acc_c.mul_(c)
         if acc_s is not None:
             dz.addcmul_(acc_s, s, value=-1.0)
