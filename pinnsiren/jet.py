@@ -669,6 +669,45 @@ class _SineJet(torch.autograd.Function):
         return dS, dW, db, None, None, None, None
 
 
+class _LinearJet(torch.autograd.Function):
+    """The output layer on the fused path: ``Y_t = S_t W^T`` (+ ``b`` on the value slot
+    when ``value_slot``), with ``dS`` written into a reused buffer (it becomes the
+    last sine layer's incoming gradient). The bias gets a zero gradient when no
+    value is read, as on every other path."""
+
+    @staticmethod
+    def forward(ctx, S, W, b, value_slot):
+        T, N, H = S.shape
+        Y = torch.mm(S.view(T * N, H), W.t()).view(T, N, -1)
+        if value_slot:
+            Y[0].add_(b)
+        ctx.save_for_backward(S, W)
+        ctx.value_slot = value_slot
+        return Y
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, dY):
+        S, W = ctx.saved_tensors
+        T, N, H = S.shape
+        dY2 = dY.reshape(T * N, -1)
+        dS = dW = db = None
+        if ctx.needs_input_grad[0]:
+            dS = _POOL.take(S.shape, S)
+            out = dS.view(T * N, H)
+            if W.shape[0] <= 4:  # a few channels: outer products (a GEMM with inner size C is slow here)
+                torch.mul(dY2[:, :1], W[0], out=out)
+                for c in range(1, W.shape[0]):
+                    out.addcmul_(dY2[:, c:c + 1], W[c])
+            else:
+                torch.mm(dY2, W, out=out)
+        if ctx.needs_input_grad[1]:
+            dW = dY2.t().mm(S.view(T * N, H))
+        if ctx.needs_input_grad[2]:
+            db = dY[0].sum(0) if ctx.value_slot else torch.zeros_like(W[:, 0])
+        return dS, dW, db, None
+
+
 def _second_order_source(Z: torch.Tensor, t: int, K: int, pairs, terms) -> torch.Tensor:
     """The ``dz dz`` factor of second-order slot ``t``: ``dz_k dz_l`` (pair) or ``sum_k w_k dz_k^2`` (group)."""
     p = t - 1 - K
@@ -764,11 +803,16 @@ def _siren_fused(model: Siren, x: torch.Tensor, plan: _Plan, keep: tuple[int, ..
     return S if hidden else _select(S, keep)
 
 
+def _fused(model: nn.Module, x: torch.Tensor, plan: _Plan) -> bool:
+    """The fused SIREN Functions apply (once differentiable: not when ``x`` or the weights need grad)."""
+    return isinstance(model, Siren) and not x.requires_grad and not plan.grad_weights
+
+
 def _hidden_jet(model: nn.Module, x: torch.Tensor, plan: _Plan, keep: tuple[int, ...] | None = None) -> torch.Tensor:
     """Jet of the last hidden layer's output: the slots in ``keep`` (sorted; all if None), ``(len(keep), N, H)``."""
     layers = list(model.layers)
     if isinstance(model, Siren):
-        if not x.requires_grad and not plan.grad_weights:
+        if _fused(model, x, plan):
             return _siren_fused(model, x, plan, keep)
         S = _activate(_first_layer_jet(x, layers[0], plan, model.omegas[0]), plan, sine_taylor)
         for layer, w0 in zip(layers[1:-1], model.omegas[1:]):
@@ -796,7 +840,11 @@ def _jet(model: nn.Module, x: torch.Tensor, keys: list[Key], channels: int | Non
     read = tuple(sorted({plan.slot(a) for _, a in keys}))
     keep = None if len(read) == 1 + plan.K + plan.P + plan.G else read
     at = {t: o for o, t in enumerate(read)}
-    Y = _linear(_hidden_jet(model, x, plan, keep), model.layers[-1], value_slot=0 in at)  # (len(read), N, C)
+    S, last = _hidden_jet(model, x, plan, keep), model.layers[-1]
+    if _fused(model, x, plan):
+        Y = _LinearJet.apply(S, last.weight, last.bias, 0 in at)  # (len(read), N, C)
+    else:
+        Y = _linear(S, last, value_slot=0 in at)
     C = Y.shape[2]
     _check_count(C, channels)
     out = {}
