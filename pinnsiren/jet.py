@@ -484,10 +484,12 @@ def _rbf_jet(enc: RBFLayer, x: torch.Tensor, plan: _Plan) -> torch.Tensor:
 class _BufferPool:
     """Big CPU work buffers of the fused SIREN path, reused from step to step.
 
-    A fresh (T, N, H) buffer is tens of MB: glibc maps blocks above 32 MiB
-    anew on every allocation and the kernel zero-fills each page on first
-    touch, ~0.5 ms per MB here -- 10-20 % of a training step -- while the
-    (N, H) tensors of nested autograd come back from the heap. A buffer is
+    A fresh (T, N, H) buffer is tens of MB: glibc maps blocks of 32 MiB and
+    more anew on every allocation and the kernel zero-fills each page on
+    first touch, ~0.5 ms per MB here -- 10-20 % of a training step -- while
+    smaller blocks (the (N, H) tensors of nested autograd) come back from the
+    heap; so only buffers of at least 32 MiB are pooled (pooling the smaller
+    ones too added ~30 MB of peak memory and no measurable speed). A buffer is
     handed out as a *view* and taken again only when nothing but the pool
     references its storage (every view, saved tensor or user reference of
     it holds one), i.e. after the graph that used it is gone; so results
@@ -496,7 +498,7 @@ class _BufferPool:
     frees the pool.
     """
 
-    MIN_BYTES = 1 << 20  # smaller tensors come from the heap anyway
+    MIN_BYTES = 32 << 20  # glibc serves smaller blocks from its heap after the first free
     PER_KEY = 64  # at most this many buffers of one size; beyond, plain allocations
     KEYS = 4  # buffer sizes kept (least recently used dropped)
 
