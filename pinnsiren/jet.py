@@ -511,7 +511,8 @@ class _BufferPool:
 
     def take(self, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
         n = math.prod(shape)
-        if self.count is None or like.device.type != "cpu" or n * like.element_size() < self.MIN_BYTES:
+        if (self.count is None or like.device.type != "cpu" or n * like.element_size() < self.MIN_BYTES
+                or torch.is_inference_mode_enabled()):  # inference tensors could not be reused in training
             return like.new_empty(shape)
         key = (n, like.dtype)
         bufs = self.pool.pop(key, [])

@@ -245,5 +245,12 @@ def test_buffer_pool_reuses_buffers_and_never_overwrites_live_tensors(monkeypatc
     for a, b, c in zip(g1, g2, want[0][2]):
         assert torch.equal(a, b)
         assert torch.allclose(a, c, rtol=1e-11, atol=1e-14)
+    # evaluation under inference_mode first, then training: no inference tensor is handed to training
+    jet.release_buffers()
+    with torch.inference_mode():
+        Di = derivatives(model, xs[1], needs, method="jet")
+    _, loss, g = _fused_step(model, xs[1], needs)
+    assert torch.allclose(loss, want[1][1], rtol=1e-12, atol=0)
+    assert torch.allclose(Di[needs[0]], want[1][0][needs[0]].detach(), rtol=1e-12, atol=1e-14)
     jet.release_buffers()
     assert not jet._POOL.pool
