@@ -68,3 +68,38 @@ def test_trainer_rad_and_causal_run_and_restore_the_problem():
     assert set(res.report) == {"pde", "initial"}
     with pytest.raises(ValueError, match="not one of the coordinates"):
         train(prob, Siren(2, 1, 8, 1), TrainConfig(steps=1, causal_time="tau", progress=False))
+
+
+def test_lbfgs_draws_follow_the_residual(monkeypatch):
+    # residual u - h with h = 10 on x > 1/2 and 0 elsewhere; a near-zero network: with k = 1, c = 0 RAD puts
+    # almost every point of each L-BFGS draw where h = 10, uniform draws only half of them
+    x = sympy.symbols("x")
+    u = Field("u", (x,))
+    h = sympy.Piecewise((0, x < sympy.Rational(1, 2)), (10, True))
+    drawn = []
+    original = AdaptiveRegion.sample
+
+    def recording(self, n, step, generator):
+        pts, data = original(self, n, step, generator)
+        drawn.append(pts)
+        return pts, data
+
+    monkeypatch.setattr(AdaptiveRegion, "sample", recording)
+    shares = {}
+    for mode in ("none", "rad"):
+        drawn.clear()
+        prob = Problem([u], (x,), [Constraint(u - h, where=Box([(0.0, 1.0)]), n=200, name="fit")])
+        torch.manual_seed(0)
+        model = Siren(1, 1, 8, 1)
+        with torch.no_grad():
+            model.layers[-1].weight.mul_(1e-3)
+            model.layers[-1].bias.zero_()
+        cfg = TrainConfig(steps=0, lbfgs_steps=4, lbfgs_draw_every=2, lbfgs_resample=mode, rad_k=1.0, rad_c=0.0,
+                          progress=False, alarm="off")
+        train(prob, model, cfg)
+        assert isinstance(prob.constraints["fit"].where, Box)  # the trainer restored the problem
+        shares[mode] = float((torch.cat(drawn)[:, 0] > 0.5).double().mean()) if drawn else None
+    assert shares["none"] is None  # uniform draws never go through a RAD region
+    assert shares["rad"] > 0.95
+    with pytest.raises(ValueError, match="lbfgs_resample"):
+        TrainConfig(lbfgs_resample="bogus").validate()
