@@ -16,7 +16,8 @@ Ablation switches (each removes one aid from the recommended set):
 they are balanced like any other term); ``--rad`` adds RAD adaptive sampling
 (opt-in); ``--causal`` adds causal weights in time; ``--lbfgs B`` makes the
 split explicit (``--steps`` Adam steps, then ``B`` L-BFGS evaluations;
-``--lbfgs 0`` is Adam only), with ``--lbfgs-draw`` and ``--lbfgs-batches``.
+``--lbfgs 0`` is Adam only), with ``--lbfgs-draw`` and ``--lbfgs-batches``;
+``--uniform-draws`` samples the L-BFGS draws uniformly instead of by RAD.
 ``--steps`` alone is the whole budget of gradient evaluations, split by
 ``TrainConfig.recommended`` (a third Adam, two thirds L-BFGS). By default the conditions are declared as constraints and
 ``pinnsiren.impose_exactly`` builds the exact transform from them;
@@ -304,8 +305,8 @@ def run_case(case: Case, args) -> dict:
         changes["lbfgs_draw_every"] = args.lbfgs_draw
     if args.lbfgs_batches is not None:
         changes["lbfgs_batches"] = args.lbfgs_batches
-    if args.lbfgs_rad:
-        changes["lbfgs_resample"] = "rad"
+    if args.uniform_draws:
+        changes["lbfgs_resample"] = "none"
     if args.causal:
         changes["causal_time"] = str(case.coords[-1]) if str(case.coords[-1]) == "t" else None
     total = args.steps + (args.lbfgs or 0)
@@ -379,7 +380,8 @@ def main(argv=None) -> int:
     ap.add_argument("--lbfgs-draw", type=int, default=None, help="L-BFGS evaluations per collocation draw")
     ap.add_argument("--lbfgs-batches", type=int, default=None, help="samples pooled per L-BFGS draw")
     ap.add_argument("--causal", action="store_true", help="causal weights in time (evolution cases)")
-    ap.add_argument("--lbfgs-rad", action="store_true", help="sample each L-BFGS draw by RAD")
+    ap.add_argument("--uniform-draws", action="store_true",
+                    help="sample the L-BFGS draws uniformly (the recommended set samples them by RAD)")
     ap.add_argument("--omega0", type=float, default=None, help="override first_omega_0 (exploration)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -402,7 +404,8 @@ def main(argv=None) -> int:
     print(json.dumps({"config": {"steps": args.steps, "points": args.points, "seed": args.seed,
                                  "threads": args.threads, "ablation": ablation, "lr": args.lr,
                                  "omega0": args.omega0, "lbfgs": args.lbfgs, "lbfgs_draw": args.lbfgs_draw,
-                                 "lbfgs_batches": args.lbfgs_batches, "causal": args.causal, "lbfgs_rad": args.lbfgs_rad,
+                                 "lbfgs_batches": args.lbfgs_batches, "causal": args.causal,
+                                 "uniform_draws": args.uniform_draws,
                                  "torch": torch.__version__},
                       "results": results, "skipped": skipped}, indent=1))
     return 0
