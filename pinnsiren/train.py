@@ -134,7 +134,9 @@ class TrainConfig:
         How each L-BFGS draw is sampled: ``"none"`` uniformly from the
         constraints' regions; ``"rad"`` by RAD (see ``resample``; its
         ``resample_pool``, ``rad_k``, ``rad_c``) from a candidate pool
-        drawn anew, with the current residual, at the start of every draw.
+        drawn anew, with the current residual, at the start of every draw
+        but the last, which stays uniform (the final point is chosen, and
+        the alarm compares training and fresh losses, without the bias).
     """
 
     steps: int = 1000
@@ -539,23 +541,32 @@ def _lbfgs(problem, model, params, cfg, gen, step0, history, balancer, dp, recor
 
     The loss is the Adam phase's: the balancing factors it ended with, frozen.
     History steps continue from ``step0``, one per evaluation. With
-    ``lbfgs_resample="rad"`` each draw starts by refreshing the RAD pools
-    (``refresh(adaptive, step)``) at the current parameters.
+    ``lbfgs_resample="rad"`` each draw but the last starts by refreshing the
+    RAD pools (``refresh(adaptive, step)``) at the current parameters; the
+    last draw is uniform.
     """
     originals, adaptive = _wrap_adaptive(problem, cfg, cfg.lbfgs_resample)
+
+    def redraw(step: int, last: bool) -> None:
+        if last:  # the last draw is uniform: the final point is chosen, and the alarm compares, on unbiased losses
+            for region in adaptive.values():
+                region.clear()
+        elif adaptive:
+            refresh(adaptive, step)
+
     try:
-        return _lbfgs_draws(problem, model, params, cfg, gen, step0, history, balancer, dp, record_eval,
-                            lambda step: refresh(adaptive, step) if adaptive else None)
+        return _lbfgs_draws(problem, model, params, cfg, gen, step0, history, balancer, dp, record_eval, redraw)
     finally:
         _unwrap(problem, originals)
 
 
 def _lbfgs_draws(problem, model, params, cfg, gen, step0, history, balancer, dp, record_eval, refresh) -> dict:
     draws: dict[int, torch.Tensor] = {}  # draw -> sampler state; draw d+1 continues the stream after draw d
+    spent = [0]
 
     def loss_fn(d):
         if d not in draws:
-            refresh(step0 + d)
+            refresh(step0 + spent[0], not cfg.lbfgs_draw_every or cfg.lbfgs_steps - spent[0] <= cfg.lbfgs_draw_every)
             draws[d] = gen.get_state()
         gen.set_state(draws[d])
         parts = [problem.losses(model, step0, gen) for _ in range(cfg.lbfgs_batches)]
@@ -570,6 +581,7 @@ def _lbfgs_draws(problem, model, params, cfg, gen, step0, history, balancer, dp,
             history.setdefault(f"loss.{name}", []).append(v)
 
     def on_eval(k, loss, terms):
+        spent[0] = k
         if k % cfg.log_every == 0 and k < cfg.lbfgs_steps:
             log(step0 + k, loss, terms)
         if cfg.eval_every and k % cfg.eval_every == 0 and k < cfg.lbfgs_steps:
