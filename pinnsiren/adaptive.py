@@ -83,6 +83,10 @@ class AdaptiveRegion(Region):
         self.probs = rad_probabilities(p.cpu(), self.k, self.c)
         return p
 
+    def clear(self) -> None:
+        """Forget the pool: sampling falls through to ``base`` (uniform) until the next :meth:`refresh`."""
+        self.points, self.data, self.probs = None, {}, None
+
     def sample(self, n: int | None, step: int, generator: torch.Generator | None) -> tuple[torch.Tensor, dict]:
         if self.points is None or n is None:
             return self.base.sample(n, step, generator)

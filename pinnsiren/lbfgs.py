@@ -70,17 +70,21 @@ def lbfgs_phase(
     dict
         ``evaluations`` (spent), ``best_loss`` and ``best_terms`` (where the
         parameters were left, on the last draw), ``first_loss``, ``draws``,
-        ``stopped`` (``"budget"``, ``"converged"`` or ``"non-finite"``).
+        ``stopped`` (``"budget"``, ``"converged"`` or ``"non-finite"``),
+        ``per_draw``: ``(first, best)`` loss on each draw (the first is the
+        previous draw's end point seen on new points: a first loss far above
+        the previous best means the draws are too small to generalise).
     """
     if budget < 1:
         raise ValueError(f"the L-BFGS budget must be >= 1 evaluation, got {budget}")
     if draw_every < 0:
         raise ValueError(f"draw_every must be >= 0, got {draw_every}")
-    spent, draw, first, out = 0, 0, None, None
+    spent, draw, first, out, per_draw = 0, 0, None, None, []
     while spent < budget:
         chunk = budget - spent if not draw_every else min(draw_every, budget - spent)
         out = _one_draw(lambda d=draw: loss_fn(d), params, chunk, spent, on_eval, all_reduce)
         spent += out["evaluations"]
+        per_draw.append((out["first"], out["best"]))
         first = out["first"] if first is None else first
         draw += 1
         if out["stopped"] == "non-finite" or out["evaluations"] == 0 or (out["stopped"] == "converged"
@@ -88,7 +92,8 @@ def lbfgs_phase(
             break
     assert out is not None
     return {"evaluations": spent, "best_loss": out["best"], "best_terms": out["best_terms"],
-            "first_loss": first, "draws": draw, "stopped": out["stopped"] if spent < budget else "budget"}
+            "first_loss": first, "draws": draw, "stopped": out["stopped"] if spent < budget else "budget",
+            "per_draw": per_draw}
 
 
 def _one_draw(loss_fn, params, budget, offset, on_eval, all_reduce) -> dict[str, Any]:

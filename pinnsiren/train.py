@@ -130,6 +130,13 @@ class TrainConfig:
         Samples of the problem (each of its ``n`` points per constraint)
         pooled into one L-BFGS draw: a larger fixed sample at that many
         times the cost per evaluation.
+    lbfgs_resample : {"none", "rad"}
+        How each L-BFGS draw is sampled: ``"none"`` uniformly from the
+        constraints' regions; ``"rad"`` by RAD (see ``resample``; its
+        ``resample_pool``, ``rad_k``, ``rad_c``) from a candidate pool
+        drawn anew, with the current residual, at the start of every draw
+        but the last, which stays uniform (the final point is chosen, and
+        the alarm compares training and fresh losses, without the bias).
     """
 
     steps: int = 1000
@@ -161,6 +168,7 @@ class TrainConfig:
     alarm_every: int = 0
     lbfgs_draw_every: int = 0
     lbfgs_batches: int = 1
+    lbfgs_resample: str = "none"
 
     @classmethod
     def recommended(cls, steps: int = 3000, **changes: Any) -> "TrainConfig":
@@ -170,16 +178,17 @@ class TrainConfig:
         Adam at 1e-4 with cosine decay to 1e-6 and loss balancing by gradient
         norms, the rest an L-BFGS phase (:mod:`pinnsiren.lbfgs`, a new
         collocation draw of twice the problem's points every 100
-        evaluations); the alarm as a warning.
-        Adaptive sampling (``resample="rad"``) is opt-in: it hurt Burgers1d-C
-        and Poisson2d-CG (docs/training.md). Pair it with
+        evaluations, each draw sampled by RAD from the current residual);
+        the alarm as a warning.
+        Adaptive sampling in the Adam phase (``resample="rad"``) is opt-in:
+        it hurt Burgers1d-C and Poisson2d-CG (docs/training.md). Pair it with
         :func:`recommended_model`. ``changes`` override fields (e.g.
         ``lbfgs_steps=0`` for Adam only: then set ``steps`` to the Adam steps).
         """
         lbfgs = steps - steps // 3
         base = dict(steps=steps - lbfgs, lr=1e-4, schedule="cosine", final_lr_factor=0.01, balance="gradnorm",
                     balance_every=100, resample="none", resample_every=100, alarm="warn", lbfgs_steps=lbfgs,
-                    lbfgs_draw_every=100, lbfgs_batches=2)
+                    lbfgs_draw_every=100, lbfgs_batches=2, lbfgs_resample="rad")
         base.update(changes)
         return cls(**base)
 
@@ -196,8 +205,9 @@ class TrainConfig:
             raise ValueError(f"device {self.device!r} requested but CUDA is not available; use --device cpu")
         if self.balance not in BALANCERS:
             raise ValueError(f"unknown balance {self.balance!r}; must be one of {BALANCERS}")
-        if self.resample not in RESAMPLERS:
-            raise ValueError(f"unknown resample {self.resample!r}; must be one of {RESAMPLERS}")
+        for k in ("resample", "lbfgs_resample"):
+            if getattr(self, k) not in RESAMPLERS:
+                raise ValueError(f"unknown {k} {getattr(self, k)!r}; must be one of {RESAMPLERS}")
         if self.alarm not in ALARM_MODES:
             raise ValueError(f"unknown alarm {self.alarm!r}; must be one of {ALARM_MODES}")
         if self.lbfgs_draw_every < 0:
@@ -308,7 +318,7 @@ def train(
     if cfg.lbfgs_steps:
         run.record_eval_once(steps_done)  # the Adam phase's result, for comparison
         out = _lbfgs(problem, run.model, run.params, cfg, run.gen, steps_done, run.history, run.balancer, run.dp,
-                     run.record_eval)
+                     run.record_eval, run._refresh)
         steps_done += out["evaluations"]
         last_terms = {k[5:]: v[-1] for k, v in run.history.items() if k.startswith("loss.")}
     run.record_eval_once(steps_done)
@@ -470,9 +480,10 @@ class _Run:
             self.history.setdefault(f"loss.{k}", []).append(v)
 
 
-def _wrap_adaptive(problem: Any, cfg: TrainConfig) -> tuple[dict, dict[str, AdaptiveRegion]]:
-    """Replace the sampled regions of ``problem`` by RAD regions for this run; returns (originals, wrappers)."""
-    if cfg.resample == "none":
+def _wrap_adaptive(problem: Any, cfg: TrainConfig, mode: str | None = None) -> tuple[dict, dict[str, AdaptiveRegion]]:
+    """Replace the sampled regions of ``problem`` by RAD regions (``mode``, default ``cfg.resample``); returns
+    (originals, wrappers)."""
+    if (mode or cfg.resample) == "none":
         return {}, {}
     cons = getattr(problem, "constraints", None)
     if not isinstance(cons, dict) or not hasattr(problem, "pointwise"):
@@ -525,16 +536,38 @@ def _causal_terms(point_losses: dict, ti: int, cfg: TrainConfig, history: dict, 
     return terms
 
 
-def _lbfgs(problem, model, params, cfg, gen, step0, history, balancer, dp, record_eval) -> dict:
-    """L-BFGS phase on one fixed draw of collocation points (:mod:`pinnsiren.lbfgs`); logs into ``history``.
+def _lbfgs(problem, model, params, cfg, gen, step0, history, balancer, dp, record_eval, refresh) -> dict:
+    """L-BFGS phase on fixed draws of collocation points (:mod:`pinnsiren.lbfgs`); logs into ``history``.
 
     The loss is the Adam phase's: the balancing factors it ended with, frozen.
-    History steps continue from ``step0``, one per evaluation.
+    History steps continue from ``step0``, one per evaluation. With
+    ``lbfgs_resample="rad"`` each draw but the last starts by refreshing the
+    RAD pools (``refresh(adaptive, step)``) at the current parameters; the
+    last draw is uniform.
     """
+    originals, adaptive = _wrap_adaptive(problem, cfg, cfg.lbfgs_resample)
+
+    def redraw(step: int, last: bool) -> None:
+        if last:  # the last draw is uniform: the final point is chosen, and the alarm compares, on unbiased losses
+            for region in adaptive.values():
+                region.clear()
+        elif adaptive:
+            refresh(adaptive, step)
+
+    try:
+        return _lbfgs_draws(problem, model, params, cfg, gen, step0, history, balancer, dp, record_eval, redraw)
+    finally:
+        _unwrap(problem, originals)
+
+
+def _lbfgs_draws(problem, model, params, cfg, gen, step0, history, balancer, dp, record_eval, refresh) -> dict:
     draws: dict[int, torch.Tensor] = {}  # draw -> sampler state; draw d+1 continues the stream after draw d
+    spent = [0]
 
     def loss_fn(d):
-        draws.setdefault(d, gen.get_state())
+        if d not in draws:
+            refresh(step0 + spent[0], not cfg.lbfgs_draw_every or cfg.lbfgs_steps - spent[0] <= cfg.lbfgs_draw_every)
+            draws[d] = gen.get_state()
         gen.set_state(draws[d])
         parts = [problem.losses(model, step0, gen) for _ in range(cfg.lbfgs_batches)]
         terms = parts[0] if len(parts) == 1 else {k: sum(p[k] for p in parts) / len(parts) for k in parts[0]}
@@ -548,6 +581,7 @@ def _lbfgs(problem, model, params, cfg, gen, step0, history, balancer, dp, recor
             history.setdefault(f"loss.{name}", []).append(v)
 
     def on_eval(k, loss, terms):
+        spent[0] = k
         if k % cfg.log_every == 0 and k < cfg.lbfgs_steps:
             log(step0 + k, loss, terms)
         if cfg.eval_every and k % cfg.eval_every == 0 and k < cfg.lbfgs_steps:
@@ -562,4 +596,5 @@ def _lbfgs(problem, model, params, cfg, gen, step0, history, balancer, dp, recor
     log(end, out["best_loss"], out["best_terms"])
     history["lbfgs"] = [float(out["evaluations"]), float(out["draws"]), out["best_loss"],
                         out["first_loss"] or float("nan")]
+    history["lbfgs_draws"] = [list(fb) for fb in out["per_draw"]]
     return out

@@ -68,3 +68,42 @@ def test_trainer_rad_and_causal_run_and_restore_the_problem():
     assert set(res.report) == {"pde", "initial"}
     with pytest.raises(ValueError, match="not one of the coordinates"):
         train(prob, Siren(2, 1, 8, 1), TrainConfig(steps=1, causal_time="tau", progress=False))
+
+
+def test_lbfgs_draws_follow_the_residual(monkeypatch):
+    # residual u - h with h = 10 on x > 1/2 and 0 elsewhere; a near-zero network: with k = 1, c = 0 RAD puts
+    # almost every point of each L-BFGS draw where h = 10, uniform draws only half of them. The last draw
+    # (evaluations 5-6 here) is uniform by design.
+    x = sympy.symbols("x")
+    u = Field("u", (x,))
+    h = sympy.Piecewise((0, x < sympy.Rational(1, 2)), (10, True))
+    drawn = []
+    original = AdaptiveRegion.sample
+
+    def recording(self, n, step, generator):
+        pool = self.points is not None
+        pts, data = original(self, n, step, generator)
+        drawn.append((pool, pts))
+        return pts, data
+
+    monkeypatch.setattr(AdaptiveRegion, "sample", recording)
+    shares = {}
+    for mode in ("none", "rad"):
+        drawn.clear()
+        prob = Problem([u], (x,), [Constraint(u - h, where=Box([(0.0, 1.0)]), n=200, name="fit")])
+        torch.manual_seed(0)
+        model = Siren(1, 1, 8, 1)
+        with torch.no_grad():
+            model.layers[-1].weight.mul_(1e-3)
+            model.layers[-1].bias.zero_()
+        cfg = TrainConfig(steps=0, lbfgs_steps=6, lbfgs_draw_every=2, lbfgs_resample=mode, rad_k=1.0, rad_c=0.0,
+                          progress=False, alarm="off")
+        train(prob, model, cfg)
+        assert isinstance(prob.constraints["fit"].where, Box)  # the trainer restored the problem
+        shares[mode] = {pool: float((torch.cat([p for q, p in drawn if q == pool])[:, 0] > 0.5).double().mean())
+                        for pool in (True, False) if any(q == pool for q, _ in drawn)}
+    assert shares["none"] == {}  # uniform draws never go through a RAD region
+    assert shares["rad"][True] > 0.95  # the first two draws
+    assert shares["rad"][False] == pytest.approx(0.5, abs=0.1)  # the last draw: 200 uniform points
+    with pytest.raises(ValueError, match="lbfgs_resample"):
+        TrainConfig(lbfgs_resample="bogus").validate()

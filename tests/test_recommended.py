@@ -10,15 +10,15 @@ def test_recommended_config_fields_and_overrides():
     cfg = TrainConfig.recommended()
     assert (cfg.steps, cfg.lr, cfg.schedule, cfg.balance, cfg.resample, cfg.alarm) == (
         1000, 1e-4, "cosine", "gradnorm", "none", "warn")
-    # the budget is gradient evaluations in all: a third Adam, the rest L-BFGS on redrawn samples
-    assert (cfg.lbfgs_steps, cfg.lbfgs_draw_every, cfg.lbfgs_batches, cfg.steps + cfg.lbfgs_steps) == (
-        2000, 100, 2, 3000)
+    # the budget is gradient evaluations in all: a third Adam, the rest L-BFGS on redrawn samples (RAD draws)
+    assert (cfg.lbfgs_steps, cfg.lbfgs_draw_every, cfg.lbfgs_batches, cfg.lbfgs_resample,
+            cfg.steps + cfg.lbfgs_steps) == (2000, 100, 2, "rad", 3000)
     assert TrainConfig.recommended(steps=300, lbfgs_steps=0).steps == 100
     cfg.validate()
     assert TrainConfig.recommended(steps=10, lr=3e-5, resample="rad").resample == "rad"
     # the plain default stays what the catalog pipelines were measured with
     plain = TrainConfig()
-    assert (plain.balance, plain.resample, plain.causal_time) == ("none", "none", None)
+    assert (plain.balance, plain.resample, plain.lbfgs_resample, plain.causal_time) == ("none", "none", "none", None)
 
 
 def test_recommended_model_maps_the_box_to_minus_one_one():
