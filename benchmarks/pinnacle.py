@@ -290,6 +290,8 @@ def run_case(case: Case, args) -> dict:
     else:
         kw = {"first_omega_0": args.omega0} if args.omega0 else {}
         net = recommended_model(case.bounds, len(fields), **kw)
+        if args.output_scale:
+            net.scale.mul_(args.output_scale)
     if auto_exact:  # phi and g built from the declared conditions (pinnsiren.impose_exactly)
         model, problem = impose_exactly(problem, net)
     else:  # the hand-built phi and g of the case
@@ -383,6 +385,8 @@ def main(argv=None) -> int:
     ap.add_argument("--uniform-draws", action="store_true",
                     help="sample the L-BFGS draws uniformly (the recommended set samples them by RAD)")
     ap.add_argument("--omega0", type=float, default=None, help="override first_omega_0 (exploration)")
+    ap.add_argument("--output-scale", type=float, default=None,
+                    help="multiply the normalised network's output by this factor (exploration)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.quick:
@@ -403,7 +407,8 @@ def main(argv=None) -> int:
     ablation = [k for k in ("no_normalise", "no_balance", "rad", "no_exact", "hand_exact") if getattr(args, k)]
     print(json.dumps({"config": {"steps": args.steps, "points": args.points, "seed": args.seed,
                                  "threads": args.threads, "ablation": ablation, "lr": args.lr,
-                                 "omega0": args.omega0, "lbfgs": args.lbfgs, "lbfgs_draw": args.lbfgs_draw,
+                                 "omega0": args.omega0, "output_scale": args.output_scale, "lbfgs": args.lbfgs,
+                                 "lbfgs_draw": args.lbfgs_draw,
                                  "lbfgs_batches": args.lbfgs_batches, "causal": args.causal,
                                  "uniform_draws": args.uniform_draws,
                                  "torch": torch.__version__},

@@ -16,7 +16,8 @@ random generator, so the alarm never changes the training run):
     after ``warmup`` of the run (and at least ``min_step`` steps), a term still sits at its
     *zero-field value*, within a factor ``1 / stuck_ratio`` either way, and has been there at
     every check so far (a term that was ever clearly away from it is being acted on; its loss when the network
-    outputs 0 everywhere; only terms whose zero-field value is at least 1 % of
+    outputs 0 everywhere, or, for an exact-imposition model ``u = g + phi * net``, when ``u = g``: see
+    :func:`baseline`; only terms whose zero-field value is at least 1 % of
     all terms' together count), carries at least a tenth of the total loss and has
     not fallen by more than ``stuck_ratio`` over the last check interval:
     the optimiser is ignoring that constraint;
@@ -35,6 +36,7 @@ nothing at all (not even the final report).
 
 from __future__ import annotations
 
+import copy
 import warnings
 from typing import Any
 
@@ -75,6 +77,25 @@ class _Zero(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return 0.0 * self.model(x)
+
+
+def baseline(model: nn.Module) -> nn.Module:
+    """What the model is when its network contributes nothing: the reference of "zero-field" losses.
+
+    For a plain network the zero field. For an exact-imposition wrapper
+    ``u = g + phi * net`` (:class:`pinnsiren.ExactDirichlet`, nested ones
+    too) the lift ``g``: the wrapper with its network's output times 0, since
+    ``u = 0`` is not a field such a model can take. A term still at this
+    value is one the network has not acted on.
+    """
+    from .transforms import ExactDirichlet  # noqa: PLC0415 (transforms imports the engine; keep alarm light)
+
+    if not isinstance(model, ExactDirichlet):
+        return _Zero(model)
+    lifted = copy.copy(model)
+    lifted._modules = dict(model._modules)  # a shallow copy shares the submodule table: give it its own
+    lifted.net = baseline(model.net)
+    return lifted
 
 
 def _losses(problem: Any, model: nn.Module, step: int, seed: int) -> dict[str, float]:
@@ -131,7 +152,7 @@ class Alarm:
         self._left: set[str] = set()
         if mode == "off":
             return
-        self.zero = _losses(problem, _Zero(model), 0, self.seed)
+        self.zero = _losses(problem, baseline(model), 0, self.seed)
         self.points = _probe_points(problem, model, self.seed)
         self.std0 = self._std(model)
 

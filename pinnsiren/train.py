@@ -35,6 +35,7 @@ from .adaptive import AdaptiveRegion, causal_loss, time_index
 from .alarm import ALARM_MODES, Alarm, TrainingAlarm, TrainingAlarmWarning
 from .balancing import BALANCERS, LossBalancer
 from .io import atomic_torch_save
+from .jet import release_buffers
 from .lbfgs import lbfgs_phase
 from .progress import progress
 
@@ -325,6 +326,7 @@ def train(
     if cfg.checkpoint_every:
         run.save(cfg.steps)
     report = run.alarm.finish(run.model, steps_done, last_terms) if steps_done > run.start else {}
+    release_buffers()  # the derivative engine's work buffers are kept between steps only
     run.model.eval()
     return TrainResult(model=run.model, history=run.history, steps_done=steps_done,
                        seconds=time.perf_counter() - t0, resumed_from=run.start, config=asdict(cfg),

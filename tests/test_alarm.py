@@ -122,3 +122,25 @@ def test_a_term_far_above_its_zero_field_value_is_not_stuck():
     with pytest.warns(TrainingAlarmWarning, match="stuck in term 'data'"):
         for step in (100, 200, 300, 400):
             alarm.check(quiet, step)
+
+
+def test_exact_imposition_baseline_is_the_lift_and_a_network_that_does_nothing_is_stuck():
+    """u'' = 0 on [0, 1] with u = x^2 + x (1 - x) N: the lift x^2 leaves the residual 2 (loss 4) and u = 0 is not
+    a field this model can take, so the zero-field reference is the lift's loss 4, not 0. A network whose
+    output is 0 and that (almost) does not train sits there: stuck, named."""
+    from pinnsiren import ExactDirichlet
+    from pinnsiren.alarm import baseline
+
+    prob = Problem([u], (x,), [Constraint(u.diff(x, 2), where=Box([(0, 1)]), n=64, name="pde")])
+    torch.manual_seed(0)
+    net = Siren(1, 1, 16, 1)
+    with torch.no_grad():
+        net.layers[-1].weight.zero_()
+        net.layers[-1].bias.zero_()
+    model = ExactDirichlet(net, (x,), x * (1 - x), x**2)
+    X = torch.rand(16, 1)
+    torch.testing.assert_close(baseline(model)(X)[:, 0], X[:, 0] ** 2)
+    assert model.net is net  # the baseline is a view: the model itself is untouched
+    with pytest.warns(TrainingAlarmWarning, match=r"stuck in term 'pde'.*zero-field value 4\.0"):
+        res = train(prob, model, TrainConfig(steps=500, lr=1e-12, progress=False))
+    assert res.report["pde"]["zero_field"] == pytest.approx(4.0, rel=1e-5)
