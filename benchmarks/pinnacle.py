@@ -307,6 +307,8 @@ def run_case(case: Case, args) -> dict:
         changes["lbfgs_draw_every"] = args.lbfgs_draw
     if args.lbfgs_batches is not None:
         changes["lbfgs_batches"] = args.lbfgs_batches
+    if args.lbfgs_float64:
+        changes["lbfgs_float64"] = True
     if args.uniform_draws:
         changes["lbfgs_resample"] = "none"
     if args.causal:
@@ -321,7 +323,7 @@ def run_case(case: Case, args) -> dict:
 
     def evaluate(m, step):
         with torch.no_grad():
-            pred = m(P).double().numpy()
+            pred = m(P.to(next(m.parameters()).dtype)).double().numpy()
             pred = pred[:, 0] if ref.ndim == 1 else pred[:, :ref.shape[1]]
         err = float(np.linalg.norm(pred - ref) / np.linalg.norm(ref))
         out = {"rel_l2": err}
@@ -382,6 +384,7 @@ def main(argv=None) -> int:
     ap.add_argument("--lbfgs-draw", type=int, default=None, help="L-BFGS evaluations per collocation draw")
     ap.add_argument("--lbfgs-batches", type=int, default=None, help="samples pooled per L-BFGS draw")
     ap.add_argument("--causal", action="store_true", help="causal weights in time (evolution cases)")
+    ap.add_argument("--lbfgs-float64", action="store_true", help="the L-BFGS phase in double precision")
     ap.add_argument("--uniform-draws", action="store_true",
                     help="sample the L-BFGS draws uniformly (the recommended set samples them by RAD)")
     ap.add_argument("--omega0", type=float, default=None, help="override first_omega_0 (exploration)")
@@ -410,7 +413,7 @@ def main(argv=None) -> int:
                                  "omega0": args.omega0, "output_scale": args.output_scale, "lbfgs": args.lbfgs,
                                  "lbfgs_draw": args.lbfgs_draw,
                                  "lbfgs_batches": args.lbfgs_batches, "causal": args.causal,
-                                 "uniform_draws": args.uniform_draws,
+                                 "uniform_draws": args.uniform_draws, "lbfgs_float64": args.lbfgs_float64,
                                  "torch": torch.__version__},
                       "results": results, "skipped": skipped}, indent=1))
     return 0

@@ -131,3 +131,28 @@ def test_lbfgs_batches_pool_several_samples_per_evaluation():
     assert problem.calls == 20 + 3 * 30
     with pytest.raises(ValueError, match="lbfgs_batches"):
         TrainConfig(lbfgs_batches=0).validate()
+
+
+def test_lbfgs_float64_runs_the_phase_in_double_and_hands_back_float32():
+    torch.manual_seed(0)
+    seen = []
+
+    def hook(model, step):
+        seen.append((step, next(model.parameters()).dtype))
+        return {"err": _error_any(model)}
+
+    cfg = TrainConfig(steps=20, lr=1e-3, lbfgs_steps=40, lbfgs_draw_every=20, lbfgs_float64=True, alarm="off",
+                      progress=False, eval_every=10)
+    model = Siren(1, 1, 16, 1, first_omega_0=3.0)
+    res = train(_poisson_1d(), model, cfg, evaluate=hook)
+    assert {dt for s, dt in seen if 20 < s < 60} == {torch.float64}  # inside the L-BFGS phase
+    assert {dt for s, dt in seen if s <= 20} == {torch.float32}
+    assert all(p.dtype == torch.float32 for p in res.model.parameters())
+    # the double-precision phase made progress like the float32 one: error well below the Adam phase's
+    assert res.history["err"][-1] < 0.5 * res.history["err"][res.history["eval_step"].index(20)]
+
+
+def _error_any(model):
+    xs = torch.linspace(-1, 1, 101, dtype=next(model.parameters()).dtype)[:, None]
+    with torch.no_grad():
+        return float((model(xs)[:, 0] - torch.sin(math.pi * xs[:, 0])).abs().max())
