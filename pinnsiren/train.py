@@ -185,7 +185,7 @@ class TrainConfig:
         ``steps`` is the whole budget of gradient evaluations: the first third
         Adam at 1e-4 with cosine decay to 1e-6 and loss balancing by gradient
         norms, the rest an L-BFGS phase (:mod:`pinnsiren.lbfgs`, a new
-        collocation draw of twice the problem's points every 100
+        collocation draw of three times the problem's points every 100
         evaluations, each draw sampled by RAD from the current residual);
         the alarm as a warning.
         Adaptive sampling in the Adam phase (``resample="rad"``) is opt-in:
@@ -196,7 +196,7 @@ class TrainConfig:
         lbfgs = steps - steps // 3
         base = dict(steps=steps - lbfgs, lr=1e-4, schedule="cosine", final_lr_factor=0.01, balance="gradnorm",
                     balance_every=100, resample="none", resample_every=100, alarm="warn", lbfgs_steps=lbfgs,
-                    lbfgs_draw_every=100, lbfgs_batches=2, lbfgs_resample="rad")
+                    lbfgs_draw_every=100, lbfgs_batches=3, lbfgs_resample="rad")
         base.update(changes)
         return cls(**base)
 

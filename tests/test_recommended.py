@@ -12,7 +12,7 @@ def test_recommended_config_fields_and_overrides():
         1000, 1e-4, "cosine", "gradnorm", "none", "warn")
     # the budget is gradient evaluations in all: a third Adam, the rest L-BFGS on redrawn samples (RAD draws)
     assert (cfg.lbfgs_steps, cfg.lbfgs_draw_every, cfg.lbfgs_batches, cfg.lbfgs_resample,
-            cfg.steps + cfg.lbfgs_steps) == (2000, 100, 2, "rad", 3000)
+            cfg.steps + cfg.lbfgs_steps) == (2000, 100, 3, "rad", 3000)
     assert TrainConfig.recommended(steps=300, lbfgs_steps=0).steps == 100
     cfg.validate()
     assert TrainConfig.recommended(steps=10, lr=3e-5, resample="rad").resample == "rad"
