@@ -152,7 +152,10 @@ class Alarm:
         self._left: set[str] = set()
         if mode == "off":
             return
-        self.zero = _losses(problem, baseline(model), 0, self.seed)
+        base = baseline(model)
+        self.zero = _losses(problem, base, 0, self.seed)
+        #: for an exact-imposition model the zero-field value is the lift's (said in the messages)
+        self.lifted = not isinstance(base, _Zero)
         self.points = _probe_points(problem, model, self.seed)
         self.std0 = self._std(model)
 
@@ -203,8 +206,9 @@ class Alarm:
                     continue
                 if any(a["kind"] == "stuck" and a["term"] == k for a in self.alarms):
                     continue
+                lift = " (the loss of the lift u = g alone: the network has not improved on it)" if self.lifted else ""
                 self._fire("stuck", step, k, f"loss {v:.3e} is still {v / self.zero[k]:.0%} of its zero-field "
-                           f"value {self.zero[k]:.3e} and {v / total:.0%} of the total")
+                           f"value {self.zero[k]:.3e}{lift} and {v / total:.0%} of the total")
         self._last = now
 
     def finish(self, model: nn.Module, step: int, train_terms: dict[str, float]) -> dict[str, dict[str, float]]:
