@@ -39,6 +39,7 @@ def lbfgs_phase(
     on_eval: Callable[[int, float, dict[str, float]], None] | None = None,
     all_reduce: Callable[..., Any] | None = None,
     draw_every: int = 0,
+    on_draw: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
     """Minimise ``loss_fn`` over ``params`` by L-BFGS with at most ``budget`` loss-and-gradient evaluations.
 
@@ -64,6 +65,10 @@ def lbfgs_phase(
         the residual between them grows (a SIREN can interpolate a sparse
         sample); a new draw every few dozen iterations, with the L-BFGS memory
         restarted from the best point of the previous draw, keeps it honest.
+    on_draw : callable, optional
+        ``on_draw(draw, remaining)`` before the first evaluation of each draw,
+        with the evaluations left in the budget (e.g. to resample the points
+        the draw will use).
 
     Returns
     -------
@@ -82,6 +87,8 @@ def lbfgs_phase(
     spent, draw, first, out, per_draw = 0, 0, None, None, []
     while spent < budget:
         chunk = budget - spent if not draw_every else min(draw_every, budget - spent)
+        if on_draw is not None:
+            on_draw(draw, budget - spent)
         out = _one_draw(lambda d=draw: loss_fn(d), params, chunk, spent, on_eval, all_reduce)
         spent += out["evaluations"]
         per_draw.append((out["first"], out["best"]))

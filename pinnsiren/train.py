@@ -577,12 +577,12 @@ def _lbfgs(problem, model, params, cfg, gen, step0, history, balancer, dp, recor
 
 def _lbfgs_draws(problem, model, params, cfg, gen, step0, history, balancer, dp, record_eval, refresh) -> dict:
     draws: dict[int, torch.Tensor] = {}  # draw -> sampler state; draw d+1 continues the stream after draw d
-    spent = [0]
+
+    def start_draw(d, remaining):
+        refresh(step0 + cfg.lbfgs_steps - remaining, not cfg.lbfgs_draw_every or remaining <= cfg.lbfgs_draw_every)
+        draws[d] = gen.get_state()
 
     def loss_fn(d):
-        if d not in draws:
-            refresh(step0 + spent[0], not cfg.lbfgs_draw_every or cfg.lbfgs_steps - spent[0] <= cfg.lbfgs_draw_every)
-            draws[d] = gen.get_state()
         gen.set_state(draws[d])
         parts = [problem.losses(model, step0, gen) for _ in range(cfg.lbfgs_batches)]
         terms = parts[0] if len(parts) == 1 else {k: sum(p[k] for p in parts) / len(parts) for k in parts[0]}
@@ -596,14 +596,13 @@ def _lbfgs_draws(problem, model, params, cfg, gen, step0, history, balancer, dp,
             history.setdefault(f"loss.{name}", []).append(v)
 
     def on_eval(k, loss, terms):
-        spent[0] = k
         if k % cfg.log_every == 0 and k < cfg.lbfgs_steps:
             log(step0 + k, loss, terms)
         if cfg.eval_every and k % cfg.eval_every == 0 and k < cfg.lbfgs_steps:
             record_eval(step0 + k)
 
     out = lbfgs_phase(loss_fn, params, cfg.lbfgs_steps, on_eval,
-                      dp.all_reduce if dp is not None and dp.active else None, cfg.lbfgs_draw_every)
+                      dp.all_reduce if dp is not None and dp.active else None, cfg.lbfgs_draw_every, start_draw)
     end = step0 + out["evaluations"]
     if history["step"] and history["step"][-1] == end:  # replace: the model is left at the best point
         for k in [k for k in history if k == "loss" or k == "lr" or k == "step" or k.startswith("loss.")]:
