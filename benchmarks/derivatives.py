@@ -12,6 +12,11 @@ recorded in the JSON:
 * ``compiled``  - :func:`pinnsiren.compile_residual` on the jet engine (it
   collapses weighted sums of pure second derivatives into one
   forward-Laplacian slot where that saves slots: Poisson, wave);
+* ``compiled_bf16`` - the same under
+  :func:`pinnsiren.jet.backward_precision` ``("bfloat16")``: the backward's
+  products with bfloat16 operands (forward and loss unchanged; the JSON
+  gives each method's parameter-gradient difference from nested autograd,
+  ``grad_rel_diff_vs_autograd``);
 * ``hand_jet``  - :func:`pinnsiren.derivatives` (jet) + a hand-written residual,
   requesting the same derivatives as the compiled residual (a
   :class:`pinnsiren.jet.Laplacian` for Poisson and the wave);
@@ -57,10 +62,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import equations  # noqa: E402
 from pinnsiren import Field, Siren, compile_residual, derivatives, recommended_model  # noqa: E402
-from pinnsiren.jet import Laplacian  # noqa: E402
+from pinnsiren.jet import Laplacian, backward_precision  # noqa: E402
 
 PROBLEMS = ("poisson", "helmholtz", "wave", "eikonal")
-METHODS = ("compiled", "hand_jet", "full_jet", "autograd", "torch_func")
+METHODS = ("compiled", "compiled_bf16", "hand_jet", "full_jet", "autograd", "torch_func")
 K_HELM = 20.0
 A0, L_PML, S2 = 5.0, 0.5, 1e-4
 
@@ -198,8 +203,13 @@ def make(problem, width, layers, n, seed=0):
     model = Siren(d, C, width, layers)
     x = torch.rand(n, d, generator=torch.Generator().manual_seed(seed)) * 2 - 1
     compiled = compile_residual(expr, fields, coords, engine="jet")
+    def compiled_bf16(m, p):  # the precision is read when the forward runs
+        with backward_precision("bfloat16"):
+            return compiled(m, p)
+
     fns = {
         "compiled": lambda m, p: compiled(m, p),
+        "compiled_bf16": compiled_bf16,
         "hand_jet": lambda m, p: residual_hand_jet(problem, m, p),
         "full_jet": lambda m, p: residual_full_jet(problem, m, p),
         "autograd": lambda m, p: residual_autograd(problem, m, p),
@@ -217,11 +227,16 @@ def step(model, x, fn):
 
 
 def check_agreement(problem, width, layers, n):
-    """All methods compute the same loss (float32: relative 1e-3)."""
-    model, x, fns, _ = make(problem, width, layers, min(n, 256))
-    vals = {m: float(step(model, x, f)) for m, f in fns.items()}
-    ref = vals["autograd"]
-    return {m: abs(v - ref) / abs(ref) for m, v in vals.items()}
+    """Loss and parameter gradient of every method against nested autograd (relative; float32)."""
+    model, x, fns, _ = make(problem, width, layers, min(n, 1024))
+    vals, grads = {}, {}
+    for m, f in fns.items():
+        vals[m] = float(step(model, x, f))
+        grads[m] = torch.cat([(torch.zeros_like(p) if p.grad is None else p.grad).flatten()
+                              for p in model.parameters()])
+    ref, gref = vals["autograd"], grads["autograd"]
+    return ({m: abs(v - ref) / abs(ref) for m, v in vals.items()},
+            {m: float((g - gref).norm() / gref.norm()) for m, g in grads.items()})
 
 
 def _child(problem, method, width, layers, n, threads):
@@ -352,11 +367,13 @@ def main(argv=None):
                 times[m].append(clock() - t0)
         med = {m: statistics.median(v) for m, v in times.items()}
         print(f"{problem}: median step seconds {med}", file=sys.stderr)
+        agree = check_agreement(problem, a.width, a.layers, a.points)
         entry = {
             "median_s": med,
             "speedup_vs_autograd": {m: med["autograd"] / med[m] for m in METHODS},
             "compiled_over_hand_jet": med["compiled"] / med["hand_jet"],
-            "loss_rel_diff_vs_autograd": check_agreement(problem, a.width, a.layers, a.points),
+            "loss_rel_diff_vs_autograd": agree[0],
+            "grad_rel_diff_vs_autograd": agree[1],
             "derivatives_requested": [[c, list(a_)] for c, a_ in compiled.needs],
             "laplacians_requested": [[str(w) for w in ws] for ws in compiled.laplacians],
         }

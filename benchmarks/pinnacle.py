@@ -311,6 +311,8 @@ def run_case(case: Case, args) -> dict:
         changes["lbfgs_float64"] = True
     if args.uniform_draws:
         changes["lbfgs_resample"] = "none"
+    if args.backward_precision != "full":
+        changes["backward_precision"] = args.backward_precision
     if args.causal:
         changes["causal_time"] = str(case.coords[-1]) if str(case.coords[-1]) == "t" else None
     total = args.steps + (args.lbfgs or 0)
@@ -385,6 +387,8 @@ def main(argv=None) -> int:
     ap.add_argument("--lbfgs-batches", type=int, default=None, help="samples pooled per L-BFGS draw")
     ap.add_argument("--causal", action="store_true", help="causal weights in time (evolution cases)")
     ap.add_argument("--lbfgs-float64", action="store_true", help="the L-BFGS phase in double precision")
+    ap.add_argument("--backward-precision", choices=("full", "bfloat16"), default="full",
+                    help="products of the fused SIREN backward (TrainConfig.backward_precision)")
     ap.add_argument("--uniform-draws", action="store_true",
                     help="sample the L-BFGS draws uniformly (the recommended set samples them by RAD)")
     ap.add_argument("--omega0", type=float, default=None, help="override first_omega_0 (exploration)")
@@ -414,6 +418,7 @@ def main(argv=None) -> int:
                                  "lbfgs_draw": args.lbfgs_draw,
                                  "lbfgs_batches": args.lbfgs_batches, "causal": args.causal,
                                  "uniform_draws": args.uniform_draws, "lbfgs_float64": args.lbfgs_float64,
+                                 "backward_precision": args.backward_precision,
                                  "torch": torch.__version__},
                       "results": results, "skipped": skipped}, indent=1))
     return 0

@@ -53,8 +53,10 @@ derivatives they sum.
 
 from __future__ import annotations
 
+import contextlib
 import math
-from typing import Callable, Iterable, Mapping, Sequence
+import warnings
+from typing import Callable, Iterable, Iterator, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -62,7 +64,8 @@ from torch import nn
 from .networks import ACTIVATIONS, MLP, PositionalEncoding, RBFLayer, Siren, sine_taylor
 
 __all__ = ["derivatives", "jet_supported", "normalize_needs", "autograd_partials", "Laplacian",
-           "ChannelCountError", "METHODS", "release_buffers"]
+           "ChannelCountError", "METHODS", "release_buffers", "BACKWARD_PRECISIONS", "set_backward_precision",
+           "backward_precision"]
 
 #: valid values of ``method``
 METHODS = ("auto", "jet", "autograd")
@@ -537,6 +540,80 @@ def release_buffers() -> None:
     _POOL.pool.clear()
 
 
+# ------------------------------------------------------------------ reduced-precision backward products
+
+#: valid values of :func:`set_backward_precision`
+BACKWARD_PRECISIONS = ("full", "bfloat16")
+_BACKWARD_LOWP: torch.dtype | None = None  # None: the backward's products in the tensors' own dtype
+
+
+def set_backward_precision(precision: str) -> str:
+    """Set the precision of the matrix products in the fused SIREN backward; returns the previous setting.
+
+    ``"full"`` (default): the products run in the model's dtype. ``"bfloat16"``:
+    in the backward of each fused hidden SIREN layer of a float32 model, the
+    input-gradient product ``dZ W`` and the weight-gradient product ``dZ^T S``
+    -- two thirds of a training step's multiply-adds -- take bfloat16 operands
+    (float32 accumulation, results rounded to bfloat16 and stored as
+    float32). The forward (the jet, the residual and the loss) is unchanged,
+    so loss values, alarms and evaluations are exact; parameter gradients
+    carry a relative error of about 2e-3 (``tests/compiler/test_jet.py``
+    bounds it), far below the sampling noise of a fresh collocation draw
+    (docs/benchmarks.md measures training with it). The setting is read
+    when a layer's forward runs. Where bfloat16 products are native (CPUs
+    with AVX512-BF16 or AMX, recent GPUs) they run ~3x faster than float32;
+    elsewhere they may be slower, and setting it warns.
+    """
+    global _BACKWARD_LOWP
+    if precision not in BACKWARD_PRECISIONS:
+        raise ValueError(f"unknown backward precision {precision!r}; must be one of {list(BACKWARD_PRECISIONS)}")
+    previous = "full" if _BACKWARD_LOWP is None else "bfloat16"
+    if precision == "bfloat16" and _BACKWARD_LOWP is None and not native_bfloat16():
+        warnings.warn("bfloat16 matrix products are not native on this CPU (no avx512_bf16 or amx_bf16 flag): "
+                      "backward_precision='bfloat16' may be slower than 'full'", stacklevel=2)
+    _BACKWARD_LOWP = torch.bfloat16 if precision == "bfloat16" else None
+    return previous
+
+
+@contextlib.contextmanager
+def backward_precision(precision: str) -> Iterator[None]:
+    """Context manager: :func:`set_backward_precision` inside the block, the previous setting after it."""
+    previous = set_backward_precision(precision)
+    try:
+        yield
+    finally:
+        set_backward_precision(previous)
+
+
+def native_bfloat16(device: str = "cpu") -> bool:
+    """Whether ``device`` multiplies bfloat16 matrices natively (CPU: the avx512_bf16 or amx_bf16 flag, Linux)."""
+    if str(device).startswith("cuda"):
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = f.read()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def _backward_products(dZ2: torch.Tensor, S2: torch.Tensor, W: torch.Tensor, dS2: torch.Tensor | None,
+                       need_dW: bool, lowp: torch.dtype | None) -> torch.Tensor | None:
+    """``dS2 = dZ2 W`` (into ``dS2`` when given) and the returned ``dW = dZ2^T S2``, in ``lowp`` operands if set."""
+    if lowp is not None:
+        dZ2, W = dZ2.to(lowp), W.to(lowp)
+    if dS2 is not None:
+        if lowp is None:
+            torch.mm(dZ2, W, out=dS2)
+        else:
+            dS2.copy_(torch.mm(dZ2, W))
+    if not need_dW:
+        return None
+    if lowp is None:
+        return dZ2.t().mm(S2)
+    return dZ2.t().mm(S2.to(lowp)).to(S2.dtype)
+
+
 def _sine_forward(Z, K, pairs, terms, keep):
     """Sine step of a stacked pre-activation jet ``Z`` (bias included).
 
@@ -652,6 +729,7 @@ class _SineJet(torch.autograd.Function):
         ctx.save_for_backward(S, W, Z, out if ctx.s_in_out else s, c, *[t for t in q if t is not None])
         ctx.K, ctx.pairs, ctx.terms, ctx.keep = K, pairs, terms, keep
         ctx.have_q = [t is not None for t in q]
+        ctx.lowp = _BACKWARD_LOWP if S.dtype == torch.float32 else None  # see set_backward_precision
         return out
 
     @staticmethod
@@ -663,13 +741,9 @@ class _SineJet(torch.autograd.Function):
         q = [next(it) if h else None for h in ctx.have_q]
         dZ, dz = _sine_backward(G, Z, s, c, q, ctx.K, ctx.pairs, ctx.terms, ctx.keep)
         T, N, H_in = S.shape
-        dZ2 = dZ.view(T * N, -1)
-        dS = dW = None
-        if ctx.needs_input_grad[0]:
-            dS = _POOL.take(S.shape, S)
-            torch.mm(dZ2, W, out=dS.view(T * N, H_in))
-        if ctx.needs_input_grad[1]:
-            dW = dZ2.t().mm(S.view(T * N, H_in))
+        dS = _POOL.take(S.shape, S) if ctx.needs_input_grad[0] else None
+        dW = _backward_products(dZ.view(T * N, -1), S.view(T * N, H_in), W,
+                                None if dS is None else dS.view(T * N, H_in), ctx.needs_input_grad[1], ctx.lowp)
         db = dz.sum(0) if ctx.needs_input_grad[2] else None
         return dS, dW, db, None, None, None, None
 

@@ -87,7 +87,7 @@ class ModelSettings:
 
 #: the training settings every solver shares (fields of :class:`~pinnsiren.train.TrainConfig`)
 TRAIN_SETTINGS = ("steps", "lr", "schedule", "final_lr_factor", "lbfgs_steps", "grad_clip", "seed", "device",
-                  "progress")
+                  "progress", "backward_precision")
 
 
 def _train_config(self: Any, **changes: Any) -> TrainConfig:

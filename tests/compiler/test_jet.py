@@ -254,3 +254,68 @@ def test_buffer_pool_reuses_buffers_and_never_overwrites_live_tensors(monkeypatc
     assert torch.allclose(Di[needs[0]], want[1][0][needs[0]].detach(), rtol=1e-12, atol=1e-14)
     jet.release_buffers()
     assert not jet._POOL.pool
+
+
+# ---------------------------------------------------------------- reduced-precision backward products
+
+
+def _bf16_step(precision, needs, x, model):
+    from pinnsiren import jet
+
+    with jet.backward_precision(precision):
+        return _fused_step(model, x, needs)
+
+
+@pytest.mark.parametrize("needs", [
+    [(0, Laplacian((1.0, 1.0, 1.0)))],
+    [(c, a) for c, a in NEEDS3 if sum(a) <= 2],
+], ids=["laplacian", "mixed"])
+def test_bfloat16_backward_keeps_the_forward_and_bounds_the_gradient_error(needs):
+    """backward_precision("bfloat16"): the jet and the loss are bit-identical to
+    full precision; parameter gradients differ by the bfloat16 rounding (a
+    relative error well above float32's, so the products did run in
+    bfloat16, and below 1e-2 against float64)."""
+    torch.manual_seed(3)
+    model = Siren(3, 2, 64, 3)
+    x = torch.rand(512, 3, generator=torch.Generator().manual_seed(4)) * 2 - 1
+    D_full, loss_full, g_full = _bf16_step("full", needs, x, model)
+    D_bf, loss_bf, g_bf = _bf16_step("bfloat16", needs, x, model)
+    assert torch.equal(loss_full, loss_bf)
+    for k in needs:
+        assert torch.equal(D_full[k], D_bf[k])
+    _, _, g64 = _fused_step(model.double(), x.double(), needs)
+    model.float()
+    flat = lambda gs: torch.cat([g.double().flatten() for g in gs])  # noqa: E731
+    ref = flat(g64)
+    err_full = ((flat(g_full) - ref).norm() / ref.norm()).item()
+    err_bf = ((flat(g_bf) - ref).norm() / ref.norm()).item()
+    assert all(g.dtype == torch.float32 for g in g_bf)
+    assert err_full < 1e-5
+    assert 1e-4 < err_bf < 1e-2, err_bf
+
+
+def test_backward_precision_setting_is_scoped_and_checked():
+    from pinnsiren import jet
+
+    assert jet.set_backward_precision("full") == "full"
+    with jet.backward_precision("bfloat16"):
+        assert jet._BACKWARD_LOWP is torch.bfloat16
+        with pytest.raises(ValueError, match="must be one of"):
+            jet.set_backward_precision("half")
+    assert jet._BACKWARD_LOWP is None
+    with pytest.raises(RuntimeError):
+        with jet.backward_precision("bfloat16"):
+            raise RuntimeError("inside")
+    assert jet._BACKWARD_LOWP is None
+
+
+def test_bfloat16_backward_leaves_float64_models_alone():
+    """A float64 model keeps full-precision products (the setting is for float32)."""
+    torch.manual_seed(5)
+    model = Siren(2, 1, 16, 2).double()
+    x = torch.rand(64, 2, dtype=torch.float64) * 2 - 1
+    needs = [(0, Laplacian((1.0, 1.0)))]
+    _, _, g_full = _bf16_step("full", needs, x, model)
+    _, _, g_bf = _bf16_step("bfloat16", needs, x, model)
+    for a, b in zip(g_full, g_bf):
+        assert torch.equal(a, b)
