@@ -28,7 +28,10 @@ Two paths compute the same numbers:
   materialised, the last layer outputs only the slots the requests read,
   and the big work buffers are reused between steps (:class:`_BufferPool`).
   This cut the elementwise work (which dominated a step on CPU) about
-  threefold; matrix products are now ~80 % of a step. When ``x`` requires grad
+  threefold; matrix products are now ~80 % of a step (two thirds of them in
+  the backward, which :func:`set_backward_precision` can run with bfloat16
+  operands where that is native: ~3x faster products, the forward
+  unchanged). When ``x`` requires grad
   the composable generic path is used, so derivatives w.r.t. ``x`` of any
   order still work.
 * **Reverse-mode autograd** (nested ``torch.autograd.grad`` with
@@ -65,7 +68,7 @@ from .networks import ACTIVATIONS, MLP, PositionalEncoding, RBFLayer, Siren, sin
 
 __all__ = ["derivatives", "jet_supported", "normalize_needs", "autograd_partials", "Laplacian",
            "ChannelCountError", "METHODS", "release_buffers", "BACKWARD_PRECISIONS", "set_backward_precision",
-           "backward_precision"]
+           "backward_precision", "native_bfloat16"]
 
 #: valid values of ``method``
 METHODS = ("auto", "jet", "autograd")

@@ -319,3 +319,13 @@ def test_bfloat16_backward_leaves_float64_models_alone():
     _, _, g_bf = _bf16_step("bfloat16", needs, x, model)
     for a, b in zip(g_full, g_bf):
         assert torch.equal(a, b)
+
+
+def test_bfloat16_backward_warns_where_it_is_not_native(monkeypatch):
+    from pinnsiren import jet
+
+    monkeypatch.setattr(jet, "native_bfloat16", lambda device="cpu": False)
+    with pytest.warns(UserWarning, match="not native"):
+        with jet.backward_precision("bfloat16"):
+            pass
+    assert jet._BACKWARD_LOWP is None
