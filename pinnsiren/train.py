@@ -150,7 +150,7 @@ class TrainConfig:
         ``"bfloat16"`` runs the input- and weight-gradient products (two
         thirds of a step's multiply-adds) with bfloat16 operands; the
         forward, the losses and the alarm stay exact, gradients carry a
-        ~2e-3 relative error. ~1.3-1.6x faster steps where bfloat16 is
+        ~2e-3 relative error. ~1.3-1.4x faster steps where bfloat16 is
         native (AVX512-BF16/AMX CPUs); opt-in (docs/training.md measures
         training with it).
     """
