@@ -550,7 +550,7 @@ BACKWARD_PRECISIONS = ("full", "bfloat16")
 _BACKWARD_LOWP: torch.dtype | None = None  # None: the backward's products in the tensors' own dtype
 
 
-def set_backward_precision(precision: str) -> str:
+def set_backward_precision(precision: str, device: str = "cpu") -> str:
     """Set the precision of the matrix products in the fused SIREN backward; returns the previous setting.
 
     ``"full"`` (default): the products run in the model's dtype. ``"bfloat16"``:
@@ -565,23 +565,25 @@ def set_backward_precision(precision: str) -> str:
     (docs/benchmarks.md measures training with it). The setting is read
     when a layer's forward runs. Where bfloat16 products are native (CPUs
     with AVX512-BF16 or AMX, recent GPUs) they run ~3x faster than float32;
-    elsewhere they may be slower, and setting it warns.
+    elsewhere they may be slower, and setting it warns (``device``: where
+    the model runs, for that check).
     """
     global _BACKWARD_LOWP
     if precision not in BACKWARD_PRECISIONS:
         raise ValueError(f"unknown backward precision {precision!r}; must be one of {list(BACKWARD_PRECISIONS)}")
     previous = "full" if _BACKWARD_LOWP is None else "bfloat16"
-    if precision == "bfloat16" and _BACKWARD_LOWP is None and not native_bfloat16():
-        warnings.warn("bfloat16 matrix products are not native on this CPU (no avx512_bf16 or amx_bf16 flag): "
+    if precision == "bfloat16" and _BACKWARD_LOWP is None and not native_bfloat16(device):
+        where = "this CPU (no avx512_bf16 or amx_bf16 flag)" if str(device).startswith("cpu") else f"{device}"
+        warnings.warn(f"bfloat16 matrix products are not native on {where}: "
                       "backward_precision='bfloat16' may be slower than 'full'", stacklevel=2)
     _BACKWARD_LOWP = torch.bfloat16 if precision == "bfloat16" else None
     return previous
 
 
 @contextlib.contextmanager
-def backward_precision(precision: str) -> Iterator[None]:
+def backward_precision(precision: str, device: str = "cpu") -> Iterator[None]:
     """Context manager: :func:`set_backward_precision` inside the block, the previous setting after it."""
-    previous = set_backward_precision(precision)
+    previous = set_backward_precision(precision, device)
     try:
         yield
     finally:

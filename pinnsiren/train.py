@@ -334,7 +334,7 @@ def train(
     run = _Run(problem, model, cfg, evaluate, extra_parameters)
     run.resume()
     t0 = time.perf_counter()
-    with backward_precision(cfg.backward_precision):
+    with backward_precision(cfg.backward_precision, cfg.device):
         last_terms = run.adam_phase()
         steps_done = max(run.start, cfg.steps)
         if cfg.lbfgs_steps:
