@@ -548,6 +548,7 @@ def release_buffers() -> None:
 #: valid values of :func:`set_backward_precision`
 BACKWARD_PRECISIONS = ("full", "bfloat16")
 _BACKWARD_LOWP: torch.dtype | None = None  # None: the backward's products in the tensors' own dtype
+_LOWP_LAYERS = [0]  # fused layers run with low-precision backward products (lets the trainer tell a no-op)
 
 
 def set_backward_precision(precision: str, device: str = "cpu") -> str:
@@ -566,7 +567,9 @@ def set_backward_precision(precision: str, device: str = "cpu") -> str:
     when a layer's forward runs. Where bfloat16 products are native (CPUs
     with AVX512-BF16 or AMX, recent GPUs) they run ~3x faster than float32;
     elsewhere they may be slower, and setting it warns (``device``: where
-    the model runs, for that check).
+    the model runs, for that check). Other paths (nested autograd, the
+    generic jet when ``x`` requires grad, MLPs) are not affected; the
+    trainer warns when a run asked for it and no fused layer used it.
     """
     global _BACKWARD_LOWP
     if precision not in BACKWARD_PRECISIONS:
@@ -745,6 +748,7 @@ class _SineJet(torch.autograd.Function):
         ctx.K, ctx.pairs, ctx.terms, ctx.keep = K, pairs, terms, keep
         ctx.have_q = [t is not None for t in q]
         ctx.lowp = _BACKWARD_LOWP if S.dtype == torch.float32 else None  # see set_backward_precision
+        _LOWP_LAYERS[0] += ctx.lowp is not None
         return out
 
     @staticmethod

@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -31,6 +32,7 @@ import torch
 from torch import nn
 
 from . import distributed as _dist
+from . import jet as _jet
 from .adaptive import AdaptiveRegion, causal_loss, time_index
 from .alarm import ALARM_MODES, Alarm, TrainingAlarm, TrainingAlarmWarning
 from .balancing import BALANCERS, LossBalancer
@@ -334,6 +336,7 @@ def train(
     run = _Run(problem, model, cfg, evaluate, extra_parameters)
     run.resume()
     t0 = time.perf_counter()
+    lowp_layers = _jet._LOWP_LAYERS[0]
     with backward_precision(cfg.backward_precision, cfg.device):
         last_terms = run.adam_phase()
         steps_done = max(run.start, cfg.steps)
@@ -343,6 +346,10 @@ def train(
                          run.dp, run.record_eval, run._refresh)
             steps_done += out["evaluations"]
             last_terms = {k[5:]: v[-1] for k, v in run.history.items() if k.startswith("loss.")}
+    if cfg.backward_precision != "full" and steps_done > run.start and _jet._LOWP_LAYERS[0] == lowp_layers:
+        warnings.warn(f"backward_precision={cfg.backward_precision!r} had no effect: no fused SIREN layer ran "
+                      "(it serves SIREN models on the jet engine at points without grad; nested autograd, "
+                      "MLPs and float64 models keep full precision)", stacklevel=2)
     run.record_eval_once(steps_done)
     if cfg.checkpoint_every:
         run.save(cfg.steps)

@@ -185,3 +185,16 @@ def test_backward_precision_reaches_the_steps_and_is_restored():
     assert full[-1] < 0.3 * full[59] and bf[-1] < 0.3 * bf[59]  # L-BFGS: both descend (measured 9.1, 6.0 from 97)
     with pytest.raises(ValueError, match="backward_precision"):
         TrainConfig(backward_precision="half").validate()
+
+
+def test_backward_precision_without_a_fused_layer_warns():
+    """A run that asks for bfloat16 products but never reaches a fused SIREN layer
+    (here: no derivatives at all) is told so; one that reaches them is not."""
+    import warnings
+
+    cfg = dict(steps=5, lr=1e-3, progress=False, alarm="off", backward_precision="bfloat16")
+    with pytest.warns(UserWarning, match="had no effect"):
+        train(ToyProblem(), Siren(1, 1, 8, 1), TrainConfig(**cfg))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*had no effect.*")
+        train(_LaplacianProblem(), Siren(2, 1, 16, 2), TrainConfig(**cfg))
