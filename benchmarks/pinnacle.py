@@ -58,6 +58,7 @@ import torch  # noqa: E402
 from pinnsiren import (  # noqa: E402
     Box, BoxBoundary, Constraint, Disk, ExactDirichlet, Field, PointSet, Problem, Siren, TimeSlice, impose_exactly)
 from pinnsiren.geometry import transfinite  # noqa: E402
+from pinnsiren.jet import BACKWARD_PRECISIONS  # noqa: E402
 from pinnsiren.train import TrainConfig, recommended_model, train  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "pinnacle"
@@ -311,8 +312,7 @@ def run_case(case: Case, args) -> dict:
         changes["lbfgs_float64"] = True
     if args.uniform_draws:
         changes["lbfgs_resample"] = "none"
-    if args.backward_precision != "full":
-        changes["backward_precision"] = args.backward_precision
+    changes["backward_precision"] = args.backward_precision
     if args.causal:
         changes["causal_time"] = str(case.coords[-1]) if str(case.coords[-1]) == "t" else None
     total = args.steps + (args.lbfgs or 0)
@@ -387,7 +387,7 @@ def main(argv=None) -> int:
     ap.add_argument("--lbfgs-batches", type=int, default=None, help="samples pooled per L-BFGS draw")
     ap.add_argument("--causal", action="store_true", help="causal weights in time (evolution cases)")
     ap.add_argument("--lbfgs-float64", action="store_true", help="the L-BFGS phase in double precision")
-    ap.add_argument("--backward-precision", choices=("full", "bfloat16"), default="full",
+    ap.add_argument("--backward-precision", choices=BACKWARD_PRECISIONS, default="full",
                     help="products of the fused SIREN backward (TrainConfig.backward_precision)")
     ap.add_argument("--uniform-draws", action="store_true",
                     help="sample the L-BFGS draws uniformly (the recommended set samples them by RAD)")

@@ -68,7 +68,7 @@ from .networks import ACTIVATIONS, MLP, PositionalEncoding, RBFLayer, Siren, sin
 
 __all__ = ["derivatives", "jet_supported", "normalize_needs", "autograd_partials", "Laplacian",
            "ChannelCountError", "METHODS", "release_buffers", "BACKWARD_PRECISIONS", "set_backward_precision",
-           "backward_precision", "native_bfloat16"]
+           "backward_precision", "PrecisionScope", "native_bfloat16"]
 
 #: valid values of ``method``
 METHODS = ("auto", "jet", "autograd")
@@ -548,7 +548,7 @@ def release_buffers() -> None:
 #: valid values of :func:`set_backward_precision`
 BACKWARD_PRECISIONS = ("full", "bfloat16")
 _BACKWARD_LOWP: torch.dtype | None = None  # None: the backward's products in the tensors' own dtype
-_LOWP_LAYERS = [0]  # fused layers run with low-precision backward products (lets the trainer tell a no-op)
+_lowp_layers_run = 0  # fused layers whose backward products ran in low precision (see backward_precision)
 
 
 def set_backward_precision(precision: str, device: str = "cpu") -> str:
@@ -583,13 +583,26 @@ def set_backward_precision(precision: str, device: str = "cpu") -> str:
     return previous
 
 
+class PrecisionScope:
+    """What :func:`backward_precision` yields: ``layers`` is set when the block ends to the
+    number of fused layer forwards that ran with reduced-precision backward products in it."""
+
+    layers: int = 0
+
+
 @contextlib.contextmanager
-def backward_precision(precision: str, device: str = "cpu") -> Iterator[None]:
-    """Context manager: :func:`set_backward_precision` inside the block, the previous setting after it."""
+def backward_precision(precision: str, device: str = "cpu") -> Iterator[PrecisionScope]:
+    """Context manager: :func:`set_backward_precision` inside the block, the previous setting after it.
+
+    Yields a :class:`PrecisionScope`; its ``layers`` tells afterwards whether
+    the setting reached any layer (0: nothing in the block used it).
+    """
     previous = set_backward_precision(precision, device)
+    scope, start = PrecisionScope(), _lowp_layers_run
     try:
-        yield
+        yield scope
     finally:
+        scope.layers = _lowp_layers_run - start
         set_backward_precision(previous)
 
 
@@ -621,7 +634,8 @@ def _backward_products(dZ: torch.Tensor, S: torch.Tensor, W: torch.Tensor, dS: t
         if dS is not None:
             torch.mm(dZ2, W, out=dS.view(T * N, H_in))
         return dZ2.t().mm(S.view(T * N, H_in)) if need_dW else None
-    Wl, dW = W.to(lowp), None
+    Wl = W.to(lowp) if dS is not None else None
+    dW = None
     for t in range(T):
         dZt = dZ[t].to(lowp)
         if dS is not None:
@@ -737,6 +751,7 @@ class _SineJet(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, S, W, b, K, pairs, terms, keep=None):
+        global _lowp_layers_run
         T, N, H_in = S.shape
         Z = _POOL.take((T, N, W.shape[0]), S)
         torch.mm(S.view(T * N, H_in), W.t(), out=Z.view(T * N, -1))
@@ -748,7 +763,8 @@ class _SineJet(torch.autograd.Function):
         ctx.K, ctx.pairs, ctx.terms, ctx.keep = K, pairs, terms, keep
         ctx.have_q = [t is not None for t in q]
         ctx.lowp = _BACKWARD_LOWP if S.dtype == torch.float32 else None  # see set_backward_precision
-        _LOWP_LAYERS[0] += ctx.lowp is not None
+        if ctx.lowp is not None:
+            _lowp_layers_run += 1
         return out
 
     @staticmethod

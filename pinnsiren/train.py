@@ -32,7 +32,6 @@ import torch
 from torch import nn
 
 from . import distributed as _dist
-from . import jet as _jet
 from .adaptive import AdaptiveRegion, causal_loss, time_index
 from .alarm import ALARM_MODES, Alarm, TrainingAlarm, TrainingAlarmWarning
 from .balancing import BALANCERS, LossBalancer
@@ -336,8 +335,7 @@ def train(
     run = _Run(problem, model, cfg, evaluate, extra_parameters)
     run.resume()
     t0 = time.perf_counter()
-    lowp_layers = _jet._LOWP_LAYERS[0]
-    with backward_precision(cfg.backward_precision, cfg.device):
+    with backward_precision(cfg.backward_precision, cfg.device) as precision:
         last_terms = run.adam_phase()
         steps_done = max(run.start, cfg.steps)
         if cfg.lbfgs_steps:
@@ -346,7 +344,7 @@ def train(
                          run.dp, run.record_eval, run._refresh)
             steps_done += out["evaluations"]
             last_terms = {k[5:]: v[-1] for k, v in run.history.items() if k.startswith("loss.")}
-    if cfg.backward_precision != "full" and steps_done > run.start and _jet._LOWP_LAYERS[0] == lowp_layers:
+    if cfg.backward_precision != "full" and steps_done > run.start and precision.layers == 0:
         warnings.warn(f"backward_precision={cfg.backward_precision!r} had no effect: no fused SIREN layer ran "
                       "(it serves SIREN models on the jet engine at points without grad; nested autograd, "
                       "MLPs and float64 models keep full precision)", stacklevel=2)
