@@ -12,6 +12,9 @@ Schema of a result file (documented in docs/results.md)::
                       extra attributes the writer gives (units, description)
     /models/<name>    one dataset per state_dict entry; attrs: config (JSON of
                       the constructor arguments, see networks.model_from_config)
+    /spec             (when written with problem=) attrs: json (the Problem as
+                      data, pinnsiren.specio.problem_spec), format, complete
+                      (bool), incomplete (JSON list of reasons)
 """
 
 from __future__ import annotations
@@ -31,7 +34,9 @@ from torch import nn
 
 from .distributed import is_writer
 
-__all__ = ["write_result", "read_result", "load_model", "atomic_torch_save", "versions"]
+__all__ = ["write_result", "read_result", "read_spec", "load_problem", "model_names", "default_model_name",
+           "load_model",
+           "atomic_torch_save", "versions"]
 
 
 def versions() -> dict[str, str]:
@@ -80,6 +85,7 @@ def write_result(
     fields: Mapping[str, Any] | None = None,
     field_attrs: Mapping[str, Mapping[str, Any]] | None = None,
     models: Mapping[str, nn.Module] | None = None,
+    problem: Any = None,
 ) -> Path:
     """Write a result file atomically (temporary file, then rename).
 
@@ -101,6 +107,11 @@ def write_result(
         Attributes per field (``bounds``, units, ...), stored as JSON text.
     models : mapping of str to nn.Module
         Models whose weights (and ``config``, when they have one) are stored.
+    problem : pinnsiren.Problem, optional
+        The Problem the models were trained on: stored as data in ``/spec``
+        (:func:`pinnsiren.specio.problem_spec`), so ``pinnsiren compare
+        RESULT.h5`` can rebuild it without the script that made it. Parts that
+        cannot be stored (callables, point sets) mark the spec incomplete.
 
     In a distributed run only rank 0 writes; the other ranks return the path
     without touching the file system.
@@ -108,6 +119,11 @@ def write_result(
     path = Path(path)
     if not is_writer():  # distributed: rank 0 alone writes
         return path
+    spec = None
+    if problem is not None:
+        from .specio import problem_spec
+
+        spec = problem_spec(problem)  # before any file is touched: a bad Problem leaves nothing behind
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(suffix=".h5.tmp", dir=path.parent)
     os.close(fd)
@@ -135,6 +151,12 @@ def write_result(
                 mg.attrs["config"] = json.dumps(_jsonable(getattr(model, "config", {})))
                 for pname, t in model.state_dict().items():
                     mg.create_dataset(pname, data=t.detach().cpu().numpy())
+            if spec is not None:
+                sg = f.create_group("spec")
+                sg.attrs["json"] = json.dumps(spec)
+                sg.attrs["format"] = spec["format"]
+                sg.attrs["complete"] = bool(spec["complete"])
+                sg.attrs["incomplete"] = json.dumps(spec["incomplete"])
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -146,8 +168,10 @@ def read_result(path: str | os.PathLike) -> dict[str, Any]:
     """Read a result file into plain Python/numpy objects.
 
     Returns a dict with keys ``attrs``, ``config``, ``metrics``, ``history``,
-    ``fields`` (name -> array), ``field_attrs`` and ``models`` (name ->
-    ``{"config": dict, "state": {param: array}}``).
+    ``fields`` (name -> array), ``field_attrs``, ``models`` (name ->
+    ``{"config": dict, "state": {param: array}}``) and ``spec`` (the stored
+    Problem as data, see :mod:`pinnsiren.specio`; None when the file has none).
+    The file is opened read-only.
     """
     out: dict[str, Any] = {}
     with h5py.File(path, "r") as f:
@@ -165,7 +189,40 @@ def read_result(path: str | os.PathLike) -> dict[str, Any]:
             state = {k: v[()] for k, v in _datasets(g).items()}
             models[name] = {"config": json.loads(g.attrs["config"]), "state": state}
         out["models"] = models
+        out["spec"] = _spec(f)
     return out
+
+
+def _spec(f: h5py.File) -> dict | None:
+    if "spec" not in f:
+        return None
+    return json.loads(f["spec"].attrs["json"])
+
+
+def read_spec(path: str | os.PathLike) -> dict | None:
+    """The Problem spec stored in a result file (None when it has none); opens the file read-only."""
+    with h5py.File(path, "r") as f:
+        return _spec(f)
+
+
+def load_problem(path: str | os.PathLike) -> Any:
+    """Rebuild the Problem stored in a result file (:func:`pinnsiren.specio.problem_from_spec`).
+
+    Raises ``LookupError`` when the file stores no spec and
+    :class:`pinnsiren.specio.IncompleteSpecError` when the spec is incomplete.
+    """
+    from .specio import problem_from_spec
+
+    spec = read_spec(path)
+    if spec is None:
+        raise LookupError(f"{path} stores no problem spec (written without write_result(..., problem=...))")
+    return problem_from_spec(spec)
+
+
+def model_names(path: str | os.PathLike) -> list[str]:
+    """Names of the models stored in a result file, sorted; opens the file read-only."""
+    with h5py.File(path, "r") as f:
+        return sorted(f["models"]) if "models" in f else []
 
 
 def _datasets(group: h5py.Group) -> dict[str, h5py.Dataset]:
@@ -180,10 +237,28 @@ def _datasets(group: h5py.Group) -> dict[str, h5py.Dataset]:
     return found
 
 
-def load_model(path: str | os.PathLike, name: str = "model") -> nn.Module:
-    """Rebuild a trained model stored in a result file."""
+def default_model_name(path: str | os.PathLike) -> str:
+    """The name of the one model a result file holds.
+
+    Raises ``LookupError`` naming the stored models when there are none or several.
+    """
+    names = model_names(path)
+    if len(names) == 1:
+        return names[0]
+    if not names:
+        raise LookupError(f"{path} holds no model")
+    raise LookupError(f"{path} holds {len(names)} models: {', '.join(names)}; choose one (--model NAME)")
+
+
+def load_model(path: str | os.PathLike, name: str | None = "model") -> nn.Module:
+    """Rebuild a trained model stored in a result file (opened read-only).
+
+    ``name=None``: the one model the file holds (:func:`default_model_name`).
+    """
     from .networks import model_from_config
 
+    if name is None:
+        name = default_model_name(path)
     res = read_result(path)
     if name not in res["models"]:
         raise KeyError(f"no model {name!r} in {path}; stored: {sorted(res['models'])}")
