@@ -27,7 +27,10 @@ constraint that is a Shape or SpaceTime.
 
 from __future__ import annotations
 
-from typing import Any
+import warnings
+from typing import Any, Callable
+
+import numpy as np
 
 import sympy
 import torch
@@ -35,6 +38,7 @@ from sympy.core.function import AppliedUndef
 from torch import nn
 
 from .compiler import compile_residual
+from .distance import decompose, piece_adf
 from .geometry import Boundary, Box, BoxBoundary, Shape, SpaceTime, SpaceTimeBoundary, TimeSlab, transfinite
 from .problem import Problem, TimeSlice, _bounds
 from .symbolic import is_complex_field
@@ -151,6 +155,18 @@ def _bbox(region: Any) -> torch.Tensor | None:
 def impose_exactly(problem: Problem, net: nn.Module, verbose: bool = False) -> tuple[nn.Module, Problem]:
     """Wrap ``net`` so the problem's Dirichlet/initial constraints hold exactly; return ``(model, problem)``.
 
+    For each field, the multiplier ``phi`` of ``u = g + phi N`` is checked
+    before it is used: positive at 20 000 interior points, zero on every
+    imposed piece and not zero on the rest of the boundary. When the pieces'
+    own distance functions fail that check (a face's whole line crossing a
+    composed region, a removed box's polynomial ADF), the pieces of a 2-D
+    region (or of ``SpaceTime`` over one) get trimmed distance functions
+    that vanish on exactly the declared parts (:mod:`pinnsiren.distance`).
+    What cannot be imposed stays soft, named in a warning and in
+    ``model.soft`` (name -> reason): a constraint with a per-point or zero
+    weight, pieces whose data disagree where they meet (a discontinuous
+    corner), pieces for which no valid distance function was found.
+
     Parameters
     ----------
     problem : Problem
@@ -164,8 +180,9 @@ def impose_exactly(problem: Problem, net: nn.Module, verbose: bool = False) -> t
     -------
     model : nn.Module
         ``net`` wrapped by one :class:`~pinnsiren.transforms.ExactDirichlet`
-        per constrained field (``model.imposed`` lists the constraint names);
-        ``net`` itself when nothing could be imposed.
+        per constrained field (``model.imposed`` lists the constraint names,
+        ``model.soft`` the value conditions left soft and why); ``net``
+        itself when nothing could be imposed.
     problem : Problem
         The same problem without the imposed constraints.
 
@@ -177,14 +194,8 @@ def impose_exactly(problem: Problem, net: nn.Module, verbose: bool = False) -> t
         distance functions).
     """
     coords = problem.coords
-    found: dict[str, tuple[Any, sympy.Expr]] = {}
-    for name, c in problem.constraints.items():
-        if c.pair is not None:
-            continue
-        dv = dirichlet_value(c.expr, problem.fields, coords)
-        if dv is not None:
-            found[name] = dv
-    domain = _domain(problem, set(found))
+    found, soft, data = _value_conditions(problem)
+    domain = _domain(problem, set(found) | set(soft) | data)
     if domain is None:
         if found:
             raise ValueError(
@@ -192,41 +203,343 @@ def impose_exactly(problem: Problem, net: nn.Module, verbose: bool = False) -> t
                 "to orient the distance functions"
             )
         return net, problem
-    bbox = _bbox(domain)
-    gen = torch.Generator().manual_seed(0)
-    inside, _ = domain.sample(4096, 0, gen)
-    pieces: dict[str, list[tuple[str, sympy.Expr, sympy.Expr]]] = {}
+    ctx = _Context(problem, domain)
+    by_field: dict[str, list[tuple[str, sympy.Expr]]] = {}
     for name, (f, h) in found.items():
-        phi = _piece_adf(problem.constraints[name].where, coords, bbox)
-        if phi is None:
-            continue
-        v = compile_residual(phi, [], coords)(None, inside)
-        if float(v.median()) < 0:  # a hole's own ADF is positive inside the hole
-            phi = -phi
-        pieces.setdefault(f.func.__name__, []).append((name, phi, h))
-    imposed = [n for ps in pieces.values() for n, _, _ in ps]
+        by_field.setdefault(f.func.__name__, []).append((name, h))
+    built = {fname: _build_field(ctx, pieces, soft) for fname, pieces in by_field.items()}
+    built = {k: v for k, v in built.items() if v is not None}
+    _warn_soft(soft)
+    imposed = [n for _, ps in built.values() for n, _, _ in ps]
     if not imposed:
+        if hasattr(net, "__dict__"):
+            net.soft = soft
         return net, problem
     remaining = [dataclass_copy(c, name) for name, c in problem.constraints.items() if name not in imposed]
-    channel = {}
-    ch = 0
-    for f in problem.fields:
-        channel[f.func.__name__] = ch
-        ch += 2 if is_complex_field(f) else 1
     model = net
-    for fname, ps in pieces.items():
-        phis = [p for _, p, _ in ps]
-        phi = _multiplier(domain, phis, coords, inside)
+    for fname, (phi, ps) in built.items():
         g = transfinite([(p, h) for _, p, h in ps])
-        model = ExactDirichlet(model, coords, phi, g, channels=[channel[fname]])
+        model = ExactDirichlet(model, coords, phi, g, channels=[ctx.channel[fname]])
         if getattr(model, "out_features", None) is None:
             model.out_features = problem.n_channels
     model.imposed = imposed
+    model.soft = soft
     if verbose:
         print(f"impose_exactly: imposed {imposed}; soft: {[c.name for c in remaining]}")
     new = Problem(problem.fields, coords, remaining, coefficients=problem.coefficients,
                   parameters=problem.parameters, engine=problem.engine)
     return model, new
+
+
+def _value_conditions(problem: Problem) -> tuple[dict, dict, set]:
+    """``({name: (field, h)}, {name: reason}, {name})``: value conditions to impose, those that stay soft,
+    and value data on regions that are not boundary pieces (loss terms)."""
+    found, soft, data = {}, {}, set()
+    for name, c in problem.constraints.items():
+        if c.pair is not None:
+            continue
+        dv = dirichlet_value(c.expr, problem.fields, problem.coords)
+        if dv is None:
+            continue
+        why = _weight_reason(c.weight)
+        if why:
+            soft[name] = why
+        elif _region_kind(c.where) is None:
+            data.add(name)  # data on an interior region (observations): a loss term, not a boundary condition
+        else:
+            found[name] = dv
+    return found, soft, data
+
+
+def _weight_reason(weight: Any) -> str | None:
+    w = sympy.sympify(weight)
+    if w.free_symbols:
+        return (f"its weight {w} varies from point to point (it may restrict the piece); an exact "
+                "condition would impose the data on the whole piece")
+    if not float(w) > 0:
+        return f"its weight is {w}: the condition is switched off"
+    return None
+
+
+def _region_kind(region: Any) -> str | None:
+    if isinstance(region, (BoxBoundary, Boundary, SpaceTimeBoundary)):
+        return "lateral"
+    if isinstance(region, (TimeSlab, TimeSlice)):
+        return "time"
+    return None
+
+
+def _warn_soft(soft: dict) -> None:
+    if soft:
+        lines = "; ".join(f"{n!r}: {why}" for n, why in soft.items())
+        warnings.warn(f"impose_exactly left these value conditions soft (trained as loss terms): {lines}",
+                      stacklevel=3)
+
+
+class _Context:
+    """The domain, its samples and tolerances, shared by every field's construction."""
+
+    def __init__(self, problem: Problem, domain: Any) -> None:
+        self.problem, self.domain, self.coords = problem, domain, problem.coords
+        self.bbox = _bbox(domain)
+        self.scale = float((self.bbox[:, 1] - self.bbox[:, 0]).max()) if self.bbox is not None else 1.0
+        gen = torch.Generator().manual_seed(0)
+        self.inside, _ = domain.sample(4096, 0, gen)
+        self.check, _ = domain.sample(20000, 0, torch.Generator().manual_seed(3))
+        self.boundary = _boundary_samples(domain, 4000)
+        self.channel, ch = {}, 0
+        for f in problem.fields:
+            self.channel[f.func.__name__] = ch
+            ch += 2 if is_complex_field(f) else 1
+
+    def region(self, name: str) -> Any:
+        return self.problem.constraints[name].where
+
+    def member(self, name: str, x: torch.Tensor, tol: float = 1e-9) -> torch.Tensor:
+        return _member(self.region(name), x, tol * self.scale)
+
+    def touches(self, x: torch.Tensor) -> torch.Tensor:
+        """Which points have domain points within 1e-6 of the domain's size (are in its closure)."""
+        d = x.shape[1]
+        dirs = torch.randn(24, d, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
+        dirs = torch.cat([dirs / dirs.norm(dim=1, keepdim=True), torch.eye(d, dtype=torch.float64),
+                          -torch.eye(d, dtype=torch.float64)])
+        near = torch.zeros(x.shape[0], dtype=torch.bool)
+        for v in dirs:
+            near |= _in_closure(self.domain, x + 1e-6 * self.scale * v, -1e-9 * self.scale, strict=True)
+        return near
+
+    def piece_samples(self, name: str, n: int = 1500) -> torch.Tensor:
+        """Samples of the piece that lie on the domain's boundary (one side inside, the other outside)."""
+        x, data = self.region(name).sample(n, 0, torch.Generator().manual_seed(5))
+        tol = 1e-9 * self.scale
+        if "normal" not in data:
+            return x[_in_closure(self.domain, x, tol)]
+        step = 1e-7 * self.scale * data["normal"]
+        return x[_in_closure(self.domain, x + step, tol) != _in_closure(self.domain, x - step, tol)]
+
+
+def _boundary_samples(domain: Any, n: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(4)
+    if isinstance(domain, SpaceTime):
+        parts = [domain.boundary().sample(n, 0, g)[0], domain.initial().sample(n // 4, 0, g)[0],
+                 domain.final().sample(n // 4, 0, g)[0]]
+        return torch.cat(parts)
+    return domain.boundary().sample(n, 0, g)[0]
+
+
+def _in_closure(domain: Any, x: torch.Tensor, tol: float, strict: bool = False) -> torch.Tensor:
+    """In the domain (``strict``: and off its boundary); time bounds within ``tol``."""
+    if isinstance(domain, SpaceTime):
+        tb = domain._tb(0)[0]
+        t = x[:, domain.t_index]
+        xs = torch.cat([x[:, : domain.t_index], x[:, domain.t_index + 1:]], 1)
+        return domain.shape.contains(xs, strict=strict) & (t >= tb[0] - tol) & (t <= tb[1] + tol)
+    return domain.contains(x, strict=strict)
+
+
+def _member(region: Any, x: torch.Tensor, tol: float) -> torch.Tensor:
+    """Which points of ``x`` lie on the boundary piece ``region`` (up to ``tol``)."""
+    if isinstance(region, BoxBoundary):
+        b = _bounds(region.bounds, 0)
+        within = ((x >= b[:, 0] - tol) & (x <= b[:, 1] + tol)).all(1)
+        on = torch.zeros(x.shape[0], dtype=torch.bool)
+        for a, s in region.faces:
+            on |= (x[:, a] - b[a, s]).abs() <= tol
+        return on & within
+    if isinstance(region, Boundary):
+        return region.shape._phi(x, 0).abs() <= tol
+    if isinstance(region, (SpaceTimeBoundary, TimeSlab)):
+        st = region.st
+        t = x[:, st.t_index]
+        xs = torch.cat([x[:, : st.t_index], x[:, st.t_index + 1:]], 1)
+        tb = st._tb(0)[0]
+        if isinstance(region, TimeSlab):
+            return ((t - tb[region.side]).abs() <= tol) & st.shape.contains(xs)
+        return (st.shape._phi(xs, 0).abs() <= tol) & (t >= tb[0] - tol) & (t <= tb[1] + tol)
+    if isinstance(region, TimeSlice):
+        t = x[:, region.t_index]
+        xs = torch.cat([x[:, : region.t_index], x[:, region.t_index + 1:]], 1)
+        b = _bounds(region.space_bounds, 0)
+        return ((t - float(region.t0)).abs() <= tol) & ((xs >= b[:, 0] - tol) & (xs <= b[:, 1] + tol)).all(1)
+    return torch.zeros(x.shape[0], dtype=torch.bool)
+
+
+def _build_field(ctx: _Context, pieces: list, soft: dict) -> tuple[sympy.Expr, list] | None:
+    """``(phi, [(name, phi_i, h_i)])`` for one field's value conditions, or None; moves what fails to ``soft``."""
+    for _ in range(len(pieces) + 1):
+        if not pieces:
+            return None
+        got = _candidate_own(ctx, pieces, soft)
+        if got is None or not _valid(ctx, *got):
+            got = _candidate_trimmed(ctx, pieces, soft)
+        if got is None or not _valid(ctx, *got):
+            for name, _ in pieces:
+                soft.setdefault(name, "no distance function was found that vanishes on exactly the declared "
+                                      "pieces and stays positive inside (regions supported: pieces of a 2-D "
+                                      "region or of SpaceTime over one, box faces, time slices)")
+            return None
+        bad = _discontinuous(ctx, got[1])
+        if not bad:
+            return got
+        for name, other in bad:
+            soft[name] = f"its data disagree with {other!r}'s where the two pieces meet (discontinuous at a corner)"
+        pieces = [(n, h) for n, h in pieces if n not in soft]
+    return None
+
+
+def _candidate_own(ctx: _Context, pieces: list, soft: dict) -> tuple[sympy.Expr, list] | None:
+    """Each piece's own distance function (a box face's line, a shape's ADF), as measured before."""
+    out = []
+    for name, h in pieces:
+        phi = _piece_adf(ctx.region(name), ctx.coords, ctx.bbox)
+        if phi is None:
+            return None
+        v = compile_residual(phi, [], ctx.coords)(None, ctx.inside)
+        if float(v.median()) < 0:  # a hole's own ADF is positive inside the hole
+            phi = -phi
+        out.append((name, phi, h))
+    try:
+        return _multiplier(ctx.domain, [p for _, p, _ in out], ctx.coords, ctx.inside), out
+    except ValueError:  # the product is not positive inside
+        return None
+
+
+def _split_time(ctx: _Context) -> tuple[Any, Callable[[torch.Tensor], torch.Tensor], tuple]:
+    """The 2-D spatial shape, a map from its points to domain points (time at mid-interval), the space coords."""
+    dom, coords = ctx.domain, ctx.coords
+    if isinstance(dom, SpaceTime):
+        k = dom.t_index
+        tb = dom._tb(0)[0]
+        tm = float(tb.mean())
+
+        def embed(p: torch.Tensor, t: float = tm) -> torch.Tensor:
+            return torch.cat([p[:, :k], torch.full((p.shape[0], 1), t, dtype=p.dtype), p[:, k:]], 1)
+
+        return dom.shape, embed, coords[:k] + coords[k + 1:]
+    return dom, (lambda p, t=None: p), coords
+
+
+def _curves(ctx: _Context, lateral: list) -> list | None:
+    shape, embed, _ = _split_time(ctx)
+    if not isinstance(shape, Shape) or shape.dim != 2:
+        return None
+    members = [lambda p, nrm, n=n: ctx.member(n, embed(torch.from_numpy(p))).numpy() for n in lateral]
+    try:
+        return decompose(shape, members)
+    except NotImplementedError:
+        return None
+
+
+def _candidate_trimmed(ctx: _Context, pieces: list, soft: dict) -> tuple[sympy.Expr, list] | None:
+    """Trimmed distance functions of the declared parts of a 2-D boundary (:mod:`pinnsiren.distance`)."""
+    lateral = [n for n, _ in pieces if _region_kind(ctx.region(n)) == "lateral"]
+    curves = _curves(ctx, lateral)
+    if curves is None:
+        return None
+    _, _, space = _split_time(ctx)
+    out = []
+    for name, h in pieces:
+        if name in lateral:
+            mine = [c for c in curves if c.label == lateral.index(name)]
+            if not mine:
+                soft[name] = "no part of its region lies on the domain's boundary"
+                continue
+            out.append((name, piece_adf(mine, space), h))
+            continue
+        phi = _piece_adf(ctx.region(name), ctx.coords, ctx.bbox)
+        if phi is None:
+            return None
+        if float(compile_residual(phi, [], ctx.coords)(None, ctx.inside).median()) < 0:
+            phi = -phi
+        out.append((name, phi, h))
+    if not out:
+        return None
+    prod = sympy.Mul(*[p for _, p, _ in out])
+    m = float(compile_residual(prod, [], ctx.coords)(None, ctx.inside).max())
+    if not m > 0:
+        return None
+    return prod / sympy.Float(m, 17), out
+
+
+def _valid(ctx: _Context, phi: sympy.Expr, out: list) -> bool:
+    """``phi`` > 0 inside, ~0 on every imposed piece, not ~0 on the boundary left free."""
+    f = compile_residual(phi, [], ctx.coords)
+    vi = f(None, ctx.check)
+    if not bool((vi > 0).all()):
+        return False
+    on_pieces = [ctx.piece_samples(n) for n, _, _ in out]
+    for xs in on_pieces:
+        if xs.shape[0] and not float(f(None, xs).abs().max()) <= 1e-8:
+            return False
+    xb = ctx.boundary
+    mine = torch.zeros(xb.shape[0], dtype=torch.bool)
+    for n, _, _ in out:
+        mine |= ctx.member(n, xb)
+    free = xb[~mine]
+    if free.shape[0] == 0:
+        return True
+    small = free[f(None, free).abs() < 1e-10]
+    if small.shape[0] == 0:
+        return True
+    imposed = torch.cat(on_pieces)
+    if imposed.shape[0] == 0:
+        return False
+    return bool((torch.cdist(small, imposed).min(1).values < 1e-3 * ctx.scale).all())
+
+
+def _planes(region: Any) -> list[tuple[int, float]]:
+    """The coordinate planes ``(axis, value)`` a planar piece lies in (box faces, time slices)."""
+    if isinstance(region, BoxBoundary) and _static(region.bounds):
+        b = _bounds(region.bounds, 0)
+        return [(a, float(b[a, s])) for a, s in region.faces]
+    if isinstance(region, TimeSlab) and not callable(region.st.t_bounds):
+        return [(region.st.t_index, float(region.st._tb(0)[0, region.side]))]
+    if isinstance(region, TimeSlice) and not callable(region.t0):
+        return [(region.t_index, float(region.t0))]
+    return []
+
+
+def _contacts(ctx: _Context, a: str, b: str, curves: list | None, lateral: list) -> torch.Tensor:
+    """Points where pieces ``a`` and ``b`` meet: projections onto a planar piece, shared curve ends in 2-D."""
+    pts = []
+    for p, q in ((a, b), (b, a)):
+        xs = ctx.piece_samples(p, 1000)
+        for axis, val in _planes(ctx.region(q)):
+            xp = xs.clone()
+            xp[:, axis] = val
+            keep = ctx.member(p, xp, 1e-7) & ctx.member(q, xp, 1e-7) & ctx.touches(xp)
+            pts.append(xp[keep])
+    if curves is not None and a in lateral and b in lateral:
+        _, embed, _ = _split_time(ctx)
+        ea = [c.ends() for c in curves if c.label == lateral.index(a)]
+        eb = [c.ends() for c in curves if c.label == lateral.index(b)]
+        if ea and eb:
+            ea, eb = torch.from_numpy(np.concatenate(ea)), torch.from_numpy(np.concatenate(eb))
+            near = torch.cdist(ea, eb).min(1).values < 1e-7 * ctx.scale
+            if bool(near.any()):
+                ts = [None] if not isinstance(ctx.domain, SpaceTime) else ctx.domain._tb(0)[0].tolist()
+                pts += [embed(ea[near], t) for t in ts]
+    d = len(ctx.coords)
+    return torch.cat(pts) if pts else torch.zeros(0, d, dtype=torch.float64)
+
+
+def _discontinuous(ctx: _Context, out: list) -> list[tuple[str, str]]:
+    """Pairs of imposed pieces whose data differ where they meet."""
+    lateral = [n for n, _, _ in out if _region_kind(ctx.region(n)) == "lateral"]
+    curves = _curves(ctx, lateral) if len(lateral) > 1 else None
+    bad = []
+    for i, (a, _, ha) in enumerate(out):
+        for b, _, hb in out[i + 1:]:
+            xc = _contacts(ctx, a, b, curves, lateral)
+            if xc.shape[0] == 0:
+                continue
+            va = compile_residual(ha, [], ctx.coords)(None, xc) if ha.free_symbols else torch.full((xc.shape[0],), float(ha))
+            vb = compile_residual(hb, [], ctx.coords)(None, xc) if hb.free_symbols else torch.full((xc.shape[0],), float(hb))
+            if bool(((va - vb).abs() > 1e-6 * (1 + va.abs() + vb.abs())).any()):
+                bad.append((a, b))
+                bad.append((b, a))
+    return bad
 
 
 def dataclass_copy(c: Any, name: str) -> Any:

@@ -1,5 +1,6 @@
 """impose_exactly's lift (the transfinite blend of the pieces' data) holds the data on every piece."""
 
+import pytest
 import sympy
 import torch
 
@@ -35,8 +36,29 @@ def test_compatible_data_are_held_on_both_pieces():
     _check_pieces(model, lambda xs: -torch.sin(torch.pi * xs))
 
 
-def test_incompatible_data_keep_the_transfinite_blend_and_hold_on_every_piece():
-    # u0 = 1 - x^2 / 2 is 1/2 at the walls, where u = 0: the data disagree at the corners
-    model, _ = impose_exactly(_problem(1 - x**2 / 2, 0), Siren(2, 1, 8, 1))
-    assert model.g[0].expr.has(sympy.Piecewise)  # the blend, defined at the corners too
-    _check_pieces(model, lambda xs: 1 - xs**2 / 2)
+def test_data_discontinuous_at_a_corner_stay_soft_and_are_named():
+    # u0 = 1 - x^2 / 2 is 1/2 at the walls, where u = 0: the data disagree at the corners (x = +-1, t = 0)
+    with pytest.warns(UserWarning, match=r"'initial'.*discontinuous at a corner") as rec:
+        model, rest = impose_exactly(_problem(1 - x**2 / 2, 0), Siren(2, 1, 8, 1))
+    assert "'walls'" in str(rec[0].message)
+    assert sorted(rest.constraints) == ["initial", "pde", "walls"]  # nothing imposed: both stay loss terms
+    assert set(model.soft) == {"initial", "walls"} and not hasattr(model, "imposed")
+
+
+def test_only_the_pieces_that_meet_discontinuously_go_soft():
+    u = Field("u", (x, t))
+    bounds = [(-1, 1), (0, 1)]
+    prob = Problem([u], (x, t), [
+        Constraint(u.diff(t) - u.diff(x, 2), where=Box(bounds), n=64, name="pde"),
+        Constraint(u - (1 - x**2), where=TimeSlice([(-1, 1)], 1, 0.0), n=16, name="initial"),
+        Constraint(u, where=BoxBoundary(bounds, faces=[(0, 0)]), n=16, name="left"),
+        Constraint(u - 3, where=BoxBoundary(bounds, faces=[(0, 1)]), n=16, name="right")])
+    with pytest.warns(UserWarning, match="'right'"):
+        model, rest = impose_exactly(prob, Siren(2, 1, 8, 1))
+    # right (u = 3) meets initial (0 at x = 1): both of that pair stay soft; left agrees with both
+    assert model.imposed == ["left"]
+    assert sorted(rest.constraints) == ["initial", "pde", "right"]
+    ts = torch.linspace(0.0, 1.0, 50, dtype=torch.float64)
+    with torch.no_grad():
+        model.double()
+        torch.testing.assert_close(model(torch.stack([-torch.ones_like(ts), ts], 1))[:, 0], 0 * ts, atol=1e-12, rtol=0)
