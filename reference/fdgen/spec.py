@@ -15,7 +15,7 @@ from typing import Any, Mapping, Sequence
 
 import sympy
 
-__all__ = ["SpecError", "Spec", "Condition", "TorchOnly", "from_problem", "from_sympy"]
+__all__ = ["SpecError", "Spec", "Condition", "TorchOnly", "from_problem", "from_sympy", "face_normals"]
 
 
 class SpecError(ValueError):
@@ -333,5 +333,52 @@ def _finish(fields, coords, box, eqs, conds, init, t_idx, periodic, vals, cplx=(
             raise SpecError(f"constraint {c.name!r} is on a face of the periodic axis {coords[c.face[0]]}: drop one or the other")
     if t_idx is None and init:
         raise SpecError(f"constraint {init[0][0]!r} is an initial condition but no coordinate is declared as time")
+    conds = face_normals(conds, coords, vals, t_idx)
     is_c = [bool(getattr(f.func, "pinn_complex", False)) or f.func.__name__ in cplx for f in fields]
     return Spec(fields, is_c, coords, box, eqs, conds, init, t_idx, set(periodic), vals)
+
+
+def face_normals(conds: Sequence[Condition], coords: tuple, vals: Mapping[str, Any], t_idx: int | None = None
+                 ) -> list[Condition]:
+    """Substitute the outward unit normal of each box face for the symbols ``n_<coord>``.
+
+    On the face ``(axis, side)`` of a box the outward normal is ``-1`` (lo) or
+    ``+1`` (hi) along ``axis`` and ``0`` along every other axis; this is what
+    :func:`pinnsiren.symbolic.normal` / ``normal_derivative`` mean (and what
+    ``BoxBoundary`` samples carry in training). Symbols are matched by name,
+    ``n_x`` for the coordinate ``x``.
+
+    Raises
+    ------
+    SpecError
+        If ``vals`` gives a value for ``n_<coord>`` that contradicts the normal of
+        a face whose condition uses it (e.g. ``n_x = 1`` with a condition on the
+        lo face of ``x``), or gives it as a function.
+    """
+    names = {f"n_{c.name}": k for k, c in enumerate(coords) if k != t_idx}
+    names = {n: k for n, k in names.items() if n not in {c.name for c in coords}}
+    out = []
+    for c in conds:
+        axis, side = c.face
+        repl = {}
+        for s in c.expr.free_symbols:
+            if not isinstance(s, sympy.Symbol) or s.name not in names:
+                continue
+            k = names[s.name]
+            want = (1 if side else -1) if k == axis else 0
+            if s.name in vals:
+                given = vals[s.name]
+                try:
+                    ok = complex(given) == want
+                except (TypeError, ValueError):
+                    ok = False
+                if not ok:
+                    face = f"({coords[axis]}, {'hi' if side else 'lo'})"
+                    raise SpecError(
+                        f"constraint {c.name!r}: values gives {s.name} = {given!r} but on the face {face} of the box "
+                        f"the outward unit normal has {s.name} = {want}; the grid solver supplies the normal of each "
+                        f"box face itself: drop {s.name!r} from values"
+                    )
+            repl[s] = sympy.Integer(want)
+        out.append(dataclasses.replace(c, expr=c.expr.xreplace(repl)) if repl else c)
+    return out
