@@ -94,6 +94,8 @@ def _allowed_callable(name: str) -> Any:
     if name.startswith("_"):
         return None
     obj = getattr(sympy, name, None)
+    if obj is None and name == "ExprCondPair":  # srepr of Piecewise; not in the top-level namespace
+        from sympy.functions.elementary.piecewise import ExprCondPair as obj
     if isinstance(obj, type) and issubclass(obj, sympy.Basic):
         return obj
     return None
