@@ -15,7 +15,7 @@ from typing import Any, Mapping, Sequence
 
 import sympy
 
-__all__ = ["SpecError", "Spec", "Condition", "TorchOnly", "from_problem", "from_sympy", "face_normals"]
+__all__ = ["SpecError", "Spec", "Condition", "TorchOnly", "from_problem", "from_sympy", "face_normals", "periodic_pairs"]
 
 
 class SpecError(ValueError):
@@ -146,7 +146,9 @@ def from_problem(
     time : Symbol or int, optional
         The time coordinate; inferred from a ``TimeSlice`` constraint when not given.
     periodic : sequence of Symbol or int
-        Periodic axes (their faces need no condition).
+        Periodic axes (their faces need no condition). A pair constraint
+        (``Constraint(..., pair=shift)``) whose shift is the box's extent along
+        one axis declares that axis periodic too (see :func:`periodic_pairs`).
     values : mapping name -> number or numpy callable ``f(*coords)``, optional
         Coefficient functions and parameters; these win over the Problem's own
         (whose callables are torch functions the grid solver cannot call).
@@ -169,10 +171,69 @@ def from_problem(
             if type(c.where).__name__ == "TimeSlice":
                 t_idx = int(c.where.t_index)
                 break
+    pairs = [(name, c) for name, c in items if getattr(c, "pair", None) is not None]
+    items = [(name, c) for name, c in items if getattr(c, "pair", None) is None]
     box, eqs, conds, init = _sort_constraints(items, bounds, t_idx)
     initial = _initial_conditions(init, box, len(coords), t_idx)
     vals = _problem_values(problem, values)
-    return _finish(fields, coords, box, eqs, conds, initial, t_idx, _axes(coords, periodic), vals)
+    axes = _axes(coords, periodic) | periodic_pairs(pairs, box, coords)
+    return _finish(fields, coords, box, eqs, conds, initial, t_idx, axes, vals)
+
+
+def periodic_pairs(pairs: Sequence[tuple[str, Any]], box: Sequence[tuple[float, float]], coords: tuple) -> set[int]:
+    """The periodic axes that two-point constraints (``Constraint(..., pair=shift)``) declare.
+
+    A pair constraint is read as "axis ``k`` is periodic" when its region is a
+    ``BoxBoundary`` of the domain box whose faces are all the lo face of ``k``
+    and its shift is the box's extent along ``k`` (zero on every other axis),
+    e.g. ``Constraint([u, u.diff(x)], BoxBoundary(box, faces=[(0, 0)]), pair=(2, 0))``
+    on ``[-1, 1]^2``; the hi face with the negative extent reads the same. The
+    periodic grid then makes every field and all its derivatives periodic
+    along ``k``, whatever the constraint's expressions list.
+
+    Raises
+    ------
+    SpecError
+        Naming each pair constraint that is not of that form (a callable
+        ``pair``, another region, a shift that is not one axis' extent).
+    """
+    axes: set[int] = set()
+    bad = []
+    for name, c in pairs:
+        axis = _pair_axis(c, box)
+        if axis is None:
+            bad.append(f"{name!r} (pair={c.pair!r} on a {type(c.where).__name__})")
+        else:
+            axes.add(axis)
+    if bad:
+        ext = ", ".join(f"{coords[k]}: {hi - lo:g}" for k, (lo, hi) in enumerate(box))
+        raise SpecError(
+            f"pair constraint(s) {', '.join(bad)}: the grid solver reads a pair constraint only as a periodic axis: "
+            f"a shift equal to the box's extent along one axis ({ext}) and 0 on the others, on a BoxBoundary "
+            "holding that axis' lo face (or its hi face with the negative extent); pass periodic=[...] or drop them"
+        )
+    return axes
+
+
+def _pair_axis(c: Any, box: Sequence[tuple[float, float]]) -> int | None:
+    """The axis a pair constraint makes periodic, or None when it is not of that form."""
+    if callable(c.pair) or type(c.where).__name__ != "BoxBoundary":
+        return None
+    try:
+        b = _static_bounds(c.where.bounds, "pair")
+        shift = [float(v) for v in c.pair]
+        faces = {(int(a), int(s)) for a, s in c.where.faces}
+    except (SpecError, TypeError, ValueError):
+        return None
+    if b != list(box) or len(shift) != len(box) or len({a for a, _ in faces}) != 1 or len(faces) != 1:
+        return None
+    (axis, side), = faces
+    lo, hi = box[axis]
+    tol = 1e-12 * max(1.0, abs(lo), abs(hi))
+    want = (hi - lo) if side == 0 else (lo - hi)
+    if abs(shift[axis] - want) > tol or any(abs(v) > tol for k, v in enumerate(shift) if k != axis):
+        return None
+    return axis
 
 
 def _sort_constraints(items: list[tuple[str, Any]], bounds: Sequence[Sequence[float]] | None, t_idx: int | None
