@@ -27,6 +27,8 @@ __all__ = [
     "ACTIVATIONS",
     "Activation",
     "build_model",
+    "ARCHITECTURES",
+    "model_from_config",
     "nyquist_frequencies",
     "OutputScale",
 ]

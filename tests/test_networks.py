@@ -175,8 +175,24 @@ def test_bad_arguments_are_refused_with_the_choices():
 
 
 def test_public_api():
+    """Every exported name resolves to the object its module defines and is named (as code) in docs/."""
+    import importlib
+    from pathlib import Path
+
     assert pinnsiren.__version__
     assert pinnsiren.Siren is Siren
+    docs = "\n".join(p.read_text() for p in (Path(__file__).parents[1] / "docs").glob("*.md"))
+    undocumented = []
+    for name in pinnsiren.__all__:
+        if name == "__version__":
+            continue
+        value = getattr(pinnsiren, name)
+        home = importlib.import_module(f"pinnsiren.{pinnsiren._EXPORTS[name]}")
+        assert getattr(home, name) is value, name
+        assert name in getattr(home, "__all__", [name]), f"{name} is not in pinnsiren.{pinnsiren._EXPORTS[name]}.__all__"
+        if f"`{name}`" not in docs:
+            undocumented.append(name)
+    assert not undocumented, f"exported but never named in docs/: {undocumented}"
 
 
 @pytest.mark.parametrize("name", sorted(ACTIVATIONS))
