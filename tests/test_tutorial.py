@@ -66,3 +66,12 @@ def test_tutorial_runs_and_its_numbers_hold(tmp_path, monkeypatch):
     assert res["config"]["train"]["steps"] == 300
     np.testing.assert_allclose(ns["U_reloaded"], ns["U_siren"], rtol=0, atol=1e-6)
     assert type(ns["reloaded"]).__name__ == "Siren"
+    # the Problem stored with the result comes back whole: same constraints, same grid solution
+    assert res["spec"]["complete"] is True, res["spec"]["incomplete"]
+    from pinnsiren.io import load_problem
+    from reference import fdgen
+
+    back = load_problem(path)
+    assert list(back.constraints) == ["pde", "boundary"] and back.constraints["boundary"].weight == 100.0
+    np.testing.assert_allclose(fdgen.solve(back, 33)["u"].values, fdgen.solve(ns["problem"], 33)["u"].values,
+                               rtol=0, atol=1e-13)
