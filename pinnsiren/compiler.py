@@ -33,7 +33,11 @@ from torch import nn
 from .jet import ChannelCountError, Laplacian, autograd_partials, derivatives
 from .symbolic import is_complex_field, is_field
 
-__all__ = ["compile_residual", "CompiledResidual", "HANDLERS", "CompileError"]
+__all__ = ["compile_residual", "CompiledResidual", "HANDLERS", "CompileError", "field_axes", "project",
+           "LEFT_OUT_VALUE"]
+
+#: the value a field over a subset of the coordinates is evaluated at along the coordinates it leaves out
+LEFT_OUT_VALUE = 0.0
 
 
 class CompileError(ValueError):
@@ -271,9 +275,14 @@ class CompiledResidual:
         if handlers:
             self.handlers.update(handlers)
         self.fields, self.n_channels = _channel_layout(fields, self.coords)
+        #: fields over a subset of the coordinates: name -> the indices of the coordinates they keep
+        self.sub_fields = {f.func.__name__: field_axes(f, self.coords) for f in fields
+                           if len(field_axes(f, self.coords)) < len(self.coords)}
+        self._field_args = {f.func.__name__: tuple(f.args) for f in fields}
         self.user_coords = self.coords
         self._to_real = {c: c if c.is_extended_real else sympy.Symbol(c.name, real=True) for c in self.coords}
         self.coords = tuple(self._to_real[c] for c in self.coords)
+        self._field_args = {n: tuple(self._to_real[c] for c in a) for n, a in self._field_args.items()}
         self.coefficient_names = set(_names(coefficients, "coefficient"))
         # parameters: sequence of symbols/names, or mapping -> default value
         if isinstance(parameters, Mapping):
@@ -323,15 +332,24 @@ class CompiledResidual:
                     f"field {name!r} is {have} in the expression but the channel layout (fields=) "
                     f"declares it {lay}"
                 )
+            if tuple(f.args) != self._field_args[name]:
+                raise CompileError(
+                    f"field {name!r} is applied to {tuple(f.args)} but is declared over {self._field_args[name]}"
+                )
+            return
         elif name not in self.coefficient_names:
             raise CompileError(
                 f"unknown function {name!r}: not among the fields {sorted(self.fields)} "
                 f"nor the coefficients {sorted(self.coefficient_names)}"
             )
         if tuple(f.args) != self.coords:
-            raise CompileError(
-                f"{name!r} is applied to {tuple(f.args)} but must be applied to the coordinates {self.coords}"
-            )
+            try:
+                _subsequence(f.args, self.coords)
+            except ValueError:
+                raise CompileError(
+                    f"{name!r} is applied to {tuple(f.args)} but must be applied to the coordinates {self.coords} "
+                    "(or to some of them, in that order)"
+                ) from None
 
     def _normalize_derivative(self, e: sympy.Derivative, coord_names: set[str]) -> sympy.Basic:
         for v, _ in e.variable_count:
@@ -342,6 +360,8 @@ class CompiledResidual:
         inner = e.expr
         if isinstance(inner, AppliedUndef):
             self._check_applied(inner)
+            if any(v not in inner.args for v, _ in e.variable_count):
+                return sympy.S.Zero  # a function over some coordinates does not change along the others
             return sympy.Derivative(inner, *e.variable_count)
         if isinstance(inner, (sympy.re, sympy.im, sympy.conjugate)):
             # coordinates are real: d/dx re(f) = re(df/dx), etc.
@@ -460,11 +480,59 @@ def _channel_layout(fields: Sequence[sympy.Expr], coords: tuple) -> tuple[dict[s
         name = f.func.__name__
         if name in layout:
             raise CompileError(f"field {name!r} is listed twice in fields")
-        if tuple(f.args) != coords:
-            raise CompileError(f"field {name!r} is a function of {tuple(f.args)} but the coordinates are {coords}")
+        try:
+            _subsequence(f.args, coords)
+        except ValueError:
+            raise CompileError(
+                f"field {name!r} is a function of {tuple(f.args)} but the coordinates are {coords}: a field takes "
+                "all of them, or some of them in that order (e.g. a time-independent coefficient a(x, y) in (x, y, t))"
+            ) from None
         layout[name] = (ch, is_complex_field(f))
         ch += 2 if layout[name][1] else 1
     return layout, ch
+
+
+def _subsequence(args: Sequence[Any], coords: Sequence[sympy.Symbol]) -> tuple[int, ...]:
+    """Indices of ``args`` among ``coords`` (matched by name), increasing; else ValueError."""
+    names = [c.name for c in coords]
+    out = []
+    for a in args:
+        if not isinstance(a, sympy.Symbol) or a.name not in names:
+            raise ValueError(f"{a} is not a coordinate")
+        out.append(names.index(a.name))
+    if not out or any(j <= i for i, j in zip(out, out[1:])):
+        raise ValueError("not a subsequence")
+    return tuple(out)
+
+
+def field_axes(field: sympy.Expr, coords: Sequence[sympy.Symbol]) -> tuple[int, ...]:
+    """The indices of the coordinates ``field`` is a function of (all of them for an ordinary field).
+
+    ``Field("a", (x, y))`` in a problem over ``(x, y, t)`` gives ``(0, 1)``.
+
+    Raises
+    ------
+    CompileError
+        If the field's arguments are not some of ``coords`` in their order.
+    """
+    try:
+        return _subsequence(field.args, coords)
+    except ValueError:
+        raise CompileError(
+            f"{field} must be a function of the coordinates {tuple(coords)}, or of some of them in that order"
+        ) from None
+
+
+def project(x: torch.Tensor, axes: Sequence[int]) -> torch.Tensor:
+    """``x`` (N, d) with every column not in ``axes`` set to :data:`LEFT_OUT_VALUE`.
+
+    The model's channels of a field over the coordinates ``axes`` are
+    evaluated at these points, so the field cannot depend on the other
+    coordinates and its derivatives along them are exactly zero.
+    """
+    keep = torch.zeros(x.shape[1], dtype=torch.bool, device=x.device)
+    keep[list(axes)] = True
+    return torch.where(keep, x, torch.full((), LEFT_OUT_VALUE, dtype=x.dtype, device=x.device))
 
 
 # --------------------------------------------------------------------------
@@ -498,7 +566,7 @@ def _collapse(comp: CompiledResidual, exprs: tuple) -> tuple[tuple, list[_Group]
         for D in e.atoms(sympy.Derivative):
             name = D.expr.func.__name__
             a = comp._multi_index(D)
-            if name in comp.fields and sum(a) == 2 and max(a) == 2:
+            if name in comp.fields and name not in comp.sub_fields and sum(a) == 2 and max(a) == 2:
                 pure.setdefault(name, {})[D] = a.index(2)
     if not pure:
         return None
@@ -572,6 +640,10 @@ class _Program:
         self.index: dict[sympy.Basic, int] = {}
         self.code: list[Callable] = []
         self.group_weights = [[self._emit(w) for w in g.weights] for g in groups]
+        self.channel_axes = {}  # channel -> kept coordinate indices, for the channels of sub-coordinate fields
+        for name, axes in comp.sub_fields.items():
+            ch, cplx = comp.fields[name]
+            self.channel_axes.update({c: axes for c in ((ch, ch + 1) if cplx else (ch,))})
         self.n_before_jet = len(self.code)
         self.outputs = [self._emit(e) for e in exprs]
 
@@ -651,8 +723,15 @@ class _Program:
         have = getattr(model, "out_features", None)
         if first and have is not None and have != comp.n_channels:
             raise comp.channel_error(have)
+        # a field over some coordinates: its channels are evaluated with the others set to LEFT_OUT_VALUE
+        by_axes: dict[tuple[int, ...] | None, list] = {}
+        for n in needs:
+            by_axes.setdefault(self.channel_axes.get(n[0]), []).append(n)
+        jet: dict = {}
         try:
-            jet = derivatives(model, x, needs, method=comp.engine, channels=comp.n_channels if first else None)
+            for axes, ns in by_axes.items():
+                xa = x if axes is None else project(x, axes)
+                jet.update(derivatives(model, xa, ns, method=comp.engine, channels=comp.n_channels if first else None))
         except ChannelCountError as err:
             raise comp.channel_error(err.have) from None
         if first:
