@@ -236,7 +236,8 @@ def run(cfg: WaveConfig, archs: Sequence[str], out: str | Path) -> dict[str, Any
     h5 = write_result(out / "wave.h5", kind="wave", config=dict(cfg=asdict(cfg), archs=list(archs)),
                       metrics={f"{k}_{a}": v for a, r in results.items() for k, v in r["metrics"].items()},
                       history={f"{a}/{k}": np.asarray(v) for a, r in results.items() for k, v in r["history"].items()},
-                      fields=fields, models={a: r["model"] for a, r in results.items()})
+                      fields=fields, models={a: r["model"] for a, r in results.items()},
+                      problem=pose(cfg))  # the same Problem for every arch (stored as data; its window is a callable)
     png = plot_figure(results, frames, out / "wave.png")
     print(f"wrote {h5} and {png}")
     return dict(results=results, frames=frames, h5=h5, png=png)

@@ -46,6 +46,14 @@ def test_siren_learns_initial_condition_and_pipeline_writes_results(tmp_path):
     r = read_result(res["h5"])
     assert r["metrics"]["rel_l2_t0_siren"] == pytest.approx(rel[0])
     assert {"fd_t0.1", "siren_t0.2"} <= set(r["fields"])
+    # the Problem is stored as data; its growing time window is a callable, so the spec says it is incomplete
+    spec = r["spec"]
+    assert [c["region"]["type"] for c in spec["constraints"]] == [
+        "Box", "Cone", "TimeSlice", "NearPoint", "TimeSlice", "NearPoint"]
+    assert spec["constraints"][3]["region"]["std"] == pytest.approx(3 * 4e-3 ** 0.5, rel=1e-12)
+    assert spec["complete"] is False and spec["incomplete"] == [
+        "constraint 'pde': Box bounds given as a callable of the step",
+        "constraint 'pde_cone': Cone t_bounds given as a callable of the step"]
     assert res["png"].stat().st_size > 10_000
 
 
