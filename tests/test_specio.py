@@ -196,3 +196,23 @@ def test_srepr_reader_rebuilds_sympy_and_refuses_code(tmp_path):
     assert not marker.exists()
     with pytest.raises(SpecError, match="format"):
         problem_from_spec({"format": "something-else/9"})
+
+
+def test_composed_regions_subset_fields_and_vector_residuals_rebuild_to_the_same_spec(tmp_path):
+    u = pinn.Field("u", (x, y))
+    g = pinn.Field("g", (x,))  # a field over a subset of the coordinates
+    dom = pinn.Box(BOX) - pinn.Ball([0.3, 0.3], 0.2)
+    p = pinn.Problem([u, g], (x, y), [
+        pinn.Constraint([u.diff(x) - g, u.diff(y)], where=dom, n=16, name="grad", norm="l1"),
+        pinn.Constraint(u, where=dom.boundary(), n=16, name="wall", weight=sympy.exp(-x**2)),
+    ], parameters={"k": 2.5})
+    spec = problem_spec(p)
+    assert spec["complete"], spec["incomplete"]
+    assert spec["fields"][1] == {"name": "g", "coords": ["Symbol('x')"], "complex": False}
+    q, _ = through_file(p, tmp_path)
+    assert problem_spec(q) == spec  # idempotent: nothing lost or changed on the way
+    same_constraints(p, q)
+    assert q.fields[1].args == (x,) and q.parameters == {"k": 2.5}
+    xa, da = p.constraints["wall"].where.sample(64, 0, torch.Generator().manual_seed(1))
+    xb, db = q.constraints["wall"].where.sample(64, 0, torch.Generator().manual_seed(1))
+    assert torch.equal(xa, xb) and torch.equal(da["normal"], db["normal"])
