@@ -27,6 +27,7 @@ import importlib
 import importlib.machinery
 import importlib.metadata
 import importlib.util
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -277,15 +278,37 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     from . import distributed
+    from .validate import UsageError, preflight
 
+    try:
+        preflight(args)  # bad input: a one-line error before any work (exit status 2)
+    except UsageError as exc:
+        print(f"pinnsiren: error: {exc}", file=sys.stderr)
+        return 2
     try:
         distributed.setup_cli(getattr(args, "device", None) or "cpu")  # under torchrun: join the job
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError, FloatingPointError) as exc:
+    except UsageError as exc:
         print(f"pinnsiren: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("pinnsiren: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # failed work: one line, no traceback (PINNSIREN_TRACEBACK=1 shows it)
+        if os.environ.get("PINNSIREN_TRACEBACK"):
+            raise
+        print(f"pinnsiren: error: {_one_line(exc)}", file=sys.stderr)
         return 1
     finally:
         distributed.shutdown()
+
+
+def _one_line(exc: BaseException) -> str:
+    """``exc`` as one line; the type is named where the message alone would not say what failed."""
+    text = " ".join(str(exc).split())
+    if isinstance(exc, (ValueError, FileNotFoundError, FloatingPointError)) and text:
+        return text
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 if __name__ == "__main__":  # pragma: no cover
