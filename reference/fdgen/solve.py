@@ -27,6 +27,7 @@ from ..grid import Grid, GridField
 from .discrete import symbolise
 from .spec import Spec, SpecError
 from .system import System
+from .validate import check_solve
 
 __all__ = ["FDSolution", "solve_spec", "METHODS", "INTEGRATORS"]
 
@@ -187,8 +188,14 @@ def solve_spec(
     steps: int | None = None,
 ) -> FDSolution:
     """Discretise and solve a spec; see :func:`reference.fdgen.solve` for the parameters."""
+    if getattr(spec, "region", None) is not None:  # a composed region (reference/fdgen/composed.py)
+        from .composed import solve_cut
+
+        return solve_cut(spec, shape, order, method, conservative, guess, tol, max_iter, times, integrator, rtol,
+                         atol, steps)
     if integrator not in INTEGRATORS:
         raise ValueError(f"Invalid integrator {integrator!r}. Must be one of {list(INTEGRATORS)}")
+    shape = check_solve(spec, shape, order, method)  # bad shape, non-finite data: SpecError before any work
     c0 = _time.process_time()
     system = System(spec, shape, order, conservative)
     stats: dict[str, Any] = {"unknowns": system.n_slots * system.N, "order": order, "linear": system.linear}

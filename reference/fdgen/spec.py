@@ -171,6 +171,10 @@ def from_problem(
             if type(c.where).__name__ == "TimeSlice":
                 t_idx = int(c.where.t_index)
                 break
+    from .composed import from_problem_composed, is_composed  # regions that are not boxes: cut stencils
+
+    if is_composed(items):
+        return from_problem_composed(problem, fields, coords, items, t_idx, periodic, values, bounds)
     pairs = [(name, c) for name, c in items if getattr(c, "pair", None) is not None]
     items = [(name, c) for name, c in items if getattr(c, "pair", None) is None]
     box, eqs, conds, init = _sort_constraints(items, bounds, t_idx)
