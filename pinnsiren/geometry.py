@@ -131,6 +131,12 @@ class Region:
     def sample(self, n: int | None, step: int, generator: torch.Generator | None) -> tuple[torch.Tensor, dict]:
         raise NotImplementedError
 
+    def __fdgen_region__(self) -> Any:
+        """A plain-numpy view for grid solvers (``reference.fdgen``'s region protocol; see :mod:`pinnsiren.grid_region`)."""
+        from .grid_region import grid_region
+
+        return grid_region(self)
+
 
 class _Piece:
     """A part of a primitive's boundary: its measure and a uniform sampler with normals.

@@ -1,0 +1,646 @@
+"""Finite differences on composed 2-D regions: cut stencils on a Cartesian grid over the bounding box.
+
+A region that is not a box (a disc, a polygon, a square minus discs, an
+L-shape, their space-time versions) is read through the region protocol of
+:mod:`reference.fdgen.region`. On the node grid over its bounding box:
+
+* the unknowns are the values at the nodes strictly inside the region, plus
+  the values at the *boundary points*: where a grid line between an inside
+  node and a node that is not inside crosses the boundary (``crossing``);
+* each derivative at an inside node is a 1-D Fornberg stencil along its grid
+  line (:func:`~reference.fdgen.stencils.fd_weights` on non-uniform points):
+  the usual centred window where it fits, else the window of as many points
+  nearest the node, the boundary point taking the place of the missing
+  neighbour (Shortley-Weller at second order); mixed derivatives are
+  products of these 1-D operators;
+* at a boundary point, the value is the unknown itself, and a derivative
+  (a Neumann or Robin condition, ``n_x, n_y`` the region's own outward normal
+  there) comes from a least-squares polynomial of degree ``order`` through
+  the boundary value and the nearest inside nodes that see the point;
+* each boundary point takes the condition of the declared boundary part that
+  contains it (a Dirichlet one where several do), so every boundary row is
+  one unknown's own equation and the boundary unknowns are eliminated as on
+  a box (steady linear: one solve; nonlinear: Newton; time: method of lines).
+
+Accuracy: second order (``order=2``) for Dirichlet data (the local error of
+a Shortley-Weller row is first order but the global error is second order);
+Neumann/Robin rows are limited by the least-squares gradient, second order
+on smooth boundaries, lower where a boundary point has few inside nodes in
+view (a re-entrant corner, a thin neck). Features thinner than a grid cell
+(two crossings between neighbouring nodes) are not seen.
+
+No torch, no pinnsiren import: only numpy, scipy, sympy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import time as _time
+from typing import Any, Sequence
+
+import numpy as np
+import scipy.sparse as sp
+import sympy
+from scipy.spatial import cKDTree
+
+from ..grid import Grid, GridField
+from .discrete import symbolise
+from .region import has_view, same_solid, view
+from .solve import FDSolution, _march, _steady
+from .spec import Spec, SpecError, _exprs, _problem_values
+from .stencils import MAX_DERIVATIVE, ORDERS, fd_weights
+from .system import System
+
+__all__ = ["PieceCondition", "CutSpec", "CutLayout", "CutSystem", "CutSolution", "is_composed",
+           "from_problem_composed", "solve_cut"]
+
+_BOX_KINDS = ("Box", "BoxBoundary", "TimeSlice")
+#: prefix of the coefficient functions that carry the region's outward normal
+NORMAL_FN = "fdgen_normal_"
+
+
+@dataclasses.dataclass
+class PieceCondition:
+    """A residual imposed on the boundary points that the boundary view ``piece`` contains."""
+
+    expr: sympy.Expr
+    piece: Any
+    name: str
+
+
+@dataclasses.dataclass
+class CutSpec(Spec):
+    """A :class:`Spec` on a composed region: ``region`` (solid view of the space region) and
+    ``pieces`` (:class:`PieceCondition`); ``conditions`` stays empty."""
+
+    region: Any = None
+    pieces: list = dataclasses.field(default_factory=list)
+
+
+def is_composed(items: Sequence[tuple[str, Any]]) -> bool:
+    """True when a Problem's constraints need the composed-region path: a region that is not a
+    Box/BoxBoundary/TimeSlice and either no Box region at all or a region that is not a solid
+    (a box with a solid sub-region keeps the box path, which refuses it by name)."""
+    odd = [c.where for _, c in items if type(c.where).__name__ not in _BOX_KINDS]
+    if not odd:
+        return False
+    if not any(type(c.where).__name__ == "Box" for _, c in items):
+        return True
+    for w in odd:
+        if has_view(w):
+            try:
+                if w.__fdgen_region__().kind != "solid":
+                    return True
+            except (TypeError, ValueError):
+                pass
+    return False
+
+
+# ------------------------------------------------------------------ spec
+def from_problem_composed(problem: Any, fields: list, coords: tuple, items: list, t_idx: int | None,
+                          periodic: Sequence[Any], values: Any, bounds: Any) -> CutSpec:
+    """Read a Problem whose regions are composed (see :func:`reference.fdgen.from_problem`)."""
+    if bounds is not None:
+        raise SpecError("bounds= fixes a box; this Problem's region is composed: drop bounds")
+    pairs = [name for name, c in items if getattr(c, "pair", None) is not None]
+    if pairs or periodic:
+        raise SpecError(f"constraints {pairs or ''} / periodic={list(periodic)}: periodic axes are not supported on "
+                        "a composed region")
+    solids, eqs, pieces, init = [], [], [], []
+    t_bounds = None
+    for name, c in items:
+        kind = type(c.where).__name__
+        es = _exprs(c.expr)
+        named = [(name if len(es) == 1 else f"{name}[{j}]", e) for j, e in enumerate(es)]
+        if kind == "TimeSlice":
+            init.append((name, "slice", c.where, es))
+            continue
+        v = view(c.where, name)
+        if v.kind in ("spacetime", "spacetime_boundary", "time_slab"):
+            if t_idx is None:
+                t_idx = int(v.t_index)
+            if int(v.t_index) != t_idx:
+                raise SpecError(f"constraint {name!r}: its {kind} has time on axis {v.t_index} but time is axis {t_idx}")
+            if v.kind != "time_slab":
+                tb = tuple(float(b) for b in v.t_bounds)
+                if t_bounds is not None and not np.allclose(tb, t_bounds, rtol=1e-12, atol=1e-12):
+                    raise SpecError(f"constraint {name!r}: time interval {tb} differs from {t_bounds}")
+                t_bounds = tb
+        if v.kind == "solid":
+            if t_idx is not None:
+                raise SpecError(
+                    f"constraint {name!r} is on a {kind} over all coordinates but {coords[t_idx]} is time: declare "
+                    "the domain as SpaceTime(shape, (t0, t1)) (its .boundary(), .initial() for the conditions)")
+            solids.append((name, v))
+            eqs += named
+        elif v.kind == "spacetime":
+            solids.append((name, v.space))
+            eqs += named
+        elif v.kind == "boundary":
+            pieces += [PieceCondition(e, v, name) for e in es]
+        elif v.kind == "spacetime_boundary":
+            pieces += [PieceCondition(e, v.space, name) for e in es]
+        elif v.kind == "time_slab":
+            if int(v.side) != 0:
+                raise SpecError(f"constraint {name!r} is on the final-time slice; only initial conditions can be marched")
+            init.append((name, "slab", v, es))
+    if not solids:
+        raise SpecError("the Problem has no constraint on a solid region (a Shape or SpaceTime): there is no PDE "
+                        "to discretise")
+    name0, region = solids[0]
+    for name, v in solids[1:]:
+        if not same_solid(region, v):
+            raise SpecError(f"constraints {name0!r} and {name!r} hold in different regions; the grid solver takes one "
+                            "region for all equations (a constraint inside a sub-region is not supported)")
+    if region.dim != 2:
+        raise SpecError(f"constraint {name0!r}: its region is {region.dim}-D in space; composed regions are "
+                        "discretised in 2-D only (3-D composed regions are not supported; a 3-D box is)")
+    box = [tuple(float(b) for b in r) for r in np.asarray(region.bbox)]
+    if t_idx is not None:
+        if t_bounds is None:
+            raise SpecError("time is declared but no constraint gives the time interval: use SpaceTime(shape, (t0, t1))")
+        box.insert(t_idx, t_bounds)
+    initial = _initial(init, region, box, t_idx)
+    vals = _problem_values(problem, values)
+    pieces = _normals(pieces, coords, vals, t_idx, region)
+    for f in fields:
+        if not isinstance(f, sympy.core.function.AppliedUndef) or tuple(f.args) != coords:
+            raise SpecError(f"field {f} must be a function applied to exactly the coordinates {coords}")
+    is_c = [bool(getattr(f.func, "pinn_complex", False)) for f in fields]
+    return CutSpec(list(fields), is_c, coords, box, eqs, [], initial, t_idx, set(), vals, region=region, pieces=pieces)
+
+
+def _initial(init: list, region: Any, box: list, t_idx: int | None) -> list:
+    out = []
+    if init and t_idx is None:
+        raise SpecError(f"constraint {init[0][0]!r} is an initial condition but no coordinate is declared as time")
+    for name, how, where, es in init:
+        if how == "slice":
+            if int(where.t_index) != t_idx:
+                raise SpecError(f"constraint {name!r}: TimeSlice on axis {where.t_index} but time is axis {t_idx}")
+            sb = np.asarray(where.space_bounds, dtype=float)
+            bb = np.asarray(region.bbox)
+            tol = 1e-12 * max(1.0, float(np.abs(bb).max()))
+            if sb.shape != bb.shape or np.any(sb[:, 0] > bb[:, 0] + tol) or np.any(sb[:, 1] < bb[:, 1] - tol):
+                raise SpecError(f"constraint {name!r}: TimeSlice space bounds {sb.tolist()} do not cover the region "
+                                f"(bounding box {bb.tolist()})")
+            t0 = float(where.t0)
+        else:
+            t0 = float(where.t)
+        if abs(t0 - box[t_idx][0]) > 1e-12 * max(1.0, abs(box[t_idx][0])):
+            raise SpecError(f"constraint {name!r}: an initial condition at t = {t0} is not the initial time {box[t_idx][0]}")
+        out += [(name, e) for e in es]
+    return out
+
+
+def _normals(pieces: list, coords: tuple, vals: dict, t_idx: int | None, region: Any) -> list:
+    """``n_<coord>`` in boundary conditions -> coefficient functions giving the region's outward normal."""
+    names = {f"n_{c.name}": k for k, c in enumerate(coords)}
+    names = {n: k for n, k in names.items() if n not in {c.name for c in coords}}
+    space = [k for k in range(len(coords)) if k != t_idx]
+    out = []
+    for pc in pieces:
+        repl = {}
+        for s in pc.expr.free_symbols:
+            if not isinstance(s, sympy.Symbol) or s.name not in names:
+                continue
+            if s.name in vals:
+                raise SpecError(f"constraint {pc.name!r}: values gives {s.name}, but the grid solver supplies the outward "
+                                f"unit normal of the region at each boundary point itself: drop {s.name!r} from values")
+            k = names[s.name]
+            if k == t_idx:
+                repl[s] = sympy.Integer(0)
+                continue
+            fn = NORMAL_FN + coords[k].name
+            repl[s] = sympy.Function(fn, real=True)(*coords)
+            vals[fn] = _normal_fn(region, space, space.index(k))
+        out.append(dataclasses.replace(pc, expr=pc.expr.xreplace(repl)) if repl else pc)
+    return out
+
+
+def _normal_fn(region: Any, space: list, a: int):
+    def f(*args):
+        xs = np.broadcast_arrays(*[np.asarray(args[k], dtype=float) for k in space])
+        p = np.column_stack([v.ravel() for v in xs])
+        return region.normal(p)[:, a].reshape(xs[0].shape)
+
+    return f
+
+
+# ---------------------------------------------------------------- layout
+class CutLayout:
+    """Unknowns and derivative matrices of a composed 2-D region on the node grid over its bounding box.
+
+    Attributes
+    ----------
+    n_in, n_b : inside nodes, boundary points; ``N = n_in + n_b`` unknowns, inside nodes first
+        (grid C order), then boundary points.
+    X : coordinates of the unknowns, per space axis (length N each).
+    nodes : grid index (flattened) of each inside node; ``bnode``: grid index of each boundary
+        point that is a grid node, else -1.
+    """
+
+    def __init__(self, spec: CutSpec, shape: Any, order: int = 2) -> None:
+        if order not in ORDERS:
+            raise SpecError(f"order {order!r} is not in the stencil set; choose one of {list(ORDERS)}")
+        axes = spec.space_axes
+        if isinstance(shape, (int, np.integer)):
+            shape = (int(shape),) * len(axes)
+        shape = tuple(int(n) for n in shape)
+        if len(shape) != len(axes):
+            raise SpecError(f"grid shape {shape} has {len(shape)} sizes but there are {len(axes)} space coordinates")
+        self.spec, self.order, self.axes, self.region = spec, order, axes, spec.region
+        self.full_shape = shape
+        self.bounds = [spec.bounds[k] for k in axes]
+        self.h = [(hi - lo) / (n - 1) for (lo, hi), n in zip(self.bounds, shape)]
+        self.lines = [lo + h * np.arange(n) for (lo, _), h, n in zip(self.bounds, self.h, shape)]
+        G = np.stack([m.ravel() for m in np.meshgrid(*self.lines, indexing="ij")], 1)
+        ins = np.asarray(self.region.inside(G), dtype=bool).reshape(shape)
+        ins[0, :] = ins[-1, :] = ins[:, 0] = ins[:, -1] = False  # the bounding box's edge holds no inside node
+        if ins.sum() < 4:
+            raise SpecError(f"the grid {shape} has {int(ins.sum())} nodes inside the region; refine it")
+        self.inside_mask = ins
+        self.nodes = np.flatnonzero(ins.ravel())
+        self.n_in = len(self.nodes)
+        self.node_id = np.full(ins.size, -1)
+        self.node_id[self.nodes] = np.arange(self.n_in)
+        self._cuts(G)
+        self.N = self.n_in + self.n_b
+        P = np.concatenate([G[self.nodes], self.bpoints])
+        self.X = [P[:, a] for a in range(2)]
+        self.points = P
+        self.boundary = np.arange(self.N) >= self.n_in
+        # what System / the solvers read from a layout (the state is a flat list, not a tensor grid)
+        self.shape = (self.N,)
+        self.periodic = [False]
+        self.faces: dict = {}
+
+    def _cuts(self, G: np.ndarray) -> None:
+        """Boundary points on the grid edges from inside nodes to nodes that are not inside."""
+        ins, shape = self.inside_mask, self.full_shape
+        self.cut_s = {}  # (axis, dir) -> (grid array of s, nan where the edge is not cut)
+        self.cut_b = {}  # (axis, dir) -> (grid array of boundary point index, -1)
+        found = []
+        for a in range(2):
+            for dirn in (-1, 1):
+                nb = np.zeros_like(ins)
+                sl_dst = [slice(None)] * 2
+                sl_src = [slice(None)] * 2
+                sl_dst[a] = slice(None, -1) if dirn == 1 else slice(1, None)
+                sl_src[a] = slice(1, None) if dirn == 1 else slice(None, -1)
+                nb[tuple(sl_dst)] = ins[tuple(sl_src)]
+                src = ins & ~nb
+                idx = np.flatnonzero(src.ravel())
+                step = (shape[1] if a == 0 else 1) * dirn
+                p, q = G[idx], G[idx + step]
+                s = np.asarray(self.region.crossing(p, q), dtype=float)
+                if np.any(~(s > 0) | (s > 1)):
+                    raise SpecError("the region's crossing() returned fractions outside (0, 1]")
+                found.append((a, dirn, idx, s, p + s[:, None] * (q - p), idx + step))
+        X = np.concatenate([f[4] for f in found])
+        hmin = min(self.h)
+        key = np.round(X / (1e-7 * hmin)).astype(np.int64)
+        _, first, inv = np.unique(key, axis=0, return_index=True, return_inverse=True)
+        inv = inv.ravel()
+        self.bpoints = X[first]
+        self.n_b = len(first)
+        # a boundary point that is a grid node (crossing at s = 1)
+        bnode = np.full(self.n_b, -1)
+        start = 0
+        for a, dirn, idx, s, _, nbr in found:
+            sl = slice(start, start + len(idx))
+            bid = inv[sl]
+            S = np.full(ins.size, np.nan)
+            B = np.full(ins.size, -1)
+            S[idx], B[idx] = s, bid
+            self.cut_s[(a, dirn)], self.cut_b[(a, dirn)] = S, B
+            at_node = s == 1.0
+            bnode[bid[at_node]] = nbr[at_node]
+            start += len(idx)
+        self.bnode = bnode
+
+    # ---------------------------------------------------------- stencils
+    def _width(self, m: int) -> int:
+        return 2 * ((m + 1) // 2) - 1 + self.order
+
+    @functools.lru_cache(maxsize=None)
+    def _inside_rows(self, a: int, m: int) -> sp.csr_matrix:
+        """Rows (n_in, N) of d^m/dx_a^m at the inside nodes (cut 1-D Fornberg stencils)."""
+        w = self._width(m)
+        half = w // 2
+        shape = self.full_shape
+        ins = self.inside_mask
+        h = self.h[a]
+        stride = shape[1] if a == 0 else 1
+        # regular nodes: the centred window lies inside
+        ok = ins.copy()
+        for k in range(1, half + 1):
+            for dirn in (-1, 1):
+                sh = np.zeros_like(ins)
+                dst, src = [slice(None)] * 2, [slice(None)] * 2
+                dst[a] = slice(None, -k) if dirn == 1 else slice(k, None)
+                src[a] = slice(k, None) if dirn == 1 else slice(None, -k)
+                sh[tuple(dst)] = ins[tuple(src)]
+                ok &= sh
+        reg = np.flatnonzero(ok.ravel())
+        wc = fd_weights(np.arange(-half, half + 1), m) / h**m
+        rows = [np.repeat(self.node_id[reg], w)]
+        cols = [self.node_id[(reg[:, None] + stride * np.arange(-half, half + 1)[None]).ravel()]]
+        vals = [np.tile(wc, len(reg))]
+        # nodes near the boundary: walk each way to the boundary, keep the w points nearest the node
+        near = np.flatnonzero((ins & ~ok).ravel())
+        r2, c2, v2 = [], [], []
+        cache: dict[tuple, np.ndarray] = {}
+        for g in near:
+            offs, cs = [0.0], [self.node_id[g]]
+            for dirn in (-1, 1):
+                cur = g
+                for k in range(1, w):
+                    s = self.cut_s[(a, dirn)][cur]
+                    if not np.isnan(s):
+                        offs.append(dirn * (k - 1 + s))
+                        cs.append(self.n_in + self.cut_b[(a, dirn)][cur])
+                        break
+                    cur = cur + dirn * stride
+                    offs.append(float(dirn * k))
+                    cs.append(self.node_id[cur])
+            order = np.argsort(np.abs(offs), kind="stable")[:w]
+            if len(order) < m + 1:
+                x0 = self.points[self.node_id[g]]
+                raise SpecError(
+                    f"the grid is too coarse near ({x0[0]:.6g}, {x0[1]:.6g}): {len(order)} points on the grid line "
+                    f"through it inside the region, a derivative of order {m} needs {m + 1}; refine the grid")
+            o = np.asarray(offs)[order]
+            key = tuple(np.round(o, 14))
+            if key not in cache:
+                cache[key] = fd_weights(o, m) / h**m
+            r2.append(np.full(len(order), self.node_id[g]))
+            c2.append(np.asarray(cs)[order])
+            v2.append(cache[key])
+        if r2:
+            rows.append(np.concatenate(r2))
+            cols.append(np.concatenate(c2))
+            vals.append(np.concatenate(v2))
+        return sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+                             shape=(self.n_in, self.N))
+
+    @functools.cached_property
+    def _fit(self) -> tuple[list, np.ndarray, np.ndarray]:
+        """Least squares at the boundary points: ``u(x) ~ u_b + sum_alpha c_alpha ((x - b) / h)^alpha`` over
+        monomials of degree 1..order through the nearest inside nodes in view. Returns the exponents,
+        the node columns ``(n_b, K)`` and the pseudo-inverses ``(n_b, M, K)`` mapping ``u_j - u_b`` to ``c``."""
+        q = self.order
+        exps = [(i, d - i) for d in range(1, q + 1) for i in range(d, -1, -1)]
+        K = 2 * len(exps) + 2
+        hs = np.asarray(self.h)
+        inner = self.points[: self.n_in]
+        tree = cKDTree(inner / hs)
+        B = self.bpoints
+        kq = min(3 * K, self.n_in)
+        _, nbr = tree.query(B / hs, k=kq)
+        nbr = np.atleast_2d(nbr)
+        # in view: the midpoint of the segment from the boundary point to the node is inside the region
+        mid = 0.5 * (B[:, None, :] + inner[nbr])
+        seen = np.asarray(self.region.inside(mid.reshape(-1, 2)), dtype=bool).reshape(nbr.shape)
+        rank = np.where(seen, np.arange(kq)[None], kq + np.arange(kq)[None])
+        pick = np.argsort(rank, axis=1, kind="stable")[:, :K]
+        cols = np.take_along_axis(nbr, pick, 1)
+        nseen = seen.sum(1)
+        if np.any(nseen < len(exps) + 1):
+            b = B[np.argmin(nseen)]
+            raise SpecError(f"the grid is too coarse near the boundary point ({b[0]:.6g}, {b[1]:.6g}): "
+                            f"{int(nseen.min())} inside nodes in view, a derivative there needs {len(exps) + 1}; refine it")
+        d = (inner[cols] - B[:, None, :]) / hs  # (n_b, K, 2) in units of h
+        A = np.stack([d[..., 0] ** i * d[..., 1] ** j for i, j in exps], -1)  # (n_b, K, M)
+        wts = np.where(np.take_along_axis(seen, pick, 1), 1.0 / (1.0 + np.sum(d**2, -1)), 0.0)
+        Aw = A * wts[..., None]
+        pinv = np.linalg.pinv(Aw) * wts[:, None, :]  # (n_b, M, K): c = pinv @ (u_j - u_b)
+        return exps, cols, pinv
+
+    @functools.lru_cache(maxsize=None)
+    def _boundary_rows(self, alpha: tuple[int, ...]) -> sp.csr_matrix:
+        """Rows (n_b, N) of D^alpha at the boundary points (identity for alpha = 0)."""
+        nb = self.n_b
+        own = self.n_in + np.arange(nb)
+        if sum(alpha) == 0:
+            return sp.csr_matrix((np.ones(nb), (np.arange(nb), own)), shape=(nb, self.N))
+        exps, cols, pinv = self._fit
+        if tuple(alpha) not in exps:
+            raise SpecError(f"a derivative of total order {sum(alpha)} at the boundary exceeds the boundary fit's degree "
+                            f"{self.order}; use order=4 or a condition with lower derivatives")
+        j = exps.index(tuple(alpha))
+        scale = math.factorial(alpha[0]) * math.factorial(alpha[1]) / (self.h[0] ** alpha[0] * self.h[1] ** alpha[1])
+        W = scale * pinv[:, j, :]  # (n_b, K)
+        rows = np.concatenate([np.repeat(np.arange(nb), W.shape[1]), np.arange(nb)])
+        cc = np.concatenate([cols.ravel(), own])
+        vals = np.concatenate([W.ravel(), -W.sum(1)])
+        return sp.csr_matrix((vals, (rows, cc)), shape=(nb, self.N))
+
+    @functools.lru_cache(maxsize=None)
+    def d1(self, a: int, m: int) -> sp.csr_matrix:
+        alpha = [0, 0]
+        alpha[a] = m
+        return sp.vstack([self._inside_rows(a, m), self._boundary_rows(tuple(alpha))]).tocsr()
+
+    @functools.lru_cache(maxsize=None)
+    def matrix(self, alpha: tuple[int, ...]) -> sp.csr_matrix:
+        """``D^alpha`` on the unknowns, shape (N, N): cut stencils at inside nodes, the fit at boundary points."""
+        alpha = tuple(int(m) for m in alpha)
+        if sum(alpha) == 0:
+            return sp.identity(self.N, format="csr")
+        for m in alpha:
+            if m > MAX_DERIVATIVE:
+                raise SpecError(f"derivative order {m} per axis is not in the stencil set (up to {MAX_DERIVATIVE})")
+        M = None
+        for a, m in enumerate(alpha):
+            if m:
+                M = self.d1(a, m) if M is None else M @ self.d1(a, m)
+        return sp.vstack([M[: self.n_in], self._boundary_rows(alpha)]).tocsr()
+
+
+# ---------------------------------------------------------------- system
+class CutSystem(System):
+    """:class:`~reference.fdgen.system.System` on a :class:`CutLayout`: PDE rows at the inside nodes,
+    one boundary row per boundary point and slot (no flux form: ``conservative`` is ignored)."""
+
+    def __init__(self, spec: CutSpec, shape: Any, order: int = 2, conservative: bool = False) -> None:
+        self.spec = spec
+        self.layout = lay = CutLayout(spec, shape, order)
+        nf = len(spec.fields)
+        if not spec.equations:
+            raise SpecError("no PDE: the spec has no equation imposed inside the region")
+        sym = [symbolise(e, spec, name) for name, e in spec.equations]
+        self.second = sorted({i for _, keys, _ in sym for (i, to, _) in keys if to >= 2})
+        for _, keys, _ in sym:
+            for (i, to, _) in keys:
+                if to > 2:
+                    raise SpecError(f"time derivative of order {to} of {spec.field_name(i)}: the solver marches up to u_tt")
+        self.slot_names = [spec.field_name(i) for i in range(nf)] + [spec.field_name(i) + "_t" for i in self.second]
+        self.n_slots = nf + len(self.second)
+        self.w_slot = {i: nf + j for j, i in enumerate(self.second)}
+        self.inner = np.arange(lay.n_in)
+        self.bnodes = np.arange(lay.n_in, lay.N)
+        self.N = lay.N
+        self.conservative = False
+        if spec.time is None:
+            if len(spec.equations) != nf:
+                raise SpecError(f"{len(spec.equations)} equations for {nf} fields: a steady problem needs one per field")
+            self.pde = [self._residual(e, k, fn, self.inner, name) for (name, _), (e, k, fn) in zip(spec.equations, sym)]
+            self.pde_slots = list(range(nf))
+        else:
+            self._time_rows(sym)
+        self._boundary_rows()
+
+    def _boundary_rows(self) -> None:
+        spec, lay = self.spec, self.layout
+        per_slot: dict[int, list] = {}
+        for c in spec.pieces:
+            where = f"constraint {c.name!r}"
+            se, keys, funcs = symbolise(c.expr, spec, where)
+            present = sorted({i for (i, to, a), s in keys.items() if s in se.free_symbols})
+            if not present:
+                raise SpecError(f"{where} on a boundary involves no field")
+            values = [i for i in present if any(k[0] == i and not any(k[2]) and not k[1] for k in keys)]
+            i = values[0] if values else present[0]
+            dirichlet = all(not any(k[2]) for k, s in keys.items() if s in se.free_symbols)
+            per_slot.setdefault(i, []).append((c, se, keys, funcs, dirichlet))
+            if i in self.w_slot:
+                t = spec.coords[spec.time]
+                se2, keys2, funcs2 = symbolise(sympy.diff(c.expr, t), spec, where + " (d/dt)")
+                per_slot.setdefault(self.w_slot[i], []).append((c, se2, keys2, funcs2, dirichlet))
+        self.bc = []
+        P = lay.bpoints
+        for slot in range(self.n_slots):
+            conds = per_slot.get(slot, [])
+            member = np.stack([np.asarray(c[0].piece.contains(P), dtype=bool) for c in conds]) if conds else \
+                np.zeros((0, lay.n_b), dtype=bool)
+            missing = ~member.any(0) if conds else np.ones(lay.n_b, dtype=bool)
+            if missing.any():
+                pts = ", ".join(f"({p[0]:.4g}, {p[1]:.4g})" for p in P[missing][:3])
+                have = sorted({c[0].name for c in conds})
+                raise SpecError(
+                    f"{int(missing.sum())} boundary points of the region, e.g. {pts}, lie on no boundary part with a "
+                    f"condition for {self.slot_names[slot]} (conditions on {have or 'none'}); add a constraint on that "
+                    "part of the boundary")
+            rank = np.array([(0 if c[4] else len(conds)) + j for j, c in enumerate(conds)])
+            choice = np.argmin(np.where(member, rank[:, None], 10 * len(conds) + 1), 0)
+            for j, (c, se, keys, funcs, _) in enumerate(conds):
+                rows = lay.n_in + np.flatnonzero(choice == j)
+                if len(rows):
+                    self.bc.append((slot, self._residual(se, keys, funcs, rows, f"constraint {c.name!r}")))
+
+
+# ---------------------------------------------------------------- solve
+@dataclasses.dataclass
+class CutSolution(FDSolution):
+    """:class:`FDSolution` on a composed region: grid fields are NaN outside the region.
+
+    Attributes (besides ``fields``, ``stats``, ``system``)
+    ----------
+    points : (N, 2) coordinates of the unknowns (inside nodes, then boundary points)
+    unknowns : name -> values at ``points`` (``(N,)``, or ``(T, N)`` over the output ``times``)
+    times : output times (time-dependent problems), else None
+    """
+
+    points: np.ndarray = None
+    unknowns: dict = dataclasses.field(default_factory=dict)
+    times: Any = None
+
+    def at(self, name: str, points: np.ndarray, time_index: int | None = None) -> np.ndarray:
+        """Values of field ``name`` at arbitrary points of the region (space coordinates ``(M, 2)``).
+
+        Bilinear in grid cells whose four nodes are inside; elsewhere (next to the boundary)
+        linear on a Delaunay triangulation of the nearby unknowns (inside nodes and boundary
+        points); nearest unknown for a point outside their hull.
+        """
+        from scipy.interpolate import LinearNDInterpolator
+
+        pts = np.atleast_2d(np.asarray(points, dtype=float))
+        u = self.unknowns[name] if time_index is None else self.unknowns[name][time_index]
+        lay = self.system.layout
+        full = np.full(int(np.prod(lay.full_shape)), np.nan, dtype=u.dtype)
+        full[lay.nodes] = u[: lay.n_in]
+        on = lay.bnode >= 0
+        full[lay.bnode[on]] = u[lay.n_in:][on]
+        full = full.reshape(lay.full_shape)
+        out = np.full(len(pts), np.nan, dtype=u.dtype)
+        f = []
+        idx = []
+        for a in range(2):
+            r = (pts[:, a] - lay.bounds[a][0]) / lay.h[a]
+            i = np.clip(np.floor(r).astype(int), 0, lay.full_shape[a] - 2)
+            idx.append(i)
+            f.append(r - i)
+        i, j = idx
+        fx, fy = f
+        c = [full[i, j], full[i + 1, j], full[i, j + 1], full[i + 1, j + 1]]
+        val = c[0] * (1 - fx) * (1 - fy) + c[1] * fx * (1 - fy) + c[2] * (1 - fx) * fy + c[3] * fx * fy
+        good = np.isfinite(val)
+        out[good] = val[good]
+        rest = np.flatnonzero(~good)
+        if len(rest):
+            tree = cKDTree(self.points / np.asarray(lay.h))
+            near = tree.query_ball_point(pts[rest] / np.asarray(lay.h), r=3.0)
+            use = np.unique(np.concatenate([np.asarray(n, dtype=int) for n in near] + [np.zeros(0, int)]))
+            if len(use) >= 3:
+                lin = LinearNDInterpolator(self.points[use], u[use])
+                out[rest] = lin(pts[rest])
+            miss = rest[~np.isfinite(out[rest])]
+            if len(miss):
+                out[miss] = u[tree.query(pts[miss] / np.asarray(lay.h))[1]]
+        return out
+
+
+def solve_cut(spec: CutSpec, shape: Any, order: int = 2, method: str = "auto", conservative: bool = True,
+              guess: Any = None, tol: float = 1e-10, max_iter: int = 50, times: Any = 11, integrator: str = "BDF",
+              rtol: float = 1e-6, atol: float = 1e-9, steps: int | None = None) -> CutSolution:
+    """Discretise and solve a :class:`CutSpec` (see :func:`reference.fdgen.solve` for the parameters;
+    ``conservative`` is ignored: composed regions use the plain stencils)."""
+    from .solve import INTEGRATORS
+
+    if integrator not in INTEGRATORS:
+        raise ValueError(f"Invalid integrator {integrator!r}. Must be one of {list(INTEGRATORS)}")
+    c0 = _time.process_time()
+    system = CutSystem(spec, shape, order)
+    lay = system.layout
+    stats: dict[str, Any] = {"unknowns": system.n_slots * system.N, "order": order, "linear": system.linear,
+                             "inside_nodes": lay.n_in, "boundary_points": lay.n_b}
+    nf = len(spec.fields)
+    if spec.time is None:
+        U, more = _steady(system, method, guess, tol, max_iter, stats, c0)
+        stats.update(more)
+        Us, tt = [U], None
+    else:
+        tt, Us = _march(system, times, integrator, rtol, atol, steps, method, tol, max_iter, stats, c0)
+    unknowns = {}
+    for i in range(nf):
+        v = np.stack([U[i * system.N:(i + 1) * system.N] for U in Us])
+        unknowns[system.slot_names[i]] = (v if spec.complex[i] else v.real)[0 if tt is None else slice(None)]
+    params = {"solver": "reference.fdgen", "region": "composed", "order": order,
+              "coords": [str(c) for c in spec.coords], "fields": [spec.field_name(i) for i in range(nf)],
+              "equations": [str(e) for _, e in spec.equations], "time_axis": spec.time,
+              "stats": {k: v for k, v in stats.items() if isinstance(v, (int, float, str, bool))}}
+    fields = {}
+    for name, v in unknowns.items():
+        vt = v[None] if tt is None else v
+        grids = []
+        for row in vt:
+            full = np.full(int(np.prod(lay.full_shape)), np.nan, dtype=row.dtype)
+            full[lay.nodes] = row[: lay.n_in]
+            on = lay.bnode >= 0
+            full[lay.bnode[on]] = row[lay.n_in:][on]
+            grids.append(full.reshape(lay.full_shape))
+        if tt is None:
+            grid = Grid(tuple(lay.bounds), lay.full_shape)
+            fields[name] = GridField(grid, grids[0], params)
+        else:
+            bounds = list(lay.bounds)
+            shp = list(lay.full_shape)
+            if not np.allclose(np.diff(tt), tt[1] - tt[0], rtol=1e-9, atol=0):
+                raise ValueError("output times must be evenly spaced to form a grid")
+            bounds.insert(spec.time, (tt[0], tt[-1]))
+            shp.insert(spec.time, len(tt))
+            fields[name] = GridField(Grid(tuple(bounds), tuple(shp)), np.moveaxis(np.stack(grids), 0, spec.time), params)
+    return CutSolution(fields, stats, system, points=lay.points, unknowns=unknowns, times=tt)
