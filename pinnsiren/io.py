@@ -36,7 +36,7 @@ from .distributed import is_writer
 
 __all__ = ["write_result", "read_result", "read_spec", "load_problem", "model_names", "default_model_name",
            "load_model",
-           "atomic_torch_save", "versions"]
+           "atomic_torch_save", "versions", "fields_on_grids"]
 
 
 def versions() -> dict[str, str]:
@@ -162,6 +162,68 @@ def write_result(
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
+
+
+def fields_on_grids(
+    problem: Any,
+    model: nn.Module,
+    bounds: Any,
+    shape: Any,
+    chunk: int = 65536,
+) -> tuple[dict[str, np.ndarray], dict[str, dict[str, Any]]]:
+    """Every field of a Problem on its own node grid, ready for :func:`write_result`.
+
+    A field over all coordinates is sampled on the full grid; a field over
+    some of them (``Field("a", (x, y))`` in an ``(x, y, t)`` problem) on the
+    grid of its own coordinates only, evaluated as the compiler evaluates it
+    (the model at the left-out coordinates set to
+    :data:`pinnsiren.compiler.LEFT_OUT_VALUE`).
+
+    Parameters
+    ----------
+    problem : object with ``fields`` and ``coords`` (a :class:`pinnsiren.Problem`)
+    model : nn.Module
+        Maps ``(N, d)`` points to the fields' channels (real: 1, complex: 2).
+    bounds : sequence of (lo, hi)
+        One pair per coordinate.
+    shape : int or sequence of int
+        Nodes per coordinate, both ends included.
+    chunk : int
+        Rows per model evaluation.
+
+    Returns
+    -------
+    (fields, field_attrs)
+        ``fields[name]``: array of shape ``(n_k for k in the field's coordinates)``
+        (``indexing="ij"``), complex for a complex field; ``field_attrs[name]``:
+        ``bounds`` and ``coords`` (names) of that grid.
+    """
+    from .compiler import field_axes, project
+    from .evaluation import evaluate
+    from .symbolic import is_complex_field
+
+    coords = tuple(problem.coords)
+    d = len(coords)
+    b = [(float(lo), float(hi)) for lo, hi in bounds]
+    n = [int(shape)] * d if np.ndim(shape) == 0 else [int(v) for v in shape]
+    if len(b) != d or len(n) != d:
+        raise ValueError(f"bounds and shape need one entry per coordinate {coords}; got {len(b)} and {len(n)}")
+    fields: dict[str, np.ndarray] = {}
+    attrs: dict[str, dict[str, Any]] = {}
+    ch = 0
+    for f in problem.fields:
+        name, cplx = f.func.__name__, is_complex_field(f)
+        axes = field_axes(f, coords)
+        lines = [np.linspace(*b[k], n[k]) if k in axes else np.zeros(1) for k in range(d)]
+        pts = np.stack([m.ravel() for m in np.meshgrid(*lines, indexing="ij")], 1)
+        cs = [ch, ch + 1] if cplx else [ch]
+        out = evaluate(model, pts, chunk, fn=lambda m, x, axes=axes, cs=cs: m(project(x, axes))[:, cs])
+        out = np.asarray(out, dtype=np.float64)
+        vals = out[:, 0] + 1j * out[:, 1] if cplx else out[:, 0]
+        fields[name] = vals.reshape([n[k] for k in axes])
+        attrs[name] = {"bounds": [b[k] for k in axes], "coords": [coords[k].name for k in axes]}
+        ch += len(cs)
+    return fields, attrs
 
 
 def read_result(path: str | os.PathLike) -> dict[str, Any]:

@@ -74,21 +74,26 @@ def model_on_grid(problem: Any, model: torch.nn.Module, points: np.ndarray, batc
     Returns
     -------
     dict name -> ndarray (M,): real fields one channel, complex fields two (real, imaginary).
+    A field over some of the coordinates is evaluated as the compiler does (the others at 0).
     """
+    from pinnsiren.compiler import field_axes, project
     from pinnsiren.evaluation import evaluate
 
-    out = evaluate(model, points, batch).astype(np.float64)
+    full = evaluate(model, points, batch).astype(np.float64)
     vals, c = {}, 0
     for f in problem.fields:
         name = f.func.__name__
+        axes = field_axes(f, tuple(problem.coords))
+        out = full if len(axes) == points.shape[1] else evaluate(
+            model, points, batch, fn=lambda m, x, axes=axes: m(project(x, axes))).astype(np.float64)
         if getattr(f.func, "pinn_complex", False):
             vals[name] = out[:, c] + 1j * out[:, c + 1]
             c += 2
         else:
             vals[name] = out[:, c]
             c += 1
-    if c != out.shape[1]:
-        raise ValueError(f"the model has {out.shape[1]} output channels but the Problem's fields need {c}")
+    if c != full.shape[1]:
+        raise ValueError(f"the model has {full.shape[1]} output channels but the Problem's fields need {c}")
     return vals
 
 
@@ -123,9 +128,12 @@ def compare(
         Nodes per space axis for the grid solve, or a grid solution already computed.
     exact : mapping field name -> SymPy expression of the coordinates or numpy callable, optional
         A known solution: the table then also holds both solutions' errors against it.
+        (For a field held known on the grid, see ``values``: a SymPy expression of its own coordinates.)
     **fd_options
         Passed to :func:`reference.fdgen.solve` (``order``, ``time``, ``periodic``,
-        ``values``, ``times``, ``method``...).
+        ``values``, ``times``, ``method``, ``skip``...). A field named in ``values`` is held known on
+        the grid (an inverse problem's coefficient, a numpy function of its own coordinates); its row
+        compares the network with those values on the grid of its own coordinates.
 
     Returns
     -------
@@ -147,7 +155,33 @@ def compare(
             row.update({"rel_l2_fd_exact": _rel(gf.values, ue), "max_abs_fd_exact": float(np.abs(gf.values - ue).max()),
                         "rel_l2_model_exact": _rel(m, ue)})
         table[name] = row
+    _known_fields(problem, model, first.grid, fd_options.get("values") or {}, exact, values, table)
     return Comparison(fd, values, table)
+
+
+def _known_fields(problem: Any, model: torch.nn.Module, grid: Any, given: Mapping[str, Any],
+                  exact: Mapping[str, Any] | None, values: dict, table: dict) -> None:
+    """Rows for the fields the grid held known (given in ``values``, e.g. an inverse problem's coefficient):
+    the network against the given values on the grid of the field's own coordinates."""
+    from pinnsiren.compiler import field_axes
+
+    coords = tuple(problem.coords)
+    for f in problem.fields:
+        name = f.func.__name__
+        if name in table or name not in given:
+            continue
+        axes = field_axes(f, coords)
+        lines = [np.linspace(*grid.bounds[k], grid.shape[k]) if k in axes else np.zeros(1) for k in range(len(coords))]
+        pts = np.stack([m.ravel() for m in np.meshgrid(*lines, indexing="ij")], 1)
+        shape = tuple(grid.shape[k] for k in axes)
+        m = model_on_grid(problem, model, pts)[name].reshape(shape)
+        sub = [np.meshgrid(*[lines[k] for k in axes], indexing="ij")[j] for j in range(len(axes))]
+        ref = _exact_values(given[name], tuple(f.args), sub, shape)
+        values[name] = m
+        row = {"rel_l2": _rel(m, ref), "max_abs": float(np.abs(m - ref).max())}
+        if exact and name in exact:
+            row["rel_l2_model_exact"] = _rel(m, _exact_values(exact[name], tuple(f.args), sub, shape))
+        table[name] = row
 
 
 class CompareError(ValueError):

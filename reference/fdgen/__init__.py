@@ -81,6 +81,7 @@ def solve(
     periodic: Sequence[Any] = (),
     values: Mapping[str, Any] | None = None,
     bounds: Sequence[Sequence[float]] | None = None,
+    skip: Sequence[str] = (),
     **options: Any,
 ) -> FDSolution:
     """Solve a pinnsiren ``Problem`` (or a :class:`Spec`) on a grid.
@@ -93,10 +94,13 @@ def solve(
     time : Symbol or int, optional
         The time coordinate (default: the axis of a TimeSlice constraint).
     periodic : periodic axes (symbols or indices).
-    values : numbers or numpy callables ``f(*coords)`` for coefficient functions and parameters.
+    values : numbers or numpy callables ``f(*coords)`` for coefficient functions and parameters;
+        a field named here is held known (e.g. an inverse problem's coefficient, a function of its own
+        coordinates ``f(x, y)``), the others are solved for.
     bounds : fixed box, overriding the Problem's interior region.
+    skip : names of constraints to leave out (e.g. an inverse problem's observations).
     """
-    spec = problem if isinstance(problem, Spec) else from_problem(problem, time, periodic, values, bounds)
+    spec = problem if isinstance(problem, Spec) else from_problem(problem, time, periodic, values, bounds, skip)
     return solve_spec(spec, shape, **options)
 
 

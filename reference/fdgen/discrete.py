@@ -198,8 +198,10 @@ def symbolise(expr: sympy.Expr, spec: Spec, where: str) -> tuple[sympy.Expr, dic
         if isinstance(v, (int, float, complex, sympy.Basic)):
             subs[a] = sympy.sympify(v)
         else:
-            if tuple(a.args) != spec.coords:
-                raise SpecError(f"{where}: coefficient {a} must be applied to the coordinates {spec.coords}")
+            pos = [spec.coords.index(v) if v in spec.coords else -1 for v in a.args]
+            if not pos or min(pos) < 0 or pos != sorted(set(pos)):  # all coordinates, or some of them in order
+                raise SpecError(f"{where}: coefficient {a} must be applied to the coordinates {spec.coords} "
+                                "(or to some of them, in that order)")
             funcs[name] = v
     e = e.xreplace(subs)
     cplx = {keys[k] for k in keys if spec.complex[k[0]]}

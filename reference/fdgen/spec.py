@@ -137,6 +137,7 @@ def from_problem(
     periodic: Sequence[Any] = (),
     values: Mapping[str, Any] | None = None,
     bounds: Sequence[Sequence[float]] | None = None,
+    skip: Sequence[str] = (),
 ) -> Spec:
     """Read a pinnsiren ``Problem`` (duck-typed: no pinnsiren import).
 
@@ -154,6 +155,16 @@ def from_problem(
         (whose callables are torch functions the grid solver cannot call).
     bounds : fixed box, optional
         Overrides the interior region's bounds (e.g. for curriculum regions).
+    skip : sequence of str
+        Names of constraints the grid solver leaves out, e.g. the observations
+        of an inverse problem once its unknown coefficient is given in ``values``.
+
+    A *field* named in ``values`` is held known there (a coefficient of the
+    others): how an inverse problem's forward problem is solved on the grid,
+    e.g. ``values={"a": a_true}`` for ``Field("a", (x, y))`` in ``(x, y, t)``.
+    A field over a subset of the coordinates that is not given is refused: the
+    grid's unknowns are functions of all coordinates (a time-independent
+    unknown in a marched problem is out of reach).
 
     Raises
     ------
@@ -165,6 +176,12 @@ def from_problem(
     fields = list(problem.fields)
     cons = problem.constraints
     items = list(cons.items()) if isinstance(cons, Mapping) else [(c.name or f"c{i}", c) for i, c in enumerate(cons)]
+    unknown = sorted(set(skip) - {name for name, _ in items})
+    if unknown:
+        raise SpecError(f"skip names {unknown}, which are not constraints of the Problem {[n for n, _ in items]}")
+    items = [(name, c) for name, c in items if name not in set(skip)]
+    known = {_name(k) for k in (values or {})}
+    fields = [f for f in fields if f.func.__name__ not in known]  # given values: held known
     t_idx = _time_index(coords, time)
     if t_idx is None:
         for _, c in items:
@@ -381,7 +398,17 @@ def from_sympy(
 def _finish(fields, coords, box, eqs, conds, init, t_idx, periodic, vals, cplx=()) -> Spec:
     if len(box) != len(coords):
         raise SpecError(f"the box has {len(box)} axes but there are {len(coords)} coordinates {coords}")
+    if not fields:
+        raise SpecError("every field is given in values: there is no unknown left for the grid solver")
     for f in fields:
+        if isinstance(f, sympy.core.function.AppliedUndef) and set(f.args) < set(coords):
+            left = [c for c in coords if c not in f.args]
+            raise SpecError(
+                f"field {f} leaves out {', '.join(map(str, left))}: the grid solver's unknowns are functions of all "
+                f"the coordinates {coords} (an unknown {'time-independent ' if t_idx is not None and coords[t_idx] in left else ''}"
+                f"field is out of its reach); give its values, values={{'{f.func.__name__}': f({', '.join(map(str, f.args))})}}, "
+                "to solve for the other fields with it known"
+            )
         if not isinstance(f, sympy.core.function.AppliedUndef) or tuple(f.args) != coords:
             raise SpecError(f"field {f} must be a function applied to exactly the coordinates {coords}")
     if t_idx is not None and t_idx in periodic:
