@@ -553,7 +553,8 @@ class CutSolution(FDSolution):
 
         Bilinear in grid cells whose four nodes are inside; elsewhere (next to the boundary)
         linear on a Delaunay triangulation of the nearby unknowns (inside nodes and boundary
-        points); nearest unknown for a point outside their hull.
+        points); a least-squares linear fit to the 6 nearest unknowns for a point outside their
+        hull (a box corner, which no grid line crosses).
         """
         from scipy.interpolate import LinearNDInterpolator
 
@@ -588,8 +589,12 @@ class CutSolution(FDSolution):
                 lin = LinearNDInterpolator(self.points[use], u[use])
                 out[rest] = lin(pts[rest])
             miss = rest[~np.isfinite(out[rest])]
-            if len(miss):
-                out[miss] = u[tree.query(pts[miss] / np.asarray(lay.h))[1]]
+            if len(miss):  # outside the hull of the unknowns (e.g. at a box corner): a linear fit to the 6 nearest
+                nb = tree.query(pts[miss] / np.asarray(lay.h), k=6)[1]
+                d = self.points[nb] - pts[miss][:, None, :]
+                A = np.concatenate([np.ones(nb.shape + (1,)), d], -1)
+                coef = np.linalg.pinv(A)[:, 0, :]
+                out[miss] = np.einsum("mk,mk->m", coef, u[nb])
         return out
 
 
