@@ -1,7 +1,8 @@
 """Failure alarm: notice a run that is failing without a NaN, and say which term.
 
 Three symptoms, each measured on the same fixed evaluation sample (its own
-random generator, so the alarm never changes the training run):
+random generator, so the alarm never changes the training run), and a fourth
+when the run is checked against a grid solver:
 
 ``collapse``
     after ``min_step`` steps the network's output hardly varies over the
@@ -21,6 +22,10 @@ random generator, so the alarm never changes the training run):
     all terms' together count), carries at least a tenth of the total loss and has
     not fallen by more than ``stuck_ratio`` over the last check interval:
     the optimiser is ignoring that constraint;
+``grid`` (with ``train(..., verify="grid")``)
+    at the end, a field differs from the grid solver's solution of the same
+    Problem by more than 5 % relative L2 and by more than twice the grid's own
+    change between two resolutions (:mod:`pinnsiren.verify`);
 ``generalisation``
     at the end, a term on a fresh sample (``fresh_factor`` times more points,
     new seed) is above ``gap_factor`` times its training value and above
@@ -62,6 +67,10 @@ ADVICE = {
                 "values exactly; see docs/training.md",
     "stuck": "the optimiser is ignoring this constraint. Turn on loss balancing (balance='gradnorm'), "
              "lower the learning rate, or impose that condition exactly; see docs/training.md",
+    "grid": "the network's field is not the grid solver's solution of the same Problem, though the loss terms "
+            "may look small (a nearly singular operator, e.g. a Helmholtz k near a resonance, or a field held "
+            "only through its gradient, e.g. a pressure). Train longer or with TrainConfig.recommended, check "
+            "that the problem is well posed, and look at the field with pinnsiren compare",
     "generalisation": "the residual is small only on the training points. Use more points per step "
                       "(n=...), adaptive sampling (resample='rad'), or fewer steps at the end of the "
                       "schedule; see docs/training.md",
@@ -229,6 +238,18 @@ class Alarm:
         for k, r in self.report.items():
             r["alarms"] = [a["kind"] for a in self.alarms if a["term"] in (k, None)]
         return self.report
+
+    def verdict(self, verification: dict[str, Any], step: int) -> None:
+        """Raise the ``grid`` alarm for each field an independent check found off (see pinnsiren.verify)."""
+        if self.mode == "off" or not verification.get("available"):
+            return
+        for name in verification.get("disagree", []):
+            row = verification["table"][name]
+            own = (verification.get("grid_self") or {}).get(name)
+            grid = f"{verification.get('grid')} nodes per axis"
+            change = f"; the grid itself changes by {own:.2e} from {verification.get('coarse')} nodes" if own else ""
+            self._fire("grid", step, None, f"field {name!r} differs from the grid solution ({grid}) by "
+                       f"{row['rel_l2']:.3e} relative L2 (limit {row['limit']:.2e}){change}")
 
     def _fresh(self, model: nn.Module, step: int) -> dict[str, float]:
         cons = getattr(self.problem, "constraints", None)

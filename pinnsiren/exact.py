@@ -224,6 +224,7 @@ def impose_exactly(problem: Problem, net: nn.Module, verbose: bool = False) -> t
             model.out_features = problem.n_channels
     model.imposed = imposed
     model.soft = soft
+    model.declared = problem  # the problem as declared, for checks against a grid solver (pinnsiren.verify)
     if verbose:
         print(f"impose_exactly: imposed {imposed}; soft: {[c.name for c in remaining]}")
     new = Problem(problem.fields, coords, remaining, coefficients=problem.coefficients,

@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from . import distributed as _dist
+from . import verify as _verify
 from .adaptive import AdaptiveRegion, causal_loss, time_index
 from .alarm import ALARM_MODES, Alarm, TrainingAlarm, TrainingAlarmWarning
 from .balancing import BALANCERS, LossBalancer
@@ -255,6 +256,8 @@ class TrainResult:
     report: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: every alarm raised (kind, step, term, message)
     alarms: list[dict[str, Any]] = field(default_factory=list)
+    #: with ``verify=``: the independent check's table and verdict (see pinnsiren.verify)
+    verification: dict[str, Any] | None = None
 
 
 def recommended_model(bounds: Any, out_features: int = 1, hidden_features: int = 128, hidden_layers: int = 3,
@@ -306,6 +309,7 @@ def train(
     config: TrainConfig | None = None,
     evaluate: Callable[[nn.Module, int], dict[str, float]] | None = None,
     extra_parameters: Iterable[nn.Parameter] = (),
+    verify: str | Callable[..., dict] | None = None,
 ) -> TrainResult:
     """Train ``model`` on ``problem``.
 
@@ -323,6 +327,13 @@ def train(
     extra_parameters
         Further learnable tensors (e.g. scalar PDE parameters); the problem's
         own ``learnable_parameters()`` are added automatically.
+    verify : str or callable, optional
+        ``"grid"``: at the end, solve the declared problem on a grid and
+        compare (:mod:`pinnsiren.verify`); the table goes to
+        ``TrainResult.verification`` and a field that disagrees raises the
+        failure alarm (kind ``"grid"``). For a model made by
+        :func:`pinnsiren.impose_exactly` the problem as declared
+        (``model.declared``) is checked, value conditions included.
 
     Returns
     -------
@@ -352,11 +363,15 @@ def train(
     if cfg.checkpoint_every:
         run.save(cfg.steps)
     report = run.alarm.finish(run.model, steps_done, last_terms) if steps_done > run.start else {}
+    verification = None
+    if verify is not None:
+        verification = _verify.run(verify, getattr(run.model, "declared", problem), run.model)
+        run.alarm.verdict(verification, steps_done)
     release_buffers()  # the derivative engine's work buffers are kept between steps only
     run.model.eval()
     return TrainResult(model=run.model, history=run.history, steps_done=steps_done,
                        seconds=time.perf_counter() - t0, resumed_from=run.start, config=asdict(cfg),
-                       report=report, alarms=list(run.alarm.alarms))
+                       report=report, alarms=list(run.alarm.alarms), verification=verification)
 
 
 def _collect_params(problem: Any, model: nn.Module, extra_parameters: Iterable[nn.Parameter]) -> list:

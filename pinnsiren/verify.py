@@ -1,0 +1,78 @@
+"""Check a trained model against an independent solver of the same Problem, at the end of a run.
+
+``train(problem, model, config, verify="grid")`` solves the declared Problem
+on a grid (finite differences generated from the same SymPy objects) at two
+resolutions, compares the network with the finer one, and records the table
+in ``TrainResult.verification`` (and in the result file when it is passed to
+:func:`pinnsiren.io.write_result`). A field that differs from the grid by more
+than :data:`TOLERANCE` (relative L2) *and* by more than :data:`MARGIN` times
+the grid's own change between the two resolutions raises the failure alarm
+(kind ``"grid"``): the loss terms can look fine while the answer is not the
+PDE's solution (a nearly singular operator, such as a Helmholtz problem near
+a resonance, or a field held only through its gradient, such as a pressure).
+
+``pinnsiren/`` does not import the grid solvers (``reference/``). A verifier is
+registered by the package that can run it: :func:`register`, or the
+entry-point group ``pinnsiren.verifiers`` (setup.cfg names ``grid =
+solvers.compare:grid_verifier``). A verifier is ``fn(problem, model) ->
+{"table": {field: {"rel_l2": ..., "max_abs": ...}}, "grid_self": {field:
+rel. change between two grids}, ...}``.
+"""
+
+from __future__ import annotations
+
+from importlib import metadata
+from typing import Any, Callable
+
+__all__ = ["register", "get", "run", "TOLERANCE", "MARGIN"]
+
+#: relative L2 difference from the grid below which a field is never called wrong
+TOLERANCE = 0.05
+#: ... and the multiple of the grid's own change between two resolutions it must also exceed
+MARGIN = 2.0
+
+_REGISTRY: dict[str, Callable[..., dict]] = {}
+
+
+def register(name: str, fn: Callable[..., dict]) -> None:
+    """Make ``fn(problem, model) -> dict`` available as ``verify=name``."""
+    _REGISTRY[name] = fn
+
+
+def get(name: str) -> Callable[..., dict]:
+    """The verifier registered as ``name`` (by :func:`register` or an installed entry point)."""
+    if name not in _REGISTRY:
+        for ep in metadata.entry_points(group="pinnsiren.verifiers"):
+            if ep.name == name:
+                _REGISTRY[name] = ep.load()
+    if name not in _REGISTRY:
+        known = sorted(set(_REGISTRY) | {ep.name for ep in metadata.entry_points(group="pinnsiren.verifiers")})
+        raise ValueError(f"unknown verifier {name!r}; known: {known or 'none (is pinnsiren installed?)'}")
+    return _REGISTRY[name]
+
+
+def run(verify: str | Callable[..., dict], problem: Any, model: Any) -> dict[str, Any]:
+    """Run a verifier; add the verdict per field. Never raises for a problem the verifier cannot take.
+
+    Returns
+    -------
+    dict
+        The verifier's output plus ``available`` (bool), ``reason`` (why not,
+        when unavailable) and ``disagree``: the fields whose difference from
+        the grid exceeds both :data:`TOLERANCE` and :data:`MARGIN` times the
+        grid's own change.
+    """
+    fn = get(verify) if isinstance(verify, str) else verify
+    try:
+        out = dict(fn(problem, model))
+    except Exception as e:  # noqa: BLE001 - a problem the grid solver refuses is reported, not fatal
+        return {"available": False, "reason": f"{type(e).__name__}: {e}", "table": {}, "disagree": []}
+    selfd = out.get("grid_self") or {}
+    bad = []
+    for name, row in out.get("table", {}).items():
+        limit = max(TOLERANCE, MARGIN * float(selfd.get(name) or 0.0))
+        row["limit"] = limit
+        if float(row.get("rel_l2", 0.0)) > limit:
+            bad.append(name)
+    out.update(available=True, disagree=bad)
+    return out

@@ -1,0 +1,96 @@
+"""train(..., verify="grid"): the grid check at the end of a run, and the alarm it raises."""
+
+import math
+
+import numpy as np
+import pytest
+import sympy
+import torch
+from torch import nn
+
+from pinnsiren import Box, BoxBoundary, Constraint, Field, PointSet, Problem, Siren, impose_exactly, verify
+from pinnsiren.compiler import compile_residual
+from pinnsiren.alarm import Alarm, TrainingAlarmWarning
+from pinnsiren.io import read_result, write_result
+from pinnsiren.train import TrainConfig, train
+
+x, y = sympy.symbols("x y")
+u = Field("u", (x, y))
+pi = sympy.pi
+
+
+class _Closed(nn.Module):
+    """A 'network' that is a given closed-form field (float64, differentiable in x)."""
+
+    def __init__(self, expr):
+        super().__init__()
+        self.fn = compile_residual(sympy.sympify(expr) + 0 * x, [], (x, y))
+        self.w = nn.Parameter(torch.zeros(1, dtype=torch.float64))
+        self.out_features = 1
+
+    def forward(self, z):
+        return self.fn(None, z.double())[:, None] + self.w
+
+
+def _helmholtz(k2, sol, bounds):
+    q = sympy.diff(sol, x, 2) + sympy.diff(sol, y, 2) + k2 * sol
+    return Problem([u], (x, y), [
+        Constraint(u.diff(x, 2) + u.diff(y, 2) + k2 * u - q, Box(bounds), n=256, name="pde"),
+        Constraint(u, BoxBoundary(bounds), n=64, name="boundary")])
+
+
+def test_the_exact_field_passes_and_a_wrong_one_is_named():
+    sol = sympy.sin(pi * x) * sympy.sin(4 * pi * y)
+    prob = _helmholtz(16, sol, [(-1, 1), (-1, 1)])
+    good = verify.run("grid", prob, _Closed(sol))
+    assert good["available"] and good["disagree"] == []
+    row = good["table"]["u"]
+    assert row["rel_l2"] < 0.05 and row["limit"] >= verify.TOLERANCE
+    assert 0 < good["grid_self"]["u"] < 0.2  # the 33-node grid differs from the 65-node one by its own error
+    bad = verify.run("grid", prob, _Closed(1.3 * sol))
+    assert bad["disagree"] == ["u"] and bad["table"]["u"]["rel_l2"] > 0.25
+
+
+def test_a_near_resonant_helmholtz_error_is_invisible_in_the_loss_but_not_to_the_grid():
+    # k^2 just below the first Dirichlet eigenvalue 2 pi^2 of the unit square: adding 30 % of the
+    # eigenfunction changes the PDE residual by (k^2 - 2 pi^2) * 0.3 * phi only
+    k2 = 2 * math.pi**2 - 0.05
+    sol = sympy.sin(2 * pi * x) * sympy.sin(pi * y) + x * y * (1 - x) * (1 - y)
+    prob = _helmholtz(k2, sol, [(0, 1), (0, 1)])
+    eig = sympy.sin(pi * x) * sympy.sin(pi * y)
+    wrong = _Closed(sol + 0.3 * eig)
+    gen = torch.Generator().manual_seed(0)
+    pde = float(prob.losses(wrong, 0, gen)["pde"].detach())
+    scale = float(prob.losses(_Closed(0 * x), 0, torch.Generator().manual_seed(0))["pde"].detach())
+    assert pde < 1e-5 * scale  # the loss says: solved
+    res = verify.run("grid", prob, wrong)
+    assert res["disagree"] == ["u"] and res["table"]["u"]["rel_l2"] > 0.2
+    al = Alarm(prob, wrong, mode="warn", steps=1)
+    with pytest.warns(TrainingAlarmWarning, match=r"grid: field 'u' differs from the grid solution"):
+        al.verdict(res, 1)
+    assert [a["kind"] for a in al.alarms] == ["grid"]
+
+
+def test_a_short_run_raises_the_grid_alarm_and_the_file_keeps_the_table(tmp_path):
+    sol = sympy.sin(pi * x) * sympy.sin(4 * pi * y)
+    prob = _helmholtz(16, sol, [(-1, 1), (-1, 1)])
+    torch.manual_seed(0)
+    net = Siren(2, 1, 16, 1).double()
+    model, rest = impose_exactly(prob, net)
+    with pytest.warns(TrainingAlarmWarning, match="differs from the grid solution"):
+        res = train(rest, model, TrainConfig(steps=20, lr=1e-4, seed=0, progress=False), verify="grid")
+    v = res.verification
+    assert v["available"] and v["disagree"] == ["u"]
+    assert any(a["kind"] == "grid" for a in res.alarms)
+    path = write_result(tmp_path / "run.h5", kind="test", config={}, verification=v)
+    back = read_result(path)["verification"]
+    assert back["disagree"] == ["u"] and back["table"]["u"]["rel_l2"] == pytest.approx(v["table"]["u"]["rel_l2"])
+
+
+def test_a_problem_the_grid_cannot_take_is_reported_not_fatal():
+    prob = Problem([u], (x, y), [Constraint(u.diff(x, 2) + u.diff(y, 2) - 1, Box([(0, 1), (0, 1)]), n=16, name="pde"),
+                                 Constraint(u, PointSet(np.zeros((1, 2))), name="gauge")])
+    res = verify.run("grid", prob, _Closed(0 * x))
+    assert res["available"] is False and "SpecError" in res["reason"] and res["disagree"] == []
+    with pytest.raises(ValueError, match="unknown verifier 'nope'"):
+        verify.run("nope", prob, _Closed(0 * x))
