@@ -86,6 +86,7 @@ def write_result(
     field_attrs: Mapping[str, Mapping[str, Any]] | None = None,
     models: Mapping[str, nn.Module] | None = None,
     problem: Any = None,
+    verification: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write a result file atomically (temporary file, then rename).
 
@@ -112,6 +113,9 @@ def write_result(
         (:func:`pinnsiren.specio.problem_spec`), so ``pinnsiren compare
         RESULT.h5`` can rebuild it without the script that made it. Parts that
         cannot be stored (callables, point sets) mark the spec incomplete.
+    verification : mapping, optional
+        ``TrainResult.verification`` (the grid check of ``train(..., verify="grid")``):
+        stored as JSON in ``/verification`` (attribute ``json``).
 
     In a distributed run only rank 0 writes; the other ranks return the path
     without touching the file system.
@@ -151,6 +155,8 @@ def write_result(
                 mg.attrs["config"] = json.dumps(_jsonable(getattr(model, "config", {})))
                 for pname, t in model.state_dict().items():
                     mg.create_dataset(pname, data=t.detach().cpu().numpy())
+            if verification is not None:
+                f.create_group("verification").attrs["json"] = json.dumps(_jsonable(verification), indent=1)
             if spec is not None:
                 sg = f.create_group("spec")
                 sg.attrs["json"] = json.dumps(spec)
@@ -232,7 +238,8 @@ def read_result(path: str | os.PathLike) -> dict[str, Any]:
     Returns a dict with keys ``attrs``, ``config``, ``metrics``, ``history``,
     ``fields`` (name -> array), ``field_attrs``, ``models`` (name ->
     ``{"config": dict, "state": {param: array}}``) and ``spec`` (the stored
-    Problem as data, see :mod:`pinnsiren.specio`; None when the file has none).
+    Problem as data, see :mod:`pinnsiren.specio`; None when the file has none) and
+    ``verification`` (the grid check of the run, or None).
     The file is opened read-only.
     """
     out: dict[str, Any] = {}
@@ -252,6 +259,7 @@ def read_result(path: str | os.PathLike) -> dict[str, Any]:
             models[name] = {"config": json.loads(g.attrs["config"]), "state": state}
         out["models"] = models
         out["spec"] = _spec(f)
+        out["verification"] = json.loads(f["verification"].attrs["json"]) if "verification" in f else None
     return out
 
 
