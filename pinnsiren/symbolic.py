@@ -70,10 +70,22 @@ def Field(name: str, coords: Sequence[sympy.Symbol], complex: bool = False) -> s
         raise ValueError(f"field name must be an identifier string, got {name!r}")
     coords = _check_coords(coords)
     if complex:
-        f = sympy.Function(name, pinn_field=True, pinn_complex=True)
+        f = sympy.Function(name, pinn_field=True, pinn_complex=True, diff=_field_diff)
     else:
-        f = sympy.Function(name, real=True, pinn_field=True, pinn_complex=False)
+        f = sympy.Function(name, real=True, pinn_field=True, pinn_complex=False, diff=_field_diff)
     return f(*coords)
+
+
+def _field_diff(self: sympy.Expr, *symbols: Any, **kwargs: Any) -> sympy.Expr:
+    """``u.diff(...)`` of a field: plain SymPy, except that a derivative along a symbol that is not one of the
+    field's coordinates stays unevaluated (SymPy would give 0), so the compiler either names the symbol in an
+    error (not a coordinate of the problem) or takes it as exactly 0 (a coordinate the field leaves out). Dummies (the
+    compiler's own placeholders) differentiate as in plain SymPy."""
+    own = set(self.args)
+    if kwargs.get("evaluate", True) and any(isinstance(s, sympy.Symbol) and not isinstance(s, sympy.Dummy) and s not in own
+                                               for s in symbols):
+        return sympy.Derivative(self, *symbols, evaluate=False)
+    return sympy.Expr.diff(self, *symbols, **kwargs)
 
 
 def is_field(expr: Any) -> bool:
