@@ -227,3 +227,18 @@ def test_grid_field_is_nan_outside_and_at_interpolates():
     want = sympy.lambdify((x, y), UE, "numpy")(P[:, 0], P[:, 1])
     got = sol.at("u", P)
     assert np.max(np.abs(got - want)) < 2e-3  # bilinear / linear interpolation at h = 1/64
+
+
+def test_nonlinear_newton_on_a_disc():
+    """-Delta u + u^3 = f on a disc, Dirichlet: Newton on the cut grid, second order."""
+    dom = Disk(DISC_C, DISC_R)
+    f = -lap(UE) + UE**3
+    errs = []
+    for n in GRIDS:
+        prob = pinn.Problem([u], (x, y), [pinn.Constraint(-lap(u) + u**3 - f, where=dom, n=8, name="pde"),
+                                          pinn.Constraint(u - UE, where=dom.boundary(), n=8, name="bc")])
+        sol = fdgen.solve(prob, n)
+        assert sol.stats["newton_iterations"] >= 3  # nonlinear: more than one step from the zero guess
+        errs.append(max_err(sol))
+    assert errs[-1] < 3e-5
+    assert orders(errs).min() >= 1.9
