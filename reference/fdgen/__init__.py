@@ -67,7 +67,8 @@ _SOLVE_DOC = """
     Raises
     ------
     SpecError
-        Naming what cannot be discretised: a region that is not a box, a derivative
+        Naming what cannot be discretised: a region without a grid view (or a composed
+        region that is not 2-D: see docs/reference.md, "Composed regions"), a derivative
         order the stencil set lacks, a missing boundary condition or value, a
         non-holomorphic function of a complex field, an equation with no time derivative.
 """
