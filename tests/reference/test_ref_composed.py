@@ -242,3 +242,18 @@ def test_nonlinear_newton_on_a_disc():
         errs.append(max_err(sol))
     assert errs[-1] < 3e-5
     assert orders(errs).min() >= 1.9
+
+
+def test_a_box_through_the_composed_path_matches_the_box_path():
+    """Box + Box.boundary() (composed path: cut stencils, nodes on the faces as boundary points) gives the
+    box path's solution (BoxBoundary faces) at every node it solves for (the four corners stay NaN)."""
+    B = Box([(0, 1), (0, 2)])
+    pde = pinn.Constraint(lap(u) - lap(UE), where=B, n=8, name="pde")
+    cut = fdgen.solve(pinn.Problem([u], (x, y), [pde, pinn.Constraint(u - UE, where=B.boundary(), n=8, name="bc")]),
+                      (17, 33))
+    box = fdgen.solve(pinn.Problem([u], (x, y), [pde, pinn.Constraint(u - UE, where=pinn.BoxBoundary(B.bounds), n=8,
+                                                                       name="bc")]), (17, 33))
+    assert type(cut).__name__ == "CutSolution" and type(box).__name__ == "FDSolution"
+    known = np.isfinite(cut["u"].values)
+    assert known.sum() == 17 * 33 - 4
+    np.testing.assert_allclose(cut["u"].values[known], box["u"].values[known], rtol=0, atol=1e-12)
