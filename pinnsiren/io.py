@@ -131,6 +131,7 @@ def write_result(
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(suffix=".h5.tmp", dir=path.parent)
     os.close(fd)
+    _follow_umask(tmp)  # mkstemp makes 0600; a result file gets the mode open() would give (0644 typically)
     try:
         with h5py.File(tmp, "w") as f:
             f.attrs["kind"] = kind
@@ -338,6 +339,13 @@ def load_model(path: str | os.PathLike, name: str | None = "model") -> nn.Module
     return model
 
 
+def _follow_umask(path: str) -> None:
+    """Give ``path`` the permissions a plain ``open(path, "w")`` would (0666 less the umask)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, 0o666 & ~mask)
+
+
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
     """``torch.save`` to a temporary file in the same folder, then rename (rank 0 only when distributed)."""
     if not is_writer():  # distributed: rank 0 alone writes
@@ -346,6 +354,7 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(suffix=".pt.tmp", dir=path.parent)
     os.close(fd)
+    _follow_umask(tmp)
     try:
         torch.save(obj, tmp)
         os.replace(tmp, path)
