@@ -84,6 +84,16 @@ def _bounds(b: Any, step: int) -> torch.Tensor:
     return t
 
 
+def _check_extent(b: torch.Tensor, what: str) -> None:
+    """Refuse a region box with an axis of zero width or a non-finite bound (it would sample nothing useful)."""
+    if not bool(torch.isfinite(b).all()):
+        raise ValueError(f"{what}: bounds must be finite, got {b.tolist()}")
+    flat = [a for a in range(b.shape[0]) if not bool(b[a, 1] > b[a, 0])]
+    if flat:
+        raise ValueError(f"{what}: axis {flat[0]} has zero width (bounds {b[flat[0]].tolist()}); "
+                         "every axis needs lo < hi")
+
+
 def _uniform(n: int, b: torch.Tensor, g: torch.Generator | None) -> torch.Tensor:
     u = torch.rand(n, b.shape[0], generator=g, dtype=torch.float64)
     return b[:, 0] + u * (b[:, 1] - b[:, 0])
@@ -275,7 +285,9 @@ class Box(Shape):
 
     def __init__(self, bounds: Bounds | Callable[[int], Bounds]) -> None:
         self.bounds = bounds
-        self.dim = _bounds(bounds, 0).shape[0]
+        b = _bounds(bounds, 0)
+        self.dim = b.shape[0]
+        _check_extent(b, "Box")
 
     def sample(self, n, step, generator):
         return _uniform(n, _bounds(self.bounds, step), generator), {}
@@ -373,6 +385,11 @@ class Ball(Shape):
         self.center = torch.as_tensor(np.asarray(center, dtype=np.float64))
         self.radius = radius
         self.dim = self.center.shape[0]
+        if not bool(torch.isfinite(self.center).all()):
+            raise ValueError(f"Ball: center must be finite, got {self.center.tolist()}")
+        r0 = float(_resolve(radius, 0))
+        if not (math.isfinite(r0) and r0 > 0):
+            raise ValueError(f"Ball: radius must be a finite number > 0, got {r0}")
 
     def _r(self, step: int) -> float:
         r0 = float(_resolve(self.radius, step))

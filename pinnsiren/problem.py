@@ -167,9 +167,18 @@ class Problem:
             or a constraint cannot be evaluated (missing coefficient...).
         """
         dtype, device = model_dtype_device(model)
-        x = torch.zeros(1, len(self.coords), dtype=dtype, device=device)
+        d = len(self.coords)
+        n_in = getattr(model, "in_features", None)
+        if isinstance(n_in, int) and n_in != d:
+            raise ValueError(f"model takes {n_in} input coordinates but the problem has {d} "
+                             f"({', '.join(map(str, self.coords))}): build it with in_features={d}")
+        x = torch.zeros(1, d, dtype=dtype, device=device)
         with torch.no_grad():
-            C = model(x).shape[-1]
+            try:
+                C = model(x).shape[-1]
+            except RuntimeError as e:
+                raise ValueError(f"model cannot be evaluated on points of shape (N, {d}) "
+                                 f"({', '.join(map(str, self.coords))}): {' '.join(str(e).split())}") from None
         if C != self.n_channels:
             layout = ", ".join(f"{f.func.__name__} ({'complex: 2' if is_complex_field(f) else 'real: 1'})" for f in self.fields)
             raise ValueError(f"model has {C} output channels but the fields {layout} need {self.n_channels}")

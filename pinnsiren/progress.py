@@ -29,15 +29,18 @@ class LineProgress:
     """
 
     def __init__(self, iterable: Iterable[T], desc: str = "", total: int | None = None,
-                 file: TextIO | None = None, every_percent: float = 10.0) -> None:
+                 file: TextIO | None = None, every_percent: float = 10.0, initial: int = 0) -> None:
         self.iterable = iterable
         self.desc = desc
         self.total = total if total is not None else (len(iterable) if hasattr(iterable, "__len__") else None)
         self.file = file if file is not None else sys.stderr
         self.every = max(float(every_percent), 1e-9)
         self.postfix = ""
-        self.n = 0
+        self.n = int(initial)  # a resumed run counts on from its checkpoint's step
         self._next_mark = self.every
+        if self.total:
+            while self._next_mark <= 100.0 * self.n / self.total + 1e-9:
+                self._next_mark += self.every
         self._t0 = time.perf_counter()
 
     def set_postfix(self, ordered_dict: dict[str, Any] | None = None, refresh: bool = True, **kwargs: Any) -> None:
@@ -86,11 +89,12 @@ def progress(iterable: Iterable[T], desc: str = "", disable: bool = False, *,
     stream = file if file is not None else sys.stderr
     total = kwargs.pop("total", None)
     if disable or os.environ.get("PINNSIREN_NO_PROGRESS") or not is_writer():
-        return _Silent(iterable, desc=desc, total=total, file=stream)
+        return _Silent(iterable, desc=desc, total=total, file=stream, initial=kwargs.get("initial", 0))
     isatty = getattr(stream, "isatty", None)
     if callable(isatty) and isatty():
         from tqdm.auto import tqdm
 
         return tqdm(iterable, desc=desc, total=total, file=stream, dynamic_ncols=True,
                     mininterval=0.5, **kwargs)
-    return LineProgress(iterable, desc=desc, total=total, file=stream, every_percent=log_percent)
+    return LineProgress(iterable, desc=desc, total=total, file=stream, every_percent=log_percent,
+                        initial=kwargs.get("initial", 0))

@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+import sys
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -383,6 +384,18 @@ def _collect_params(problem: Any, model: nn.Module, extra_parameters: Iterable[n
     return params
 
 
+def _check_checkpoint_fits(model: nn.Module, saved: dict, path: Any) -> None:
+    """Raise ``ValueError`` naming the first parameter whose shape differs between ``model`` and checkpoint."""
+    own = model.state_dict()
+    for k in sorted(set(own) | set(saved)):
+        a, b = own.get(k), saved.get(k)
+        if a is None or b is None or tuple(a.shape) != tuple(b.shape):
+            want = "missing" if b is None else tuple(b.shape)
+            have = "missing" if a is None else tuple(a.shape)
+            raise ValueError(f"--resume: checkpoint {path} was written by a different model ({k}: {want} in the "
+                             f"checkpoint, {have} now); use the same --arch/--hidden/--layers or another --out")
+
+
 class _Run:
     """One training run's state (optimiser, sampler stream, balancer, history, checkpoint) and its Adam phase."""
 
@@ -410,6 +423,7 @@ class _Run:
         cfg, dp = self.cfg, self.dp
         state = dp.load(self.ckpt, dp.device) if cfg.resume and self.ckpt is not None else None  # from rank 0
         if state is not None:
+            _check_checkpoint_fits(self.model, state["model"], self.ckpt)
             self.model.load_state_dict(state["model"])
             self.opt.load_state_dict(state["optimizer"])
             self.sched.load_state_dict(state["scheduler"])
@@ -420,6 +434,8 @@ class _Run:
             for p, v in zip(self.params[self.n_model:], state.get("extra", [])):
                 with torch.no_grad():
                     p.copy_(v)
+            if _dist.is_writer():
+                print(f"resuming from step {self.start} of {cfg.steps} ({self.ckpt})", file=sys.stderr, flush=True)
         dp.broadcast(self.params, [self.model])  # distributed: every rank starts from rank 0's parameters
 
     def save(self, step: int) -> None:
