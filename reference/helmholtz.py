@@ -342,6 +342,10 @@ def solve_helmholtz(
     -------
     GridField, shape (n, n), complex128.
     """
+    if not (np.isfinite(k) and k > 0):
+        raise ValueError(f"k must be a finite wavenumber > 0, got {k} (the field depends on k^2 only)")
+    if int(n) < 3:
+        raise ValueError(f"n must be >= 3 grid points per axis, got {n}")
     op = HelmholtzOperator(n, k, m, scheme=scheme, **kwargs)
     if isinstance(source, tuple) or (np.ndim(source) == 1 and len(source) == 2):
         f = gaussian_source(op.grid, tuple(source), var)  # type: ignore[arg-type]

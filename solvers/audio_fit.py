@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -62,7 +63,10 @@ def load_wav(path: str | Path, seconds: float | None = None,
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"WAV file not found: {p}")
-    rate, data = wavfile.read(p)
+    try:
+        rate, data = wavfile.read(p)
+    except (ValueError, EOFError, OSError) as e:
+        raise ValueError(f"{p}: not a readable WAV file ({' '.join(str(e).split())})") from None
     wave = np.asarray(data, dtype=np.float64)
     if wave.ndim == 2:
         wave = wave.mean(axis=1)
@@ -78,6 +82,10 @@ def load_wav(path: str | Path, seconds: float | None = None,
         wave = wave[i0:]
     if wave.size < 2:
         raise ValueError(f"{p}: fewer than 2 samples from {start} s")
+    if peak > 0 and float(np.max(np.abs(wave))) <= 1e-3 * peak:
+        warnings.warn(f"{p}: the excerpt from {start} s ({wave.size / rate:g} s) is silent (amplitude "
+                      f"{float(np.max(np.abs(wave))) / peak:.2g} of the clip's peak); the fit and its MSE say little; "
+                      "choose another --start or a longer --seconds", stacklevel=2)
     return (wave / peak if peak > 0 else wave), int(rate)
 
 

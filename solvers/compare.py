@@ -108,6 +108,16 @@ def _rel(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.linalg.norm(a - b) / nb) if nb > 0 else float(np.linalg.norm(a - b))
 
 
+def _check_exact_names(problem: Any, exact: Mapping[str, Any] | None) -> None:
+    """Refuse an ``exact=`` entry that names no field of ``problem`` (it would be ignored)."""
+    names = [f.func.__name__ for f in getattr(problem, "fields", ())]
+    unknown = [k for k in (exact or {}) if str(getattr(k, "__name__", getattr(getattr(k, "func", None), "__name__", k)))
+               not in names]
+    if names and unknown:
+        raise ValueError(f"compare: exact= names {unknown[0]!r}, which is not a field of the problem "
+                         f"(fields: {', '.join(names)})")
+
+
 def compare(
     problem: Any,
     model: torch.nn.Module,
@@ -139,6 +149,7 @@ def compare(
     -------
     Comparison
     """
+    _check_exact_names(problem, exact)
     fd = grid if isinstance(grid, fdgen.FDSolution) else fdgen.solve(problem, grid, **fd_options)
     coords = tuple(problem.coords)
     table, values = {}, {}
