@@ -51,6 +51,43 @@ def versions() -> dict[str, str]:
     )
 
 
+def _commit() -> str:
+    """The project's git commit (with ``-dirty`` when the tree has changes), or ``"unknown"``."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    if not (root / ".git").exists():
+        return "unknown"
+    try:
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                              timeout=5).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return (head + ("-dirty" if dirty else "")) if head else "unknown"
+
+
+def provenance(config: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """How a result was made: package versions, threads, world size, the commit, and from ``config``
+    (at any depth, the outermost mention first) the device, seed and precision settings it names."""
+    from .distributed import world_size
+
+    out: dict[str, Any] = dict(versions())
+    out.update(threads=torch.get_num_threads(), interop_threads=torch.get_num_interop_threads(),
+               world_size=world_size(), default_dtype=str(torch.get_default_dtype()).replace("torch.", ""),
+               commit=_commit(), platform=platform.platform(terse=True))
+    levels, i = [config or {}], 0
+    while i < len(levels):  # breadth first: the outermost mention of a key wins
+        levels += [v for v in levels[i].values() if isinstance(v, Mapping)]
+        i += 1
+    for key in ("device", "seed", "backward_precision", "dtype", "lbfgs_float64", "points_per_rank"):
+        for level in levels:
+            if key not in out and level.get(key) is not None:
+                out[key] = level[key]
+    return out
+
+
 def _jsonable(obj: Any) -> Any:
     if isinstance(obj, Mapping):
         return {str(k): _jsonable(v) for k, v in obj.items()}
@@ -136,8 +173,8 @@ def write_result(
         with h5py.File(tmp, "w") as f:
             f.attrs["kind"] = kind
             f.attrs["created"] = _dt.datetime.now(_dt.timezone.utc).isoformat()
-            for k, v in versions().items():
-                f.attrs[k] = str(v)
+            for k, v in provenance(config).items():
+                f.attrs[k] = v if isinstance(v, (int, float, bool)) else str(v)
             f.create_group("config").attrs["json"] = json.dumps(_jsonable(config), indent=1)
             g = f.create_group("metrics")
             for k, v in (metrics or {}).items():

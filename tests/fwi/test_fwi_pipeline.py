@@ -115,6 +115,7 @@ def test_cli_fwi_smoke(tmp_path, capsys):
         assert f"| {name} |" in text
     with h5py.File(tmp_path / "fwi.h5", "r") as f:
         assert f.attrs["kind"] == "fwi"
+        assert {"threads", "world_size", "commit", "seed", "device", "torch_version"} <= set(f.attrs)  # provenance
         for k in ("velocity_true", "velocity_admm", "velocity_adjoint", "velocity_neural", "wavefields_admm",
                   "wavefields_neural", "velocity_neural_scattered", "velocity_reparam", "wavefields_reparam",
                   "data_observed"):

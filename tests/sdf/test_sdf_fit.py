@@ -112,6 +112,7 @@ def test_cli_writes_results(tmp_path, capsys):
     # exact distances lie below the sampled ones (no sampling floor)
     assert m["surface_a_to_b"] <= m["a_to_b"] and m["surface_b_to_a"] <= m["b_to_a"]
     r = read_result(tmp_path / "sdf.h5")
+    assert {"threads", "world_size", "commit", "seed", "device", "torch_version"} <= set(r["attrs"])  # provenance
     assert r["config"]["transform"]["scale"] == pytest.approx(0.9 / 0.5, rel=0.01)
     # benchmarks/sdf_chamfer.py re-measures the saved mesh against the exact sphere
     out = subprocess.run([sys.executable, "benchmarks/sdf_chamfer.py", str(tmp_path), "--samples", "2000"],

@@ -58,6 +58,7 @@ def test_run_writes_result_figure_and_wavs(tmp_path):
               hidden_features=8, hidden_layers=1, show_progress=False)
     r = read_result(out["h5"])
     assert r["attrs"]["kind"] == "audio-fit"
+    assert {"threads", "world_size", "commit", "seed", "device", "torch_version"} <= set(r["attrs"])  # provenance
     assert r["fields"]["wave"].shape == (400,)
     m = load_model(out["h5"], "siren")
     pred = m(time_grid(400)).detach().numpy()[:, 0]

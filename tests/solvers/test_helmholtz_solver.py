@@ -77,6 +77,7 @@ def test_pipeline_runs_and_writes_results(tmp_path):
     res = H.run(cfg, ["siren", "tanh"], tmp_path)
     r = read_result(res["h5"])
     assert r["attrs"]["kind"] == "helmholtz"
+    assert {"threads", "world_size", "commit", "seed", "device", "torch_version"} <= set(r["attrs"])  # provenance
     assert {"rel_l2_siren", "rel_l2_far_siren", "rel_l2_tanh"} <= set(r["metrics"])
     assert list(r["history"]["siren/eval_step"]) == [3, 6]
     assert r["fields"]["reference"].dtype.kind == "c"

@@ -36,6 +36,7 @@ def test_siren_reconstructs_image_from_its_gradient(tmp_path):
     assert m["psnr_gradient"] > 35.0
     assert res["reference"]["psnr_image"] > 40.0  # the FD least-squares solve alongside
     r = read_result(res["h5"])
+    assert {"threads", "world_size", "commit", "seed", "device", "torch_version"} <= set(r["attrs"])  # provenance
     assert r["metrics"]["psnr_image_siren_gradient"] == pytest.approx(m["psnr_image"])
     assert r["fields"]["siren_gradient/image"].shape == (128, 128)
 

@@ -44,6 +44,7 @@ def test_siren_learns_initial_condition_and_pipeline_writes_results(tmp_path):
     # and it propagates (measured 0.28 / 0.31; with uniform points only, cone_fraction=0: 1.67 / 2.03)
     assert rel[1] < 0.5 and rel[2] < 0.6
     r = read_result(res["h5"])
+    assert {"threads", "world_size", "commit", "seed", "device", "torch_version"} <= set(r["attrs"])  # provenance
     assert r["metrics"]["rel_l2_t0_siren"] == pytest.approx(rel[0])
     assert {"fd_t0.1", "siren_t0.2"} <= set(r["fields"])
     # the Problem is stored as data; its growing time window is a callable, so the spec says it is incomplete
