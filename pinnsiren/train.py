@@ -392,7 +392,9 @@ def _check_checkpoint_fits(model: nn.Module, saved: dict, path: Any) -> None:
         if a is None or b is None or tuple(a.shape) != tuple(b.shape):
             want = "missing" if b is None else tuple(b.shape)
             have = "missing" if a is None else tuple(a.shape)
-            raise ValueError(f"--resume: checkpoint {path} was written by a different model ({k}: {want} in the "
+            from .validate import UsageError
+
+            raise UsageError(f"--resume: checkpoint {path} was written by a different model ({k}: {want} in the "
                              f"checkpoint, {have} now); use the same --arch/--hidden/--layers or another --out")
 
 
