@@ -187,22 +187,15 @@ _AT_LEAST = {"resolution": 2, "n": 3, "n_data": 3, "grid": 2, "grid_n": 2, "size
              "log_every": 1, "checkpoint_every": 0, "eval_every": 0}
 #: float arguments where inf means something (left unchecked for finiteness)
 _INF_OK = {"snr", "grad_clip"}
-#: bytes per grid node, by (command, argument): a low estimate of the peak
-_BYTES_PER_NODE = {("reference", "n"): 400.0, ("fwi", "n"): 400.0, ("fwi", "n_data"): 400.0,
-                   ("compare", "grid"): 64.0, ("solve", "grid_n"): 64.0, ("solve", "resolution"): 24.0}
-_SPACE_DIMS = {("reference", "n"): 2, ("fwi", "n"): 2, ("fwi", "n_data"): 2, ("solve", "grid_n"): 2,
-               ("solve", "resolution"): 3}
-#: input files by argument name -> format
-_INPUTS = {("compare", "result"): "hdf5", ("fwi", "data"): "mat", ("reference", "velocity_file"): "npy"}
-
-
-def _command(args: argparse.Namespace) -> tuple[str, str]:
-    return str(getattr(args, "command", "") or ""), str(getattr(args, "subcommand", "") or "")
+#: grid sizes by argument: (space dimensions a single size applies to, bytes per node: a low estimate of the peak)
+_GRIDS = {"n": (2, 400.0), "n_data": (2, 400.0), "grid": (3, 64.0), "grid_n": (2, 64.0), "resolution": (3, 24.0)}
+#: input files by argument name -> format (by the file's suffix where the argument takes several)
+_INPUTS = {"result": "hdf5", "data": "mat", "velocity_file": "npy"}
+_BY_SUFFIX = {".wav": "wav", ".h5": "hdf5", ".mat": "mat", ".npy": "npy"}
 
 
 def preflight(args: argparse.Namespace) -> None:
     """Check the parsed arguments of a ``pinnsiren`` command before it runs; raise :class:`UsageError`."""
-    group, sub = _command(args)
     values = {k: v for k, v in vars(args).items() if k not in ("func", "command", "subcommand")}
     for k, v in values.items():
         if k not in _INF_OK:
@@ -212,46 +205,33 @@ def preflight(args: argparse.Namespace) -> None:
             check_positive(flag(k), v, _POSITIVE[k])
         if k in _AT_LEAST and isinstance(v, (int, float, list, tuple)) and not isinstance(v, bool):
             check_positive(flag(k), v, _AT_LEAST[k], strict=False)
-    for (g, k), kind in _INPUTS.items():
-        if g == group and values.get(k):
+    for k, kind in _INPUTS.items():
+        if values.get(k):
             check_input_file(values[k], flag(k) if k != "result" else "RESULT", kind)
-    _check_named_inputs(group, sub, values)
-    for (g, k), per_node in _BYTES_PER_NODE.items():
+    for k in ("path", "source"):  # positional inputs (fit audio/image/poisson PATH, sdf/video SOURCE)
         v = values.get(k)
-        if g != group or v is None:
+        if isinstance(v, str) and Path(v).suffix:  # a file (the others are built-in names)
+            check_input_file(v, k.upper(), _BY_SUFFIX.get(Path(v).suffix.lower()))
+    for k, (dims, per_node) in _GRIDS.items():
+        v = values.get(k)
+        if v is None or isinstance(v, bool):
             continue
-        sizes = [int(x) for x in (v if isinstance(v, (list, tuple)) else [v] * _SPACE_DIMS.get((g, k), 1))]
-        if isinstance(v, (list, tuple)) and len(sizes) == 1:
-            sizes = sizes * 3  # a single --grid N applies to every space axis (up to 3-D)
+        sizes = [int(s) for s in v] if isinstance(v, (list, tuple)) else [int(v)]
+        if len(sizes) == 1:
+            sizes = sizes * dims  # one size applies to every space axis
         nodes = math.prod(sizes)
-        check_memory(flag(k) + f" {v if not isinstance(v, (list, tuple)) else ' '.join(map(str, v))}",
-                     nodes * per_node, f"a grid of {nodes:.3g} nodes")
+        shown = " ".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v)
+        check_memory(f"{flag(k)} {shown}", nodes * per_node, f"a grid of {nodes:.3g} nodes")
     if values.get("out") is not None:
         check_out_dir(values["out"], "--out")
     if values.get("resume"):
         _check_resume(values.get("out"))
 
 
-def _check_named_inputs(group: str, sub: str, values: dict[str, Any]) -> None:
-    """Positional input files of the signal fits and sdf (their formats follow the suffix)."""
-    if group == "fit" and sub == "audio" and values.get("path"):
-        check_input_file(values["path"], "PATH", "wav")
-    if group == "solve" and sub == "sdf" and values.get("source"):
-        src = str(values["source"])
-        if Path(src).suffix:  # a file (the others are built-in shape names)
-            check_input_file(src, "SOURCE")
-
-
 def _check_resume(out: Any) -> None:
     from_dir = Path(out) if out is not None else None
-    name = "checkpoint.pt"
-    try:
-        from .io import CHECKPOINT_NAME as name  # type: ignore[no-redef]
-    except Exception:  # noqa: BLE001 - the default name
-        try:
-            from .train import CHECKPOINT_NAME as name  # type: ignore[no-redef]
-        except Exception:  # noqa: BLE001
-            pass
+    from .train import CHECKPOINT_NAME as name
+
     if from_dir is None or not any(from_dir.glob(f"**/{name}")):
         raise UsageError(f"--resume: no checkpoint ({name}) under --out {out}; run without --resume to start "
                          "fresh, or give the --out of the run to continue")
