@@ -273,7 +273,7 @@ def add_flags(parser: argparse.ArgumentParser, cls: type, *, skip: Iterable[str]
             continue
         default = defaults.get(f.name, _default(f))
         help_ = " ".join(p for p in (field_help(cls, f.name), extra_help.get(f.name, "")) if p)
-        help_ = help_.replace("``", "").replace("%", "%%") + " (default: %(default)s)"
+        help_ = _plain(help_).replace("%", "%%") + " (default: %(default)s)"
         names = [a for a in aliases.get(f.name, ()) if not (kind is bool and a.startswith("--no-"))]
         dest = _dest(f.name, prefix)
         opts = ["--" + dest.replace("_", "-"), *names]
@@ -285,6 +285,13 @@ def add_flags(parser: argparse.ArgumentParser, cls: type, *, skip: Iterable[str]
         else:
             parser.add_argument(*opts, dest=dest, type=kind, default=default, help=help_,
                                 choices=choices.get(f.name))
+
+
+def _plain(text: str) -> str:
+    """Help text without Sphinx markup: ``:func:`a.b``` -> ``a.b``, double backquotes dropped."""
+    import re
+
+    return re.sub(r":[a-z]+:`~?([^`]*)`", r"\1", text).replace("``", "")
 
 
 def _dest(name: str, prefix: str) -> str:

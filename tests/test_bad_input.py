@@ -436,3 +436,12 @@ def test_resume_says_so(tmp_path, capsys):
 
 def test_table_size():
     assert len(CLI_CASES) + len(API_CASES) + len(FD_CASES) >= 60
+
+
+@pytest.mark.parametrize("argv", [["demo"], ["solve", "helmholtz"], ["solve", "sdf"], ["fwi"]])
+def test_help_has_no_sphinx_markup(argv, capsys):
+    rc, out, err = _run_cli([*argv, "--help"], capsys)
+    assert rc == 0
+    assert "--help" in out or "usage" in out
+    for role in (":func:", ":class:", ":mod:", ":meth:", ":data:", "``"):
+        assert role not in out, (role, argv)

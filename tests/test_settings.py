@@ -56,7 +56,7 @@ def test_every_field_has_a_flag_with_its_docstring(module, name, own):
         assert f.name in actions, f"{name}.{f.name} has no flag"
         a = actions[f.name]
         assert "--" + f.name.replace("_", "-") in a.option_strings
-        assert doc.replace("``", "") in a.help % {"default": a.default}
+        assert S._plain(doc) in a.help % {"default": a.default}  # Sphinx roles and ``..`` dropped
 
 
 def test_train_settings_are_trainconfig_fields():
@@ -313,7 +313,7 @@ def test_fwi_flags_are_the_config_fields_with_their_docstrings():
                 continue
             a = actions[prefix + f.name]
             assert "--" + (prefix + f.name).replace("_", "-") in a.option_strings
-            assert doc.replace("``", "") in a.help % {"default": a.default}
+            assert S._plain(doc) in a.help % {"default": a.default}  # Sphinx roles and ``..`` dropped
     # the trainer's settings keep the trainer's documentation; the reparameterised net restates omega_0 = 5
     assert S.field_help(NeuralFWIConfig, "schedule") == S._numpy_parameters(TrainConfig)["schedule"]
     assert ReparamFWIConfig().first_omega_0 == 5.0 and S.ModelSettings().first_omega_0 == 30.0
