@@ -34,7 +34,7 @@ def main() -> None:
         "disc, Robin": (disc, [("bc", u + nd - (UE + T.dn_disc(T.DISC_C, T.DISC_R)), disc.boundary())], T.GRIDS),
         "square minus 4 discs, Dirichlet": (sq, [edges] + [(f"c{i}", u - UE, d.boundary()) for i, (d, _, _) in enumerate(holes)], T.GRIDS),
         "square minus 4 discs, Neumann on the circles": (
-            sq, [edges] + [(f"c{i}", nd - T.dn_hole(c, r), d.boundary()) for i, (d, c, r) in enumerate(holes)], T.GRIDS),
+            sq, [edges] + [(f"c{i}", nd - T.dn_disc(c, r), d.boundary()) for i, (d, c, r) in enumerate(holes)], T.GRIDS),
         "L-shape (Polygon), Dirichlet": (T.Polygon(T.L_VERTICES), [("bc", u - UE, T.Polygon(T.L_VERTICES).boundary())], (17, 33, 65, 129)),
         "L-shape (Box - Box), Dirichlet": (T.Box([(-1, 1), (-1, 1)]) - T.Box([(0, 1), (0, 1)]),
                                            [("bc", u - UE, T.pinn.BoxBoundary([(-1, 1), (-1, 1)])),
@@ -42,7 +42,7 @@ def main() -> None:
         "pentagon minus disc, Dirichlet": (pent - T.Disk(hc, hr), [("o", u - UE, pent.boundary()),
                                                                   ("h", u - UE, T.Disk(hc, hr).boundary())], T.GRIDS),
         "pentagon minus disc, Robin on the hole": (pent - T.Disk(hc, hr), [
-            ("o", u - UE, pent.boundary()), ("h", u + nd - (UE + T.dn_hole(hc, hr)), T.Disk(hc, hr).boundary())], T.GRIDS),
+            ("o", u - UE, pent.boundary()), ("h", u + nd - (UE + T.dn_disc(hc, hr)), T.Disk(hc, hr).boundary())], T.GRIDS),
     }
     out = []
     for name, (dom, conds, grids) in studies.items():

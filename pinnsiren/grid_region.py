@@ -245,7 +245,17 @@ class FacesPart:
         return closed & on
 
     def normal(self, p):
-        return self.box.normal(p)
+        """The outward normal of the declared face a point lies on (the first one, at an edge or corner)."""
+        p = _pts(p)
+        n = self.box.normal(p)
+        b, tol = self.box.bbox, 10 * self.box.tol
+        done = np.zeros(len(p), dtype=bool)
+        for a, s in self.faces:
+            on = ~done & (np.abs(p[:, a] - b[a, s]) <= tol)
+            n[on] = 0.0
+            n[on, a] = 1.0 if s else -1.0
+            done |= on
+        return n
 
 
 class SpaceTimeView:

@@ -363,17 +363,31 @@ def load_model(path: str | os.PathLike, name: str | None = "model") -> nn.Module
 
     ``name=None``: the one model the file holds (:func:`default_model_name`).
     """
-    from .networks import model_from_config
-
     if name is None:
         name = default_model_name(path)
     res = read_result(path)
     if name not in res["models"]:
         raise KeyError(f"no model {name!r} in {path}; stored: {sorted(res['models'])}")
     entry = res["models"][name]
-    model = model_from_config(entry["config"])
-    model.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in entry["state"].items()})
+    model = _model_from_config(entry["config"])
+    state = {k: torch.from_numpy(np.asarray(v)) for k, v in entry["state"].items()}
+    floats = {v.dtype for v in state.values() if v.is_floating_point()}
+    if len(floats) == 1:  # a float64 run comes back in float64 (load_state_dict would round to float32)
+        model.to(floats.pop())
+    model.load_state_dict(state)
     return model
+
+
+def _model_from_config(config: dict[str, Any]) -> nn.Module:
+    """A network (:func:`pinnsiren.networks.model_from_config`), or a coordinate/exact-condition wrapper
+    around one (:class:`~pinnsiren.transforms.Normalized`, :class:`~pinnsiren.transforms.ExactDirichlet`)."""
+    from . import transforms
+    from .networks import model_from_config
+
+    cls = config.get("cls")
+    if cls in ("Normalized", "ExactDirichlet"):
+        return getattr(transforms, cls).from_config(config, _model_from_config)
+    return model_from_config(config)
 
 
 def _follow_umask(path: str) -> None:

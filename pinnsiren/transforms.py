@@ -84,6 +84,18 @@ class Normalized(nn.Module):
         self.in_features = b.shape[0]
         self.out_features = getattr(net, "out_features", None)
 
+    @property
+    def config(self) -> dict[str, Any]:
+        """What :func:`pinnsiren.io.load_model` needs to rebuild it (the inner network's ``config`` nested)."""
+        c, h = self.center.tolist(), self.halfwidth.tolist()
+        return dict(cls="Normalized", inner=dict(getattr(self.net, "config", {})),
+                    bounds=[[a - b, a + b] for a, b in zip(c, h)], scale=self.scale.tolist(), shift=self.shift.tolist())
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any], build: Any) -> "Normalized":
+        """Rebuild from :attr:`config`; ``build(inner_config)`` makes the inner network."""
+        return cls(build(config["inner"]), config["bounds"], scale=config["scale"], shift=config["shift"])
+
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         """``(x - c) / h``."""
         return (x - self.center.to(x.dtype)) / self.halfwidth.to(x.dtype)
@@ -194,6 +206,27 @@ class ExactDirichlet(nn.Module):
             raise ValueError(f"ExactDirichlet: {len(gs)} data expressions for {len(self.channels)} channels")
         self._g = nn.ModuleList([_Compiled(e, self.coords) for e in gs])
         self.g = dict(zip(self.channels, self._g))
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """What :func:`pinnsiren.io.load_model` needs to rebuild it: ``phi`` and ``g`` as SymPy srepr text
+        (read back by the restricted :func:`pinnsiren.specio.load_srepr`), the inner network's ``config``."""
+        return dict(cls="ExactDirichlet", inner=dict(getattr(self.net, "config", {})),
+                    coords=[sympy.srepr(c) for c in self.coords], phi=sympy.srepr(self.phi.expr),
+                    g=[sympy.srepr(self.g[c].expr) for c in self.channels], channels=list(self.channels),
+                    out_features=self.out_features)
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any], build: Any) -> "ExactDirichlet":
+        """Rebuild from :attr:`config`; ``build(inner_config)`` makes the inner network."""
+        from .specio import load_srepr
+
+        net = build(config["inner"])
+        if getattr(net, "out_features", None) is None:
+            net.out_features = config.get("out_features")
+        coords = [load_srepr(c) for c in config["coords"]]
+        return cls(net, coords, load_srepr(config["phi"]), [load_srepr(g) for g in config["g"]],
+                   channels=config["channels"])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.net(x)

@@ -195,13 +195,23 @@ def _initial(init: list, region: Any, box: list, t_idx: int | None) -> list:
     return out
 
 
+def _normal_source(piece: Any, region: Any) -> Any:
+    """Whose outward normal ``n_<coord>`` means on a piece: the declared part's own, as the trainer samples it
+    (``Disk.boundary()`` points out of the disc, into the domain around a hole; a box face out of its box;
+    ``shape.boundary()`` of the domain out of the domain); the domain's if the part has none."""
+    for view in (piece, getattr(piece, "space", None)):
+        if view is not None and hasattr(view, "normal"):
+            return view
+    return region
+
+
 def _normals(pieces: list, coords: tuple, vals: dict, t_idx: int | None, region: Any) -> list:
-    """``n_<coord>`` in boundary conditions -> coefficient functions giving the region's outward normal."""
+    """``n_<coord>`` in boundary conditions -> coefficient functions giving the declared part's outward normal."""
     names = {f"n_{c.name}": k for k, c in enumerate(coords)}
     names = {n: k for n, k in names.items() if n not in {c.name for c in coords}}
     space = [k for k in range(len(coords)) if k != t_idx]
     out = []
-    for pc in pieces:
+    for i, pc in enumerate(pieces):
         repl = {}
         for s in pc.expr.free_symbols:
             if not isinstance(s, sympy.Symbol) or s.name not in names:
@@ -213,9 +223,9 @@ def _normals(pieces: list, coords: tuple, vals: dict, t_idx: int | None, region:
             if k == t_idx:
                 repl[s] = sympy.Integer(0)
                 continue
-            fn = NORMAL_FN + coords[k].name
+            fn = f"{NORMAL_FN}{coords[k].name}_{i}"
             repl[s] = sympy.Function(fn, real=True)(*coords)
-            vals[fn] = _normal_fn(region, space, space.index(k))
+            vals[fn] = _normal_fn(_normal_source(pc.piece, region), space, space.index(k))
         out.append(dataclasses.replace(pc, expr=pc.expr.xreplace(repl)) if repl else pc)
     return out
 

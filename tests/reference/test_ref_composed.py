@@ -103,7 +103,8 @@ def test_square_minus_four_discs_dirichlet():
 def test_square_minus_four_discs_neumann_on_the_circles():
     dom = square_minus_discs()
     conds = [("edges", u - UE, pinn.BoxBoundary(SQUARE.bounds))]
-    conds += [(f"circle{i}", normal_derivative(u, (x, y)) - dn_hole(c, r), Disk(c, r).boundary())
+    # n on Disk(c, r).boundary() is the disc's own outward normal (into the domain), as the trainer samples it
+    conds += [(f"circle{i}", normal_derivative(u, (x, y)) - dn_disc(c, r), Disk(c, r).boundary())
               for i, (c, r) in enumerate(HOLES)]
     errs = study(dom, conds)
     assert errs[-1] < 2e-4
@@ -111,10 +112,11 @@ def test_square_minus_four_discs_neumann_on_the_circles():
 
 
 def test_square_minus_four_discs_wrong_normal_sign_is_seen():
-    """The Neumann data with the disc's own normal (pointing into the domain) must not be matched."""
+    """On Disk(c, r).boundary() n points out of the disc (into the domain): data written with the domain's
+    outward normal (into the hole) must not be matched."""
     dom = square_minus_discs()
     conds = [("edges", u - UE, pinn.BoxBoundary(SQUARE.bounds))]
-    conds += [(f"circle{i}", normal_derivative(u, (x, y)) + dn_hole(c, r), Disk(c, r).boundary())
+    conds += [(f"circle{i}", normal_derivative(u, (x, y)) - dn_hole(c, r), Disk(c, r).boundary())
               for i, (c, r) in enumerate(HOLES)]
     assert study(dom, conds, grids=(65,))[0] > 1e-3
 
@@ -156,7 +158,7 @@ def test_polygon_with_a_hole_dirichlet_and_robin():
     c, r = (0.05, -0.1), 0.35
     dom = pent - Disk(c, r)
     for kind, expr, tol_e, tol_p in (("dirichlet", u - UE, 5e-5, 1.9),
-                                     ("robin", u + normal_derivative(u, (x, y)) - (UE + dn_hole(c, r)), 2e-4, 1.5)):
+                                     ("robin", u + normal_derivative(u, (x, y)) - (UE + dn_disc(c, r)), 2e-4, 1.5)):
         conds = [("outer", u - UE, pent.boundary()), ("hole", expr, Disk(c, r).boundary())]
         errs = study(dom, conds)
         assert errs[-1] < tol_e, kind
