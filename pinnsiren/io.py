@@ -176,23 +176,7 @@ def write_result(
             for k, v in provenance(config).items():
                 f.attrs[k] = v if isinstance(v, (int, float, bool)) else str(v)
             f.create_group("config").attrs["json"] = json.dumps(_jsonable(config), indent=1)
-            g = f.create_group("metrics")
-            for k, v in (metrics or {}).items():
-                g.attrs[k] = float(v)
-            g = f.create_group("history")
-            for k, v in (history or {}).items():
-                g.create_dataset(k, data=_to_numpy(v))
-            g = f.create_group("fields")
-            for k, v in (fields or {}).items():
-                ds = g.create_dataset(k, data=_to_numpy(v), compression="gzip")
-                for ak, av in ((field_attrs or {}).get(k) or {}).items():
-                    ds.attrs[ak] = json.dumps(_jsonable(av))
-            g = f.create_group("models")
-            for name, model in (models or {}).items():
-                mg = g.create_group(name)
-                mg.attrs["config"] = json.dumps(_jsonable(getattr(model, "config", {})))
-                for pname, t in model.state_dict().items():
-                    mg.create_dataset(pname, data=t.detach().cpu().numpy())
+            _write_arrays(f, metrics, history, fields, field_attrs, models)
             if verification is not None:
                 f.create_group("verification").attrs["json"] = json.dumps(_jsonable(verification), indent=1)
             if spec is not None:
@@ -206,6 +190,28 @@ def write_result(
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
+
+
+def _write_arrays(f: h5py.File, metrics: Mapping | None, history: Mapping | None, fields: Mapping | None,
+                  field_attrs: Mapping | None, models: Mapping | None) -> None:
+    """The ``/metrics``, ``/history``, ``/fields`` and ``/models`` groups of a result file."""
+    g = f.create_group("metrics")
+    for k, v in (metrics or {}).items():
+        g.attrs[k] = float(v)
+    g = f.create_group("history")
+    for k, v in (history or {}).items():
+        g.create_dataset(k, data=_to_numpy(v))
+    g = f.create_group("fields")
+    for k, v in (fields or {}).items():
+        ds = g.create_dataset(k, data=_to_numpy(v), compression="gzip")
+        for ak, av in ((field_attrs or {}).get(k) or {}).items():
+            ds.attrs[ak] = json.dumps(_jsonable(av))
+    g = f.create_group("models")
+    for name, model in (models or {}).items():
+        mg = g.create_group(name)
+        mg.attrs["config"] = json.dumps(_jsonable(getattr(model, "config", {})))
+        for pname, t in model.state_dict().items():
+            mg.create_dataset(pname, data=t.detach().cpu().numpy())
 
 
 def fields_on_grids(
