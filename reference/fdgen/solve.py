@@ -102,18 +102,50 @@ def _compact(A: sp.spmatrix, grid_shape: tuple[int, int]) -> bool:
     return bool(np.all(np.abs(C.row // ny - C.col // ny) <= 1) and np.all(np.abs(C.row % ny - C.col % ny) <= 1))
 
 
+def constant_null_groups(A: sp.spmatrix, slots: np.ndarray) -> list[int]:
+    """The slots (fields) whose constant is in the null space of ``A``: ``A @ 1_slot ~ 0``.
+
+    A pure-Neumann (or periodic) problem fixes a field only up to an additive constant; its matrix is
+    then singular. ``slots[i]``: the slot of unknown ``i``."""
+    scale = float(abs(A).sum(1).max()) if A.nnz else 0.0
+    out = []
+    for k in np.unique(slots):
+        v = (slots == k).astype(float)
+        if scale > 0 and float(np.abs(A @ v).max()) <= 1e-9 * scale:
+            out.append(int(k))
+    return out
+
+
+def _bordered_solve(A: sp.spmatrix, b: np.ndarray, slots: np.ndarray, null: list[int]) -> np.ndarray:
+    """Solve ``A x = b`` with ``mean(x) = 0`` on each slot in ``null`` (a bordered, nonsingular system);
+    the least-squares part of an incompatible right-hand side goes into the multipliers."""
+    V = sp.csc_matrix(np.stack([(slots == k).astype(float) / max(int((slots == k).sum()), 1) for k in null], 1))
+    K = sp.bmat([[A, V], [V.T, None]]).tocsc()
+    rhs = np.concatenate([b, np.zeros(len(null), dtype=b.dtype)])
+    with threadpool_limits(1):
+        x = spla.splu(K).solve(np.asarray(rhs, dtype=np.result_type(K.dtype, rhs.dtype)))
+    return x[: A.shape[0]]
+
+
 def _newton(F, J, y0: np.ndarray, method: str, tol: float, max_iter: int, linear: bool,
-            grid_shape: tuple[int, int] | None = None) -> tuple[np.ndarray, dict]:
+            grid_shape: tuple[int, int] | None = None, slots: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
     y = y0.copy()
     r = F(y)
     norm0 = norm = float(np.linalg.norm(r))
     its = 0
     used = "direct"
+    null: list[int] | None = None
     for its in range(1, max_iter + 1):
         if norm == 0.0:
             its -= 1
             break
-        dy, used = _linear_solve(J(y), -r, method, tol=min(1e-12, tol), grid_shape=grid_shape)
+        Jy = J(y)
+        if null is None:
+            null = constant_null_groups(Jy, slots) if slots is not None else []
+        if null:
+            dy, used = _bordered_solve(Jy, -r, slots, null), "direct-bordered"
+        else:
+            dy, used = _linear_solve(Jy, -r, method, tol=min(1e-12, tol), grid_shape=grid_shape)
         if linear:
             y = y + dy
             r = F(y)
@@ -141,7 +173,8 @@ def _newton(F, J, y0: np.ndarray, method: str, tol: float, max_iter: int, linear
             break
     else:
         raise RuntimeError(f"Newton did not converge in {max_iter} iterations (residual {norm:.3e})")
-    return y, {"newton_iterations": its, "residual_initial": norm0, "residual": norm, "linear_solver": used}
+    return y, {"newton_iterations": its, "residual_initial": norm0, "residual": norm, "linear_solver": used,
+               "null_slots": null or []}
 
 
 def _initial_state(system: System) -> np.ndarray:
@@ -234,7 +267,7 @@ def _steady(system: System, method, guess, tol, max_iter, stats, c0):
         lay = system.layout
         inner_shape = tuple(n if p else n - 2 for n, p in zip(lay.shape, lay.periodic))
         gs = inner_shape if system.n_slots == 1 and len(inner_shape) == 2 and not any(lay.periodic) else None
-        y, more = _newton(F, J, y0, method, tol, max_iter, system.linear, gs)
+        y, more = _newton(F, J, y0, method, tol, max_iter, system.linear, gs, slots=np.asarray(el.I) // system.N)
         U = el.T @ y + el.Eb @ q
     else:
         F = lambda U: np.concatenate([system.pde_residual(U), system.bc_residual(U)])  # noqa: E731
@@ -243,7 +276,23 @@ def _steady(system: System, method, guess, tol, max_iter, stats, c0):
         c1 = _time.process_time()
         U, more = _newton(F, J, U0, method, tol, max_iter, system.linear)
     more["solve_s"] = _time.process_time() - c1
+    _zero_mean(system, U, more)
     return U, more
+
+
+def _zero_mean(system: System, U: np.ndarray, more: dict) -> None:
+    """A field fixed only up to a constant (pure Neumann / periodic) gets zero mean over its grid nodes;
+    the stats say so (``null_space``)."""
+    names = []
+    for k in more.pop("null_slots", []):
+        block = U[k * system.N:(k + 1) * system.N]
+        ok = np.isfinite(block)
+        block[ok] -= block[ok].mean()
+        field = k if k < len(system.spec.fields) else system.second[k - len(system.spec.fields)]
+        names.append(system.spec.field_name(field) if k < len(system.spec.fields) else f"slot {k}")
+    if names:
+        more["null_space"] = (f"{', '.join(names)}: determined only up to an additive constant (no condition "
+                              "fixes its level); the constant is chosen so its mean over the grid nodes is 0")
 
 
 def _march(system: System, times, integrator, rtol, atol, steps, method, tol, max_iter, stats, c0):
