@@ -221,7 +221,28 @@ def read_mesh(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"{path}: mesh has no faces")
     if f.min() < 0 or f.max() >= len(v):
         raise ValueError(f"{path}: face index out of range (mesh has {len(v)} vertices)")
+    bad = ~np.isfinite(v).all(1)
+    if bad.any():
+        raise ValueError(f"{path}: {int(bad.sum())} vertices have non-finite coordinates "
+                         f"(first: vertex {int(np.nonzero(bad)[0][0])}); fix or remove them")
+    edges = mesh_edges(f)
+    if edges["boundary"] or edges["nonmanifold"]:
+        import warnings
+
+        warnings.warn(f"{path}: the mesh is not a closed manifold ({edges['boundary']} edges on one face, "
+                      f"{edges['nonmanifold']} on more than two); its inside is not defined, so the signed "
+                      "distance learned from it, and the Chamfer distance measured against it, may be wrong "
+                      "near those edges", UserWarning, stacklevel=2)
     return v, f
+
+
+def mesh_edges(faces: np.ndarray) -> dict[str, int]:
+    """Counts of a triangle mesh's undirected edges by the number of faces that use them:
+    ``boundary`` (one face: a hole), ``manifold`` (two), ``nonmanifold`` (three or more)."""
+    e = np.sort(np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]]), axis=1)
+    _, counts = np.unique(e, axis=0, return_counts=True)
+    return {"boundary": int((counts == 1).sum()), "manifold": int((counts == 2).sum()),
+            "nonmanifold": int((counts > 2).sum())}
 
 
 def write_mesh(path: str | Path, vertices: np.ndarray, faces: np.ndarray) -> None:

@@ -128,3 +128,25 @@ def test_sparse_grid_matches_dense_where_it_matters():
     assert info["active_blocks"] == 0
     lin98, _ = evaluate_grid(_Linear(), 98, sparse=False)
     np.testing.assert_allclose(lin_sparse, lin98, atol=1e-5)
+
+
+def test_read_mesh_names_nan_vertices_and_warns_on_an_open_or_nonmanifold_mesh(tmp_path):
+    import warnings
+
+    from solvers.pointcloud import mesh_edges, read_mesh
+
+    tet = "v 0 0 0\nv 1 0 0\nv 0 1 0\nv 0 0 1\nf 1 3 2\nf 1 2 4\nf 2 3 4\nf 1 4 3\n"
+    (tmp_path / "tet.obj").write_text(tet)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        v, f = read_mesh(tmp_path / "tet.obj")  # closed: no warning
+    assert mesh_edges(f) == {"boundary": 0, "manifold": 6, "nonmanifold": 0}
+    (tmp_path / "open.obj").write_text(tet.rsplit("f", 1)[0])  # one face removed: three edges on one face
+    with pytest.warns(UserWarning, match=r"open\.obj: the mesh is not a closed manifold \(3 edges on one face, 0"):
+        read_mesh(tmp_path / "open.obj")
+    (tmp_path / "fin.obj").write_text(tet + "v 1 1 1\nf 1 2 5\n")  # a fin on edge 1-2: three faces there
+    with pytest.warns(UserWarning, match=r"1 on more than two"):
+        read_mesh(tmp_path / "fin.obj")
+    (tmp_path / "nan.obj").write_text(tet.replace("v 0 1 0", "v 0 nan 0"))
+    with pytest.raises(ValueError, match=r"nan\.obj: 1 vertices have non-finite coordinates \(first: vertex 2\)"):
+        read_mesh(tmp_path / "nan.obj")
