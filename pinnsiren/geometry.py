@@ -287,7 +287,11 @@ class Box(Shape):
         self.bounds = bounds
         b = _bounds(bounds, 0)
         self.dim = b.shape[0]
-        _check_extent(b, "Box")
+        if callable(bounds):  # a curriculum may start from a zero-width window (time growing from t0)
+            if not bool(torch.isfinite(b).all()):
+                raise ValueError(f"Box: bounds must be finite, got {b.tolist()} at step 0")
+        else:
+            _check_extent(b, "Box")
 
     def sample(self, n, step, generator):
         return _uniform(n, _bounds(self.bounds, step), generator), {}
