@@ -76,7 +76,7 @@ def test_cli_fit_audio(tmp_path):
     assert main(["fit", "audio", str(tmp_path / "in.wav"), "--steps", "1", "--hidden", "8",
                  "--layers", "1", "--arch", "siren,relu", "--out", str(tmp_path)]) == 0
     assert (tmp_path / "audio_fit.h5").is_file() and (tmp_path / "audio_fit_relu.wav").is_file()
-    assert main(["fit", "audio", str(tmp_path / "nope.wav"), "--out", str(tmp_path)]) == 1
+    assert main(["fit", "audio", str(tmp_path / "nope.wav"), "--out", str(tmp_path)]) == 2  # a usage error
 
 
 def test_bach_clip_reads_when_present():
