@@ -13,13 +13,13 @@ recorded in the JSON:
   collapses weighted sums of pure second derivatives into one
   forward-Laplacian slot where that saves slots: Poisson, wave);
 * ``compiled_bf16`` - the same under
-  :func:`pinnsiren.jet.backward_precision` ``("bfloat16")``: the backward's
+  :func:`pinnsiren.precision.backward_precision` ``("bfloat16")``: the backward's
   products with bfloat16 operands (forward and loss unchanged; the JSON
   gives each method's parameter-gradient difference from nested autograd,
   ``grad_rel_diff_vs_autograd``);
 * ``hand_jet``  - :func:`pinnsiren.derivatives` (jet) + a hand-written residual,
   requesting the same derivatives as the compiled residual (a
-  :class:`pinnsiren.jet.Laplacian` for Poisson and the wave);
+  :class:`pinnsiren.jet_keys.Laplacian` for Poisson and the wave);
 * ``full_jet``  - the hand-written jet requesting every second derivative
   separately (the engine before the collapsed slot);
 * ``autograd``  - hand-written residual with nested
@@ -62,7 +62,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import equations  # noqa: E402
 from pinnsiren import Field, Siren, compile_residual, derivatives, recommended_model  # noqa: E402
-from pinnsiren.jet import Laplacian, backward_precision  # noqa: E402
+from pinnsiren.jet_keys import Laplacian  # noqa: E402
+from pinnsiren.precision import backward_precision  # noqa: E402
 
 PROBLEMS = ("poisson", "helmholtz", "wave", "eikonal")
 METHODS = ("compiled", "compiled_bf16", "hand_jet", "full_jet", "autograd", "torch_func")

@@ -34,7 +34,7 @@ _EXPORTS: dict[str, str] = {
     "CompiledResidual": "compiler",
     "CompileError": "compiler",
     "derivatives": "jet",
-    "Laplacian": "jet",
+    "Laplacian": "jet_keys",
     "GridInterpolant": "coefficients",
     "Problem": "problem",
     "Box": "problem",

@@ -30,7 +30,9 @@ import torch
 from sympy.core.function import AppliedUndef, UndefinedFunction
 from torch import nn
 
-from .jet import ChannelCountError, Laplacian, autograd_partials, derivatives
+from .jet import derivatives
+from .jet_keys import ChannelCountError, Laplacian
+from .reverse_mode import autograd_partials
 from .symbolic import is_complex_field, is_field
 
 __all__ = ["compile_residual", "CompiledResidual", "HANDLERS", "CompileError", "field_axes", "project",
@@ -234,7 +236,7 @@ class CompiledResidual:
     nodes are deduplicated into a flat program (each node's handler, each
     field's channels and multi-index, each coordinate's column looked up
     now), and weighted sums of pure second derivatives are collapsed into
-    forward-Laplacian requests (:class:`pinnsiren.jet.Laplacian`) where that
+    forward-Laplacian requests (:class:`pinnsiren.jet_keys.Laplacian`) where that
     saves Taylor slots. A call runs the program.
 
     Attributes

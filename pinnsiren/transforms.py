@@ -35,7 +35,9 @@ import torch
 from torch import nn
 
 from .compiler import compile_residual
-from .jet import Laplacian, _autograd, derivatives
+from .jet import derivatives
+from .jet_keys import Laplacian
+from .reverse_mode import autograd_derivatives
 
 __all__ = ["Normalized", "ExactDirichlet"]
 
@@ -104,7 +106,7 @@ class Normalized(nn.Module):
         y = self.net(self.normalize(x))
         return self.shift.to(y.dtype) + self.scale.to(y.dtype) * y
 
-    #: :class:`~pinnsiren.jet.Laplacian` keys are passed on to ``net`` (see below)
+    #: :class:`~pinnsiren.jet_keys.Laplacian` keys are passed on to ``net`` (see below)
     accepts_laplacian = True
 
     def transform_derivatives(self, x: torch.Tensor, keys: list[Key], method: str) -> dict[Key, torch.Tensor]:
@@ -168,7 +170,7 @@ class _Compiled(nn.Module):
             v = self.fn(None, x.detach())
             return {b: v for b in idxs}
         with torch.enable_grad():
-            got = _autograd(self, x.detach(), [(0, b) for b in idxs])
+            got = autograd_derivatives(self, x.detach(), [(0, b) for b in idxs])
         return {b: got[(0, b)].detach() for b in idxs}
 
 
@@ -241,7 +243,7 @@ class ExactDirichlet(nn.Module):
                 cols.append(y[:, c])
         return torch.stack(cols, 1)
 
-    #: :class:`~pinnsiren.jet.Laplacian` keys are answered from a Laplacian of ``net`` (see below)
+    #: :class:`~pinnsiren.jet_keys.Laplacian` keys are answered from a Laplacian of ``net`` (see below)
     accepts_laplacian = True
 
     def transform_derivatives(self, x: torch.Tensor, keys: list[Key], method: str) -> dict[Key, torch.Tensor]:

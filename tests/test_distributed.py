@@ -190,11 +190,11 @@ DRIVER = textwrap.dedent(
             def no_autograd(*args):
                 raise AssertionError("the derivative engine left the jet path")
 
-            fallback, jet._autograd = jet._autograd, no_autograd
+            fallback, jet.autograd_derivatives = jet.autograd_derivatives, no_autograd
             try:
                 g_local, g_all, g_ddp = grads("local"), grads("allreduce"), grads("ddp")
             finally:
-                jet._autograd = fallback
+                jet.autograd_derivatives = fallback
             g_naive = grads("naive")[:-1]  # nested autograd through DDP's forward; a is not in that DDP
             info["ddp"] = dict(
                 max_diff_ddp_vs_allreduce=max(float((p - q).abs().max()) for p, q in zip(g_ddp, g_all)),

@@ -151,11 +151,11 @@ class _LaplacianProblem:
         self.seen = []
 
     def losses(self, model, step, generator):
-        from pinnsiren import jet
+        from pinnsiren import jet, jet_keys, precision
 
-        self.seen.append(jet._BACKWARD_LOWP)
+        self.seen.append(precision._BACKWARD_LOWP)
         x = torch.rand(256, 2, generator=generator) * 2 - 1
-        lap = jet.Laplacian((1.0, 1.0))
+        lap = jet_keys.Laplacian((1.0, 1.0))
         L = jet.derivatives(model, x, [(0, lap)], method="jet")[0, lap]
         f = -2 * math.pi**2 * torch.sin(math.pi * x[:, 0]) * torch.sin(math.pi * x[:, 1])
         return {"pde": ((L - f) ** 2).mean()}
@@ -164,7 +164,7 @@ class _LaplacianProblem:
 def test_backward_precision_reaches_the_steps_and_is_restored():
     """TrainConfig.backward_precision: active in both phases' steps, the same first
     loss (the forward is unchanged), training as effective, and reset after."""
-    from pinnsiren import jet
+    from pinnsiren import precision as prec
 
     runs = {}
     for precision in ("full", "bfloat16"):
@@ -176,7 +176,7 @@ def test_backward_precision_reaches_the_steps_and_is_restored():
         runs[precision] = res.history["loss"]
         expected = torch.bfloat16 if precision == "bfloat16" else None
         assert problem.seen and all(s is expected for s in problem.seen)
-        assert jet._BACKWARD_LOWP is None
+        assert prec._BACKWARD_LOWP is None
     assert runs["full"][0] == runs["bfloat16"][0]
     full, bf = runs["full"], runs["bfloat16"]
     assert full[59] < 0.6 * full[0] and bf[59] < 0.6 * bf[0]

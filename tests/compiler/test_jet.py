@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from pinnsiren.jet import Laplacian, derivatives, jet_supported
+from pinnsiren.jet import derivatives, jet_supported
+from pinnsiren.jet_keys import Laplacian
 from pinnsiren.networks import MLP, Siren
 
 from .analytic import all_keys, channel_derivatives, siren_sympy, tiny_siren
@@ -211,24 +212,24 @@ def test_buffer_pool_reuses_buffers_and_never_overwrites_live_tensors(monkeypatc
     """With every buffer pooled: the same numbers as without the pool, results of
     earlier steps that the caller keeps stay intact, a second backward through a
     retained graph gives the same gradient, and the pool stops growing."""
-    from pinnsiren import jet
+    from pinnsiren import buffers
 
-    monkeypatch.setattr(jet._BufferPool, "MIN_BYTES", 0)
+    monkeypatch.setattr(buffers.BufferPool, "MIN_BYTES", 0)
     torch.manual_seed(5)
     model = Siren(3, 1, 16, 2).double()
     lap = Laplacian((1.0, -2.0, 0.5))
     needs = [(0, lap), (0, (0, 0, 0)), (0, (1, 0, 1))]
     xs = [torch.rand(40, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(i)) * 2 - 1 for i in range(4)]
-    monkeypatch.setattr(jet._POOL, "count", None)  # pooling off: the reference
+    monkeypatch.setattr(buffers.POOL, "count", None)  # pooling off: the reference
     want = [_fused_step(model, x, needs) for x in xs]
     monkeypatch.undo()
-    monkeypatch.setattr(jet._BufferPool, "MIN_BYTES", 0)
-    jet.release_buffers()
+    monkeypatch.setattr(buffers.BufferPool, "MIN_BYTES", 0)
+    buffers.release_buffers()
     kept, sizes = [], []
     for x, (Dw, lw, gw) in zip(xs, want):
         D, loss, g = _fused_step(model, x, needs)
         kept.append((D, Dw))
-        sizes.append(sum(len(v) for v in jet._POOL.pool.values()))
+        sizes.append(sum(len(v) for v in buffers.POOL.pool.values()))
         assert torch.allclose(loss, lw, rtol=1e-12, atol=0)
         for a, b in zip(g, gw):
             assert torch.allclose(a, b, rtol=1e-11, atol=1e-14)
@@ -246,23 +247,23 @@ def test_buffer_pool_reuses_buffers_and_never_overwrites_live_tensors(monkeypatc
         assert torch.equal(a, b)
         assert torch.allclose(a, c, rtol=1e-11, atol=1e-14)
     # evaluation under inference_mode first, then training: no inference tensor is handed to training
-    jet.release_buffers()
+    buffers.release_buffers()
     with torch.inference_mode():
         Di = derivatives(model, xs[1], needs, method="jet")
     _, loss, g = _fused_step(model, xs[1], needs)
     assert torch.allclose(loss, want[1][1], rtol=1e-12, atol=0)
     assert torch.allclose(Di[needs[0]], want[1][0][needs[0]].detach(), rtol=1e-12, atol=1e-14)
-    jet.release_buffers()
-    assert not jet._POOL.pool
+    buffers.release_buffers()
+    assert not buffers.POOL.pool
 
 
 # ---------------------------------------------------------------- reduced-precision backward products
 
 
 def _bf16_step(precision, needs, x, model):
-    from pinnsiren import jet
+    from pinnsiren import precision as prec
 
-    with jet.backward_precision(precision):
+    with prec.backward_precision(precision):
         return _fused_step(model, x, needs)
 
 
@@ -295,18 +296,18 @@ def test_bfloat16_backward_keeps_the_forward_and_bounds_the_gradient_error(needs
 
 
 def test_backward_precision_setting_is_scoped_and_checked():
-    from pinnsiren import jet
+    from pinnsiren import precision as prec
 
-    assert jet.set_backward_precision("full") == "full"
-    with jet.backward_precision("bfloat16"):
-        assert jet._BACKWARD_LOWP is torch.bfloat16
+    assert prec.set_backward_precision("full") == "full"
+    with prec.backward_precision("bfloat16"):
+        assert prec._BACKWARD_LOWP is torch.bfloat16
         with pytest.raises(ValueError, match="must be one of"):
-            jet.set_backward_precision("half")
-    assert jet._BACKWARD_LOWP is None
+            prec.set_backward_precision("half")
+    assert prec._BACKWARD_LOWP is None
     with pytest.raises(RuntimeError):
-        with jet.backward_precision("bfloat16"):
+        with prec.backward_precision("bfloat16"):
             raise RuntimeError("inside")
-    assert jet._BACKWARD_LOWP is None
+    assert prec._BACKWARD_LOWP is None
 
 
 def test_bfloat16_backward_leaves_float64_models_alone():
@@ -322,10 +323,10 @@ def test_bfloat16_backward_leaves_float64_models_alone():
 
 
 def test_bfloat16_backward_warns_where_it_is_not_native(monkeypatch):
-    from pinnsiren import jet
+    from pinnsiren import precision as prec
 
-    monkeypatch.setattr(jet, "native_bfloat16", lambda device="cpu": False)
+    monkeypatch.setattr(prec, "native_bfloat16", lambda device="cpu": False)
     with pytest.warns(UserWarning, match="not native"):
-        with jet.backward_precision("bfloat16"):
+        with prec.backward_precision("bfloat16"):
             pass
-    assert jet._BACKWARD_LOWP is None
+    assert prec._BACKWARD_LOWP is None

@@ -11,7 +11,7 @@ from pinnsiren import (
     Box, Constraint, Disk, ExactDirichlet, Field, Normalized, Problem, Siren, SpaceTime, derivatives, transfinite,
 )
 from pinnsiren.geometry import r_and
-from pinnsiren.jet import Laplacian
+from pinnsiren.jet_keys import Laplacian
 
 x, y, t = sympy.symbols("x y t")
 KEYS2 = [(0, (0, 0)), (0, (1, 0)), (0, (0, 1)), (0, (2, 0)), (0, (1, 1)), (0, (0, 2))]
