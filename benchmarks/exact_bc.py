@@ -37,7 +37,7 @@ import sympy  # noqa: E402
 import torch  # noqa: E402
 
 from pinnsiren import Box, Constraint, Disk, ExactDirichlet, Field, Normalized, Problem, Siren  # noqa: E402
-from pinnsiren.geometry import r_and, transfinite  # noqa: E402
+from pinnsiren.adf import r_and, transfinite  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "pinnacle"
 VARIANTS = ("rfunc", "rfunc-norm", "smooth-norm", "smooth-peak1")

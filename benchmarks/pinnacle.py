@@ -57,7 +57,7 @@ import torch  # noqa: E402
 
 from pinnsiren import (  # noqa: E402
     Box, BoxBoundary, Constraint, Disk, ExactDirichlet, Field, PointSet, Problem, Siren, TimeSlice, impose_exactly)
-from pinnsiren.geometry import transfinite  # noqa: E402
+from pinnsiren.adf import transfinite  # noqa: E402
 from pinnsiren.precision import BACKWARD_PRECISIONS  # noqa: E402
 from pinnsiren.train import TrainConfig, recommended_model, train  # noqa: E402
 

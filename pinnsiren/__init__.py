@@ -53,7 +53,7 @@ _EXPORTS: dict[str, str] = {
     "Difference": "geometry",
     "Boundary": "geometry",
     "SpaceTime": "geometry",
-    "transfinite": "geometry",
+    "transfinite": "adf",
     # normalised coordinates and exact conditions
     "Normalized": "transforms",
     "ExactDirichlet": "transforms",

@@ -26,14 +26,8 @@ Bounds of :class:`Box` and radii of :class:`Ball` may be callables of the
 training step (a curriculum); composed shapes and ADFs use their step-0
 values for the ADF and the step passed to ``sample`` otherwise.
 
-An ADF ``phi`` (:meth:`Shape.adf`) is a SymPy expression of the coordinates,
-positive inside, zero on the boundary and negative outside, with unit normal
-derivative on smooth parts of the boundary (R-functions, Sukumar &
-Srivastava 2022): a ball ``(r^2 - |x - c|^2) / (2 r)``; a box the
-R-conjunction of its slabs ``(x - lo)(hi - x) / (hi - lo)``; a convex polygon
-that of its edges' half-planes; ``A | B -> a + b + sqrt(a^2 + b^2)``,
-``A & B -> a + b - sqrt(a^2 + b^2)``, ``A - B -> A & (not B)`` with
-``not b = -b``.
+The ADF code (R-functions, the transfinite lift) lives in :mod:`pinnsiren.adf`;
+the sampling primitives in :mod:`pinnsiren.sampling`.
 """
 
 from __future__ import annotations
@@ -44,6 +38,11 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import sympy
 import torch
+
+from .adf import ball_adf, box_adf, check_adf_coords, convex_polygon_adf, normalized_adf, r_and, r_or, \
+    smooth_box_adf, spacetime_adf
+from .sampling import _Piece, _ball_offsets, _bounds, _check_extent, _filtered, _resolve, _sample_pieces, \
+    _uniform, _unit_vectors
 
 __all__ = [
     "Region",
@@ -60,71 +59,12 @@ __all__ = [
     "SpaceTime",
     "SpaceTimeBoundary",
     "TimeSlab",
-    "transfinite",
-    "r_and",
-    "r_or",
 ]
 
 Bounds = Sequence[Sequence[float]]
 
 #: per-point data key of outward unit normals, shape (n, d)
 NORMAL = "normal"
-
-
-def _resolve(v: Any, step: int) -> Any:
-    return v(step) if callable(v) else v
-
-
-def _bounds(b: Any, step: int) -> torch.Tensor:
-    t = torch.as_tensor(np.asarray(_resolve(b, step), dtype=np.float64))
-    if t.ndim != 2 or t.shape[1] != 2:
-        raise ValueError(f"bounds must be a sequence of (lo, hi) pairs, got {t.tolist()}")
-    if not bool((t[:, 1] >= t[:, 0]).all()):
-        raise ValueError(f"bounds need lo <= hi on every axis, got {t.tolist()}")
-    return t
-
-
-def _check_extent(b: torch.Tensor, what: str) -> None:
-    """Refuse a region box with an axis of zero width or a non-finite bound (it would sample nothing useful)."""
-    if not bool(torch.isfinite(b).all()):
-        raise ValueError(f"{what}: bounds must be finite, got {b.tolist()}")
-    flat = [a for a in range(b.shape[0]) if not bool(b[a, 1] > b[a, 0])]
-    if flat:
-        raise ValueError(f"{what}: axis {flat[0]} has zero width (bounds {b[flat[0]].tolist()}); "
-                         "every axis needs lo < hi")
-
-
-def _uniform(n: int, b: torch.Tensor, g: torch.Generator | None) -> torch.Tensor:
-    u = torch.rand(n, b.shape[0], generator=g, dtype=torch.float64)
-    return b[:, 0] + u * (b[:, 1] - b[:, 0])
-
-
-def _unit_vectors(n: int, d: int, g: torch.Generator | None) -> torch.Tensor:
-    v = torch.randn(n, d, generator=g, dtype=torch.float64)
-    return v / v.norm(dim=1, keepdim=True).clamp_min(1e-300)
-
-
-def _ball_offsets(n: int, d: int, radius: Any, g: torch.Generator | None) -> torch.Tensor:
-    """``n`` points uniform in the ``d``-ball of ``radius`` (a number or an ``(n, 1)`` tensor) around 0."""
-    v = _unit_vectors(n, d, g)
-    return radius * torch.rand(n, 1, generator=g, dtype=torch.float64) ** (1.0 / d) * v
-
-
-def r_and(a: sympy.Expr, b: sympy.Expr) -> sympy.Expr:
-    """R-conjunction (intersection) of two ADFs: ``a + b - sqrt(a^2 + b^2)``."""
-    return a + b - sympy.sqrt(a**2 + b**2)
-
-
-def r_or(a: sympy.Expr, b: sympy.Expr) -> sympy.Expr:
-    """R-disjunction (union) of two ADFs: ``a + b + sqrt(a^2 + b^2)``."""
-    return a + b + sympy.sqrt(a**2 + b**2)
-
-
-def _check_adf_coords(coords: Sequence[sympy.Symbol], d: int) -> tuple[sympy.Symbol, ...]:
-    coords = tuple(coords)
-    if len(coords) != d:
-        raise ValueError(f"the region is {d}-D but {len(coords)} coordinates were given: {coords}")
-    return coords
 
 
 class Region:
@@ -146,25 +86,6 @@ class Region:
         from .grid_region import grid_region
 
         return grid_region(self)
-
-
-class _Piece:
-    """A part of a primitive's boundary: its measure and a uniform sampler with normals.
-
-    ``draw(m, step, g) -> (x (m, d), normal (m, d), keep (m,) bool)``.
-    """
-
-    def __init__(self, measure: float, draw: Callable) -> None:
-        self.measure = float(measure)
-        self.draw = draw
-
-
-def _filtered(piece: _Piece, keep: Callable[[torch.Tensor], torch.Tensor], flip: bool) -> _Piece:
-    def draw(m, step, g):
-        x, nrm, k = piece.draw(m, step, g)
-        return x, (-nrm if flip else nrm), k & keep(x)
-
-    return _Piece(piece.measure, draw)
 
 
 class Shape(Region):
@@ -197,37 +118,18 @@ class Shape(Region):
     def adf(self, coords: Sequence[sympy.Symbol], normalize: bool = False, smooth: bool = False) -> sympy.Expr:
         """Approximate distance function: SymPy expression, > 0 inside, 0 on the boundary.
 
-        ``smooth`` (a :class:`Box` only): the polynomial ``prod_i s_i / (prod_i
-        w_i / 4)^((d - 1) / d)`` with slabs ``s_i = (x_i - lo_i)(hi_i - x_i) /
-        w_i``, ``w_i = hi_i - lo_i`` (unit normal derivative at the face
-        midpoints of a cube, like the other ADFs) instead of the
-        R-conjunction of the slabs, whose second derivatives grow like
-        ``1 / r`` toward the corners. It is positive in the box and zero on its
-        faces but not negative everywhere outside, so do not compose it with
-        ``|``, ``&``, ``-``; use it as a piece of a :func:`transfinite` lift
-        (measured: Poisson2d-C with exact boundary data, error after 500 steps
-        0.107 with the R-function square in the lift, 0.0014 with this one).
-
-        ``normalize``: divide by its maximum over the shape (estimated on
-        4096 interior points, fixed seed), so it peaks at about 1. For an
-        exact Dirichlet transform ``g + phi N`` this keeps the network's
-        target ``(u - g) / phi`` at the scale of ``u`` instead of ``u /
-        inradius``: on the square minus four discs (inradius ~0.1) it took
-        the relative error after 250 steps from 0.33 to 0.17.
+        ``smooth`` (a :class:`Box` only): the polynomial of
+        :func:`pinnsiren.adf.smooth_box_adf` instead of the R-conjunction of
+        the slabs (for a :func:`~pinnsiren.adf.transfinite` lift; do not
+        compose it with ``|``, ``&``, ``-``). ``normalize``: divide by its
+        maximum over the shape, so it peaks at about 1
+        (:func:`pinnsiren.adf.normalized_adf`).
         """
-        coords = _check_adf_coords(coords, self.dim)
+        coords = check_adf_coords(coords, self.dim)
         if smooth and not isinstance(self, Box):
             raise ValueError(f"smooth=True is for a Box; {type(self).__name__}.adf is composed by R-functions")
         phi = self._smooth_adf(coords) if smooth else self._adf(coords)
-        if normalize:
-            from .compiler import compile_residual
-
-            pts, _ = self.sample(4096, 0, torch.Generator().manual_seed(0))
-            m = float(compile_residual(phi, [], coords)(None, pts).max())
-            if not m > 0:
-                raise ValueError(f"{type(self).__name__}.adf: the ADF is not positive inside; cannot normalise")
-            phi = phi / sympy.Float(m, 17)
-        return phi
+        return normalized_adf(self, phi, coords) if normalize else phi
 
     # --- derived
     def contains(self, x: Any, step: int = 0, strict: bool = False) -> torch.Tensor:
@@ -327,25 +229,10 @@ class Box(Shape):
         return pieces
 
     def _smooth_adf(self, coords):
-        b = _bounds(self.bounds, 0).tolist()
-        out, quarter = sympy.Integer(1), sympy.Integer(1)
-        for c, (lo, hi) in zip(coords, b):
-            lo, hi = sympy.nsimplify(lo), sympy.nsimplify(hi)
-            out = out * (c - lo) * (hi - c) / (hi - lo)
-            quarter = quarter * (hi - lo) / 4
-        d = len(b)
-        # unit normal derivative at the face midpoints (exactly for a cube)
-        return out / quarter ** sympy.Rational(d - 1, d)
+        return smooth_box_adf(coords, _bounds(self.bounds, 0).tolist())
 
     def _adf(self, coords):
-        coords = _check_adf_coords(coords, self.dim)
-        b = _bounds(self.bounds, 0).tolist()
-        out = None
-        for c, (lo, hi) in zip(coords, b):
-            lo, hi = sympy.nsimplify(lo), sympy.nsimplify(hi)
-            slab = (c - lo) * (hi - c) / (hi - lo)
-            out = slab if out is None else r_and(out, slab)
-        return out
+        return box_adf(check_adf_coords(coords, self.dim), _bounds(self.bounds, 0).tolist())
 
 
 class BoxBoundary(Region):
@@ -426,10 +313,7 @@ class Ball(Shape):
         return [_Piece(area, draw)]
 
     def _adf(self, coords):
-        coords = _check_adf_coords(coords, self.dim)
-        r = sympy.nsimplify(self._r(0))
-        c = [sympy.nsimplify(float(v)) for v in self.center]
-        return (r**2 - sum((xi - ci) ** 2 for xi, ci in zip(coords, c))) / (2 * r)
+        return ball_adf(check_adf_coords(coords, self.dim), self.center, self._r(0))
 
 
 #: a 2-D ball
@@ -502,19 +386,13 @@ class Polygon(Shape):
         return pieces
 
     def _adf(self, coords):
-        coords = _check_adf_coords(coords, 2)
+        coords = check_adf_coords(coords, 2)
         if not self.convex:
             raise NotImplementedError(
                 "Polygon.adf is given for convex polygons only; cover the polygon by OVERLAPPING convex "
                 "polygons joined with | (parts that merely share an edge would make the ADF vanish on it)"
             )
-        x, y = coords
-        out = None
-        for a, nrm in zip(self._a.tolist(), self._nrm.tolist()):
-            # signed distance to the edge's line, positive inside
-            h = -(sympy.nsimplify(nrm[0]) * (x - sympy.nsimplify(a[0])) + sympy.nsimplify(nrm[1]) * (y - sympy.nsimplify(a[1])))
-            out = h if out is None else r_and(out, h)
-        return out
+        return convex_polygon_adf(coords, self._a.tolist(), self._nrm.tolist())
 
 
 class _Composite(Shape):
@@ -586,39 +464,6 @@ class Difference(_Composite):
 
     def _adf(self, coords):
         return r_and(self.a._adf(coords), -self.b._adf(coords))
-
-
-def _sample_pieces(pieces: list[_Piece], n: int, step: int, g: torch.Generator | None, what: str):
-    """Exactly ``n`` points uniform on the union of the kept parts of ``pieces``, with normals."""
-    meas = torch.tensor([p.measure for p in pieces], dtype=torch.float64)
-    if n == 0:
-        d = pieces[0].draw(1, step, g)[0].shape[1]
-        return torch.zeros(0, d, dtype=torch.float64), torch.zeros(0, d, dtype=torch.float64)
-    if float(meas.sum()) <= 0:
-        raise ValueError(f"{what}: the boundary has zero measure")
-    probs = meas / meas.sum()
-    xs, ns = [], []
-    have, rate, tries = 0, 1.0, 0
-    while have < n:
-        m = int(math.ceil((n - have) / max(rate, 1e-3) * 1.1)) + 16
-        counts = torch.bincount(torch.multinomial(probs, m, replacement=True, generator=g), minlength=len(pieces))
-        kept = 0
-        for p, c in zip(pieces, counts.tolist()):
-            if c == 0:
-                continue
-            x, nrm, keep = p.draw(c, step, g)
-            xs.append(x[keep])
-            ns.append(nrm[keep])
-            kept += int(keep.sum())
-        rate = max(kept / m, 1e-3) if tries == 0 else 0.5 * rate + 0.5 * max(kept / m, 1e-3)
-        have += kept
-        tries += 1
-        if tries > 200:
-            raise ValueError(f"{what}: could not sample the boundary (is it empty?)")
-    x, nrm = torch.cat(xs), torch.cat(ns)
-    # the pieces were drawn in blocks: a random subset keeps the draw i.i.d.
-    idx = torch.randperm(x.shape[0], generator=g)[:n]
-    return x[idx], nrm[idx]
 
 
 class Boundary(Region):
@@ -708,18 +553,9 @@ class SpaceTime(Region):
         shape's ADF of the space coordinates (``normalize``: scaled to peak
         at about 1, see :meth:`Shape.adf`). Their product vanishes on both.
         """
-        coords = _check_adf_coords(coords, self.dim)
-        t = coords[self.t_index]
-        space = coords[: self.t_index] + coords[self.t_index + 1 :]
-        t0, t1 = (sympy.nsimplify(v) for v in self._tb(0)[0].tolist())
-        out = sympy.Integer(1)
-        if initial:
-            out = out * (t - t0) / (t1 - t0)
-        if lateral:
-            out = out * self.shape.adf(space, normalize=normalize)
-        if out == 1:
-            raise ValueError("SpaceTime.adf: choose initial and/or lateral")
-        return out
+        coords = check_adf_coords(coords, self.dim)
+        return spacetime_adf(lambda space: self.shape.adf(space, normalize=normalize), coords, self.t_index,
+                             self._tb(0)[0].tolist(), initial, lateral)
 
 
 class SpaceTimeBoundary(Region):
@@ -754,29 +590,3 @@ class TimeSlab(Region):
         nrm = torch.zeros(n, self.dim, dtype=torch.float64)
         nrm[:, self.st.t_index] = 1.0 if self.side else -1.0
         return _insert_t(xs, t, self.st.t_index), {NORMAL: nrm}
-
-
-def transfinite(pieces: Sequence[tuple[sympy.Expr, sympy.Expr]]) -> sympy.Expr:
-    """A lift ``g`` equal to ``g_i`` where ``phi_i = 0``, from pieces ``(phi_i, g_i)``.
-
-    Transfinite interpolation with weights ``w_i = prod_{j != i} phi_j /
-    sum_k prod_{j != k} phi_j`` (Sukumar & Srivastava 2022, with exponent 1):
-    on the zero set of ``phi_i`` (and away from the others') ``w_i = 1`` and
-    the other weights vanish. Use it as ``g`` of an exact Dirichlet transform
-    when the boundary data differ between parts of the boundary; ``phi_i``
-    should be positive in the domain (e.g. a part's :meth:`Shape.adf`, or
-    minus a hole's).
-    """
-    pieces = list(pieces)
-    if not pieces:
-        raise ValueError("transfinite needs at least one (phi, g) piece")
-    if len(pieces) == 1:
-        return sympy.sympify(pieces[0][1])
-    phis = [sympy.sympify(p) for p, _ in pieces]
-    prods = [sympy.Mul(*[phis[j] for j in range(len(phis)) if j != i]) for i in range(len(phis))]
-    den = sympy.Add(*prods)
-    lift = sympy.Add(*[sympy.sympify(g) * w for (_, g), w in zip(pieces, prods)]) / den
-    # where two pieces meet (a corner: Burgers' initial line and its walls) every weight is 0/0;
-    # take the mean of the pieces' data there (equal for compatible data) instead of NaN
-    corner = sympy.Add(*[sympy.sympify(g) for _, g in pieces]) / len(pieces)
-    return sympy.Piecewise((lift, sympy.Abs(den) > 1e-30), (corner, True))

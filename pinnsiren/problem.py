@@ -24,7 +24,6 @@ from .compiler import CompiledResidual, compile_residual
 from .evaluation import model_dtype_device
 from .symbolic import Constraint, is_complex_field
 from .geometry import NORMAL, Ball, Box, BoxBoundary, Disk, Region  # regions live in geometry and regions;
-from .geometry import _ball_offsets, _bounds, _resolve, _uniform  # noqa: F401  (older imports of these helpers)
 from .regions import Cone, NearPoint, PointSet, TimeSlice  # re-exported here
 
 __all__ = [

@@ -15,7 +15,8 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import torch
 
-from .geometry import Region, _ball_offsets, _bounds, _resolve, _uniform
+from .geometry import Region
+from .sampling import _ball_offsets, _bounds, _resolve, _uniform
 
 __all__ = ["TimeSlice", "NearPoint", "Cone", "PointSet"]
 

@@ -189,7 +189,7 @@ class ExactDirichlet(nn.Module):
         product for both).
     g : sympy.Expr or sequence of C of them
         The boundary/initial data, extended smoothly inside (e.g. by
-        :func:`pinnsiren.geometry.transfinite`); one per channel or one for all.
+        :func:`pinnsiren.adf.transfinite`); one per channel or one for all.
     channels : sequence of int, optional
         Channels to transform (default all); the others pass through.
     """

@@ -2,7 +2,7 @@
 
 import sympy
 
-from pinnsiren.geometry import transfinite
+from pinnsiren.adf import transfinite
 
 x, t = sympy.symbols("x t")
 

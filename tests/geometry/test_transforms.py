@@ -10,7 +10,7 @@ from torch import nn
 from pinnsiren import (
     Box, Constraint, Disk, ExactDirichlet, Field, Normalized, Problem, Siren, SpaceTime, derivatives, transfinite,
 )
-from pinnsiren.geometry import r_and
+from pinnsiren.adf import r_and
 from pinnsiren.jet_keys import Laplacian
 
 x, y, t = sympy.symbols("x y t")
