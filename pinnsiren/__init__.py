@@ -32,7 +32,7 @@ _EXPORTS: dict[str, str] = {
     # compiler, derivative engine, problems
     "compile_residual": "compiler",
     "CompiledResidual": "compiler",
-    "CompileError": "compiler",
+    "CompileError": "compiler_handlers",
     "derivatives": "jet",
     "Laplacian": "jet_keys",
     "GridInterpolant": "coefficients",

@@ -165,31 +165,53 @@ def write_result(
         from .specio import problem_spec
 
         spec = problem_spec(problem)  # before any file is touched: a bad Problem leaves nothing behind
+    _write_atomically(path, lambda f: _write_contents(f, kind, config, (metrics, history, fields, field_attrs, models),
+                                                      verification, spec))
+    return path
+
+
+def _write_contents(f: h5py.File, kind: str, config: Mapping[str, Any], arrays: tuple, verification: Any,
+                    spec: Any) -> None:
+    """Every group of a result file, in order: header, arrays, ``/verification``, ``/spec``."""
+    _write_header(f, kind, config)
+    _write_arrays(f, *arrays)
+    if verification is not None:
+        f.create_group("verification").attrs["json"] = json.dumps(_jsonable(verification), indent=1)
+    if spec is not None:
+        _write_spec(f, spec)
+
+
+def _write_atomically(path: Path, write: Any) -> None:
+    """``write(f)`` into a temporary HDF5 file next to ``path``, then rename it to ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(suffix=".h5.tmp", dir=path.parent)
     os.close(fd)
     _follow_umask(tmp)  # mkstemp makes 0600; a result file gets the mode open() would give (0644 typically)
     try:
         with h5py.File(tmp, "w") as f:
-            f.attrs["kind"] = kind
-            f.attrs["created"] = _dt.datetime.now(_dt.timezone.utc).isoformat()
-            for k, v in provenance(config).items():
-                f.attrs[k] = v if isinstance(v, (int, float, bool)) else str(v)
-            f.create_group("config").attrs["json"] = json.dumps(_jsonable(config), indent=1)
-            _write_arrays(f, metrics, history, fields, field_attrs, models)
-            if verification is not None:
-                f.create_group("verification").attrs["json"] = json.dumps(_jsonable(verification), indent=1)
-            if spec is not None:
-                sg = f.create_group("spec")
-                sg.attrs["json"] = json.dumps(spec)
-                sg.attrs["format"] = spec["format"]
-                sg.attrs["complete"] = bool(spec["complete"])
-                sg.attrs["incomplete"] = json.dumps(spec["incomplete"])
+            write(f)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-    return path
+
+
+def _write_header(f: h5py.File, kind: str, config: Mapping[str, Any]) -> None:
+    """The root attributes (kind, creation time, provenance) and ``/config``."""
+    f.attrs["kind"] = kind
+    f.attrs["created"] = _dt.datetime.now(_dt.timezone.utc).isoformat()
+    for k, v in provenance(config).items():
+        f.attrs[k] = v if isinstance(v, (int, float, bool)) else str(v)
+    f.create_group("config").attrs["json"] = json.dumps(_jsonable(config), indent=1)
+
+
+def _write_spec(f: h5py.File, spec: Mapping[str, Any]) -> None:
+    """``/spec``: the Problem as data (:func:`pinnsiren.specio.problem_spec`)."""
+    sg = f.create_group("spec")
+    sg.attrs["json"] = json.dumps(spec)
+    sg.attrs["format"] = spec["format"]
+    sg.attrs["complete"] = bool(spec["complete"])
+    sg.attrs["incomplete"] = json.dumps(spec["incomplete"])
 
 
 def _write_arrays(f: h5py.File, metrics: Mapping | None, history: Mapping | None, fields: Mapping | None,
@@ -227,7 +249,7 @@ def fields_on_grids(
     some of them (``Field("a", (x, y))`` in an ``(x, y, t)`` problem) on the
     grid of its own coordinates only, evaluated as the compiler evaluates it
     (the model at the left-out coordinates set to
-    :data:`pinnsiren.compiler.LEFT_OUT_VALUE`).
+    :data:`pinnsiren.compiler_layout.LEFT_OUT_VALUE`).
 
     Parameters
     ----------
@@ -248,7 +270,7 @@ def fields_on_grids(
         (``indexing="ij"``), complex for a complex field; ``field_attrs[name]``:
         ``bounds`` and ``coords`` (names) of that grid.
     """
-    from .compiler import field_axes, project
+    from .compiler_layout import field_axes, project
     from .evaluation import evaluate
     from .symbolic import is_complex_field
 

@@ -13,7 +13,9 @@ import sympy
 torch = pytest.importorskip("torch")
 
 from pinnsiren import Field, Siren  # noqa: E402
-from pinnsiren.compiler import CompileError, LEFT_OUT_VALUE, compile_residual, field_axes, project  # noqa: E402
+from pinnsiren.compiler import compile_residual  # noqa: E402
+from pinnsiren.compiler_handlers import CompileError  # noqa: E402
+from pinnsiren.compiler_layout import LEFT_OUT_VALUE, field_axes, project  # noqa: E402
 
 x, y, t = sympy.symbols("x y t")
 U = Field("u", (x, y, t))
