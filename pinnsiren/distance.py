@@ -131,6 +131,25 @@ def decompose(domain: Any, members: Sequence[Member], cells: int = 2048) -> list
     -------
     list of Curve: every part of the composed boundary, each labelled.
     """
+    label = _labeller(domain, members)
+    parts: list[Curve] = []
+    for kind, p0, p1 in primitives(domain):
+        s = (np.arange(cells) + 0.5) / cells
+        lab = label(kind, p0, p1, s)
+        cuts = _cuts(label, kind, p0, p1, s, lab)
+        labs = [lab[0]] + [lab[i + 1] for i in np.nonzero(lab[1:] != lab[:-1])[0]]
+        if kind == "circle" and len(labs) > 1 and labs[0] == labs[-1]:
+            # the run through angle 0 is one part: start the loop at the first cut
+            cuts = cuts[1:-1] + [cuts[1] + 1.0]
+            labs = labs[1:]
+        parts += _labelled_parts(kind, p0, p1, cuts, labs)
+    return parts
+
+
+def _labeller(domain: Any, members: Sequence[Member]) -> Callable:
+    """``label(kind, p0, p1, s)``: per parameter value ``s`` of a primitive curve, the first
+    declared piece holding the point (``-1``: on the boundary, declared nowhere; ``-2``: not
+    on the composed boundary)."""
     b = domain.bbox(0).numpy()
     scale = float((b[:, 1] - b[:, 0]).max())
     eps = 1e-7 * scale
@@ -148,37 +167,39 @@ def decompose(domain: Any, members: Sequence[Member], cells: int = 2048) -> list
             lab[hit] = k
         return lab
 
-    parts: list[Curve] = []
-    for kind, p0, p1 in primitives(domain):
-        s = (np.arange(cells) + 0.5) / cells
-        lab = label(kind, p0, p1, s)
-        cuts = [0.0]
-        for i in np.nonzero(lab[1:] != lab[:-1])[0]:
-            lo, hi = s[i], s[i + 1]
-            left = lab[i]
-            for _ in range(48):
-                mid = 0.5 * (lo + hi)
-                if label(kind, p0, p1, np.array([mid]))[0] == left:
-                    lo = mid
-                else:
-                    hi = mid
-            cuts.append(0.5 * (lo + hi))
-        cuts.append(1.0)
-        labs = [lab[0]] + [lab[i + 1] for i in np.nonzero(lab[1:] != lab[:-1])[0]]
-        if kind == "circle" and len(labs) > 1 and labs[0] == labs[-1]:
-            # the run through angle 0 is one part: start the loop at the first cut
-            cuts = cuts[1:-1] + [cuts[1] + 1.0]
-            labs = labs[1:]
-        for (a, c), lb in zip(zip(cuts[:-1], cuts[1:]), labs):
-            if lb == -2 or c - a <= 0:
-                continue
-            if kind == "segment":
-                e = p1 - p0
-                parts.append(Curve("segment", p0 + a * e, p0 + c * e, label=int(lb)))
+    return label
+
+
+def _cuts(label: Callable, kind: str, p0: Any, p1: Any, s: np.ndarray, lab: np.ndarray) -> list[float]:
+    """Parameter values where the label changes (refined by bisection), framed by 0 and 1."""
+    cuts = [0.0]
+    for i in np.nonzero(lab[1:] != lab[:-1])[0]:
+        lo, hi = s[i], s[i + 1]
+        left = lab[i]
+        for _ in range(48):
+            mid = 0.5 * (lo + hi)
+            if label(kind, p0, p1, np.array([mid]))[0] == left:
+                lo = mid
             else:
-                spans = [(a, c)] if c - a < 0.75 else [(a, 0.5 * (a + c)), (0.5 * (a + c), c)]
-                for u, v in spans:  # arcs over 270 degrees in two, so each chord trims cleanly
-                    parts.append(Curve("arc", p0, p1, (2 * np.pi * u, 2 * np.pi * v), label=int(lb)))
+                hi = mid
+        cuts.append(0.5 * (lo + hi))
+    cuts.append(1.0)
+    return cuts
+
+
+def _labelled_parts(kind: str, p0: Any, p1: Any, cuts: list[float], labs: list) -> list[Curve]:
+    """The curve parts between consecutive cuts that lie on the composed boundary, with their labels."""
+    parts: list[Curve] = []
+    for (a, c), lb in zip(zip(cuts[:-1], cuts[1:]), labs):
+        if lb == -2 or c - a <= 0:
+            continue
+        if kind == "segment":
+            e = p1 - p0
+            parts.append(Curve("segment", p0 + a * e, p0 + c * e, label=int(lb)))
+        else:
+            spans = [(a, c)] if c - a < 0.75 else [(a, 0.5 * (a + c)), (0.5 * (a + c), c)]
+            for u, v in spans:  # arcs over 270 degrees in two, so each chord trims cleanly
+                parts.append(Curve("arc", p0, p1, (2 * np.pi * u, 2 * np.pi * v), label=int(lb)))
     return parts
 
 

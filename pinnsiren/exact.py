@@ -37,10 +37,12 @@ import torch
 from sympy.core.function import AppliedUndef
 from torch import nn
 
+from .adf import transfinite
 from .compiler import compile_residual
 from .distance import decompose, piece_adf
-from .geometry import Boundary, Box, BoxBoundary, Shape, SpaceTime, SpaceTimeBoundary, TimeSlab, transfinite
-from .problem import Problem, TimeSlice, _bounds
+from .geometry import Boundary, Box, BoxBoundary, Shape, SpaceTime, SpaceTimeBoundary, TimeSlab
+from .problem import Problem, TimeSlice
+from .sampling import _bounds
 from .symbolic import is_complex_field
 from .transforms import ExactDirichlet
 
@@ -193,7 +195,6 @@ def impose_exactly(problem: Problem, net: nn.Module, verbose: bool = False) -> t
         Shape/SpaceTime region (the domain, to orient and normalise the
         distance functions).
     """
-    coords = problem.coords
     found, soft, data = _value_conditions(problem)
     domain = _domain(problem, set(found) | set(soft) | data)
     if domain is None:
@@ -204,17 +205,29 @@ def impose_exactly(problem: Problem, net: nn.Module, verbose: bool = False) -> t
             )
         return net, problem
     ctx = _Context(problem, domain)
-    by_field: dict[str, list[tuple[str, sympy.Expr]]] = {}
-    for name, (f, h) in found.items():
-        by_field.setdefault(f.func.__name__, []).append((name, h))
-    built = {fname: _build_field(ctx, pieces, soft) for fname, pieces in by_field.items()}
-    built = {k: v for k, v in built.items() if v is not None}
+    built = _build_fields(ctx, found, soft)
     _warn_soft(soft)
     imposed = [n for _, ps in built.values() for n, _, _ in ps]
     if not imposed:
         if hasattr(net, "__dict__"):
             net.soft = soft
         return net, problem
+    return _wrap(problem, net, ctx, built, soft, imposed, verbose)
+
+
+def _build_fields(ctx: "_Context", found: dict, soft: dict) -> dict:
+    """``{field name: (phi, [(constraint name, phi_i, h_i), ...])}`` for every field whose pieces could be imposed."""
+    by_field: dict[str, list[tuple[str, sympy.Expr]]] = {}
+    for name, (f, h) in found.items():
+        by_field.setdefault(f.func.__name__, []).append((name, h))
+    built = {fname: _build_field(ctx, pieces, soft) for fname, pieces in by_field.items()}
+    return {k: v for k, v in built.items() if v is not None}
+
+
+def _wrap(problem: Problem, net: nn.Module, ctx: "_Context", built: dict, soft: dict, imposed: list,
+          verbose: bool) -> tuple[nn.Module, Problem]:
+    """``net`` wrapped by one :class:`ExactDirichlet` per built field, and the problem without the imposed constraints."""
+    coords = problem.coords
     remaining = [dataclass_copy(c, name) for name, c in problem.constraints.items() if name not in imposed]
     model = net
     for fname, (phi, ps) in built.items():

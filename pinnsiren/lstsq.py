@@ -246,26 +246,12 @@ def solve_last_layer(problem: Any, model: nn.Module, points: Mapping[str, int] |
     last = _last_linear(model)
     p = last.weight
     if samples is None:
-        if points is None:
-            points = {n: 4 * int(c.n or 1) for n, c in problem.constraints.items()}
-        samples = {}
-        for name, n in points.items():
-            x, data = problem.constraints[name].where.sample(int(n), step, generator)
-            samples[name] = (x.to(device=p.device, dtype=p.dtype), {k: v.to(p.device) for k, v in data.items()})
+        samples = _fresh_samples(problem, points, generator, step, p)
     A, b = assemble(problem, model, samples)
     theta0 = _theta(last).to(A.device)
     r_sys = A @ theta0 - b
     if check is not None:
-        with torch.no_grad():
-            r_net = torch.cat([_rows(problem, name, _residual(problem, name, model, x, data), x.shape[0])
-                               for name, (x, data) in samples.items()])
-        err = float(torch.linalg.norm(r_net - r_sys) / (torch.linalg.norm(r_sys) + 1e-300)) \
-            if r_net.shape == r_sys.shape else float("inf")
-        if not err <= check:
-            raise NotAffineError(
-                f"the residual is not affine in the fields (assembled system vs network residual differ by "
-                f"{err:.2e} relative); the last-layer least-squares solve applies to linear equations only"
-            )
+        _check_affine(problem, model, samples, r_sys, check)
     sol = torch.linalg.lstsq(A.cpu(), b.cpu()[:, None], rcond=rcond, driver="gelsd")
     theta = sol.solution[:, 0].to(A.device)
     C, H1 = last.out_features, last.in_features + 1
@@ -275,6 +261,32 @@ def solve_last_layer(problem: Any, model: nn.Module, points: Mapping[str, int] |
         last.bias.copy_(T[:, -1])
     return dict(loss_before=float((r_sys**2).sum()), loss_after=float(((A @ theta - b) ** 2).sum()),
                 rank=int(sol.rank), unknowns=int(A.shape[1]), rows=int(A.shape[0]))
+
+
+def _fresh_samples(problem: Any, points: Mapping[str, int] | None, generator: torch.Generator | None, step: int,
+                   p: torch.Tensor) -> dict:
+    """``{constraint name: (x, point data)}`` drawn from the regions (default: ``4 n`` points each), on ``p``'s device and dtype."""
+    if points is None:
+        points = {n: 4 * int(c.n or 1) for n, c in problem.constraints.items()}
+    samples = {}
+    for name, n in points.items():
+        x, data = problem.constraints[name].where.sample(int(n), step, generator)
+        samples[name] = (x.to(device=p.device, dtype=p.dtype), {k: v.to(p.device) for k, v in data.items()})
+    return samples
+
+
+def _check_affine(problem: Any, model: nn.Module, samples: Mapping, r_sys: torch.Tensor, check: float) -> None:
+    """Raise :class:`NotAffineError` unless the assembled residual ``r_sys`` reproduces the network's."""
+    with torch.no_grad():
+        r_net = torch.cat([_rows(problem, name, _residual(problem, name, model, x, data), x.shape[0])
+                           for name, (x, data) in samples.items()])
+    err = float(torch.linalg.norm(r_net - r_sys) / (torch.linalg.norm(r_sys) + 1e-300)) \
+        if r_net.shape == r_sys.shape else float("inf")
+    if not err <= check:
+        raise NotAffineError(
+            f"the residual is not affine in the fields (assembled system vs network residual differ by "
+            f"{err:.2e} relative); the last-layer least-squares solve applies to linear equations only"
+        )
 
 
 class LeastSquaresLastLayer:
