@@ -2,7 +2,7 @@
 
 Data: 161^2 9-point simulation of a gallery model (paper acquisition, k = 20,
 source variance 1e-4, optional noise); inversion on 81^2. Each config is a
-``solvers.fwi_reparam.ReparamFWIConfig``; the velocity MSE over
+``solvers.fwi.fwi_reparam.ReparamFWIConfig``; the velocity MSE over
 ``|x|_inf <= 0.5`` is recorded along the run.
 
     python benchmarks/fwi_reparam_levers.py circle none '[{"first_omega_0": 5}]'
@@ -22,7 +22,7 @@ import torch  # noqa: E402
 
 from reference.fwi import (Acquisition, InversionProblem, model_mse, simulate_data, slowness_model,  # noqa: E402
                            velocity_model)
-from solvers.fwi_reparam import ReparamFWIConfig, reparam_fwi  # noqa: E402
+from solvers.fwi.fwi_reparam import ReparamFWIConfig, reparam_fwi  # noqa: E402
 
 
 def main() -> None:

@@ -23,7 +23,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from pinnsiren.coefficients import GridInterpolant  # noqa: E402
-from solvers.fwi_background import CubicInterpolant, background_fields  # noqa: E402
+from solvers.fwi.fwi_background import CubicInterpolant, background_fields  # noqa: E402
 
 
 def main() -> None:

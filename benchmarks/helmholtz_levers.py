@@ -38,7 +38,7 @@ from dataclasses import asdict
 import torch
 from threadpoolctl import threadpool_limits
 
-from solvers.helmholtz import HelmholtzConfig, reference_solution, solve
+from solvers.pde.helmholtz import HelmholtzConfig, reference_solution, solve
 
 BASE = dict(k=20.0, source_var=1e-3, hidden=128, layers=3, points=2048, source_points=256, lr=1e-4,
             schedule="cosine", grid_n=256)

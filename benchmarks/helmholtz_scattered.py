@@ -26,7 +26,7 @@ import time
 import torch
 from threadpoolctl import threadpool_limits
 
-from solvers.helmholtz import HelmholtzConfig, reference_solution, solve
+from solvers.pde.helmholtz import HelmholtzConfig, reference_solution, solve
 
 BASE = dict(k=20.0, source_var=1e-4, formulation="scattered", hidden=128, layers=3, points=2048, source_points=0,
             scatterer_points=512, norm="l2", lstsq_every=1, lstsq_points=16384, smooth_medium=0.01, steps=600,

@@ -22,7 +22,8 @@ import time
 import torch
 from threadpoolctl import threadpool_limits
 
-from solvers.image_fit import ImageFitConfig, fit_image, load_image
+from solvers.signals.image_fit import ImageFitConfig, fit_image
+from solvers.signals.images import load_image
 
 
 def main() -> None:

@@ -30,8 +30,8 @@ import numpy as np  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
 from pinnsiren.io import read_result  # noqa: E402
-from solvers import geometry_metrics as gm  # noqa: E402
-from solvers.pointcloud import SHAPES, read_mesh, sample_mesh, shape_cloud, shape_sdf  # noqa: E402
+from solvers.sdf import geometry_metrics as gm  # noqa: E402
+from solvers.sdf.pointcloud import SHAPES, read_mesh, sample_mesh, shape_cloud, shape_sdf  # noqa: E402
 
 
 def measure(run: Path, samples: int, seed: int = 0) -> dict:

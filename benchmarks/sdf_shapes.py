@@ -1,6 +1,6 @@
 """SDF fits of real and analytic shapes with the defaults: accuracy against the sampling floor and phase times.
 
-Each run is ``solvers.sdf.run(SOURCE, SDFConfig(...))``, exactly what
+Each run is ``solvers.sdf.sdf.run(SOURCE, SDFConfig(...))``, exactly what
 ``pinnsiren solve sdf SOURCE`` does with the same flags. For each source and
 architecture prints one JSON object: the Chamfer-L1 (and its floor, both
 directions), the floor-free surface Chamfer, the normal consistency
@@ -28,8 +28,8 @@ import json  # noqa: E402
 
 import torch  # noqa: E402
 
-from solvers.pointcloud import SHAPES  # noqa: E402
-from solvers.sdf import SDFConfig, run  # noqa: E402
+from solvers.sdf.pointcloud import SHAPES  # noqa: E402
+from solvers.sdf.sdf import SDFConfig, run  # noqa: E402
 
 MESHES = ROOT.parent / "shared" / "data" / "meshes"
 

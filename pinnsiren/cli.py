@@ -5,8 +5,8 @@ group ``pinnsiren.commands`` (``setup.cfg``)::
 
     [options.entry_points]
     pinnsiren.commands =
-        demo = solvers.demo              # pinnsiren demo
-        solve.helmholtz = solvers.helmholtz   # pinnsiren solve helmholtz
+        demo = solvers.pde.demo              # pinnsiren demo
+        solve.helmholtz = solvers.pde.helmholtz   # pinnsiren solve helmholtz
         reference = reference.cli        # a group the module fills itself
 
 A *command module* exposes ``add_arguments(parser)`` and ``main(args) -> int``;
@@ -28,6 +28,7 @@ import importlib.machinery
 import importlib.metadata
 import importlib.util
 import os
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -195,6 +196,14 @@ def _wanted(argv: Sequence[str]) -> tuple[str | None, str | None]:
     return (words[0] if words else None), (words[1] if len(words) > 1 else None)
 
 
+def _load(p: argparse.ArgumentParser, mod: Any) -> None:
+    """Fill command parser ``p`` from command module ``mod`` (its flags; ``HELP_FLAGS``: those ``--help`` shows)."""
+    mod.add_arguments(p)
+    p.set_defaults(func=mod.main)
+    p._pinnsiren_loaded = True
+    p._pinnsiren_common = getattr(mod, "HELP_FLAGS", None)
+
+
 def build_parser(argv: Sequence[str] = (), commands: Sequence[Command] | None = None) -> argparse.ArgumentParser:
     """The full parser, importing only the module of the command named in ``argv``."""
     from . import __version__
@@ -225,9 +234,10 @@ def build_parser(argv: Sequence[str] = (), commands: Sequence[Command] | None = 
                 mod = importlib.import_module(c.module)
                 if hasattr(mod, "add_subcommands"):
                     mod.add_subcommands(p.add_subparsers(dest="subcommand", metavar="WHAT", required=True))
+                    for leaf in _leaf_parsers(p):
+                        leaf._pinnsiren_loaded = True
                 else:
-                    mod.add_arguments(p)
-                    p.set_defaults(func=mod.main)
+                    _load(p, mod)
             continue
         gp = groups.add_parser(group, help=GROUP_HELP.get(group, group), description=GROUP_HELP.get(group))
         sub = gp.add_subparsers(dest="subcommand", metavar="WHAT", required=True)
@@ -237,10 +247,8 @@ def build_parser(argv: Sequence[str] = (), commands: Sequence[Command] | None = 
             if group == want_group and c.name == want_name:
                 for top in own_packages(commands):
                     ensure_own_package(top)
-                mod = importlib.import_module(c.module)
-                mod.add_arguments(p)
-                p.set_defaults(func=mod.main)
-    _document_per_rank_points(parser)
+                _load(p, importlib.import_module(c.module))
+    _finish_commands(parser, argv)
     return parser
 
 
@@ -249,21 +257,94 @@ PER_RANK_NOTE = ("Under torchrun (torchrun --nproc-per-node N -m pinnsiren ...) 
                  "many points from its own stream, so a step uses N times as many points; full-batch work is "
                  "repeated on every rank. Only rank 0 writes files. See docs/distributed.md.")
 
+#: most lines a command's ``--help`` may take; the flags beyond the common ones wait for ``--help-all``
+HELP_LINES = 50
+#: the flags ``--help`` shows when the full list does not fit (a command module may name its own in ``HELP_FLAGS``)
+COMMON_FLAGS = ("--arch", "--steps", "--lr", "--points", "--seed", "--device", "--out", "--resume", "--quick")
+_MARKUP = [(re.compile(r":[a-z]+:`~?(?:[\w.]+\.)?([^`<]+?)`"), r"\1"), (re.compile(r"``([^`]*)``"), r"\1")]
 
-def _document_per_rank_points(parser: argparse.ArgumentParser) -> None:
-    """Say in every subcommand's ``--help`` that per-step point counts are per rank under torchrun."""
-    stack = [parser]
+
+def _plain(text: str | None) -> str | None:
+    """``text`` without Sphinx markup (``:class:`~a.B``` -> ``B``, double backquotes dropped)."""
+    if not text or text is argparse.SUPPRESS:
+        return text
+    for pat, rep in _MARKUP:
+        text = pat.sub(rep, text)
+    return text
+
+
+class _HelpAll(argparse.Action):
+    """``--help-all``: every flag of the command, then exit."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest=dest, default=argparse.SUPPRESS, nargs=0,
+                         help="show every flag of this command and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: Any, values: Any, option_string: Any = None):
+        show_all(parser)
+        parser.print_help()
+        parser.exit()
+
+
+def show_all(parser: argparse.ArgumentParser) -> None:
+    """Put back the flags :func:`_collapse` hid from ``parser``'s ``--help``."""
+    for action, text in getattr(parser, "_pinnsiren_hidden", {}).items():
+        action.help = text
+    parser.epilog = getattr(parser, "_pinnsiren_full_epilog", parser.epilog)
+    parser._pinnsiren_hidden = {}
+
+
+def _collapse(p: argparse.ArgumentParser, common: Sequence[str] | None) -> None:
+    """Add ``--help-all`` to command parser ``p``; when its help is longer than :data:`HELP_LINES`, hide from
+    ``--help`` every flag but the positionals and ``common`` (default :data:`COMMON_FLAGS`)."""
+    p.description = _plain(p.description)
+    for action in p._actions:
+        action.help = _plain(action.help)
+    p.add_argument("--help-all", action=_HelpAll)
+    p._pinnsiren_full_epilog = p.epilog
+    if len(p.format_help().splitlines()) <= HELP_LINES:
+        return
+    keep = set(COMMON_FLAGS if common is None else common) | {"-h", "--help", "--help-all"}
+    hidden = {a: a.help for a in p._actions
+              if a.option_strings and a.help is not argparse.SUPPRESS and not keep & set(a.option_strings)}
+    for action in hidden:
+        action.help = argparse.SUPPRESS
+    p._pinnsiren_hidden = hidden
+    prog = p.prog
+    p.epilog = (f"{len(hidden)} more flags: {prog} --help-all lists them." if not p.epilog
+                else f"{p.epilog}\n\n{len(hidden)} more flags: {prog} --help-all lists them.")
+
+
+def _leaf_parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """The parsers of ``parser``'s commands that take flags (no subcommands of their own)."""
+    out, stack = [], [parser]
     while stack:
         p = stack.pop()
         subs = [a for a in p._actions if isinstance(a, argparse._SubParsersAction)]
         for action in subs:
             stack.extend(action.choices.values())
-        if subs or p is parser:
-            continue
-        p.epilog = PER_RANK_NOTE
+        if not subs and p is not parser:
+            out.append(p)
+    return out
+
+
+def _document_per_rank_points(parser: argparse.ArgumentParser) -> None:
+    """Say once, in ``pinnsiren --help``, that per-step point counts are per rank under torchrun; mark those
+    flags in every command's help."""
+    if not parser.epilog:
+        parser.epilog = PER_RANK_NOTE
+    for p in _leaf_parsers(parser):
         for action in p._actions:
             if action.help and "per step" in action.help:
                 action.help += " (per process under torchrun)"
+
+
+def _finish_commands(parser: argparse.ArgumentParser, argv: Sequence[str]) -> None:
+    """Per-process notes, then ``--help-all`` on every command and a ``--help`` that fits on one screen."""
+    _document_per_rank_points(parser)
+    for p in _leaf_parsers(parser):
+        if getattr(p, "_pinnsiren_loaded", False):
+            _collapse(p, getattr(p, "_pinnsiren_common", None))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -14,7 +14,7 @@ a resonance, or a field held only through its gradient, such as a pressure).
 ``pinnsiren/`` does not import the grid solvers (``reference/``). A verifier is
 registered by the package that can run it: :func:`register`, or the
 entry-point group ``pinnsiren.verifiers`` (setup.cfg names ``grid =
-solvers.compare:grid_verifier``). A verifier is ``fn(problem, model) ->
+solvers.pde.verify_grid:grid_verifier``). A verifier is ``fn(problem, model) ->
 {"table": {field: {"rel_l2": ..., "max_abs": ...}}, "grid_self": {field:
 rel. change between two grids}, ...}``.
 """

@@ -241,7 +241,7 @@ def _siren_3_on_2d():
 
 def _compare_unknown_exact():
     from pinnsiren import Siren
-    from solvers.compare import compare
+    from solvers.pde.compare import compare
 
     compare(_problem2d(), Siren(2, 1, hidden_features=8, hidden_layers=1), 9, exact={"v": lambda x, y: x})
 
@@ -254,7 +254,7 @@ def _helmholtz(**kw):
 
 def _load_wav(name):
     def f():
-        from solvers.audio_fit import load_wav
+        from solvers.signals.audio_fit import load_wav
 
         load_wav(name)
     return f
@@ -317,7 +317,7 @@ def test_api_bad_input(name, workdir):
 
 def test_silent_audio_excerpt_warns(workdir):
     """The clip's first 0.1 s is silence: fitting it would report a tiny MSE of nothing."""
-    from solvers.audio_fit import load_wav
+    from solvers.signals.audio_fit import load_wav
 
     with pytest.warns(UserWarning, match="silent"):
         load_wav("clip.wav", seconds=0.05)

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from pinnsiren.io import load_model, read_result
-from solvers.image_fit import ImageFitConfig, fit_image, load_image, pixel_grid, psnr, run
+from solvers.signals.image_fit import ImageFitConfig, fit_image, run
+from solvers.signals.images import load_image, pixel_grid, psnr
 
 
 def test_psnr_of_known_error():

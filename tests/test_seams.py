@@ -15,7 +15,7 @@ from pinnsiren.cli import main as cli
 from pinnsiren.io import read_result, write_result
 from pinnsiren.train import TrainConfig, train
 from reference import fdgen
-from solvers.compare import compare
+from solvers.pde.compare import compare
 
 x, y = sympy.symbols("x y")
 u = Field("u", (x, y))

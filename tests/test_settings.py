@@ -14,14 +14,14 @@ from pinnsiren.train import TrainConfig
 
 # solver module, config class, fields the module parses itself (not one flag per field)
 SOLVERS = [
-    ("solvers.poisson", "PoissonConfig", {"arch", "supervision"}),
-    ("solvers.helmholtz", "HelmholtzConfig", {"arch", "source"}),
-    ("solvers.wave", "WaveConfig", {"arch", "frames"}),
-    ("solvers.sdf", "SDFConfig", {"weights"}),
-    ("solvers.image_fit", "ImageFitConfig", {"arch", "extra"}),
-    ("solvers.audio_fit", "AudioFitConfig", {"arch"}),
-    ("solvers.video_fit", "VideoFitConfig", {"arch"}),
-    ("solvers.hyper", "HyperConfig", set()),
+    ("solvers.pde.poisson", "PoissonConfig", {"arch", "supervision"}),
+    ("solvers.pde.helmholtz", "HelmholtzConfig", {"arch", "source"}),
+    ("solvers.pde.wave", "WaveConfig", {"arch", "frames"}),
+    ("solvers.sdf.sdf", "SDFConfig", {"weights"}),
+    ("solvers.signals.image_fit", "ImageFitConfig", {"arch", "extra"}),
+    ("solvers.signals.audio_fit", "AudioFitConfig", {"arch"}),
+    ("solvers.signals.video_fit", "VideoFitConfig", {"arch"}),
+    ("solvers.signals.hyper", "HyperConfig", set()),
 ]
 
 
@@ -41,7 +41,7 @@ def _parser(mod) -> argparse.ArgumentParser:
 @pytest.mark.parametrize("module,name,own", SOLVERS)
 def test_every_field_has_a_flag_with_its_docstring(module, name, own):
     mod, cls = _load(module, name)
-    from solvers.signal_fit import FitSettings
+    from solvers.signals.signal_fit import FitSettings
 
     assert issubclass(cls, S.TrainSettings) or issubclass(cls, FitSettings)
     assert issubclass(cls, S.ModelSettings) or name == "HyperConfig"
@@ -71,7 +71,7 @@ def test_train_settings_are_trainconfig_fields():
 
 
 def test_flag_values_reach_config_trainer_and_network():
-    from solvers import wave
+    from solvers.pde import wave
 
     args = _parser(wave).parse_args(["--grad-clip", "0.5", "--first-omega-0", "7", "--hidden-omega-0", "11",
                                      "--hidden", "12", "--layers", "2", "--lbfgs-steps", "3", "--no-progress",
@@ -87,7 +87,8 @@ def test_flag_values_reach_config_trainer_and_network():
 
 
 def test_old_flag_names_still_work():
-    from solvers import helmholtz, sdf, wave
+    from solvers.pde import helmholtz, wave
+    from solvers.sdf import sdf
 
     h = helmholtz.config_from_args(_parser(helmholtz).parse_args(["--omega0", "5", "--grid", "64",
                                                                   "--source-weight", "2.5", "--resume"]))
@@ -103,22 +104,22 @@ def test_old_flag_names_still_work():
 
 # the defaults each command had before the settings were shared
 OLD_DEFAULTS = {
-    "solvers.poisson": dict(steps=1000, lr=1e-4, schedule="constant", points=8192, hidden=256, layers=3, seed=0),
-    "solvers.helmholtz": dict(steps=2000, lr=1e-4, schedule="cosine", points=4096, hidden=256, layers=3,
+    "solvers.pde.poisson": dict(steps=1000, lr=1e-4, schedule="constant", points=8192, hidden=256, layers=3, seed=0),
+    "solvers.pde.helmholtz": dict(steps=2000, lr=1e-4, schedule="cosine", points=4096, hidden=256, layers=3,
                               first_omega_0=30.0, source_points=512, grid_n=256, eval_every=250, lbfgs_steps=0,
                               source_weight="batch", out="results/helmholtz"),
-    "solvers.wave": dict(steps=1500, lr=5e-4, schedule="cosine", points=4096, hidden=128, layers=3, grid_n=256,
+    "solvers.pde.wave": dict(steps=1500, lr=5e-4, schedule="cosine", points=4096, hidden=128, layers=3, grid_n=256,
                          cone_fraction=0.5, normalize_amplitude=True, t_max=0.4),
-    "solvers.sdf": dict(steps=2000, lr=5e-4, schedule="cosine", hidden=128, layers=3, first_omega_0=15.0,
+    "solvers.sdf.sdf": dict(steps=2000, lr=5e-4, schedule="cosine", hidden=128, layers=3, first_omega_0=15.0,
                         grad_clip=1.0, final_lr_factor=0.01, batch=2000, points=20000, progress=True,
                         sign_prior=100.0, engine="autograd"),
-    "solvers.image_fit": dict(steps=500, lr=1e-4, hidden=256, layers=3, size=256, seed=0, device="cpu",
+    "solvers.signals.image_fit": dict(steps=500, lr=1e-4, hidden=256, layers=3, size=256, seed=0, device="cpu",
                               log_every=25, arch="siren"),
-    "solvers.audio_fit": dict(steps=2000, lr=5e-5, hidden=256, layers=3, first_omega_0=3000.0, batch=None,
+    "solvers.signals.audio_fit": dict(steps=2000, lr=5e-5, hidden=256, layers=3, first_omega_0=3000.0, batch=None,
                               start=0.0, seconds=None),
-    "solvers.video_fit": dict(steps=1000, lr=1e-4, batch=8192, hidden=256, layers=3, frames=16, size=48,
+    "solvers.signals.video_fit": dict(steps=1000, lr=1e-4, batch=8192, hidden=256, layers=3, frames=16, size=48,
                               arch="siren,relu-pe"),
-    "solvers.hyper": dict(steps=3000, batch=16, lr=1e-4, latent=128, siren_hidden=64, siren_layers=2,
+    "solvers.signals.hyper": dict(steps=3000, batch=16, lr=1e-4, latent=128, siren_hidden=64, siren_layers=2,
                           lambda_latent=0.1, lambda_weights=100.0, seed=0, device="cpu", counts="10,100,625",
                           test=20, baseline_steps=500),
 }
@@ -129,14 +130,14 @@ def test_defaults_per_solver_unchanged(module):
     import importlib
 
     mod = importlib.import_module(module)
-    argv = ["bunny"] if module == "solvers.sdf" else []
+    argv = ["bunny"] if module == "solvers.sdf.sdf" else []
     ns = vars(_parser(mod).parse_args(argv))
     for k, v in OLD_DEFAULTS[module].items():
         assert ns[k] == v, (module, k, ns[k], v)
 
 
 def test_fit_flags_reach_the_runs(monkeypatch, tmp_path):
-    from solvers import audio_fit, image_fit
+    from solvers.signals import audio_fit, image_fit
 
     seen = {}
     monkeypatch.setattr(image_fit, "run", lambda *a, **k: seen.update(image=k["cfg"]))
@@ -146,7 +147,7 @@ def test_fit_flags_reach_the_runs(monkeypatch, tmp_path):
     monkeypatch.setattr(audio_fit, "run", lambda *a, **k: seen.update(audio=k["cfg"]))
     audio_fit.main(_parser(audio_fit).parse_args(["--first-omega", "700", "--batch", "64"]))
     assert (seen["audio"].first_omega_0, seen["audio"].batch, seen["audio"].lr) == (700.0, 64, 5e-5)
-    import solvers.inpaint as inp
+    import solvers.signals.inpaint as inp
 
     monkeypatch.setattr(inp, "run_inpaint", lambda *a, **k: seen.update(inpaint=k["settings"]))
     image_fit.main(_parser(image_fit).parse_args(["--inpaint", "0.2", "--hidden-omega-0", "9"]))
@@ -206,8 +207,8 @@ def test_tuple_and_union_flags():
 
 
 def test_run_inpaint_takes_the_shared_settings(monkeypatch, tmp_path):
-    import solvers.inpaint as inp
-    from solvers.image_fit import ImageFitConfig
+    import solvers.signals.inpaint as inp
+    from solvers.signals.image_fit import ImageFitConfig
 
     class Seen(Exception):
         pass
@@ -230,11 +231,11 @@ def test_every_config_that_embeds_settings_documents_every_field():
     import pkgutil
 
     import solvers
-    from solvers.signal_fit import FitSettings
+    from solvers.signals.signal_fit import FitSettings
 
     found = []
-    for info in pkgutil.iter_modules(solvers.__path__):
-        mod = importlib.import_module(f"solvers.{info.name}")
+    for info in pkgutil.walk_packages(solvers.__path__, prefix="solvers."):
+        mod = importlib.import_module(info.name)
         for obj in vars(mod).values():
             if (isinstance(obj, type) and dataclasses.is_dataclass(obj) and obj.__module__ == mod.__name__
                     and issubclass(obj, (S.ModelSettings, S.TrainSettings, FitSettings))):
@@ -264,7 +265,7 @@ FWI_COMMON = dict(pinn=dict(lr=1e-4, lambda_data=10.0, m_param="bounded", slowne
 
 
 def _fwi_settings(argv):
-    from solvers import fwi
+    from solvers.fwi import fwi
 
     return fwi._settings(_parser(fwi).parse_args(argv))
 
@@ -297,9 +298,9 @@ def test_fwi_flags_override_presets_and_keep_old_names():
 
 
 def test_fwi_flags_are_the_config_fields_with_their_docstrings():
-    from solvers import fwi
-    from solvers.fwi_neural import NeuralFWIConfig
-    from solvers.fwi_reparam import ReparamFWIConfig
+    from solvers.fwi import fwi
+    from solvers.fwi.fwi_neural import NeuralFWIConfig
+    from solvers.fwi.fwi_reparam import ReparamFWIConfig
 
     actions: dict[str, argparse.Action] = {}
     for a in _parser(fwi)._actions:
@@ -321,7 +322,7 @@ def test_fwi_flags_are_the_config_fields_with_their_docstrings():
 
 def test_fwi_configs_build_their_networks_and_stages():
     from pinnsiren import Siren
-    from solvers.fwi_neural import NeuralFWIConfig
+    from solvers.fwi.fwi_neural import NeuralFWIConfig
 
     cfg = NeuralFWIConfig(hidden=8, layers=1, pretrain_steps=5, fwi_steps=7, lr=1e-3, fwi_lr=2e-3, seed=3,
                           grad_clip=0.5, schedule="cosine")
@@ -355,8 +356,8 @@ def test_prefixed_flag_group():
 
 
 def test_fit_config_takes_fields_and_the_old_keyword_names():
-    from solvers.image_fit import ImageFitConfig
-    from solvers.signal_fit import fit_config
+    from solvers.signals.image_fit import ImageFitConfig
+    from solvers.signals.signal_fit import fit_config
 
     assert fit_config(ImageFitConfig, None, {"hidden_features": 8, "steps": 3}) == ImageFitConfig(hidden=8, steps=3)
     assert fit_config(ImageFitConfig, ImageFitConfig(lr=2e-4), {"hidden_layers": 1}) == ImageFitConfig(lr=2e-4, layers=1)

@@ -16,7 +16,7 @@ def tiny_data():
 
 def test_neural_slowness_parametrisation(tiny_data):
     """m = 1 + max(q, -0.999) inside |x|_inf <= 0.75, exactly 1 outside."""
-    from solvers.fwi_neural import NeuralFWIConfig, build_problems
+    from solvers.fwi.fwi_neural import NeuralFWIConfig, build_problems
 
     acq, obs = tiny_data
     _, _, m_fn = build_problems(acq, obs.d, NeuralFWIConfig(m_param="official"))
@@ -54,7 +54,7 @@ class _ConstQ(torch.nn.Module):
 @pytest.mark.parametrize("param", ["bounded", "clamp"])
 def test_neural_bounded_slowness(tiny_data, param):
     """Bounded parametrisations: q = 0 gives m = 1, and m stays in the ADMM bounds [1/9, 4]; 1 outside."""
-    from solvers.fwi_neural import NeuralFWIConfig, build_problems
+    from solvers.fwi.fwi_neural import NeuralFWIConfig, build_problems
 
     acq, obs = tiny_data
     _, _, m_fn = build_problems(acq, obs.d, NeuralFWIConfig(m_param=param))
@@ -68,7 +68,7 @@ def test_neural_bounded_slowness(tiny_data, param):
 def test_neural_stage2_slowness_term_and_auto_weight(tiny_data):
     """slowness_weight_fwi > 0 keeps ||m - 1||_1 in stage 2; source_weight='auto' balances pde_src with pde."""
     from pinnsiren import Siren
-    from solvers.fwi_neural import NeuralFWIConfig, _auto_weight, build_problems
+    from solvers.fwi.fwi_neural import NeuralFWIConfig, _auto_weight, build_problems
 
     acq, obs = tiny_data
     cfg = NeuralFWIConfig(batch=64, slowness_weight_fwi=0.1, source_weight="auto")
@@ -84,7 +84,7 @@ def test_neural_stage2_slowness_term_and_auto_weight(tiny_data):
 def test_neural_losses_names_and_data_term(tiny_data):
     """The stage losses exist with the documented names and are finite on a fresh SIREN."""
     from pinnsiren import Siren
-    from solvers.fwi_neural import NeuralFWIConfig, build_problems
+    from solvers.fwi.fwi_neural import NeuralFWIConfig, build_problems
 
     acq, obs = tiny_data
     pre, fwi, _ = build_problems(acq, obs.d, NeuralFWIConfig(batch=64, slowness_weight_fwi=0.0))  # paper stage 2
@@ -136,7 +136,7 @@ def test_cli_fwi_rejects_bad_grid(tmp_path):
 def test_scattered_pinn_fwi_stage1_returns_zero_scattered_field(tiny_data):
     """Scattered formulation: stage 1 (m = m0) has no forcing, so it drives us to ~0, while u0 carries the field;
     the data term targets d - u0 at the receivers."""
-    from solvers.fwi_neural import NeuralFWIConfig, build_problems, evaluate_model, neural_fwi
+    from solvers.fwi.fwi_neural import NeuralFWIConfig, build_problems, evaluate_model, neural_fwi
 
     acq, obs = tiny_data
     cfg = NeuralFWIConfig(formulation="scattered", hidden=32, layers=2, pretrain_steps=40,

@@ -16,7 +16,7 @@ def small_problem():
 
 @pytest.mark.parametrize("param", ["velocity", "slowness"])
 def test_start_is_background_and_bounds_hold(small_problem, param):
-    from solvers.fwi_reparam import NeuralModel, ReparamFWIConfig
+    from solvers.fwi.fwi_reparam import NeuralModel, ReparamFWIConfig
 
     pb = small_problem
     nm = NeuralModel(pb, ReparamFWIConfig(param=param)).double()
@@ -31,7 +31,7 @@ def test_start_is_background_and_bounds_hold(small_problem, param):
 
 def test_chained_gradient_taylor(small_problem):
     """J(m(theta)): first-order remainder halves, second-order remainder quarters; a wrong gradient fails."""
-    from solvers.fwi_reparam import NeuralModel, ReparamFWIConfig, chained_taylor_test
+    from solvers.fwi.fwi_reparam import NeuralModel, ReparamFWIConfig, chained_taylor_test
 
     pb = small_problem
     nm = NeuralModel(pb, ReparamFWIConfig(first_omega_0=3.0, seed=1)).double()
@@ -47,7 +47,7 @@ def test_chained_gradient_taylor(small_problem):
 
 def test_reparam_fwi_reduces_misfit_and_model_error(small_problem):
     from reference.fwi import model_mse, velocity_model
-    from solvers.fwi_reparam import ReparamFWIConfig, reparam_fwi
+    from solvers.fwi.fwi_reparam import ReparamFWIConfig, reparam_fwi
 
     pb = small_problem
     X, Y = pb.op.grid.coords()

@@ -18,7 +18,7 @@ def _bump(X, Y):
 
 @pytest.fixture(scope="module")
 def fd_fields():
-    from solvers.fwi_background import background_fields
+    from solvers.fwi.fwi_background import background_fields
 
     u0 = background_fields([SRC], K, VAR, N)[0]
     u = background_fields([SRC], K, VAR, N, m0=_bump)[0]
@@ -30,7 +30,7 @@ class _FieldNet(torch.nn.Module):
 
     def __init__(self, values):
         super().__init__()
-        from solvers.fwi_background import CubicInterpolant
+        from solvers.fwi.fwi_background import CubicInterpolant
 
         self.i = CubicInterpolant(values, [(-1, 1), (-1, 1)])
 
@@ -44,7 +44,7 @@ def test_scattered_spec_reproduces_fd_total_field(fd_fields, m0, conj, ok):
     """H(m) us + k^2 e_x e_y (m - m0) u0 vanishes for us = u_FD - u0_FD (rel. 1.5 %, FD + interpolation error),
     and is O(1) relative to the forcing for a wrong m0 or a conjugated u0."""
     from equations.helmholtz import helmholtz_scattered
-    from solvers.fwi_background import CubicInterpolant
+    from solvers.fwi.fwi_background import CubicInterpolant
 
     u0, u = fd_fields
     x, y = sympy.symbols("x y", real=True)
@@ -76,7 +76,7 @@ def test_scattered_spec_is_zero_for_m_equal_m0():
 
 def test_cubic_interpolant_exact_for_cubics_and_beats_bilinear_near_source():
     from pinnsiren.coefficients import GridInterpolant
-    from solvers.fwi_background import CubicInterpolant
+    from solvers.fwi.fwi_background import CubicInterpolant
 
     n = 21
     t = np.linspace(-1, 1, n)
@@ -86,7 +86,7 @@ def test_cubic_interpolant_exact_for_cubics_and_beats_bilinear_near_source():
     got = CubicInterpolant(f(X, Y), [(-1, 1), (-1, 1)])(torch.tensor(pts)).numpy()
     np.testing.assert_allclose(got, f(pts[:, 0], pts[:, 1]), atol=1e-12)
     # near the paper's narrow source (std 0.01): a 513^2 FD field, subsampled to 257^2 and interpolated back
-    from solvers.fwi_background import background_fields
+    from solvers.fwi.fwi_background import background_fields
 
     fine = background_fields([SRC], K, VAR, 513)[0]
     coarse = fine.values[::2, ::2]
@@ -104,7 +104,7 @@ def _disc(X, Y):
 
 
 def test_scatterer_support_is_the_widened_inclusion():
-    from solvers.fwi_background import scatterer_support
+    from solvers.fwi.fwi_background import scatterer_support
 
     s = scatterer_support(_disc, 1.0, n=257, margin=0.05)
     assert s.area == pytest.approx(np.pi * 0.15**2, rel=0.05)
@@ -120,7 +120,7 @@ def test_scatterer_support_is_the_widened_inclusion():
 def test_smoothed_medium_keeps_mass_and_follows_the_erf_profile():
     from scipy.special import erfc
 
-    from solvers.fwi_background import smoothed
+    from solvers.fwi.fwi_background import smoothed
 
     sig = 0.01
     ms = smoothed(_disc, sig, n=513)
@@ -142,7 +142,7 @@ def test_last_layer_least_squares_on_the_scattered_problem():
     network's residual (checked inside), and the solved layer gives the problem's own loss on those points."""
     from pinnsiren.lstsq import solve_last_layer
     from pinnsiren.networks import build_model
-    from solvers import helmholtz as H
+    from solvers.pde import helmholtz as H
 
     cfg = H.HelmholtzConfig(k=6.0, source_var=4e-3, grid_n=64, medium="circle", formulation="scattered", norm="l2",
                             points=256, scatterer_points=64, smooth_medium=0.02)
@@ -161,7 +161,7 @@ def test_last_layer_least_squares_on_the_scattered_problem():
 
 
 def test_hybrid_scattered_solve_runs_and_reports():
-    from solvers import helmholtz as H
+    from solvers.pde import helmholtz as H
 
     cfg = H.HelmholtzConfig(k=6.0, source_var=4e-3, grid_n=64, medium="circle", formulation="scattered", norm="l2",
                             hidden=16, layers=1, points=128, source_points=0, scatterer_points=32, smooth_medium=0.02,

@@ -1,4 +1,4 @@
-"""solvers.compare: the network and the generated grid solver on the same grid, and the error table."""
+"""solvers.pde.compare: the network and the generated grid solver on the same grid, and the error table."""
 
 import json
 import os
@@ -13,7 +13,7 @@ import sympy
 torch = pytest.importorskip("torch")
 pinn = pytest.importorskip("pinnsiren")
 
-from solvers.compare import compare  # noqa: E402
+from solvers.pde.compare import compare  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 x, y = sympy.symbols("x y")
@@ -96,7 +96,7 @@ def test_compare_command(tmp_path):
         "    Constraint(u - ue, where=BoxBoundary(box), n=8)])\n"
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    out = subprocess.run([sys.executable, "-m", "solvers.compare", f"{src}:problem", str(res), "--model", "siren",
+    out = subprocess.run([sys.executable, "-m", "solvers.pde.compare", f"{src}:problem", str(res), "--model", "siren",
                           "--grid", "17"], cwd=ROOT, capture_output=True, text=True, env=env, timeout=300)
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
@@ -109,7 +109,7 @@ def test_the_tutorial_compare_block_runs_and_its_numbers_hold():
     import re
 
     text = (ROOT / "docs" / "tutorial.md").read_text()
-    blocks = [b for b in re.findall(r"^```python\n(.*?)^```", text, flags=re.S | re.M) if "solvers.compare" in b]
+    blocks = [b for b in re.findall(r"^```python\n(.*?)^```", text, flags=re.S | re.M) if "solvers.pde.compare" in b]
     assert len(blocks) == 1
     u = pinn.Field("u", (x, y))
     a = 1 + sympy.Rational(1, 2) * sympy.sin(sympy.pi * x) * y**2

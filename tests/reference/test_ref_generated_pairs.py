@@ -1,5 +1,5 @@
 """reference.fdgen reads ``Constraint(..., pair=shift)`` with the box's extent as a periodic axis;
-a periodic Problem declared that way trains and goes through ``solvers.compare.compare`` as it is."""
+a periodic Problem declared that way trains and goes through ``solvers.pde.compare.compare`` as it is."""
 
 import numpy as np
 import pytest
@@ -10,7 +10,7 @@ pinn = pytest.importorskip("pinnsiren")
 
 from reference import fdgen  # noqa: E402
 from reference.fdgen import SpecError  # noqa: E402
-from solvers.compare import compare  # noqa: E402
+from solvers.pde.compare import compare  # noqa: E402
 
 x, y = sympy.symbols("x y")
 BOX = [(-1.0, 1.0), (-1.0, 1.0)]

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from solvers.geometry_metrics import (
+from solvers.sdf.geometry_metrics import (
     TriangleIndex,
     brute_force_distance,
     chamfer_and_normals,
@@ -12,7 +12,7 @@ from solvers.geometry_metrics import (
     normal_consistency,
     point_to_mesh_distance,
 )
-from solvers.pointcloud import sample_mesh
+from solvers.sdf.pointcloud import sample_mesh
 
 from .test_pointcloud import sphere_mesh
 

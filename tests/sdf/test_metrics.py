@@ -3,14 +3,14 @@
 import numpy as np
 import pytest
 
-from solvers.geometry_metrics import (
+from solvers.sdf.geometry_metrics import (
     chamfer_l1,
     gradient_norm_stats,
     normal_consistency,
     point_to_mesh_distance,
     surface_chamfer_l1,
 )
-from solvers.pointcloud import sample_mesh
+from solvers.sdf.pointcloud import sample_mesh
 
 from .test_pointcloud import sphere_mesh
 

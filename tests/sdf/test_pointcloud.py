@@ -4,14 +4,14 @@ import numpy as np
 import pytest
 import torch
 
-from solvers.pointcloud import (
+from solvers.sdf.pointcloud import (
     load_cloud, mesh_signed_volume, normalize, read_mesh, read_xyz, sample_mesh, shape_cloud, shape_sdf,
     write_mesh, write_xyz,
 )
 
 
 def sphere_mesh(res=40, r=0.5):
-    """Marching-cubes sphere (independent of solvers.meshing), faces wound outward."""
+    """Marching-cubes sphere (independent of solvers.sdf.meshing), faces wound outward."""
     from skimage.measure import marching_cubes
 
     lin = np.linspace(-1, 1, res)
@@ -114,7 +114,7 @@ class _Linear(torch.nn.Module):
 
 
 def test_sparse_grid_matches_dense_where_it_matters():
-    from solvers.meshing import evaluate_grid, extract_mesh
+    from solvers.sdf.meshing import evaluate_grid, extract_mesh
 
     dense, _ = evaluate_grid(_SphereSDF(), 97, sparse=False)
     sparse, info = evaluate_grid(_SphereSDF(), 97, sparse=True)
@@ -133,7 +133,7 @@ def test_sparse_grid_matches_dense_where_it_matters():
 def test_read_mesh_names_nan_vertices_and_warns_on_an_open_or_nonmanifold_mesh(tmp_path):
     import warnings
 
-    from solvers.pointcloud import mesh_edges, read_mesh
+    from solvers.sdf.pointcloud import mesh_edges, read_mesh
 
     tet = "v 0 0 0\nv 1 0 0\nv 0 1 0\nv 0 0 1\nf 1 3 2\nf 1 2 4\nf 2 3 4\nf 1 4 3\n"
     (tmp_path / "tet.obj").write_text(tet)

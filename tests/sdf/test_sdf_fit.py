@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from reference.analytic import sdf_circle
-from solvers.meshing import evaluate_grid
-from solvers.pointcloud import normalize, shape_cloud
-from solvers.sdf import SDFConfig, fit_sdf, sdf_problem
+from solvers.sdf.meshing import evaluate_grid
+from solvers.sdf.pointcloud import normalize, shape_cloud
+from solvers.sdf.sdf import SDFConfig, fit_sdf, sdf_problem
 
 
 def test_problem_terms_match_hand_computed_loss():
@@ -78,7 +78,7 @@ def test_2d_circle_sdf_recovered():
     # measured 0.0042 with the defaults (cosine decay, bounding-box prior); 0.0088 at a constant lr without the prior
     assert err[band].mean() < 0.01
     # the zero contour lies on the circle
-    from solvers.meshing import extract_contours
+    from solvers.sdf.meshing import extract_contours
 
     # the longest zero contour lies on the circle (at 150 steps small spurious loops remain in the
     # far field, where only the Eikonal and exp(-100|u|) terms act)
@@ -145,8 +145,8 @@ def test_bbox_prior_only_acts_outside_the_data_box():
 
 
 def test_mesh_input_is_measured_against_its_triangles(tmp_path):
-    from solvers.pointcloud import write_mesh
-    from solvers.sdf import run
+    from solvers.sdf.pointcloud import write_mesh
+    from solvers.sdf.sdf import run
 
     from .test_pointcloud import sphere_mesh
 

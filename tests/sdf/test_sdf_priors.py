@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from solvers.pointcloud import point_areas, shape_cloud, shape_sdf, winding_number
-from solvers.sdf import NearSurface, sdf_problem, sign_prior_pool
+from solvers.sdf.pointcloud import point_areas, shape_cloud, shape_sdf, winding_number
+from solvers.sdf.sdf import NearSurface, sdf_problem, sign_prior_pool
 
 
 def test_winding_number_of_a_sphere_cloud():

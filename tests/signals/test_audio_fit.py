@@ -7,7 +7,7 @@ import pytest
 from scipy.io import wavfile
 
 from pinnsiren.io import load_model, read_result
-from solvers.audio_fit import DEFAULT_WAV, AudioFitConfig, fit_audio, load_wav, run, time_grid
+from solvers.signals.audio_fit import DEFAULT_WAV, AudioFitConfig, fit_audio, load_wav, run, time_grid
 
 
 def _tones(n=1500, rate=8000):

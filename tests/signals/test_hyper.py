@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from pinnsiren.io import read_result
-from solvers.hyper import (HyperConfig, HyperSiren, evaluate, face_grid, load_faces, run,
+from solvers.signals.hyper import (HyperConfig, HyperSiren, evaluate, face_grid, load_faces, run,
                            sample_context, train_hyper)
 
 

@@ -8,7 +8,7 @@ import torch
 
 from pinnsiren.io import read_result
 from pinnsiren.networks import Siren
-from solvers.inpaint import InpaintConfig, inpaint_image, prior_value, random_mask, run_inpaint
+from solvers.signals.inpaint import InpaintConfig, inpaint_image, prior_value, random_mask, run_inpaint
 
 
 def test_random_mask_fraction_and_seed():

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from pinnsiren.io import read_result
-from solvers.video_fit import VideoFitConfig, fit_video, frame_psnr, load_video, run, synthetic_clip, video_grid
+from solvers.signals.video_fit import VideoFitConfig, fit_video, frame_psnr, load_video, run, synthetic_clip, video_grid
 
 
 def test_synthetic_clip_pans_and_stays_in_range():

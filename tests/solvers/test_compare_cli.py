@@ -20,7 +20,7 @@ import pinnsiren as pinn
 import pinnsiren.io as pio
 import pinnsiren.train as ptrain
 from pinnsiren.io import write_result
-from solvers.compare import CompareError, compare, main
+from solvers.pde.compare import CompareError, compare, main
 
 ROOT = Path(__file__).resolve().parents[2]
 TUTORIAL = ROOT / "docs" / "tutorial.md"

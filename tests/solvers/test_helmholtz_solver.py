@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-import solvers.helmholtz as H
+import solvers.pde.helmholtz as H
 from pinnsiren import Siren
 from pinnsiren.io import read_result
 
@@ -105,7 +105,7 @@ def test_bad_configuration_is_refused():
 def test_scattered_formulation_background_and_total_field():
     """Scattered formulation: m0 is uniform unless the source sits in m != 1 (layered); the loss vanishes for
     us = 0 only when m = m0, and TotalField(0) is u0 (the FD background) at the nodes."""
-    from solvers.fwi_background import CubicInterpolant
+    from solvers.fwi.fwi_background import CubicInterpolant
 
     circ = H.HelmholtzConfig(k=6.0, source_var=4e-3, grid_n=64, medium="circle", formulation="scattered")
     lay = H.HelmholtzConfig(k=6.0, source_var=4e-3, grid_n=64, medium="layered", formulation="scattered")
@@ -145,7 +145,7 @@ def test_scattered_formulation_refuses_unknown_choices():
 
 def test_method_defaults_follow_the_formulation():
     """Fields left at None take the chosen formulation's measured recipe; explicit values win."""
-    from solvers import helmholtz as H
+    from solvers.pde import helmholtz as H
 
     tot, sca = H.HelmholtzConfig(), H.HelmholtzConfig(formulation="scattered")
     assert (tot.norm, tot.lstsq_every, tot.lstsq_points, tot.scatterer_points, tot.smooth_medium) == ("l1", 0, 0, 0, 0.0)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-import solvers.poisson as P
+import solvers.pde.poisson as P
 from pinnsiren.io import read_result
 
 

@@ -2,7 +2,7 @@
 
 u_t = a(x, y) (u_xx + u_yy) + f with u observed inside, closed forms for u and a.
 The coefficient is Field("a", (x, y)): it trains at a small budget, is written
-to a result file on its own (x, y) grid, and goes through solvers.compare with
+to a result file on its own (x, y) grid, and goes through solvers.pde.compare with
 a held known on the grid (values=) and the observations left out (skip=).
 """
 
@@ -15,7 +15,7 @@ pinn = pytest.importorskip("pinnsiren")
 
 from reference import fdgen  # noqa: E402
 from reference.fdgen import SpecError  # noqa: E402
-from solvers.compare import compare  # noqa: E402
+from solvers.pde.compare import compare  # noqa: E402
 
 x, y, t = sympy.symbols("x y t")
 B3 = [(0.0, 1.0), (0.0, 1.0), (0.0, 0.5)]

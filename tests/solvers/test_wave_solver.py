@@ -5,7 +5,7 @@ import pytest
 import torch
 from dataclasses import asdict
 
-import solvers.wave as W
+import solvers.pde.wave as W
 from pinnsiren.io import read_result
 
 

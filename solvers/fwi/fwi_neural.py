@@ -29,7 +29,7 @@ Losses (every term an L1 mean, as in the paper):
 ``formulation="scattered"`` (a deviation from the paper): the network's five
 complex channels are the scattered fields ``us_s = u_s - u0_s``, with ``u0_s``
 the FD field of source ``s`` in the uniform starting medium
-(:func:`solvers.fwi_background.background_fields`, unit discrete mass like the
+(:func:`solvers.fwi.fwi_background.background_fields`, unit discrete mass like the
 data, on a ``u0_grid``^2 grid, sampled by a cubic interpolant), and the
 residual is ``equations.helmholtz.helmholtz_scattered`` (values of ``u0`` only,
 no source term, so no ``pde_src`` samples). Stage 1 has ``m = m0``: the
@@ -56,6 +56,8 @@ from pinnsiren.evaluation import evaluate
 from pinnsiren.problem import Region
 from pinnsiren.settings import ModelSettings, trainer_settings
 from pinnsiren.train import TrainConfig, train
+
+from .fwi_background import CubicInterpolant, background_fields
 
 __all__ = ["NeuralFWIConfig", "StageSettings", "NeuralFWIResult", "SourceCloud", "background_interpolants",
            "build_problems", "neural_fwi", "evaluate_model"]
@@ -90,7 +92,7 @@ class NeuralFWIConfig(ModelSettings, StageSettings):
     initial network)."""
     m_param: str = "bounded"
     """Squared-slowness parametrisation: bounded (m in m_bounds via a sigmoid), clamp, or official
-    (1 + max(q, -0.999); see solvers.fwi_neural)."""
+    (1 + max(q, -0.999); see solvers.fwi.fwi_neural)."""
     m_bounds: tuple[float, float] = (1 / 9, 4.0)
     """(m_lo, m_hi) of the bounded and clamp parametrisations (default: velocity in [0.5, 3])."""
     slowness_weight_fwi: float = 0.1
@@ -99,7 +101,7 @@ class NeuralFWIConfig(ModelSettings, StageSettings):
     """Stage-2 learning rate (default: lr)."""
     formulation: str = "total"
     """total: the network's wavefields are the total field (the paper); scattered: u - u0 (see
-    solvers.fwi_neural)."""
+    solvers.fwi.fwi_neural)."""
     u0_grid: int = 257
     """FD grid (nodes per axis) of the scattered formulation's background fields."""
 
@@ -152,8 +154,6 @@ def _symbols(n_sources: int, param: str = "official", bounds: tuple[float, float
 
 def background_interpolants(acq: Any, cfg: NeuralFWIConfig) -> list[torch.nn.Module]:
     """Cubic interpolants of the FD background fields ``u0_s`` (uniform medium), one per source."""
-    from solvers.fwi_background import CubicInterpolant, background_fields
-
     fields = background_fields(acq.sources, acq.k, acq.source_var, cfg.u0_grid, m0=1.0, unit_mass=True,
                                half_width=acq.half_width, pml_width=acq.pml_width, a0=acq.a0)
     return [CubicInterpolant(f.values, f.grid.bounds) for f in fields]
@@ -238,7 +238,7 @@ def build_problems(acq: Any, d: np.ndarray, cfg: NeuralFWIConfig, source_weight:
 
 
 def _auto_weight(acq: Any, d: np.ndarray, cfg: NeuralFWIConfig, model: torch.nn.Module) -> float:
-    """Source-sample weight that makes ``pde_src`` start equal to ``pde`` (as ``solvers.helmholtz``)."""
+    """Source-sample weight that makes ``pde_src`` start equal to ``pde`` (as ``solvers.pde.helmholtz``)."""
     pre, _, _ = build_problems(acq, d, cfg, 1.0)
     g = torch.Generator().manual_seed(cfg.seed + 1)
     tot = {"pde": 0.0, "pde_src": 0.0}

@@ -10,7 +10,7 @@ Command line::
 
     pinnsiren compare results/run.h5                      # the Problem stored in the file (write_result(problem=))
     pinnsiren compare my_pde.py:problem results/run.h5    # the Problem built by a script
-    python -m solvers.compare ...   (the same)
+    python -m solvers.pde.compare ...   (the same)
 
 The result file is opened read-only, before anything else. ``--model``
 defaults to the one model the file holds. A script is imported, never run:
@@ -329,7 +329,7 @@ def _same_spec(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
 
 
 def add_arguments(ap: argparse.ArgumentParser) -> None:
-    """Flags of ``pinnsiren compare`` (also ``python -m solvers.compare``)."""
+    """Flags of ``pinnsiren compare`` (also ``python -m solvers.pde.compare``)."""
     ap.add_argument("problem", nargs="?", default=None,
                     help="FILE.py:NAME, a Python file that builds the pinnsiren Problem (imported, never run as "
                          "a script: training at import is refused). Leave out when RESULT stores the problem spec")
@@ -398,7 +398,7 @@ def main(a: argparse.Namespace) -> int:
 
 
 def _module_main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m solvers.compare", description=__doc__,
+    ap = argparse.ArgumentParser(prog="python -m solvers.pde.compare", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(ap)
     try:

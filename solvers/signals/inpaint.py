@@ -29,6 +29,7 @@ from pinnsiren.networks import nyquist_frequencies
 from pinnsiren.progress import progress
 from pinnsiren.settings import ModelSettings, check_choice
 
+from .images import load_image, pixel_grid, psnr
 from .signal_fit import FitSettings, fit_config, log_step, step_loss
 
 
@@ -102,8 +103,6 @@ def inpaint_image(image01: np.ndarray, mask: np.ndarray, cfg: InpaintConfig,
         pixels), ``psnr_observed``, ``psnr_unobserved``, ``history``
         (``step``, ``loss``, ``data``, ``prior``), ``cpu_seconds``.
     """
-    from solvers.image_fit import pixel_grid, psnr
-
     check_choice("prior", cfg.prior, PRIORS)
     side = image01.shape[0]
     if image01.shape != (side, side) or mask.shape != image01.shape:
@@ -196,7 +195,6 @@ def run_inpaint(
     are read as ``hidden``/``layers``); ``arch`` names the network.
     """
     from pinnsiren.io import write_result
-    from solvers.image_fit import load_image
 
     for p in priors:
         check_choice("prior", p, PRIORS)

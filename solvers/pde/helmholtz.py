@@ -18,7 +18,7 @@ the plain mean trains far better than the balanced one on CPU budgets.
 ``us = u - u0`` (``equations.helmholtz.helmholtz_scattered``: values of ``u0``
 only, no source term), with ``u0`` the 9-point FD field of the same source in
 the background ``m0`` on the reference grid, sampled by
-:class:`solvers.fwi_background.CubicInterpolant`. The network never sees the
+:class:`solvers.fwi.fwi_background.CubicInterpolant`. The network never sees the
 narrow source; the reported field is ``u0 + us`` (:class:`TotalField`).
 ``m0="auto"`` is the uniform medium unless the source sits where ``m != 1``,
 then ``m`` within 0.15 of the source and 1 elsewhere (``"local"``), so the
@@ -46,9 +46,14 @@ from pinnsiren.problem import Box, Constraint, NearPoint, Problem
 from pinnsiren.symbolic import Field
 from pinnsiren.settings import ModelSettings, TrainSettings, add_flags, check_choice, from_args
 from pinnsiren.train import train
+from solvers.fwi.fwi_background import (CubicInterpolant, background_fields, local_background, scatterer_support,
+                                        smoothed)
 
 __all__ = ["HelmholtzConfig", "MEDIA", "FORMULATIONS", "TotalField", "background", "pose", "reference_solution",
            "relative_errors", "solve", "run"]
+#: the flags ``pinnsiren solve helmholtz --help`` shows (``--help-all``: every flag)
+HELP_FLAGS = ("--arch", "--k", "--medium", "--formulation", "--steps", "--lr", "--points", "--seed", "--device",
+              "--out", "--resume")
 
 #: velocity models (uniform, the official code's disc and square, and the FWI gallery's layered / two_inclusions)
 MEDIA = ("uniform", "circle", "square", "layered", "two_inclusions")
@@ -188,15 +193,11 @@ def _medium_numpy(cfg: HelmholtzConfig):
     m = _slowness_numpy(cfg.medium)
     if cfg.smooth_medium <= 0 or not callable(m):
         return m
-    from solvers.fwi_background import smoothed
-
     return smoothed(m, cfg.smooth_medium, n=2 * cfg.grid_n + 1)
 
 
 def _m0_numpy(cfg: HelmholtzConfig):
     """Background squared slowness of the scattered formulation (see the module docstring)."""
-    from solvers.fwi_background import local_background
-
     m = _medium_numpy(cfg)
     if cfg.m0 == "uniform" or not callable(m):
         return 1.0
@@ -210,15 +211,11 @@ def _m0_numpy(cfg: HelmholtzConfig):
 
 def background(cfg: HelmholtzConfig):
     """The FD background field ``u0`` (GridField on the reference grid) of the scattered formulation."""
-    from solvers.fwi_background import background_fields
-
     return background_fields([cfg.source_position()], cfg.k, cfg.source_var, cfg.grid_n, m0=_m0_numpy(cfg))[0]
 
 
 def scatterer_region(cfg: HelmholtzConfig):
     """Where the scattered-field source ``k^2 e_x e_y (m - m0) u0`` is non-zero, widened by 0.05 (or None)."""
-    from solvers.fwi_background import scatterer_support
-
     return scatterer_support(_medium_numpy(cfg), _m0_numpy(cfg), n=cfg.grid_n + 1, margin=0.05)
 
 
@@ -227,8 +224,6 @@ class TotalField(nn.Module):
 
     def __init__(self, net: nn.Module, u0) -> None:
         super().__init__()
-        from solvers.fwi_background import CubicInterpolant
-
         self.net = net
         self.u0 = u0 if isinstance(u0, nn.Module) else CubicInterpolant(u0.values, u0.grid.bounds)
 
@@ -251,8 +246,6 @@ def pose(cfg: HelmholtzConfig, source_weight: float = 1.0, u0=None) -> Problem:
     if isinstance(m_expr, str):
         coefs["m"] = _on_points(_medium_numpy(cfg))
     if cfg.formulation == "scattered":
-        from solvers.fwi_background import CubicInterpolant
-
         us = Field("us", (x, y), complex=True)
         u0 = background(cfg) if u0 is None else u0
         interp = CubicInterpolant(u0.values, u0.grid.bounds)

@@ -27,7 +27,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     import dataclasses
 
     from pinnsiren.settings import add_flags
-    from solvers.helmholtz import HelmholtzConfig
+    from solvers.pde.helmholtz import HelmholtzConfig  # deferred: torch
 
     p.add_argument("--out", default="results/demo", help="output folder (default results/demo)")
     others = [f.name for f in dataclasses.fields(HelmholtzConfig) if f.name not in DEMO_FLAGS]
@@ -38,7 +38,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     import torch
 
-    from solvers.helmholtz import HelmholtzConfig, run
+    from solvers.pde.helmholtz import HelmholtzConfig, run  # deferred: torch
 
     if args.threads:
         torch.set_num_threads(args.threads)

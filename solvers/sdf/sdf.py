@@ -1,12 +1,12 @@
 """Signed distance functions from oriented point clouds (paper §4.2, Eq. 6).
 
 Pipeline: load a cloud (shape name, ``.xyz``, or a ``.ply/.obj/.off`` mesh
-sampled by area, see :mod:`solvers.pointcloud`), normalise it into
+sampled by area, see :mod:`solvers.sdf.pointcloud`), normalise it into
 ``[-margin, margin]^d`` (the transform is reported), pose the loss of
 :func:`equations.eikonal.sdf_constraints` as a :class:`pinnsiren.Problem`,
 train a SIREN (or a ReLU / ReLU-PE baseline), extract the zero level set by
-marching cubes (:mod:`solvers.meshing`) and measure it
-(:mod:`solvers.geometry_metrics`).
+marching cubes (:mod:`solvers.sdf.meshing`) and measure it
+(:mod:`solvers.sdf.geometry_metrics`).
 
 Loss. Each step draws ``batch/2`` surface points (with normals) and
 ``batch/2`` uniform points of ``[-1, 1]^d``. The catalog's four terms
@@ -59,7 +59,7 @@ from pinnsiren.train import SCHEDULES, train
 from . import geometry_metrics as gm
 from .meshing import evaluate_grid, evaluate_points, extract_contours, extract_mesh, render_png
 from .pointcloud import SHAPES, Transform, load_cloud, normalize, sample_mesh, shape_cloud, shape_dim, shape_sdf
-from .pointcloud import write_mesh
+from .pointcloud import point_areas, winding_number, write_mesh
 
 __all__ = ["SDFConfig", "sdf_problem", "make_model", "fit_sdf", "evaluate_sdf", "run", "add_arguments", "main"]
 
@@ -178,9 +178,7 @@ def sign_prior_pool(points: np.ndarray, normals: np.ndarray, n: int, seed: int =
     Only points with a label and ``lb > 0`` are returned:
     ``(x (M, d), sign (M,), lb (M,))``.
     """
-    from scipy.spatial import cKDTree
-
-    from .pointcloud import point_areas, winding_number
+    from scipy.spatial import cKDTree  # deferred: scipy.spatial loads only for the sign prior
 
     rng = np.random.default_rng(seed + 777)
     d = points.shape[1]

@@ -2,7 +2,7 @@
 
 The declared Problem is solved by ``reference.fdgen`` on two nested grids
 (``grid`` nodes per space axis and ``(grid + 1) // 2``); the network is
-compared with the finer solution (:func:`solvers.compare.compare`) and the
+compared with the finer solution (:func:`solvers.pde.compare.compare`) and the
 grid's own change between the two resolutions is reported per field
 (``grid_self``, relative L2 on the coarse nodes), so a disagreement can be
 told apart from a grid that is too coarse to judge.

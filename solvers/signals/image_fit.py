@@ -23,74 +23,18 @@ from pinnsiren.evaluation import evaluate
 from pinnsiren.settings import ModelSettings, add_flags, from_args
 from pinnsiren.networks import ARCHITECTURES, nyquist_frequencies, check_architectures
 
+from .images import load_image, pixel_grid, psnr
+from . import inpaint
 from .signal_fit import FitSettings, fit_config, fit_each, fit_values, write_fits
 
 
 __all__ = [
     "ImageFitConfig",
-    "load_image",
-    "pixel_grid",
-    "psnr",
     "fit_image",
     "derivative_views",
     "plot_fit_figure",
     "run",
 ]
-
-
-def load_image(path: str | Path | None = None, size: int | None = 256) -> np.ndarray:
-    """Load a grayscale image as float64 in ``[0, 1]``, centre-cropped square.
-
-    Parameters
-    ----------
-    path : path or None
-        Image file; ``None`` uses scikit-image's bundled cameraman.
-    size : int or None
-        Side of the returned square image (resized with anti-aliasing);
-        ``None`` keeps the cropped size.
-
-    Returns
-    -------
-    ndarray, shape (size, size)
-    """
-    from skimage import color, data, io, transform
-
-    if path is None:
-        img = data.camera()
-    else:
-        p = Path(path)
-        if not p.is_file():
-            raise FileNotFoundError(f"image file not found: {p}")
-        img = io.imread(p)
-    img = np.asarray(img)
-    if img.ndim == 3:
-        if img.shape[2] == 4:
-            img = color.rgba2rgb(img)
-        img = color.rgb2gray(img)
-    img = img.astype(np.float64)
-    if img.max() > 1.0:
-        img = img / 255.0 if img.max() <= 255 else img / img.max()
-    h, w = img.shape
-    s = min(h, w)
-    img = img[(h - s) // 2 : (h - s) // 2 + s, (w - s) // 2 : (w - s) // 2 + s]
-    if size is not None and size != s:
-        if size < 8:
-            raise ValueError(f"size must be >= 8 pixels, got {size}")
-        img = transform.resize(img, (size, size), anti_aliasing=True)
-    return np.clip(img, 0.0, 1.0)
-
-
-def pixel_grid(side: int) -> torch.Tensor:
-    """Pixel-centre coordinates in ``[-1, 1]^2``, shape ``(side*side, 2)``, row-major."""
-    lin = torch.linspace(-1.0, 1.0, side)
-    gy, gx = torch.meshgrid(lin, lin, indexing="ij")
-    return torch.stack([gy.reshape(-1), gx.reshape(-1)], dim=1)
-
-
-def psnr(pred01: np.ndarray, target01: np.ndarray) -> float:
-    """PSNR in dB for images in ``[0, 1]`` (prediction clipped, data range 1)."""
-    mse = float(np.mean((np.clip(pred01, 0.0, 1.0) - target01) ** 2))
-    return float("inf") if mse == 0 else 10.0 * math.log10(1.0 / mse)
 
 
 @dataclass
@@ -252,11 +196,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--size", type=int, default=256, help="image side in pixels (default 256)")
     p.add_argument("--out", default="results/image_fit", help="output folder")
     p.add_argument("--inpaint", type=float, default=None, metavar="FRACTION",
-                   help="fit only this random fraction of the pixels (e.g. 0.1); see solvers/inpaint.py")
+                   help="fit only this random fraction of the pixels (e.g. 0.1); see solvers/signals/inpaint.py")
     p.add_argument("--prior", default="none",
                    help="with --inpaint: comma-separated priors from none, tv, fh (default none)")
     p.add_argument("--prior-weight", type=float, default=None,
-                   help="with --inpaint: weight of the prior (default per prior, solvers/inpaint.py)")
+                   help="with --inpaint: weight of the prior (default per prior, solvers/signals/inpaint.py)")
     add_flags(p, ImageFitConfig, skip=("arch",))
 
 
@@ -264,13 +208,11 @@ def main(args: argparse.Namespace) -> int:
     archs = [a.strip() for a in args.arch.split(",") if a.strip()]
     cfg = from_args(ImageFitConfig, args, arch="siren")  # run() sets arch per fit
     if args.inpaint is not None:
-        from solvers.inpaint import run_inpaint
-
         if len(archs) != 1:
             raise ValueError("--inpaint takes one architecture")
         priors = [p.strip() for p in args.prior.split(",") if p.strip()]
-        run_inpaint(args.path, priors, args.inpaint, args.out, archs[0], size=args.size, weight=args.prior_weight,
-                    settings=cfg)
+        inpaint.run_inpaint(args.path, priors, args.inpaint, args.out, archs[0], size=args.size,
+                            weight=args.prior_weight, settings=cfg)
         return 0
     run(args.path, archs, args.out, size=args.size, cfg=cfg)
     return 0

@@ -39,7 +39,7 @@ from pinnsiren.problem import PointSet, Problem
 from pinnsiren.settings import ModelSettings, TrainSettings, add_flags, from_args
 from pinnsiren.symbolic import Field
 from pinnsiren.train import train
-from solvers.image_fit import load_image, pixel_grid
+from solvers.signals.images import load_image, pixel_grid
 
 __all__ = ["PoissonConfig", "targets", "normalized_psnr", "solve", "run", "model_views"]
 

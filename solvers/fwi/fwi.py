@@ -1,8 +1,8 @@
 """``pinnsiren fwi``: simulate (or read) data -> IR-WRI (ADMM), adjoint-state, and three neural FWIs.
 
 Neural methods: PINN-FWI on the total field (the paper's joint network),
-PINN-FWI on the scattered field (``solvers.fwi_neural``, ``formulation``), and
-neural-reparameterised FWI (``solvers.fwi_reparam``: SIREN velocity, FD
+PINN-FWI on the scattered field (``solvers.fwi.fwi_neural``, ``formulation``), and
+neural-reparameterised FWI (``solvers.fwi.fwi_reparam``: SIREN velocity, FD
 wavefields, adjoint gradients chained by autograd). The scattered variant skips
 stage 1: its network starts at the exact stage-1 solution ``us = 0``, ``m = 1``.
 
@@ -30,8 +30,8 @@ import numpy as np
 __all__ = ["add_arguments", "main", "run_fwi", "format_table", "plot_fwi_figure"]
 
 #: presets of ``fwi --quick`` and of the full run, keyed by flag destination (the PINN-FWI settings by their
-#: :class:`~solvers.fwi_neural.NeuralFWIConfig` field name, the neural-reparameterised ones by ``reparam_`` and
-#: their :class:`~solvers.fwi_reparam.ReparamFWIConfig` field name); a flag given on the command line wins
+#: :class:`~solvers.fwi.fwi_neural.NeuralFWIConfig` field name, the neural-reparameterised ones by ``reparam_`` and
+#: their :class:`~solvers.fwi.fwi_reparam.ReparamFWIConfig` field name); a flag given on the command line wins
 QUICK = dict(n=81, admm_iters=20, adjoint_iters=30, pretrain_steps=800, fwi_steps=800, hidden=128, layers=3,
              batch=500, reparam_iterations=500)
 FULL = dict(n=101, admm_iters=30, adjoint_iters=50, pretrain_steps=20000, fwi_steps=10000, hidden=256, layers=4,
@@ -48,6 +48,8 @@ REPARAM_OWN = ("seed", "device")
 REPARAM_ALIASES = {"iterations": ["--reparam-iters"], "first_omega_0": ["--reparam-omega0"],
                    "detail_omega_0": ["--reparam-detail-omega0"]}
 ALL_METHODS = ["admm", "adjoint", "pinn-total", "pinn-scattered", "reparam"]
+#: the flags ``pinnsiren fwi --help`` shows (``--help-all``: every flag)
+HELP_FLAGS = ("--model", "--quick", "--out", "--data", "--methods", "--seed", "--device")
 
 
 def _preset_flags(cls: type, prefix: str = "") -> tuple[dict[str, None], dict[str, str]]:
@@ -63,8 +65,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from pinnsiren.train import SCHEDULES
     from reference.fwi import model_names
 
-    from .fwi_neural import M_PARAMS, NeuralFWIConfig
-    from .fwi_reparam import ReparamFWIConfig
+    from .fwi_neural import M_PARAMS, NeuralFWIConfig  # deferred: torch
+    from .fwi_reparam import ReparamFWIConfig  # deferred: torch
 
     p.add_argument("--model", default="circle", choices=model_names(), help="true velocity model (default circle)")
     p.add_argument("--quick", action="store_true", help="CPU-sized run (a few minutes on 2 cores)")
@@ -96,10 +98,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=1,
                    help="torch CPU threads (default 1: small batches on a shared CPU run ~20x slower with more)")
     defaults, extra = _preset_flags(NeuralFWIConfig)
-    add_flags(p.add_argument_group("PINN-FWI (solvers.fwi_neural.NeuralFWIConfig)"), NeuralFWIConfig,
+    add_flags(p.add_argument_group("PINN-FWI (solvers.fwi.fwi_neural.NeuralFWIConfig)"), NeuralFWIConfig,
               skip=PINN_OWN, defaults=defaults, extra_help=extra, choices={"m_param": M_PARAMS, "arch": ARCHITECTURES, "schedule": SCHEDULES})
     defaults, extra = _preset_flags(ReparamFWIConfig, "reparam")
-    add_flags(p.add_argument_group("neural-reparameterised FWI (solvers.fwi_reparam.ReparamFWIConfig)"),
+    add_flags(p.add_argument_group("neural-reparameterised FWI (solvers.fwi.fwi_reparam.ReparamFWIConfig)"),
               ReparamFWIConfig, prefix="reparam", skip=REPARAM_OWN, aliases=REPARAM_ALIASES,
               defaults={**defaults, "max_evals": None},
               extra_help={**extra, "max_evals": "[here: 1.2 iterations + 20]"},
@@ -111,8 +113,8 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
     configurations as dicts; every flag left unset takes the ``--quick``/full preset."""
     from pinnsiren.settings import from_args
 
-    from .fwi_neural import NeuralFWIConfig
-    from .fwi_reparam import ReparamFWIConfig
+    from .fwi_neural import NeuralFWIConfig  # deferred: torch
+    from .fwi_reparam import ReparamFWIConfig  # deferred: torch
 
     base = QUICK if args.quick else FULL
     ns = argparse.Namespace(**{k: v for k, v in vars(args).items() if v is not None})
@@ -146,8 +148,8 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
 
 def run_fwi(s: dict[str, Any], progress: bool = True) -> dict[str, Any]:
     """Run the whole chain with settings ``s`` (as ``_settings`` makes them from the flags: the pipeline's own,
-    ``s["pinn"]`` a :class:`~solvers.fwi_neural.NeuralFWIConfig` and ``s["reparam"]`` a
-    :class:`~solvers.fwi_reparam.ReparamFWIConfig` as dicts); returns everything for the file/figure."""
+    ``s["pinn"]`` a :class:`~solvers.fwi.fwi_neural.NeuralFWIConfig` and ``s["reparam"]`` a
+    :class:`~solvers.fwi.fwi_reparam.ReparamFWIConfig` as dicts); returns everything for the file/figure."""
     from reference.fwi import InversionProblem, admm_fwi, adjoint_fwi, model_mse, velocity_model
 
     t = time.perf_counter()
@@ -218,7 +220,7 @@ def _pinn_method(s: dict[str, Any], form: str, acq: Any, obs: Any, pb: Any, mse:
     """PINN-FWI in formulation ``form`` (total: the paper; scattered), evaluated on the inversion grid."""
     from reference import GridField
 
-    from .fwi_neural import NeuralFWIConfig, evaluate_model, neural_fwi
+    from .fwi_neural import NeuralFWIConfig, evaluate_model, neural_fwi  # deferred: torch
 
     X, Y = pb.op.grid.coords()
     c0 = time.process_time()
@@ -238,8 +240,8 @@ def _pinn_method(s: dict[str, Any], form: str, acq: Any, obs: Any, pb: Any, mse:
 
 
 def _reparam_method(s: dict[str, Any], pb: Any, mse: Callable, free: Callable) -> dict[str, Any]:
-    """Neural-reparameterised FWI (solvers.fwi_reparam)."""
-    from .fwi_reparam import ReparamFWIConfig, reparam_fwi
+    """Neural-reparameterised FWI (solvers.fwi.fwi_reparam)."""
+    from .fwi_reparam import ReparamFWIConfig, reparam_fwi  # deferred: torch
 
     rr = reparam_fwi(pb, ReparamFWIConfig(**s["reparam"]), callback=mse)
     return dict(m=rr.m, waves=rr.wavefields, mse=mse(rr.m)["velocity_mse"], misfit=pb.data_misfit(free(rr.m)),

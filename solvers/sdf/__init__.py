@@ -1,0 +1,1 @@
+"""Signed distance functions from oriented point clouds: the command (sdf), inputs, meshing and metrics."""

@@ -1,0 +1,1 @@
+"""Signal fitting: images, audio, video, inpainting, a hypernetwork, and the shared fitting loop (signal_fit)."""
