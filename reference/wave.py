@@ -125,32 +125,52 @@ def solve_wave(
     -------
     list of GridField, shape (n, n), float64, ``params["t"]`` the time; plus energy if requested.
     """
-    if order not in (2, 4):
-        raise ValueError(f"solve_wave: order must be 2 or 4, got {order!r}.")
-    times = [float(t) for t in times]
-    if not times or min(times) < 0:
-        raise ValueError("solve_wave: give at least one snapshot time, all >= 0.")
+    times = _checked_times(order, times)
     grid = Grid.square(n, half_width)
     cc = _speed_on_grid(c, grid)
     dt, nsteps = _time_step(grid.spacing, cc, order, dt, cfl, max(times))
     sigma = _sponge(grid, half_width, sponge_width, sigma_max)
-    u_prev = gaussian_pulse(grid, x0, var, amplitude) if u0 is None else np.asarray(u0, dtype=float).copy()
-    if u_prev.shape != grid.shape:
-        raise ValueError(f"solve_wave: u0 has shape {u_prev.shape}, expected {grid.shape}.")
-    u_prev[0, :] = u_prev[-1, :] = u_prev[:, 0] = u_prev[:, -1] = 0.0
+    u_prev = _initial_pressure(grid, u0, x0, var, amplitude)
     want = {int(np.floor(t / dt + 1e-9)) if nsteps else 0 for t in times}
     want |= {min(s + 1, nsteps) for s in want}
     snaps, energy = _leapfrog(u_prev, cc, sigma, grid.spacing, order, dt, nsteps, want, return_energy)
     params: dict[str, Any] = {"equation": "wave", "n": n, "order": order, "dt": dt, "amplitude": amplitude,
                               "var": var, "x0": list(x0), "sponge_width": sponge_width, "sigma_max": sigma_max}
+    out = _interpolated_snapshots(grid, times, dt, nsteps, snaps, params)
+    if return_energy:
+        return out, np.asarray(energy)
+    return out
+
+
+def _checked_times(order: int, times: Sequence[float]) -> list[float]:
+    """The snapshot times as floats; refuses an order other than 2 or 4 and no or negative times."""
+    if order not in (2, 4):
+        raise ValueError(f"solve_wave: order must be 2 or 4, got {order!r}.")
+    times = [float(t) for t in times]
+    if not times or min(times) < 0:
+        raise ValueError("solve_wave: give at least one snapshot time, all >= 0.")
+    return times
+
+
+def _initial_pressure(grid: Grid, u0: np.ndarray | None, x0: tuple[float, float], var: float,
+                      amplitude: float) -> np.ndarray:
+    """``u0`` (copied), or the Gaussian pulse; zero on the walls."""
+    u_prev = gaussian_pulse(grid, x0, var, amplitude) if u0 is None else np.asarray(u0, dtype=float).copy()
+    if u_prev.shape != grid.shape:
+        raise ValueError(f"solve_wave: u0 has shape {u_prev.shape}, expected {grid.shape}.")
+    u_prev[0, :] = u_prev[-1, :] = u_prev[:, 0] = u_prev[:, -1] = 0.0
+    return u_prev
+
+
+def _interpolated_snapshots(grid: Grid, times: list[float], dt: float, nsteps: int, snaps: dict,
+                            params: dict[str, Any]) -> list[GridField]:
+    """A field per requested time, linearly interpolated between the stored steps."""
     out = []
     for t in times:
         s = int(np.floor(t / dt + 1e-9)) if nsteps else 0
         theta = t / dt - s if nsteps else 0.0
         val = snaps[s] if theta < 1e-9 else (1 - theta) * snaps[s] + theta * snaps[min(s + 1, nsteps)]
         out.append(GridField(grid, val.copy(), {**params, "t": t}))
-    if return_energy:
-        return out, np.asarray(energy)
     return out
 
 

@@ -173,7 +173,15 @@ def symbolise(expr: sympy.Expr, spec: Spec, where: str) -> tuple[sympy.Expr, dic
     e = expr.xreplace(repl)
     zero = (0,) * len(spec.space_axes)
     e = e.xreplace({f: sym(i, 0, zero) for f, i in ((f, i) for i, f in enumerate(spec.fields))})
-    # known values: parameters (symbols) and coefficient functions
+    subs, funcs = _known_values(e, spec, keys, where)
+    e = e.xreplace(subs)
+    _check_holomorphic(e, spec, keys, where)
+    return e, keys, funcs
+
+
+def _known_values(e: sympy.Expr, spec: Spec, keys: dict, where: str) -> tuple[dict, dict]:
+    """``(subs, funcs)``: numbers for the parameters (symbols) and constant coefficients, and the
+    numpy callables of the coefficient functions (by name)."""
     subs, funcs = {}, {}
     for s in e.free_symbols - set(spec.coords) - set(keys.values()):
         if s.name not in spec.values:
@@ -203,7 +211,11 @@ def symbolise(expr: sympy.Expr, spec: Spec, where: str) -> tuple[sympy.Expr, dic
                 raise SpecError(f"{where}: coefficient {a} must be applied to the coordinates {spec.coords} "
                                 "(or to some of them, in that order)")
             funcs[name] = v
-    e = e.xreplace(subs)
+    return subs, funcs
+
+
+def _check_holomorphic(e: sympy.Expr, spec: Spec, keys: dict, where: str) -> None:
+    """Refuse a term that is not complex-differentiable in a complex field (Newton needs a holomorphic residual)."""
     cplx = {keys[k] for k in keys if spec.complex[k[0]]}
     for node in sympy.preorder_traversal(e):
         if isinstance(node, _NON_HOLOMORPHIC) and node.free_symbols & cplx:
@@ -211,7 +223,6 @@ def symbolise(expr: sympy.Expr, spec: Spec, where: str) -> tuple[sympy.Expr, dic
                 f"{where}: term {node} is not complex-differentiable in a complex field; the grid solver's Newton "
                 "step needs a holomorphic residual (split the field into real and imaginary fields)"
             )
-    return e, keys, funcs
 
 
 def _lambdify(args: list, expr: sympy.Expr, funcs: dict):

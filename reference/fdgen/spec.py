@@ -174,20 +174,10 @@ def from_problem(
     """
     coords = tuple(problem.coords)
     fields = list(problem.fields)
-    cons = problem.constraints
-    items = list(cons.items()) if isinstance(cons, Mapping) else [(c.name or f"c{i}", c) for i, c in enumerate(cons)]
-    unknown = sorted(set(skip) - {name for name, _ in items})
-    if unknown:
-        raise SpecError(f"skip names {unknown}, which are not constraints of the Problem {[n for n, _ in items]}")
-    items = [(name, c) for name, c in items if name not in set(skip)]
+    items = _constraint_items(problem.constraints, skip)
     known = {_name(k) for k in (values or {})}
     fields = [f for f in fields if f.func.__name__ not in known]  # given values: held known
-    t_idx = _time_index(coords, time)
-    if t_idx is None:
-        for _, c in items:
-            if type(c.where).__name__ == "TimeSlice":
-                t_idx = int(c.where.t_index)
-                break
+    t_idx = _infer_time_index(coords, time, items)
     from .composed import from_problem_composed, is_composed  # regions that are not boxes: cut stencils
 
     if is_composed(items):
@@ -199,6 +189,26 @@ def from_problem(
     vals = _problem_values(problem, values)
     axes = _axes(coords, periodic) | periodic_pairs(pairs, box, coords)
     return _finish(fields, coords, box, eqs, conds, initial, t_idx, axes, vals)
+
+
+def _constraint_items(cons: Any, skip: Sequence[str]) -> list[tuple[str, Any]]:
+    """``[(name, constraint)]`` of a Problem's constraints (a mapping or a sequence), without those in ``skip``."""
+    items = list(cons.items()) if isinstance(cons, Mapping) else [(c.name or f"c{i}", c) for i, c in enumerate(cons)]
+    unknown = sorted(set(skip) - {name for name, _ in items})
+    if unknown:
+        raise SpecError(f"skip names {unknown}, which are not constraints of the Problem {[n for n, _ in items]}")
+    return [(name, c) for name, c in items if name not in set(skip)]
+
+
+def _infer_time_index(coords: tuple, time: Any, items: list[tuple[str, Any]]) -> int | None:
+    """The time axis: ``time`` when given, else that of the first ``TimeSlice`` constraint, else None."""
+    t_idx = _time_index(coords, time)
+    if t_idx is None:
+        for _, c in items:
+            if type(c.where).__name__ == "TimeSlice":
+                t_idx = int(c.where.t_index)
+                break
+    return t_idx
 
 
 def periodic_pairs(pairs: Sequence[tuple[str, Any]], box: Sequence[tuple[float, float]], coords: tuple) -> set[int]:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import scipy.sparse as sp
@@ -119,45 +119,60 @@ def admm_fwi(
     """
     if wavefield_solver not in ("woodbury", "normal"):
         raise ValueError(f'admm_fwi: wavefield_solver must be one of {{"woodbury", "normal"}}, got {wavefield_solver!r}.')
-    t0 = time.perf_counter()
-    pb = problem
+    pb, t0 = problem, time.perf_counter()
     x = pb.start() if m0 is None else np.asarray(m0, float).copy()
-    P, b, d = pb.P, pb.b, pb.d
-    PtP = (P.T @ P).astype(np.complex128)
-    norm_b, norm_d = np.linalg.norm(b), np.linalg.norm(d)
-    nf = int(round(np.sqrt(pb.n_free)))
-    D = _difference_operator(nf) if tv > 0 else None
-    if D is not None and nf * nf != pb.n_free:
-        raise ValueError("admm_fwi: TV needs a square free region.")
-    bt, dt = b.copy(), d.copy()
+    PtP = (pb.P.T @ pb.P).astype(np.complex128)
+    norms = np.linalg.norm(pb.b), np.linalg.norm(pb.d)
+    D = _tv_operator(pb) if tv > 0 else None
+    bt, dt = pb.b.copy(), pb.d.copy()
     hist: dict[str, list[float]] = {"data_residual": [], "source_residual": []}
     _record(hist, callback, pb, x)
-    lam = None
-    tv_state = None
-    U = np.zeros_like(b)
+    lam = tv_state = None
+    U = np.zeros_like(pb.b)
     for _ in range(iterations):
         A = pb.operator(x).A
-        if lam is None:
-            lam = lam_rel * float(spla.norm(P, 1)) ** 2 / float(spla.norm(A, 1)) ** 2
+        lam = lam_rel * float(spla.norm(pb.P, 1)) ** 2 / float(spla.norm(A, 1)) ** 2 if lam is None else lam
         U = _wavefields(pb, A, lam, bt, dt, PtP, wavefield_solver)
         H, g = _model_normal_equations(pb, U, bt, x)
-        if D is None:
-            with threadpool_limits(1):
-                x = spla.spsolve(H + 1e-12 * sp.identity(pb.n_free) * H.diagonal().mean(), g)
-        else:
-            x, tv_state = _tv_model_update(x, H, g, D, tv, tv_inner, tv_threshold, tv_state)
-        x = np.clip(x, *pb.m_bounds)
-        # ---- dual updates
-        A = pb.operator(x).A
-        src_res = b - A @ U
-        dat_res = d - P @ U
-        bt = bt + src_res
-        dt = dt + dat_res
-        hist["data_residual"].append(float(np.linalg.norm(dat_res) / norm_d))
-        hist["source_residual"].append(float(np.linalg.norm(src_res) / norm_b))
+        x, tv_state = _model_step(pb, x, H, g, D, (tv, tv_inner, tv_threshold), tv_state)
+        bt, dt = _dual_update(pb, x, U, bt, dt, hist, norms)
         _record(hist, callback, pb, x)
     waves = np.stack([pb.op.to_full(U[:, s]) for s in range(U.shape[1])])
     return ADMMResult(m=pb.m_full(x), wavefields=waves, history=hist, seconds=time.perf_counter() - t0)
+
+
+def _tv_operator(pb: InversionProblem) -> sp.csr_matrix:
+    """The difference operator of the TV term on the (square) free region."""
+    nf = int(round(np.sqrt(pb.n_free)))
+    D = _difference_operator(nf)
+    if nf * nf != pb.n_free:
+        raise ValueError("admm_fwi: TV needs a square free region.")
+    return D
+
+
+def _model_step(pb: InversionProblem, x: np.ndarray, H: Any, g: np.ndarray, D: Any, tv_args: tuple,
+                tv_state: Any) -> tuple[np.ndarray, Any]:
+    """The model update from its normal equations ``H x = g`` (plain least squares, or split Bregman TV
+    when ``D`` is given), clipped to the model bounds; returns ``(x, tv_state)``."""
+    if D is None:
+        with threadpool_limits(1):
+            x = spla.spsolve(H + 1e-12 * sp.identity(pb.n_free) * H.diagonal().mean(), g)
+    else:
+        tv, tv_inner, tv_threshold = tv_args
+        x, tv_state = _tv_model_update(x, H, g, D, tv, tv_inner, tv_threshold, tv_state)
+    return np.clip(x, *pb.m_bounds), tv_state
+
+
+def _dual_update(pb: InversionProblem, x: np.ndarray, U: np.ndarray, bt: np.ndarray, dt: np.ndarray,
+                 hist: dict[str, list[float]], norms: tuple) -> tuple[np.ndarray, np.ndarray]:
+    """The dual updates: add the source and data residuals of the new model and wavefields (their
+    norms relative to ``norms = (|b|, |d|)`` go to ``hist``); returns the new ``(bt, dt)``."""
+    A = pb.operator(x).A
+    src_res = pb.b - A @ U
+    dat_res = pb.d - pb.P @ U
+    hist["data_residual"].append(float(np.linalg.norm(dat_res) / norms[1]))
+    hist["source_residual"].append(float(np.linalg.norm(src_res) / norms[0]))
+    return bt + src_res, dt + dat_res
 
 
 def _record(hist: dict[str, list[float]], callback: Callable[[np.ndarray], dict[str, float]] | None,
