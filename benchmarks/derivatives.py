@@ -322,7 +322,7 @@ def recommended_poisson(width, layers, n, reps, clock, seed=0):
                                           for k, v in losses.items()}}
 
 
-def main(argv=None):
+def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="tiny sizes (smoke test)")
     ap.add_argument("--points", type=int, default=8192)
@@ -336,7 +336,42 @@ def main(argv=None):
     ap.add_argument("--no-memory", action="store_true")
     ap.add_argument("--memory-only", action="store_true", help="skip timings, measure peak memory only")
     ap.add_argument("--child", nargs=2, metavar=("PROBLEM", "METHOD"), help=argparse.SUPPRESS)
-    a = ap.parse_args(argv)
+    return ap
+
+
+def _time_problem(problem: str, a: argparse.Namespace, clock) -> dict:
+    """Median step seconds of every method on ``problem``, their agreement and (unless --no-memory) peak memory."""
+    model, x, fns, compiled = make(problem, a.width, a.layers, a.points)
+    times = {m: [] for m in METHODS}
+    for m in METHODS:  # warm-up
+        step(model, x, fns[m])
+    for _ in range(a.reps):
+        for m in METHODS:
+            t0 = clock()
+            step(model, x, fns[m])
+            times[m].append(clock() - t0)
+    med = {m: statistics.median(v) for m, v in times.items()}
+    print(f"{problem}: median step seconds {med}", file=sys.stderr)
+    agree = check_agreement(problem, a.width, a.layers, a.points)
+    entry = {
+        "median_s": med,
+        "speedup_vs_autograd": {m: med["autograd"] / med[m] for m in METHODS},
+        "compiled_over_hand_jet": med["compiled"] / med["hand_jet"],
+        "loss_rel_diff_vs_autograd": agree[0],
+        "grad_rel_diff_vs_autograd": agree[1],
+        "derivatives_requested": [[c, list(a_)] for c, a_ in compiled.needs],
+        "laplacians_requested": [[str(w) for w in ws] for ws in compiled.laplacians],
+    }
+    if not a.no_memory:
+        # --quick: one subprocess only, to keep the smoke test fast
+        mem_methods = METHODS if not a.quick else (METHODS[0],) if problem == "poisson" else ()
+        entry["peak_rss_increase_mb"] = {m: peak_memory(problem, m, a.width, a.layers, a.points, a.threads)
+                                         for m in mem_methods}
+    return entry
+
+
+def main(argv=None):
+    a = _parser().parse_args(argv)
     if a.quick:
         a.points, a.width, a.layers, a.reps = 64, 16, 1, 2
     if a.child:
@@ -357,33 +392,7 @@ def main(argv=None):
         print(json.dumps(result, indent=1))
         return result
     for problem in a.problems.split(","):
-        model, x, fns, compiled = make(problem, a.width, a.layers, a.points)
-        times = {m: [] for m in METHODS}
-        for m in METHODS:  # warm-up
-            step(model, x, fns[m])
-        for _ in range(a.reps):
-            for m in METHODS:
-                t0 = clock()
-                step(model, x, fns[m])
-                times[m].append(clock() - t0)
-        med = {m: statistics.median(v) for m, v in times.items()}
-        print(f"{problem}: median step seconds {med}", file=sys.stderr)
-        agree = check_agreement(problem, a.width, a.layers, a.points)
-        entry = {
-            "median_s": med,
-            "speedup_vs_autograd": {m: med["autograd"] / med[m] for m in METHODS},
-            "compiled_over_hand_jet": med["compiled"] / med["hand_jet"],
-            "loss_rel_diff_vs_autograd": agree[0],
-            "grad_rel_diff_vs_autograd": agree[1],
-            "derivatives_requested": [[c, list(a_)] for c, a_ in compiled.needs],
-            "laplacians_requested": [[str(w) for w in ws] for ws in compiled.laplacians],
-        }
-        if not a.no_memory:
-            # --quick: one subprocess only, to keep the smoke test fast
-            mem_methods = METHODS if not a.quick else (METHODS[0],) if problem == "poisson" else ()
-            entry["peak_rss_increase_mb"] = {m: peak_memory(problem, m, a.width, a.layers, a.points, a.threads)
-                                             for m in mem_methods}
-        result["problems"][problem] = entry
+        result["problems"][problem] = _time_problem(problem, a, clock)
     if "poisson" in a.problems.split(","):
         result["recommended_model_poisson"] = recommended_poisson(a.width, a.layers, a.points, a.reps, clock)
     result["config"]["load_average_end"] = os.getloadavg()

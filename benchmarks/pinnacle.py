@@ -274,8 +274,8 @@ def stand_in(case: Case, m: int = 256) -> tuple[np.ndarray, np.ndarray]:
     return pts.numpy(), np.array(vals)
 
 
-def run_case(case: Case, args) -> dict:
-    torch.manual_seed(args.seed)
+def _case_model(case: Case, args):
+    """``(problem, model)`` of ``case``: its constraints, the network, and the exact-boundary wrapper chosen."""
     n = args.points
     u, pde = case.pde
     fields, pdes = (u, pde) if isinstance(u, list) else ([u], [("pde", pde)])
@@ -297,6 +297,11 @@ def run_case(case: Case, args) -> dict:
         model, problem = impose_exactly(problem, net)
     else:  # the hand-built phi and g of the case
         model = net if (args.no_exact or case.exact is None) else ExactDirichlet(net, case.coords, *case.exact)
+    return problem, model
+
+
+def _train_config(case: Case, args) -> TrainConfig:
+    """The recommended trainer settings with the levers of the command line."""
     changes = {}
     if args.no_balance:
         changes["balance"] = "none"
@@ -319,9 +324,11 @@ def run_case(case: Case, args) -> dict:
     cfg = TrainConfig.recommended(steps=total, seed=args.seed, progress=False, eval_every=max(total // 6, 1), **changes)
     if args.lbfgs is not None:  # explicit split: --steps Adam steps, then --lbfgs L-BFGS evaluations
         cfg = dataclasses.replace(cfg, steps=args.steps, lbfgs_steps=args.lbfgs)
-    pts, ref = case.reference if case.reference is not None else stand_in(case)
-    P = torch.tensor(pts, dtype=torch.float32)
-    exact_vals = case.solution(pts) if case.solution is not None and case.reference is not None else None
+    return cfg
+
+
+def _case_evaluator(case: Case, P: torch.Tensor, ref: np.ndarray, exact_vals: np.ndarray | None):
+    """``evaluate(model, step)`` for the trainer: relative L2 error against the reference (and the exact solution)."""
 
     def evaluate(m, step):
         with torch.no_grad():
@@ -334,6 +341,18 @@ def run_case(case: Case, args) -> dict:
         print(f"  {case.name} step {step}: rel L2 {err:.4g}" + (f" (vs the exact solution {out['rel_l2_exact']:.4g})"
               if exact_vals is not None else ""), file=sys.stderr, flush=True)
         return out
+
+    return evaluate
+
+
+def run_case(case: Case, args) -> dict:
+    torch.manual_seed(args.seed)
+    problem, model = _case_model(case, args)
+    cfg = _train_config(case, args)
+    pts, ref = case.reference if case.reference is not None else stand_in(case)
+    P = torch.tensor(pts, dtype=torch.float32)
+    exact_vals = case.solution(pts) if case.solution is not None and case.reference is not None else None
+    evaluate = _case_evaluator(case, P, ref, exact_vals)
 
     c0 = time.process_time()
     with warnings.catch_warnings(record=True) as caught:

@@ -167,6 +167,32 @@ def _values_only(fn: Callable) -> Callable:
     return call
 
 
+def _residuals(acq: Any, us: list, model_m: Any, scattered: bool) -> list[sympy.Expr]:
+    """The Helmholtz residual (PML, scaled by 1/k^2) of each source's field ``us`` in the medium ``model_m``."""
+    k = acq.k
+    s2 = sympy.Float(acq.source_var)
+    a0, L = acq.a0, sympy.Float(acq.pml_width)
+    inner = sympy.Float(acq.inner_half_width)
+    if scattered:
+        return [helmholtz_scattered(u, k, model_m, 1, f"u0_{i + 1}", a0=a0, L=L, inner=inner) / k**2
+                for i, u in enumerate(us)]
+    return [helmholtz_pml(u, k, model_m, x0=tuple(map(float, s)), s2=s2, a0=a0, L=L, inner=inner) / k**2
+            for u, s in zip(us, acq.sources)]
+
+
+def _data_term(acq: Any, d: np.ndarray, us: list, coords: tuple, u0: list | None, weight: float) -> Constraint:
+    """The receiver-data misfit ``u_i - d_i``; with backgrounds ``u0`` (scattered formulation) the network's
+    channels are ``us``, fitted to ``d - u0`` at the receivers."""
+    if u0 is not None:
+        rec = torch.as_tensor(acq.receivers, dtype=torch.float64)
+        u0_rec = np.stack([f(rec).numpy() for f in u0], 1)
+        d = d - u0_rec
+    data_names = {f"d{i + 1}": d[:, i] for i in range(acq.n_sources)}
+    dsyms = [coefficient(nm, coords) for nm in data_names]
+    data_res = [u - ds for u, ds in zip(us, dsyms)]
+    return Constraint(data_res, name="data", norm="l1", weight=weight).on(PointSet(acq.receivers, data_names))
+
+
 def build_problems(acq: Any, d: np.ndarray, cfg: NeuralFWIConfig, source_weight: float | None = None,
                    u0: list[torch.nn.Module] | None = None) -> tuple[Problem, Problem, Callable]:
     """The stage-1 (pretraining) and stage-2 (FWI) problems, and ``m(model, x)``.
@@ -185,28 +211,17 @@ def build_problems(acq: Any, d: np.ndarray, cfg: NeuralFWIConfig, source_weight:
         raise ValueError(f"formulation must be 'total' or 'scattered', got {cfg.formulation!r}")
     scattered = cfg.formulation == "scattered"
     (x, y), us, q, m = _symbols(acq.n_sources, cfg.m_param, tuple(cfg.m_bounds))
-    k = acq.k
-    s2 = sympy.Float(acq.source_var)
-    a0, L = acq.a0, sympy.Float(acq.pml_width)
-    inner = sympy.Float(acq.inner_half_width)
     coefs: dict[str, Any] = {}
     if scattered:
         u0 = background_interpolants(acq, cfg) if u0 is None else u0
         coefs = {f"u0_{i + 1}": _values_only(f) for i, f in enumerate(u0)}
-
-    def residuals(model_m: Any) -> list[sympy.Expr]:
-        if scattered:
-            return [helmholtz_scattered(u, k, model_m, 1, f"u0_{i + 1}", a0=a0, L=L, inner=inner) / k**2
-                    for i, u in enumerate(us)]
-        return [helmholtz_pml(u, k, model_m, x0=tuple(map(float, s)), s2=s2, a0=a0, L=L, inner=inner) / k**2
-                for u, s in zip(us, acq.sources)]
 
     box = Box([(-acq.half_width, acq.half_width)] * 2)
     cloud = SourceCloud(acq.sources, 4 * float(np.sqrt(acq.source_var)))
     n_src = max(cfg.batch // 2, 1)
 
     def pde_terms(model_m: Any, src_w: float) -> list[Constraint]:
-        r = residuals(model_m)
+        r = _residuals(acq, us, model_m, scattered)
         if scattered:  # no source term: the budget of the source samples goes to the box
             return [Constraint(r, name="pde", norm="l1").on(box, n=cfg.batch + n_src)]
         return [Constraint(r, name="pde", norm="l1").on(box, n=cfg.batch),
@@ -217,18 +232,10 @@ def build_problems(acq: Any, d: np.ndarray, cfg: NeuralFWIConfig, source_weight:
     pre = Problem(fields, (x, y), pde_terms(1, src_w) + [
         Constraint(m - 1, name="slowness", norm="l1", weight=cfg.slowness_weight).on(box, n=cfg.batch)],
         coefficients=coefs)
-    if scattered:  # the network's channels are us: fit d - u0 at the receivers
-        rec = torch.as_tensor(acq.receivers, dtype=torch.float64)
-        u0_rec = np.stack([f(rec).numpy() for f in u0], 1)
-        d = d - u0_rec
-    data_names = {f"d{i + 1}": d[:, i] for i in range(acq.n_sources)}
-    dsyms = [coefficient(nm, (x, y)) for nm in data_names]
-    data_res = [u - ds for u, ds in zip(us, dsyms)]
+    data = _data_term(acq, d, us, (x, y), u0 if scattered else None, cfg.lambda_data)
     extra = [Constraint(m - 1, name="slowness", norm="l1", weight=cfg.slowness_weight_fwi).on(box, n=cfg.batch)] \
         if cfg.slowness_weight_fwi > 0 else []
-    fwi = Problem(fields, (x, y), pde_terms(m, src_w) + [
-        Constraint(data_res, name="data", norm="l1", weight=cfg.lambda_data).on(PointSet(acq.receivers, data_names))]
-        + extra, coefficients=coefs)
+    fwi = Problem(fields, (x, y), pde_terms(m, src_w) + [data] + extra, coefficients=coefs)
     m_of = Problem(fields, (x, y), [Constraint(m, name="m").on(box, n=1)])
 
     def m_fn(model: torch.nn.Module, pts: torch.Tensor) -> torch.Tensor:

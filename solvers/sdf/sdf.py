@@ -195,6 +195,18 @@ def sign_prior_pool(points: np.ndarray, normals: np.ndarray, n: int, seed: int =
     return x[lab], np.where(inside[lab], -1.0, 1.0), dnn[lab] - h
 
 
+def _check_cloud(points: np.ndarray, normals: np.ndarray, batch: int) -> int:
+    """The dimension of the cloud ``points``, after checking it, its ``normals`` and ``batch``."""
+    d = points.shape[1]
+    if d not in COORDS:
+        raise ValueError(f"points must be 2-D or 3-D, got dimension {d}")
+    if normals.shape != points.shape:
+        raise ValueError(f"normals have shape {normals.shape} but points {points.shape}")
+    if batch < 2:
+        raise ValueError(f"batch must be >= 2, got {batch}")
+    return d
+
+
 def sdf_problem(points: np.ndarray, normals: np.ndarray, batch: int, engine: str = "autograd",
                 weights: dict[str, float] | None = None, off_points: int | None = None,
                 bbox_prior: float = 0.0, near_points: int = 0, near_weight: float = 0.0,
@@ -230,13 +242,7 @@ def sdf_problem(points: np.ndarray, normals: np.ndarray, batch: int, engine: str
     sign errors away from the data (ghost surfaces), now also inside the
     bounding box.
     """
-    d = points.shape[1]
-    if d not in COORDS:
-        raise ValueError(f"points must be 2-D or 3-D, got dimension {d}")
-    if normals.shape != points.shape:
-        raise ValueError(f"normals have shape {normals.shape} but points {points.shape}")
-    if batch < 2:
-        raise ValueError(f"batch must be >= 2, got {batch}")
+    d = _check_cloud(points, normals, batch)
     coords = COORDS[d]
     u = Field("u", coords)
     names = [f"n{c.name}" for c in coords]
@@ -252,28 +258,49 @@ def sdf_problem(points: np.ndarray, normals: np.ndarray, batch: int, engine: str
                                                      n=batch - half if off_points is None else off_points),
     ]
     if near_points > 0:
-        sd = coefficient("sd", coords)
-        comps = [w["eikonal"] * t["eikonal"].expr]
-        if near_weight > 0:
-            comps.insert(0, 0.5 * near_weight * (u - sd))
-        cons.append(Constraint(comps, norm="l1", name="near_surface")
-                    .on(NearSurface(points, normals, scale=near_scale), n=near_points))
+        cons.append(_near_constraint(points, normals, u, w["eikonal"] * t["eikonal"].expr, near_points, near_weight,
+                                     near_scale))
+    n_off = batch - (batch // 2) if off_points is None else off_points
     if sign_prior > 0:
-        xs, sgn, lb = sign_prior_pool(points, normals, sign_pool, seed=seed)
-        if len(xs):
-            sg, lo = coefficient("sgn", coords), coefficient("lb", coords)
-            cons.append(Constraint(sign_prior * sympy.Max(0, lo - sg * u), norm="l1", name="sign_prior")
-                        .on(PointSet(xs, {"sgn": sgn, "lb": lb}),
-                            n=min(len(xs), batch - (batch // 2) if off_points is None else off_points)))
+        cons += _sign_constraint(points, normals, u, sign_prior, sign_pool, seed, n_off)
     if bbox_prior > 0:
-        center = 0.5 * (points.max(0) + points.min(0))
-        half = 0.5 * (points.max(0) - points.min(0))
-        excess = [sympy.Abs(c - float(m)) - float(h) for c, m, h in zip(coords, center, half)]
-        dbox = sympy.sqrt(sum(sympy.Max(0, e) ** 2 for e in excess))
-        outside = sympy.Heaviside(sympy.Max(*excess), 0)
-        cons.append(Constraint(bbox_prior * outside * sympy.Max(0, dbox - u), norm="l1", name="bbox_prior")
-                    .on(Box([(-1.0, 1.0)] * d), n=batch - (batch // 2) if off_points is None else off_points))
+        cons.append(_bbox_constraint(points, u, bbox_prior, n_off))
     return Problem([u], coords, cons, engine=engine)
+
+
+def _near_constraint(points: np.ndarray, normals: np.ndarray, u: Any, eikonal_term: Any, n: int, weight: float,
+                     scale: float) -> Constraint:
+    """The Eikonal term (and ``weight * |u - sd|``) on ``n`` points per step near the surface."""
+    sd = coefficient("sd", COORDS[points.shape[1]])
+    comps = [eikonal_term]
+    if weight > 0:
+        comps.insert(0, 0.5 * weight * (u - sd))
+    return Constraint(comps, norm="l1", name="near_surface").on(NearSurface(points, normals, scale=scale), n=n)
+
+
+def _sign_constraint(points: np.ndarray, normals: np.ndarray, u: Any, weight: float, pool: int, seed: int,
+                     n: int) -> list[Constraint]:
+    """``weight * max(0, lb - s u)`` on the sign-prior pool (none when the pool is empty)."""
+    coords = COORDS[points.shape[1]]
+    xs, sgn, lb = sign_prior_pool(points, normals, pool, seed=seed)
+    if not len(xs):
+        return []
+    sg, lo = coefficient("sgn", coords), coefficient("lb", coords)
+    return [Constraint(weight * sympy.Max(0, lo - sg * u), norm="l1", name="sign_prior")
+            .on(PointSet(xs, {"sgn": sgn, "lb": lb}), n=min(len(xs), n))]
+
+
+def _bbox_constraint(points: np.ndarray, u: Any, weight: float, n: int) -> Constraint:
+    """``weight * max(0, d_box - u)`` on ``n`` uniform points per step outside the data's bounding box."""
+    d = points.shape[1]
+    coords = COORDS[d]
+    center = 0.5 * (points.max(0) + points.min(0))
+    half = 0.5 * (points.max(0) - points.min(0))
+    excess = [sympy.Abs(c - float(m)) - float(h) for c, m, h in zip(coords, center, half)]
+    dbox = sympy.sqrt(sum(sympy.Max(0, e) ** 2 for e in excess))
+    outside = sympy.Heaviside(sympy.Max(*excess), 0)
+    return Constraint(weight * outside * sympy.Max(0, dbox - u), norm="l1", name="bbox_prior") \
+        .on(Box([(-1.0, 1.0)] * d), n=n)
 
 
 def make_model(cfg: SDFConfig, dim: int) -> nn.Module:
@@ -347,14 +374,7 @@ def evaluate_sdf(
     metrics["mesh_seconds"] = time.perf_counter() - t0
     m = cfg.eval_points if dim == 3 else min(cfg.eval_points, 100_000)
     with clock("sample"):
-        pp, pn = (sample_mesh(out["vertices"], out["faces"], m, rng, orient=False) if dim == 3
-                  else _polyline_samples(out["contours"], m, rng))
-        gp = gn = gp2 = None
-        if gt_sampler is not None:
-            gp, gn = gt_sampler(m, rng)
-            gp2 = gt_sampler(m, rng)[0]
-        elif gt_points is not None:
-            gp, gn = gt_points
+        pp, pn, gp, gn, gp2 = _surface_samples(out, dim, m, rng, gt_sampler, gt_points)
     if gp is not None:
         with clock("chamfer"):
             if gp2 is not None:
@@ -376,6 +396,21 @@ def evaluate_sdf(
     out["metrics"] = metrics
     out["phases"] = clock.phases
     return out
+
+
+def _surface_samples(out: dict[str, Any], dim: int, m: int, rng: np.random.Generator, gt_sampler: Any,
+                     gt_points: Any) -> tuple:
+    """``m`` samples of the extracted surface and of the ground truth: ``(pp, pn, gp, gn, gp2)``, ``gp2`` a
+    second ground-truth draw (for the Chamfer floor) when there is a sampler; ground truth ``None`` without one."""
+    pp, pn = (sample_mesh(out["vertices"], out["faces"], m, rng, orient=False) if dim == 3
+              else _polyline_samples(out["contours"], m, rng))
+    gp = gn = gp2 = None
+    if gt_sampler is not None:
+        gp, gn = gt_sampler(m, rng)
+        gp2 = gt_sampler(m, rng)[0]
+    elif gt_points is not None:
+        gp, gn = gt_points
+    return pp, pn, gp, gn, gp2
 
 
 def _mesh_level_set(model: nn.Module, dim: int, cfg: SDFConfig, clock: PhaseClock

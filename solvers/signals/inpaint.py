@@ -92,6 +92,38 @@ class InpaintConfig(ModelSettings, FitSettings):
     log_every: int = 25
 
 
+def _train(model: torch.nn.Module, x_obs: torch.Tensor, y_obs: torch.Tensor, cfg: InpaintConfig, weight: float,
+           device: torch.device, show_progress: bool) -> tuple[dict[str, list[float]], float]:
+    """Adam on the observed pixels plus ``weight`` times the prior at fresh random points; ``(history, CPU s)``."""
+    n_prior = cfg.prior_points or x_obs.shape[0]
+    gen = torch.Generator(device="cpu").manual_seed(cfg.seed + 1)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    hist: dict[str, list[float]] = {"step": [], "loss": [], "data": [], "prior": []}
+    c0 = time.process_time()
+    bar = progress(range(1, cfg.steps + 1), desc=f"inpaint {cfg.prior}", disable=not show_progress)
+    for step in bar:
+        opt.zero_grad(set_to_none=True)
+        data = torch.mean((model(x_obs) - y_obs) ** 2)
+        if cfg.prior != "none" and weight > 0:
+            xp = (torch.rand(n_prior, 2, generator=gen) * 2.0 - 1.0).to(device)
+            pr = prior_value(model, xp, cfg.prior)
+        else:
+            pr = data.new_zeros(())
+        lv = step_loss(opt, data + weight * pr, step, f"inpaint {cfg.prior}")
+        if log_step(step, cfg.log_every, cfg.steps):
+            for k, v in (("step", step), ("loss", lv), ("data", float(data.detach())),
+                         ("prior", float(pr.detach()))):
+                hist[k].append(v)
+            bar.set_postfix(loss=f"{lv:.2e}")
+    return hist, time.process_time() - c0
+
+
+def _masked_psnr(pred: np.ndarray, image01: np.ndarray, sel: np.ndarray) -> float:
+    """PSNR (dB, data range 1) over the pixels ``sel``."""
+    mse = float(np.mean((pred[sel] - image01[sel]) ** 2))
+    return float("inf") if mse == 0 else 10.0 * math.log10(1.0 / mse)
+
+
 def inpaint_image(image01: np.ndarray, mask: np.ndarray, cfg: InpaintConfig,
                   show_progress: bool = True) -> dict[str, Any]:
     """Fit the observed pixels ``image01[mask]`` with a prior; PSNR on all pixels.
@@ -119,39 +151,15 @@ def inpaint_image(image01: np.ndarray, mask: np.ndarray, cfg: InpaintConfig,
     x_obs = grid[torch.as_tensor(flat)].to(device)
     y_obs = torch.as_tensor(image01.reshape(-1)[flat] * 2.0 - 1.0, dtype=torch.float32,
                             device=device).reshape(-1, 1)
-    n_prior = cfg.prior_points or x_obs.shape[0]
-    gen = torch.Generator(device="cpu").manual_seed(cfg.seed + 1)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    hist: dict[str, list[float]] = {"step": [], "loss": [], "data": [], "prior": []}
-    c0 = time.process_time()
-    bar = progress(range(1, cfg.steps + 1), desc=f"inpaint {cfg.prior}", disable=not show_progress)
-    for step in bar:
-        opt.zero_grad(set_to_none=True)
-        data = torch.mean((model(x_obs) - y_obs) ** 2)
-        if cfg.prior != "none" and weight > 0:
-            xp = (torch.rand(n_prior, 2, generator=gen) * 2.0 - 1.0).to(device)
-            pr = prior_value(model, xp, cfg.prior)
-        else:
-            pr = data.new_zeros(())
-        lv = step_loss(opt, data + weight * pr, step, f"inpaint {cfg.prior}")
-        if log_step(step, cfg.log_every, cfg.steps):
-            for k, v in (("step", step), ("loss", lv), ("data", float(data.detach())),
-                         ("prior", float(pr.detach()))):
-                hist[k].append(v)
-            bar.set_postfix(loss=f"{lv:.2e}")
-    cpu = time.process_time() - c0
+    hist, cpu = _train(model, x_obs, y_obs, cfg, weight, device, show_progress)
     model = model.cpu().eval()
     with torch.no_grad():
         pred = (model(grid).reshape(side, side).numpy().astype(np.float64) + 1.0) / 2.0
     pred = np.clip(pred, 0.0, 1.0)
-
-    def _masked(sel: np.ndarray) -> float:
-        mse = float(np.mean((pred[sel] - image01[sel]) ** 2))
-        return float("inf") if mse == 0 else 10.0 * math.log10(1.0 / mse)
-
     return dict(
         model=model, prediction=pred, psnr=psnr(pred, image01),
-        psnr_observed=_masked(mask), psnr_unobserved=_masked(~mask) if (~mask).any() else float("nan"),
+        psnr_observed=_masked_psnr(pred, image01, mask),
+        psnr_unobserved=_masked_psnr(pred, image01, ~mask) if (~mask).any() else float("nan"),
         history={k: np.asarray(v) for k, v in hist.items()}, cpu_seconds=cpu, weight=weight,
     )
 
