@@ -40,10 +40,6 @@ from .compiler_layout import channel_layout, field_axes, subsequence
 from .compiler_program import Context, Program
 from .symbolic import is_complex_field, is_field
 
-# solvers/pde/compare.py (owned by another engineer now) imports these from here; move
-# its import to pinnsiren.compiler_layout, then delete this line. Nothing else does.
-from .compiler_layout import LEFT_OUT_VALUE, project  # noqa: F401,E402  (temporary, see above)
-
 __all__ = ["compile_residual", "CompiledResidual"]
 
 

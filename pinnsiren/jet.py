@@ -75,12 +75,6 @@ from .networks import ACTIVATIONS, MLP, PositionalEncoding, RBFLayer, Siren, sin
 from .reverse_mode import autograd_derivatives
 from .siren_kernels import LinearJet, siren_fused
 
-# pinnsiren/train.py imports the engine's switches from here (that file is being
-# rewritten by another engineer now); move its import to pinnsiren.precision /
-# pinnsiren.buffers, then delete this line. Nothing else imports them from here.
-from .buffers import release_buffers  # noqa: F401,E402  (temporary, see above)
-from .precision import BACKWARD_PRECISIONS, backward_precision  # noqa: F401,E402  (temporary, see above)
-
 __all__ = ["derivatives", "jet_supported", "METHODS"]
 
 #: valid values of ``method``

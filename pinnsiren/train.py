@@ -38,7 +38,8 @@ from .adaptive import AdaptiveRegion, causal_loss, time_index
 from .alarm import ALARM_MODES, Alarm, TrainingAlarm, TrainingAlarmWarning
 from .balancing import BALANCERS, LossBalancer
 from .io import atomic_torch_save
-from .jet import BACKWARD_PRECISIONS, backward_precision, release_buffers
+from .buffers import release_buffers
+from .precision import BACKWARD_PRECISIONS, backward_precision
 from .lbfgs import lbfgs_phase
 from .progress import progress
 

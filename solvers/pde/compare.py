@@ -76,7 +76,7 @@ def model_on_grid(problem: Any, model: torch.nn.Module, points: np.ndarray, batc
     dict name -> ndarray (M,): real fields one channel, complex fields two (real, imaginary).
     A field over some of the coordinates is evaluated as the compiler does (the others at 0).
     """
-    from pinnsiren.compiler import field_axes, project
+    from pinnsiren.compiler_layout import field_axes, project
     from pinnsiren.evaluation import evaluate
 
     full = evaluate(model, points, batch).astype(np.float64)
@@ -183,7 +183,7 @@ def _known_fields(problem: Any, model: torch.nn.Module, grid: Any, given: Mappin
                   exact: Mapping[str, Any] | None, values: dict, table: dict) -> None:
     """Rows for the fields the grid held known (given in ``values``, e.g. an inverse problem's coefficient):
     the network against the given values on the grid of the field's own coordinates."""
-    from pinnsiren.compiler import field_axes
+    from pinnsiren.compiler_layout import field_axes
 
     coords = tuple(problem.coords)
     for f in problem.fields:
