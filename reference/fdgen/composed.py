@@ -259,17 +259,7 @@ class CutSystem(System):
         self.spec = spec
         self.layout = lay = CutLayout(spec, shape, order)
         nf = len(spec.fields)
-        if not spec.equations:
-            raise SpecError("no PDE: the spec has no equation imposed inside the region")
-        sym = [symbolise(e, spec, name) for name, e in spec.equations]
-        self.second = sorted({i for _, keys, _ in sym for (i, to, _) in keys if to >= 2})
-        for _, keys, _ in sym:
-            for (i, to, _) in keys:
-                if to > 2:
-                    raise SpecError(f"time derivative of order {to} of {spec.field_name(i)}: the solver marches up to u_tt")
-        self.slot_names = [spec.field_name(i) for i in range(nf)] + [spec.field_name(i) + "_t" for i in self.second]
-        self.n_slots = nf + len(self.second)
-        self.w_slot = {i: nf + j for j, i in enumerate(self.second)}
+        sym = self._slots(spec, "region")
         self.inner = np.arange(lay.n_in)
         self.bnodes = np.arange(lay.n_in, lay.N)
         self.N = lay.N

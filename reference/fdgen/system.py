@@ -42,23 +42,29 @@ class System:
         Flux form for ``d/dx(a du/dx)`` at second order.
     """
 
-    def __init__(self, spec: Spec, shape: Any, order: int = 2, conservative: bool = True) -> None:
-        self.spec = spec
-        self.layout = lay = Layout(spec, shape, order)
-        N = lay.N
-        nf = len(spec.fields)
+    def _slots(self, spec: Any, where: str) -> list:
+        """Symbolise the equations; one slot per field, plus ``w = u_t`` for each field with a ``u_tt``
+        (``second``, ``slot_names``, ``n_slots``, ``w_slot``). Returns the symbolised equations."""
         if not spec.equations:
-            raise SpecError("no PDE: the spec has no equation imposed inside the box")
+            raise SpecError(f"no PDE: the spec has no equation imposed inside the {where}")
+        nf = len(spec.fields)
         sym = [symbolise(e, spec, name) for name, e in spec.equations]
-        # second time derivatives -> extra slots w = u_t
         self.second = sorted({i for _, keys, _ in sym for (i, to, _) in keys if to >= 2})
         for _, keys, _ in sym:
-            for (i, to, alpha) in keys:
+            for (i, to, _) in keys:
                 if to > 2:
                     raise SpecError(f"time derivative of order {to} of {spec.field_name(i)}: the solver marches up to u_tt")
         self.slot_names = [spec.field_name(i) for i in range(nf)] + [spec.field_name(i) + "_t" for i in self.second]
         self.n_slots = nf + len(self.second)
         self.w_slot = {i: nf + j for j, i in enumerate(self.second)}
+        return sym
+
+    def __init__(self, spec: Spec, shape: Any, order: int = 2, conservative: bool = True) -> None:
+        self.spec = spec
+        self.layout = lay = Layout(spec, shape, order)
+        N = lay.N
+        nf = len(spec.fields)
+        sym = self._slots(spec, "box")
         self.inner = np.flatnonzero(~lay.boundary)
         self.bnodes = np.flatnonzero(lay.boundary)
         self.N = N

@@ -34,7 +34,7 @@ __all__ = ["AudioFitConfig", "load_wav", "time_grid", "fit_audio", "plot_audio_f
            "DEFAULT_WAV"]
 
 #: the paper's Bach clip, relative to the repository root
-DEFAULT_WAV = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "siren" / "gt_bach.wav"
+DEFAULT_WAV = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "siren" / "gt_bach.wav"
 
 
 def load_wav(path: str | Path, seconds: float | None = None,
