@@ -40,7 +40,8 @@ def _worker(args: argparse.Namespace) -> None:
 
     torch.set_num_threads(args.threads)
     sys.path.insert(0, str(ROOT))
-    from pinnsiren import Box, BoxBoundary, Constraint, Field, Problem, Siren, distributed
+    from pinnsiren import Box, Constraint, Field, Problem, Siren, distributed
+    from pinnsiren.phases import Adam
     from pinnsiren.train import TrainConfig, train
 
     x, y = sympy.symbols("x y", real=True)
@@ -49,7 +50,7 @@ def _worker(args: argparse.Namespace) -> None:
     box = [(-1, 1), (-1, 1)]
     problem = Problem([u], [x, y], [
         Constraint(sympy.Eq(u.diff(x, 2) + u.diff(y, 2), f), Box(box), n=args.points, name="pde"),
-        Constraint(sympy.Eq(u, 0), BoxBoundary(box), n=max(args.points // 8, 1), name="bc", weight=10.0),
+        Constraint(sympy.Eq(u, 0), Box(box).boundary(), n=max(args.points // 8, 1), name="bc", weight=10.0),
     ])
     marks: dict[str, float] = {}
 

@@ -36,7 +36,7 @@ import numpy as np  # noqa: E402
 import sympy  # noqa: E402
 import torch  # noqa: E402
 
-from pinnsiren import Box, Constraint, Disk, ExactDirichlet, Field, Normalized, Problem, Siren  # noqa: E402
+from pinnsiren import Ball, Box, Constraint, ExactDirichlet, Field, Normalized, Problem, Siren  # noqa: E402
 from pinnsiren.adf import r_and, transfinite  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "pinnacle"
@@ -48,7 +48,7 @@ def build(variant: str, hidden: int, layers: int):
     xy = (x, y)
     u = Field("u", xy)
     sq = Box([(-0.5, 0.5)] * 2)
-    holes = [Disk([a, b], 0.1) for a in (0.3, -0.3) for b in (0.3, -0.3)]
+    holes = [Ball([a, b], 0.1) for a in (0.3, -0.3) for b in (0.3, -0.3)]
     dom = sq
     for h in holes:
         dom = dom - h

@@ -24,11 +24,11 @@ def main() -> None:
     u, UE, x, y = T.u, T.UE, T.x, T.y
     nd = T.normal_derivative(u, (x, y))
     sq = T.square_minus_discs()
-    holes = [(T.Disk(c, r), c, r) for c, r in T.HOLES]
-    disc = T.Disk(T.DISC_C, T.DISC_R)
+    holes = [(T.Ball(c, r), c, r) for c, r in T.HOLES]
+    disc = T.Ball(T.DISC_C, T.DISC_R)
     pent = T.Polygon([(-1, -0.8), (0.9, -1), (1, 0.3), (0.1, 1), (-0.9, 0.6)])
     hc, hr = (0.05, -0.1), 0.35
-    edges = ("edges", u - UE, T.pinn.BoxBoundary(T.SQUARE.bounds))
+    edges = ("edges", u - UE, T.pinn.Box(T.SQUARE.bounds).boundary())
     studies = {
         "disc, Dirichlet": (disc, [("bc", u - UE, disc.boundary())], T.GRIDS),
         "disc, Robin": (disc, [("bc", u + nd - (UE + T.dn_disc(T.DISC_C, T.DISC_R)), disc.boundary())], T.GRIDS),
@@ -37,12 +37,12 @@ def main() -> None:
             sq, [edges] + [(f"c{i}", nd - T.dn_disc(c, r), d.boundary()) for i, (d, c, r) in enumerate(holes)], T.GRIDS),
         "L-shape (Polygon), Dirichlet": (T.Polygon(T.L_VERTICES), [("bc", u - UE, T.Polygon(T.L_VERTICES).boundary())], (17, 33, 65, 129)),
         "L-shape (Box - Box), Dirichlet": (T.Box([(-1, 1), (-1, 1)]) - T.Box([(0, 1), (0, 1)]),
-                                           [("bc", u - UE, T.pinn.BoxBoundary([(-1, 1), (-1, 1)])),
+                                           [("bc", u - UE, T.pinn.Box([(-1, 1), (-1, 1)]).boundary()),
                                             ("in", u - UE, T.Box([(0, 1), (0, 1)]).boundary())], (17, 33, 65, 129)),
-        "pentagon minus disc, Dirichlet": (pent - T.Disk(hc, hr), [("o", u - UE, pent.boundary()),
-                                                                  ("h", u - UE, T.Disk(hc, hr).boundary())], T.GRIDS),
-        "pentagon minus disc, Robin on the hole": (pent - T.Disk(hc, hr), [
-            ("o", u - UE, pent.boundary()), ("h", u + nd - (UE + T.dn_disc(hc, hr)), T.Disk(hc, hr).boundary())], T.GRIDS),
+        "pentagon minus disc, Dirichlet": (pent - T.Ball(hc, hr), [("o", u - UE, pent.boundary()),
+                                                                  ("h", u - UE, T.Ball(hc, hr).boundary())], T.GRIDS),
+        "pentagon minus disc, Robin on the hole": (pent - T.Ball(hc, hr), [
+            ("o", u - UE, pent.boundary()), ("h", u + nd - (UE + T.dn_disc(hc, hr)), T.Ball(hc, hr).boundary())], T.GRIDS),
     }
     out = []
     for name, (dom, conds, grids) in studies.items():

@@ -56,7 +56,7 @@ import sympy  # noqa: E402
 import torch  # noqa: E402
 
 from pinnsiren import (  # noqa: E402
-    Box, BoxBoundary, Constraint, Disk, ExactDirichlet, Field, PointSet, Problem, Siren, TimeSlice, impose_exactly)
+    Ball, Box, Constraint, ExactDirichlet, Field, PointSet, Problem, Siren, SpaceTime, impose_exactly)
 from pinnsiren.adf import transfinite  # noqa: E402
 from pinnsiren.precision import BACKWARD_PRECISIONS  # noqa: E402
 from pinnsiren.train import TrainConfig, recommended_model, train  # noqa: E402
@@ -104,8 +104,8 @@ def burgers(data: Path | None, quick: bool) -> Case:
     pde = u.diff(t) + u * u.diff(x) - nu * u.diff(x, 2)
     bounds = [(-1, 1), (0, 1)]
     u0 = -sympy.sin(sympy.pi * x)
-    conditions = [("initial", u - u0, TimeSlice([(-1, 1)], 1, 0.0)),
-                  ("boundary", u, BoxBoundary(bounds, faces=[(0, 0), (0, 1)]))]
+    conditions = [("initial", u - u0, SpaceTime(Box([(-1, 1)]), (0, 1), t_index=1).initial()),
+                  ("boundary", u, Box(bounds).boundary(faces=[(0, 0), (0, 1)]))]
     exact = (t * (1 - x**2), u0)  # u0 vanishes at x = +-1, so it also carries the boundary data
     ref = None
     f = data / "burgers1d.dat" if data else None
@@ -143,11 +143,11 @@ def poisson_c(data: Path | None, quick: bool) -> Case:
     u = Field("u", (x, y))
     pde = u.diff(x, 2) + u.diff(y, 2)
     sq = Box([(-0.5, 0.5), (-0.5, 0.5)])
-    holes = [Disk([a, b], 0.1) for a in (0.3, -0.3) for b in (0.3, -0.3)]
+    holes = [Ball([a, b], 0.1) for a in (0.3, -0.3) for b in (0.3, -0.3)]
     dom = sq
     for h in holes:
         dom = dom - h
-    conditions = [("edges", u - 1, BoxBoundary(sq.bounds))] + [
+    conditions = [("edges", u - 1, sq.boundary())] + [
         (f"circle{i}", u, h.boundary()) for i, h in enumerate(holes)]
     phi = dom.adf((x, y), normalize=True)
     g = transfinite([(sq.adf((x, y), smooth=True), 1)] + [(-h.adf((x, y)), 0) for h in holes])
@@ -160,11 +160,11 @@ def poisson_cg(data: Path | None, quick: bool) -> Case:
     f = 10 * (1 + x**2 + 16 + y**2) * sympy.sin(sympy.pi * x) * sympy.sin(4 * sympy.pi * y)
     pde = -(u.diff(x, 2) + u.diff(y, 2)) + 64 * u - f
     sq = Box([(-1, 1), (-1, 1)])
-    holes = [Disk([0.5, 0.5], 0.2), Disk([0.4, -0.4], 0.4), Disk([-0.2, -0.7], 0.1), Disk([-0.6, 0.5], 0.3)]
+    holes = [Ball([0.5, 0.5], 0.2), Ball([0.4, -0.4], 0.4), Ball([-0.2, -0.7], 0.1), Ball([-0.6, 0.5], 0.3)]
     dom = sq
     for h in holes:
         dom = dom - h
-    conditions = [("edges", u - sympy.Rational(1, 5), BoxBoundary(sq.bounds))] + [
+    conditions = [("edges", u - sympy.Rational(1, 5), sq.boundary())] + [
         (f"circle{i}", u - 1, h.boundary()) for i, h in enumerate(holes)]
     phi = dom.adf((x, y), normalize=True)
     g = transfinite([(sq.adf((x, y), smooth=True), sympy.Rational(1, 5))] + [(-h.adf((x, y)), 1) for h in holes])
@@ -177,8 +177,8 @@ def heat_ms(data: Path | None, quick: bool) -> Case:
     pde = u.diff(t) - (u.diff(x, 2) / (500 * sympy.pi) ** 2 + u.diff(y, 2) / sympy.pi**2)
     bounds = [(0, 1), (0, 1), (0, 5)]
     u0 = sympy.sin(20 * sympy.pi * x) * sympy.sin(sympy.pi * y)
-    conditions = [("initial", u - u0, TimeSlice([(0, 1), (0, 1)], 2, 0.0)),
-                  ("boundary", u, BoxBoundary(bounds, faces=[(0, 0), (0, 1), (1, 0), (1, 1)]))]
+    conditions = [("initial", u - u0, SpaceTime(Box([(0, 1), (0, 1)]), (0, 5), t_index=2).initial()),
+                  ("boundary", u, Box(bounds).boundary(faces=[(0, 0), (0, 1), (1, 0), (1, 1)]))]
     exact = (t * x * (1 - x) * y * (1 - y) * 16, u0)  # u0 vanishes on the sides
     ref = None
     f = data / "heat_multiscale_lesspoints.dat" if data else None
@@ -206,7 +206,7 @@ def helmholtz(data: Path | None, quick: bool) -> Case:
     q = sympy.diff(sol, x, 2) + sympy.diff(sol, y, 2) + k**2 * sol
     pde = u.diff(x, 2) + u.diff(y, 2) + k**2 * u - q
     bounds = [(-1, 1), (-1, 1)]
-    conditions = [("boundary", u, BoxBoundary(bounds))]
+    conditions = [("boundary", u, Box(bounds).boundary())]
     exact = ((1 - x**2) * (1 - y**2), 0)
     pts = np.random.default_rng(0).uniform(-1, 1, (10_000, 2))
     fn = sympy.lambdify((x, y), sol, "numpy")
@@ -220,7 +220,7 @@ def helmholtz_4pi(data: Path | None, quick: bool) -> Case:
     sol = sympy.sin(k * x) * sympy.sin(k * y)
     pde = u.diff(x, 2) + u.diff(y, 2) + k**2 * u + k**2 * sol
     bounds = [(0, 1), (0, 1)]
-    conditions = [("boundary", u, BoxBoundary(bounds))]
+    conditions = [("boundary", u, Box(bounds).boundary())]
     exact = (x * (1 - x) * y * (1 - y) * 4, 0)
     g = np.random.default_rng(0)
     pts = g.uniform(0, 1, (10_000, 2))
@@ -249,7 +249,7 @@ def ns_lid(data: Path | None, quick: bool) -> Case:
             ("momentum_y", u * v.diff(x) + v * v.diff(y) + p.diff(y) - nu * (v.diff(x, 2) + v.diff(y, 2))),
             ("continuity", u.diff(x) + v.diff(y))]
     bounds = [(0, 1), (0, 1)]
-    lid, walls = BoxBoundary(bounds, faces=[(1, 1)]), BoxBoundary(bounds, faces=[(0, 0), (0, 1), (1, 0)])
+    lid, walls = Box(bounds).boundary(faces=[(1, 1)]), Box(bounds).boundary(faces=[(0, 0), (0, 1), (1, 0)])
     conditions = [("lid_u", u - 4 * x * (1 - x), lid), ("lid_v", v, lid), ("wall_u", u, walls),
                   ("wall_v", v, walls), ("pressure_gauge", p, PointSet(np.zeros((1, 2))))]
     ref = None

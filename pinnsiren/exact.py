@@ -18,9 +18,9 @@ data, conditions on regions without an ADF, coefficient-valued data) stay
 soft. The choices follow the measurements in docs/compiler.md (exact
 Dirichlet data).
 
-Recognised pieces: ``BoxBoundary`` (all or some faces), ``shape.boundary()``
-of a :class:`~pinnsiren.geometry.Shape` with an ADF, ``SpaceTime.boundary()``
-(lateral), ``SpaceTime.initial()`` / ``final()``, ``TimeSlice``. The domain
+Recognised pieces: ``Box.boundary(faces)`` (all or some faces),
+``shape.boundary()`` of a :class:`~pinnsiren.geometry.Shape` with an ADF,
+``SpaceTime.boundary()`` (lateral), ``SpaceTime.initial()`` / ``final()``. The domain
 (for orientation and normalisation) is the region of the first remaining
 constraint that is a Shape or SpaceTime.
 """
@@ -41,7 +41,7 @@ from .adf import transfinite
 from .compiler import compile_residual
 from .distance import decompose, piece_adf
 from .geometry import Boundary, Box, BoxBoundary, Shape, SpaceTime, SpaceTimeBoundary, TimeSlab
-from .problem import Problem, TimeSlice
+from .problem import Problem
 from .sampling import _bounds
 from .symbolic import is_complex_field
 from .transforms import ExactDirichlet
@@ -110,7 +110,7 @@ def _shape_adf(shape: Shape, coords: tuple) -> sympy.Expr | None:
         return None
 
 
-def _piece_adf(region: Any, coords: tuple, domain_bbox: torch.Tensor | None) -> sympy.Expr | None:
+def _piece_adf(region: Any, coords: tuple) -> sympy.Expr | None:
     if isinstance(region, BoxBoundary):
         return _box_faces_adf(region.bounds, region.faces, coords)
     if isinstance(region, Boundary):
@@ -126,14 +126,6 @@ def _piece_adf(region: Any, coords: tuple, domain_bbox: torch.Tensor | None) -> 
         t = coords[st.t_index]
         t0, t1 = (sympy.nsimplify(v) for v in st._tb(0)[0].tolist())
         return (t - t0) / (t1 - t0) if region.side == 0 else (t1 - t) / (t1 - t0)
-    if isinstance(region, TimeSlice):
-        if callable(region.t0) or not _static(region.space_bounds):
-            return None
-        t = coords[region.t_index]
-        span = 1.0
-        if domain_bbox is not None:
-            span = float(domain_bbox[region.t_index, 1] - domain_bbox[region.t_index, 0]) or 1.0
-        return (t - sympy.nsimplify(region.t0)) / sympy.nsimplify(span)
     return None
 
 
@@ -278,7 +270,7 @@ def _weight_reason(weight: Any) -> str | None:
 def _region_kind(region: Any) -> str | None:
     if isinstance(region, (BoxBoundary, Boundary, SpaceTimeBoundary)):
         return "lateral"
-    if isinstance(region, (TimeSlab, TimeSlice)):
+    if isinstance(region, TimeSlab):
         return "time"
     return None
 
@@ -371,11 +363,6 @@ def _member(region: Any, x: torch.Tensor, tol: float) -> torch.Tensor:
         if isinstance(region, TimeSlab):
             return ((t - tb[region.side]).abs() <= tol) & st.shape.contains(xs)
         return (st.shape._phi(xs, 0).abs() <= tol) & (t >= tb[0] - tol) & (t <= tb[1] + tol)
-    if isinstance(region, TimeSlice):
-        t = x[:, region.t_index]
-        xs = torch.cat([x[:, : region.t_index], x[:, region.t_index + 1:]], 1)
-        b = _bounds(region.space_bounds, 0)
-        return ((t - float(region.t0)).abs() <= tol) & ((xs >= b[:, 0] - tol) & (xs <= b[:, 1] + tol)).all(1)
     return torch.zeros(x.shape[0], dtype=torch.bool)
 
 
@@ -406,7 +393,7 @@ def _candidate_own(ctx: _Context, pieces: list, soft: dict) -> tuple[sympy.Expr,
     """Each piece's own distance function (a box face's line, a shape's ADF), as measured before."""
     out = []
     for name, h in pieces:
-        phi = _piece_adf(ctx.region(name), ctx.coords, ctx.bbox)
+        phi = _piece_adf(ctx.region(name), ctx.coords)
         if phi is None:
             return None
         v = compile_residual(phi, [], ctx.coords)(None, ctx.inside)
@@ -461,7 +448,7 @@ def _candidate_trimmed(ctx: _Context, pieces: list, soft: dict) -> tuple[sympy.E
                 continue
             out.append((name, piece_adf(mine, space), h))
             continue
-        phi = _piece_adf(ctx.region(name), ctx.coords, ctx.bbox)
+        phi = _piece_adf(ctx.region(name), ctx.coords)
         if phi is None:
             return None
         if float(compile_residual(phi, [], ctx.coords)(None, ctx.inside).median()) < 0:
@@ -509,8 +496,6 @@ def _planes(region: Any) -> list[tuple[int, float]]:
         return [(a, float(b[a, s])) for a, s in region.faces]
     if isinstance(region, TimeSlab) and not callable(region.st.t_bounds):
         return [(region.st.t_index, float(region.st._tb(0)[0, region.side]))]
-    if isinstance(region, TimeSlice) and not callable(region.t0):
-        return [(region.t_index, float(region.t0))]
     return []
 
 

@@ -5,7 +5,7 @@ A *region* samples collocation points: ``sample(n, step, generator) -> (x
 its membership, its boundary (with outward unit normals) and an approximate
 distance function (ADF) for exact boundary conditions:
 
->>> domain = Box([(-0.5, 0.5)] * 2) - Disk([0.3, 0.3], 0.1) - Disk([-0.3, 0.3], 0.1)
+>>> domain = Box([(-0.5, 0.5)] * 2) - Ball([0.3, 0.3], 0.1) - Ball([-0.3, 0.3], 0.1)
 >>> x, _ = domain.sample(1000, 0, g)               # 1000 points, all inside
 >>> xb, data = domain.boundary().sample(500, 0, g)  # on the square and the circles
 >>> data["normal"].shape                            # outward unit normals
@@ -49,7 +49,6 @@ __all__ = [
     "Shape",
     "Box",
     "Ball",
-    "Disk",
     "Polygon",
     "Union",
     "Intersection",
@@ -198,6 +197,14 @@ class Box(Shape):
     def sample(self, n, step, generator):
         return _uniform(n, _bounds(self.bounds, step), generator), {}
 
+    def boundary(self, faces: Sequence[tuple[int, int]] | None = None) -> "BoxBoundary":
+        """The faces ``(axis, side)`` (side 0: ``lo``, 1: ``hi``; ``None``: all ``2 d``), with outward unit normals.
+
+        E.g. ``Box([(-1, 1), (0, 1)]).boundary(faces=[(0, 0)])`` is the face
+        ``x = -1``. Sampled in proportion to the faces' areas.
+        """
+        return BoxBoundary(self, faces)
+
     def bbox(self, step=0):
         return _bounds(self.bounds, step)
 
@@ -236,18 +243,22 @@ class Box(Shape):
 
 
 class BoxBoundary(Region):
-    """Uniform samples on the faces of a box, chosen in proportion to their area.
+    """Some or all faces of a :class:`Box`, as ``Box.boundary(faces)`` makes them.
 
+    Uniform samples on the faces, chosen in proportion to their area.
     ``faces``: list of ``(axis, side)`` with ``side`` 0 (``lo``) or 1
     (``hi``); ``None`` means all ``2 d`` faces. Samples carry outward unit
-    normals (``data["normal"]``).
+    normals (``data["normal"]``). ``bounds``: the box's bounds.
     """
 
     data_names = (NORMAL,)
 
-    def __init__(self, bounds: Bounds | Callable[[int], Bounds], faces: Sequence[tuple[int, int]] | None = None) -> None:
-        self.bounds = bounds
-        self.dim = _bounds(bounds, 0).shape[0]
+    def __init__(self, box: "Box", faces: Sequence[tuple[int, int]] | None = None) -> None:
+        if not isinstance(box, Box):
+            raise TypeError(f"BoxBoundary needs a Box, got {type(box).__name__}; use Box(bounds).boundary(faces)")
+        self.box = box
+        self.bounds = box.bounds
+        self.dim = box.dim
         self.faces = list(faces) if faces is not None else [(a, s) for a in range(self.dim) for s in (0, 1)]
         for a, s in self.faces:
             if not (0 <= a < self.dim) or s not in (0, 1):
@@ -314,10 +325,6 @@ class Ball(Shape):
 
     def _adf(self, coords):
         return ball_adf(check_adf_coords(coords, self.dim), self.center, self._r(0))
-
-
-#: a 2-D ball
-Disk = Ball
 
 
 class Polygon(Shape):

@@ -14,7 +14,7 @@ is all a grid solver reads (the protocol is documented in
   (outward unit normal at boundary points);
 * a *boundary part* (``kind == "boundary"``): ``contains(p)`` says which
   boundary points it covers (``Boundary`` of a shape: the shape's whole
-  boundary; ``BoxBoundary``: the listed faces), ``normal(p)``;
+  boundary; ``Box.boundary(faces)``: the listed faces), ``normal(p)``;
 * space-time: ``"spacetime"`` (``space`` a solid, ``t_index``,
   ``t_bounds``), ``"spacetime_boundary"`` (``space`` a boundary part),
   ``"time_slab"`` (``space`` a solid, ``t_index``, ``t``, ``side``).
@@ -225,7 +225,7 @@ class BoundaryPart:
 
 
 class FacesPart:
-    """Faces ``(axis, side)`` of a box (``BoxBoundary``)."""
+    """Faces ``(axis, side)`` of a box (``Box.boundary(faces)``)."""
 
     kind = "boundary"
 
@@ -315,4 +315,4 @@ def grid_region(region: Any) -> Any:
     if isinstance(region, g.TimeSlab):
         return TimeSlabView(grid_region(region.st), region.side)
     raise TypeError(f"a {type(region).__name__} region has no grid view (boxes, balls, polygons, their unions, "
-                    "intersections and differences, their boundaries, BoxBoundary and space-time regions do)")
+                    "intersections and differences, their boundaries and space-time regions do)")

@@ -1,12 +1,10 @@
 """Problems: fields + constraints on sampled regions -> per-constraint losses.
 
 The regions live in :mod:`pinnsiren.geometry` (boxes, balls, polygons,
-composed shapes, space-time) and :mod:`pinnsiren.regions` (time slices,
-points near a source, cones, point sets with data); this module re-exports
-them so ``from pinnsiren.problem import Box, PointSet`` keeps working.
-Regions sample collocation points afresh on every call. Their bounds may be
-callables of the training step (curriculum), e.g. a time window that grows
-linearly: ``Box(lambda step: [(-1, 1), (-1, 1), (0, min(1, step / 1000))])``.
+composed shapes, space-time) and :mod:`pinnsiren.regions` (points near a
+source, cones, point sets with data). Regions sample collocation points
+afresh on every call. Their bounds may be callables of the training step
+(curriculum), e.g. a time window that grows linearly: ``Box(lambda step: [(-1, 1), (-1, 1), (0, min(1, step / 1000))])``.
 All sampling is done on the CPU in float64 with the given
 ``torch.Generator`` (reproducible), then moved to the model's device/dtype.
 """
@@ -23,24 +21,10 @@ from torch import nn
 from .compiler import CompiledResidual, compile_residual
 from .evaluation import model_dtype_device
 from .symbolic import Constraint, is_complex_field
-from .geometry import NORMAL, Ball, Box, BoxBoundary, Disk, Region  # regions live in geometry and regions;
-from .regions import Cone, NearPoint, PointSet, TimeSlice  # re-exported here
+from .geometry import NORMAL, Region
+from .regions import PointSet
 
-__all__ = [
-    "Problem",
-    "Constraint",
-    "Region",
-    "Box",
-    "BoxBoundary",
-    "Ball",
-    "Disk",
-    "TimeSlice",
-    "NearPoint",
-    "Cone",
-    "PointSet",
-]
-
-Bounds = Sequence[Sequence[float]]
+__all__ = ["Problem"]
 
 
 class Problem:

@@ -1,11 +1,11 @@
 """Sampled regions beside the composed shapes of :mod:`pinnsiren.geometry`.
 
-``TimeSlice`` (an initial or final slice of a space-time box), ``NearPoint``
-(Gaussian samples around a point, e.g. a source), ``Cone`` (the domain of
-influence of a ball in space-time) and ``PointSet`` (explicit points that
-carry data). Each samples afresh on every call, on the CPU in float64 with
-the given ``torch.Generator``; bounds may be callables of the training step.
-:mod:`pinnsiren.problem` re-exports them.
+``NearPoint`` (Gaussian samples around a point, e.g. a source), ``Cone``
+(the domain of influence of a ball in space-time) and ``PointSet`` (explicit
+points that carry data). Each samples afresh on every call, on the CPU in
+float64 with the given ``torch.Generator``; bounds may be callables of the
+training step. (A slice of a space-time domain at its initial or final time
+is ``SpaceTime(shape, (t0, t1)).initial()`` / ``.final()``.)
 """
 
 from __future__ import annotations
@@ -18,29 +18,9 @@ import torch
 from .geometry import Region
 from .sampling import _ball_offsets, _bounds, _resolve, _uniform
 
-__all__ = ["TimeSlice", "NearPoint", "Cone", "PointSet"]
+__all__ = ["NearPoint", "Cone", "PointSet"]
 
 Bounds = Sequence[Sequence[float]]
-
-
-class TimeSlice(Region):
-    """Uniform samples in a space box with one coordinate held at ``t0``.
-
-    ``x[:, t_index] = t0``; the other columns follow ``space_bounds`` in order.
-    """
-
-    def __init__(self, space_bounds: Bounds | Callable[[int], Bounds], t_index: int, t0: float = 0.0) -> None:
-        self.space_bounds = space_bounds
-        self.t_index = t_index
-        self.t0 = t0
-        self.dim = _bounds(space_bounds, 0).shape[0] + 1
-        if not 0 <= t_index < self.dim:
-            raise ValueError(f"t_index {t_index} out of range for {self.dim} coordinates")
-
-    def sample(self, n, step, generator):
-        xs = _uniform(n, _bounds(self.space_bounds, step), generator)
-        t = torch.full((n, 1), float(_resolve(self.t0, step)), dtype=torch.float64)
-        return torch.cat([xs[:, : self.t_index], t, xs[:, self.t_index :]], 1), {}
 
 
 class NearPoint(Region):

@@ -19,7 +19,7 @@ as it goes and the spec is marked incomplete, with one reason per gap
 Regions are described by their type and parameters::
 
     {"type": "Box", "bounds": [[-1, 1], [-1, 1]]}
-    {"type": "BoxBoundary", "bounds": [...], "faces": [[0, 0], [1, 1]]}
+    {"type": "BoxBoundary", "bounds": [...], "faces": [[0, 0], [1, 1]]}   (Box.boundary(faces))
     {"type": "Ball", "center": [0, 0], "radius": 0.5}
     {"type": "Polygon", "vertices": [[0, 0], [1, 0], [0, 1]]}
     {"type": "Union" | "Intersection" | "Difference", "a": {...}, "b": {...}}
@@ -27,7 +27,6 @@ Regions are described by their type and parameters::
     {"type": "SpaceTime", "shape": {...}, "t_bounds": [0, 1], "t_index": 2}
     {"type": "SpaceTimeBoundary", "st": {...}}      (SpaceTime.boundary())
     {"type": "TimeSlab", "st": {...}, "side": 0}   (SpaceTime.initial() / final())
-    {"type": "TimeSlice", "space_bounds": [...], "t_index": 1, "t0": 0.0}
     {"type": "NearPoint", "center": [...], "std": 0.1, "bounds": [...]}
     {"type": "Cone", "center": [...], "r0": .., "c": .., "t_bounds": [..], "space_bounds": [..], "t_index": 2}
     {"type": "PointSet", "points": null, "m": 1000, "data_names": [...]}   (incomplete)
@@ -256,9 +255,6 @@ def region_spec(region: Any, where: str, reasons: list[str]) -> dict:
         d = {"type": t, "st": region_spec(region.st, where, reasons)}
     elif t == "TimeSlab":
         d = {"type": t, "st": region_spec(region.st, where, reasons), "side": int(region.side)}
-    elif t == "TimeSlice":
-        d = {"type": t, "space_bounds": _static(region, "space_bounds", cal), "t_index": int(region.t_index),
-             "t0": _static(region, "t0", cal)}
     elif t == "NearPoint":
         d = {"type": t, "center": _num(region.center), "std": _static(region, "std", cal),
              "bounds": _static(region, "bounds", cal)}
@@ -287,7 +283,7 @@ def _shape_classes() -> dict:
         "Polygon": geometry.Polygon, "Union": geometry.Union, "Intersection": geometry.Intersection,
         "Difference": geometry.Difference, "Boundary": geometry.Boundary, "SpaceTime": geometry.SpaceTime,
         "SpaceTimeBoundary": geometry.SpaceTimeBoundary, "TimeSlab": geometry.TimeSlab,
-        "TimeSlice": regions.TimeSlice, "NearPoint": regions.NearPoint, "Cone": regions.Cone,
+        "NearPoint": regions.NearPoint, "Cone": regions.Cone,
     }
 
 
@@ -304,7 +300,7 @@ def region_from_spec(d: Mapping[str, Any]) -> Any:
     if t == "Box":
         return cls(d["bounds"])
     if t == "BoxBoundary":
-        return cls(d["bounds"], faces=[tuple(f) for f in d["faces"]])
+        return _shape_classes()["Box"](d["bounds"]).boundary(faces=[tuple(f) for f in d["faces"]])
     if t == "Ball":
         return cls(d["center"], d["radius"])
     if t == "Polygon":
@@ -319,8 +315,6 @@ def region_from_spec(d: Mapping[str, Any]) -> Any:
         return cls(region_from_spec(d["st"]))
     if t == "TimeSlab":
         return cls(region_from_spec(d["st"]), int(d["side"]))
-    if t == "TimeSlice":
-        return cls(d["space_bounds"], int(d["t_index"]), d["t0"])
     if t == "NearPoint":
         return cls(d["center"], d["std"], d["bounds"])
     if t == "Cone":

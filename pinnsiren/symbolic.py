@@ -133,7 +133,7 @@ def normal(coords: Sequence[sympy.Symbol]) -> tuple[sympy.Symbol, ...]:
     """The outward-normal component symbols ``n_<coord>`` (e.g. ``n_x, n_y``).
 
     On a region whose samples carry normals (a boundary of a geometry shape,
-    :class:`~pinnsiren.geometry.BoxBoundary`, ...), a constraint may use
+    ``Box.boundary(faces)``, ...), a constraint may use
     these symbols; each point gets the components of its own outward unit
     normal.
     """

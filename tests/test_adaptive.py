@@ -6,7 +6,7 @@ import pytest
 import sympy
 import torch
 
-from pinnsiren import Box, BoxBoundary, Constraint, Field, PointSet, Problem, Siren
+from pinnsiren import Box, Constraint, Field, PointSet, Problem, Siren
 from pinnsiren.adaptive import AdaptiveRegion, causal_loss, rad_probabilities
 from pinnsiren.train import TrainConfig, train
 
@@ -51,7 +51,7 @@ def _heat_problem():
     dom = [(-1, 1), (0, 1)]
     return Problem([u], (x, t), [
         Constraint(u.diff(t) - u.diff(x, 2), where=Box(dom), n=64, name="pde"),
-        Constraint(u - sympy.sin(sympy.pi * x), where=BoxBoundary(dom, faces=[(1, 0)]), n=32, name="initial"),
+        Constraint(u - sympy.sin(sympy.pi * x), where=Box(dom).boundary(faces=[(1, 0)]), n=32, name="initial"),
     ])
 
 

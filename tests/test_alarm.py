@@ -67,12 +67,10 @@ def test_healthy_two_term_run_with_a_prior_that_is_zero_by_design_is_quiet():
     y = sympy.Symbol("y")
     v = Field("v", (x, y))
     sol = sympy.sin(sympy.pi * x) * sympy.sin(sympy.pi * y)
-    from pinnsiren import BoxBoundary
-
     prob = Problem([v], (x, y), [
         Constraint(v.diff(x, 2) + v.diff(y, 2) - sol.diff(x, 2) - sol.diff(y, 2), where=Box([(-1, 1)] * 2), n=128,
                    name="pde"),
-        Constraint(v - sol, where=BoxBoundary([(-1, 1)] * 2), n=64, name="boundary", weight=100.0),
+        Constraint(v - sol, where=Box([(-1, 1)] * 2).boundary(), n=64, name="boundary", weight=100.0),
         Constraint(sympy.Max(0, -v - 10), where=Box([(-1, 1)] * 2), n=64, name="prior"),
     ])
     torch.manual_seed(0)

@@ -205,12 +205,12 @@ def test_failed_work_exits_1_one_line(workdir, capsys, monkeypatch):
 
 
 def _problem2d():
-    from pinnsiren import Box, BoxBoundary, Constraint, Field, Problem
+    from pinnsiren import Box, Constraint, Field, Problem
 
     u = Field("u", (x, y))
     box = [(-1.0, 1.0), (-1.0, 1.0)]
     return Problem([u], (x, y), [Constraint(u.diff(x, 2) + u.diff(y, 2) - 1, where=Box(box), n=16, name="pde"),
-                                 Constraint(u, where=BoxBoundary(box), n=16, name="bc")])
+                                 Constraint(u, where=Box(box).boundary(), n=16, name="bc")])
 
 
 def _diff_not_coordinate():

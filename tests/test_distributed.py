@@ -61,11 +61,12 @@ DRIVER = textwrap.dedent(
 
     sys.addaudithook(audit)
 
-    from pinnsiren import Box, BoxBoundary, Constraint, Field, Problem, Siren
+    from pinnsiren import Box, Constraint, Field, Problem, Siren
     from pinnsiren import distributed
     from pinnsiren.io import write_result
     from pinnsiren.plotting import pyplot, save_figure
-    from pinnsiren.problem import Region
+    from pinnsiren.geometry import Region
+    from pinnsiren.phases import LBFGS, Adam, Checkpoint
     from pinnsiren.train import TrainConfig, train
 
     SEED, N_IN, N_BC = 7, 64, 32
@@ -102,12 +103,12 @@ DRIVER = textwrap.dedent(
         # Poisson with a learnable source amplitude (exact: a = 1, u = sin(pi x) sin(pi y)),
         # pinned by a few values of the exact solution
         pts = torch.tensor([[0.5, 0.5], [-0.5, 0.25], [0.1, -0.7]], dtype=torch.float64)
-        from pinnsiren.problem import PointSet
+        from pinnsiren.regions import PointSet
         import math
         vals = [math.sin(math.pi * p[0]) * math.sin(math.pi * p[1]) for p in pts.tolist()]
         return Problem([u], [x, y], [
             Constraint(sympy.Eq(u.diff(x, 2) + u.diff(y, 2), a * f), wrap(Box(BOX)), n=k * N_IN, name="pde"),
-            Constraint(sympy.Eq(u, 0), wrap(BoxBoundary(BOX)), n=k * N_BC, name="bc", weight=10.0),
+            Constraint(sympy.Eq(u, 0), wrap(Box(BOX).boundary()), n=k * N_BC, name="bc", weight=10.0),
             Constraint(sympy.Eq(u, sympy.Function("g")(x, y)), PointSet(pts, {"g": vals}), name="data"),
         ], parameters={a: nn.Parameter(torch.tensor(0.5, dtype=torch.float64))})
 

@@ -4,7 +4,7 @@ import pytest
 import sympy
 import torch
 
-from pinnsiren import Box, BoxBoundary, Constraint, Field, Problem, Siren, TimeSlice, impose_exactly
+from pinnsiren import Box, Constraint, Field, Problem, Siren, SpaceTime, impose_exactly
 
 x, t = sympy.symbols("x t")
 
@@ -14,8 +14,8 @@ def _problem(u0, wall):
     bounds = [(-1, 1), (0, 1)]
     return Problem([u], (x, t), [
         Constraint(u.diff(t) - u.diff(x, 2), where=Box(bounds), n=64, name="pde"),
-        Constraint(u - u0, where=TimeSlice([(-1, 1)], 1, 0.0), n=16, name="initial"),
-        Constraint(u - wall, where=BoxBoundary(bounds, faces=[(0, 0), (0, 1)]), n=16, name="walls")])
+        Constraint(u - u0, where=SpaceTime(Box([(-1, 1)]), (0, 1), t_index=1).initial(), n=16, name="initial"),
+        Constraint(u - wall, where=Box(bounds).boundary(faces=[(0, 0), (0, 1)]), n=16, name="walls")])
 
 
 def _check_pieces(model, u0):
@@ -50,9 +50,9 @@ def test_only_the_pieces_that_meet_discontinuously_go_soft():
     bounds = [(-1, 1), (0, 1)]
     prob = Problem([u], (x, t), [
         Constraint(u.diff(t) - u.diff(x, 2), where=Box(bounds), n=64, name="pde"),
-        Constraint(u - (1 - x**2), where=TimeSlice([(-1, 1)], 1, 0.0), n=16, name="initial"),
-        Constraint(u, where=BoxBoundary(bounds, faces=[(0, 0)]), n=16, name="left"),
-        Constraint(u - 3, where=BoxBoundary(bounds, faces=[(0, 1)]), n=16, name="right")])
+        Constraint(u - (1 - x**2), where=SpaceTime(Box([(-1, 1)]), (0, 1), t_index=1).initial(), n=16, name="initial"),
+        Constraint(u, where=Box(bounds).boundary(faces=[(0, 0)]), n=16, name="left"),
+        Constraint(u - 3, where=Box(bounds).boundary(faces=[(0, 1)]), n=16, name="right")])
     with pytest.warns(UserWarning, match="'right'"):
         model, rest = impose_exactly(prob, Siren(2, 1, 8, 1))
     # right (u = 3) meets initial (0 at x = 1): both of that pair stay soft; left agrees with both

@@ -6,7 +6,7 @@ import pytest
 import sympy
 import torch
 
-from pinnsiren import Box, BoxBoundary, Constraint, Field, Problem, Siren
+from pinnsiren import Box, Constraint, Field, Problem, Siren
 from pinnsiren.lbfgs import lbfgs_phase
 from pinnsiren.train import TrainConfig, train
 
@@ -76,7 +76,7 @@ def _poisson_1d():
     u = Field("u", (x,))
     pde = u.diff(x, 2) + sympy.pi**2 * sympy.sin(sympy.pi * x)
     return Problem([u], (x,), [Constraint(pde, where=Box([(-1, 1)]), n=128, name="pde"),
-                               Constraint(u, where=BoxBoundary([(-1, 1)]), n=2, name="ends")])
+                               Constraint(u, where=Box([(-1, 1)]).boundary(), n=2, name="ends")])
 
 
 def _error(model):

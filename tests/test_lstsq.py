@@ -8,7 +8,10 @@ import torch
 
 from pinnsiren.lstsq import LeastSquaresLastLayer, NotAffineError, linear_form, solve_last_layer
 from pinnsiren.networks import build_model
-from pinnsiren.problem import Box, Constraint, PointSet, Problem
+from pinnsiren.geometry import Box
+from pinnsiren.problem import Problem
+from pinnsiren.regions import PointSet
+from pinnsiren.symbolic import Constraint
 from pinnsiren.symbolic import Field
 from pinnsiren.train import TrainConfig, train
 

@@ -9,7 +9,7 @@ import pytest
 import sympy
 import torch
 
-from pinnsiren import (Box, BoxBoundary, Constraint, Disk, Field, Problem, Siren, impose_exactly,
+from pinnsiren import (Ball, Box, Constraint, Field, Problem, Siren, impose_exactly,
                        normal_derivative)
 from pinnsiren.cli import main as cli
 from pinnsiren.io import read_result, write_result
@@ -26,7 +26,7 @@ EXACT = EDGE + (1 - x**2) * (1 - y**2) * sympy.cos(2 * x + y)
 
 def _problem():
     """Poisson on a square minus a disc: u given on the edges, its normal derivative on the circle."""
-    sq, hole = Box([(-1, 1), (-1, 1)]), Disk([0.2, 0.1], 0.35)
+    sq, hole = Box([(-1, 1), (-1, 1)]), Ball([0.2, 0.1], 0.35)
     dom = sq - hole
     f = sympy.diff(EXACT, x, 2) + sympy.diff(EXACT, y, 2)
     # on hole.boundary() n is the disc's own outward normal (p - c) / r, pointing into the domain: training
@@ -35,7 +35,7 @@ def _problem():
     dudn = nx * sympy.diff(EXACT, x) + ny * sympy.diff(EXACT, y)
     return Problem([u], (x, y), [
         Constraint(u.diff(x, 2) + u.diff(y, 2) - f, dom, n=512, name="pde"),
-        Constraint(u - EDGE, BoxBoundary(sq.bounds), n=128, name="edges"),
+        Constraint(u - EDGE, sq.boundary(), n=128, name="edges"),
         Constraint(normal_derivative(u, (x, y)) - dudn, hole.boundary(), n=128, name="circle")])
 
 

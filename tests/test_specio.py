@@ -30,7 +30,7 @@ def tutorial_problem():
 
     return pinn.Problem([u], (x, y), [
         pinn.Constraint(sympy.Eq(div(u), div(ue)), where=pinn.Box(BOX), n=64, name="pde"),
-        pinn.Constraint(u - ue, where=pinn.BoxBoundary(BOX), n=16, name="boundary", weight=100.0),
+        pinn.Constraint(u - ue, where=pinn.Box(BOX).boundary(), n=16, name="boundary", weight=100.0),
     ])
 
 
@@ -76,11 +76,11 @@ def test_time_dependent_problem_with_parameters_coefficients_and_a_neumann_face(
     box = [(-1, 1), (0, 1)]
     p = pinn.Problem([u], (x, t), [
         pinn.Constraint(u.diff(t) - nu * u.diff(x, 2) - q, where=pinn.Box(box), n=8, name="pde", norm="l1"),
-        pinn.Constraint(u, where=pinn.BoxBoundary(box, faces=[(0, 0)]), n=8, name="left",
+        pinn.Constraint(u, where=pinn.Box(box).boundary(faces=[(0, 0)]), n=8, name="left",
                         weight=1 + x**2),
         pinn.Constraint(u.diff(x) - ue.diff(x).subs(x, 1),
-                        where=pinn.BoxBoundary(box, faces=[(0, 1)]), n=8, name="right"),
-        pinn.Constraint(u - ue.subs(t, 0), where=pinn.TimeSlice([(-1, 1)], t_index=1), n=8, name="ic"),
+                        where=pinn.Box(box).boundary(faces=[(0, 1)]), n=8, name="right"),
+        pinn.Constraint(u - ue.subs(t, 0), where=pinn.SpaceTime(pinn.Box([(-1, 1)]), (0, 1), t_index=1).initial(), n=8, name="ic"),
     ], coefficients={"q": src}, parameters={nu: torch.nn.Parameter(torch.tensor(0.5, dtype=torch.float64))})
     r, path = through_file(p, tmp_path)
     same_constraints(p, r)
@@ -100,8 +100,8 @@ def test_complex_field_and_periodic_pair_round_trip(tmp_path):
     L = lambda v: v.diff(x, 2) + v.diff(y, 2) + 3 * v  # noqa: E731
     p = pinn.Problem([w], (x, y), [
         pinn.Constraint(L(w) - L(ue).doit(), where=pinn.Box(BOX), n=8, name="pde"),
-        pinn.Constraint(w - ue, where=pinn.BoxBoundary(BOX, faces=[(1, 0), (1, 1)]), n=8, name="walls"),
-        pinn.Constraint([w, w.diff(x)], where=pinn.BoxBoundary(BOX, faces=[(0, 0)]), n=8, name="period",
+        pinn.Constraint(w - ue, where=pinn.Box(BOX).boundary(faces=[(1, 0), (1, 1)]), n=8, name="walls"),
+        pinn.Constraint([w, w.diff(x)], where=pinn.Box(BOX).boundary(faces=[(0, 0)]), n=8, name="period",
                         pair=(2.0, 0.0)),
     ])
     q, _ = through_file(p, tmp_path)
@@ -119,9 +119,10 @@ def regions():
     shape = (sq - hole) | tri
     st = pinn.SpaceTime(sq & pinn.Ball([0, 0], 1.2), (0.0, 2.0), t_index=0)
     return {
-        "box": sq, "faces": pinn.BoxBoundary(BOX, faces=[(0, 1), (1, 0)]), "ball3": pinn.Ball([0, 0, 0.5], 0.7),
+        "box": sq, "faces": pinn.Box(BOX).boundary(faces=[(0, 1), (1, 0)]), "ball3": pinn.Ball([0, 0, 0.5], 0.7),
         "polygon": tri, "csg": shape, "csg_boundary": shape.boundary(), "st": st, "st_boundary": st.boundary(),
-        "st_initial": st.initial(), "st_final": st.final(), "slice": pinn.TimeSlice(BOX, 2, 0.25),
+        "st_initial": st.initial(), "st_final": st.final(),
+        "slice": pinn.SpaceTime(pinn.Box(BOX), (0.25, 1.0), t_index=2).initial(),
         "near": pinn.NearPoint([0.1, 0.2], 0.05, BOX), "cone": pinn.Cone([0, 0], 0.1, 1.0, (0, 1), BOX, 2),
     }
 
@@ -145,7 +146,7 @@ def test_callables_and_point_sets_mark_the_spec_incomplete(tmp_path):
     p = pinn.Problem([u], (x, y), [
         pinn.Constraint(u.diff(x, 2) + u.diff(y, 2) - coefficient("f", (x, y)),
                         where=pinn.Box(lambda step: [(-1, 1), (-1, min(1.0, 0.1 + step / 100))]), n=8, name="pde"),
-        pinn.Constraint(u, where=pinn.BoxBoundary(BOX, faces=[(0, 0)]), n=8, name="wrap", pair=lambda z: -z),
+        pinn.Constraint(u, where=pinn.Box(BOX).boundary(faces=[(0, 0)]), n=8, name="wrap", pair=lambda z: -z),
         pinn.Constraint(u - coefficient("d", (x, y)), where=pinn.PointSet(np.zeros((5, 2)), {"d": np.ones(5)}),
                         name="data"),
     ], coefficients={"f": lambda z: z[:, 0]})

@@ -8,7 +8,7 @@ import sympy
 import torch
 from torch import nn
 
-from pinnsiren import Box, BoxBoundary, Constraint, Field, PointSet, Problem, Siren, impose_exactly, verify
+from pinnsiren import Box, Constraint, Field, PointSet, Problem, Siren, impose_exactly, verify
 from pinnsiren.compiler import compile_residual
 from pinnsiren.alarm import Alarm, TrainingAlarmWarning
 from pinnsiren.io import read_result, write_result
@@ -36,7 +36,7 @@ def _helmholtz(k2, sol, bounds):
     q = sympy.diff(sol, x, 2) + sympy.diff(sol, y, 2) + k2 * sol
     return Problem([u], (x, y), [
         Constraint(u.diff(x, 2) + u.diff(y, 2) + k2 * u - q, Box(bounds), n=256, name="pde"),
-        Constraint(u, BoxBoundary(bounds), n=64, name="boundary")])
+        Constraint(u, Box(bounds).boundary(), n=64, name="boundary")])
 
 
 def test_the_exact_field_passes_and_a_wrong_one_is_named():

@@ -90,10 +90,11 @@ def solve(
     Parameters
     ----------
     problem : Problem or Spec
-        Read duck-typed: ``fields``, ``coords``, ``constraints`` on ``Box``,
-        ``BoxBoundary`` and ``TimeSlice`` regions, ``coefficients``, ``parameters``.
+        Read duck-typed: ``fields``, ``coords``, ``constraints`` (on a ``Box``,
+        ``Box.boundary(faces)`` and ``SpaceTime(Box(...), (t0, t1)).initial()``,
+        or on composed regions), ``coefficients``, ``parameters``.
     time : Symbol or int, optional
-        The time coordinate (default: the axis of a TimeSlice constraint).
+        The time coordinate (default: the time axis of a ``SpaceTime.initial()`` constraint).
     periodic : periodic axes (symbols or indices).
     values : numbers or numpy callables ``f(*coords)`` for coefficient functions and parameters;
         a field named here is held known (e.g. an inverse problem's coefficient, a function of its own

@@ -54,7 +54,7 @@ from .system import System
 __all__ = ["PieceCondition", "CutSpec", "CutLayout", "CutSystem", "CutSolution", "is_composed",
            "from_problem_composed", "solve_cut"]
 
-_BOX_KINDS = ("Box", "BoxBoundary", "TimeSlice")
+_BOX_KINDS = ("Box", "BoxBoundary", "TimeSlab")
 #: prefix of the coefficient functions that carry the region's outward normal
 NORMAL_FN = "fdgen_normal_"
 
@@ -79,7 +79,7 @@ class CutSpec(Spec):
 
 def is_composed(items: Sequence[tuple[str, Any]]) -> bool:
     """True when a Problem's constraints need the composed-region path: a region that is not a
-    Box/BoxBoundary/TimeSlice and either no Box region at all or a region that is not a solid
+    Box, box faces or a time slice and either no Box region at all or a region that is not a solid
     (a box with a solid sub-region keeps the box path, which refuses it by name)."""
     odd = [c.where for _, c in items if type(c.where).__name__ not in _BOX_KINDS]
     if not odd:
@@ -132,9 +132,6 @@ def _sort_constraints(items: list, coords: tuple, t_idx: int | None) -> tuple:
         kind = type(c.where).__name__
         es = _exprs(c.expr)
         named = [(name if len(es) == 1 else f"{name}[{j}]", e) for j, e in enumerate(es)]
-        if kind == "TimeSlice":
-            init.append((name, "slice", c.where, es))
-            continue
         v = view(c.where, name)
         if v.kind in ("spacetime", "spacetime_boundary", "time_slab"):
             if t_idx is None:
@@ -163,7 +160,7 @@ def _sort_constraints(items: list, coords: tuple, t_idx: int | None) -> tuple:
         elif v.kind == "time_slab":
             if int(v.side) != 0:
                 raise SpecError(f"constraint {name!r} is on the final-time slice; only initial conditions can be marched")
-            init.append((name, "slab", v, es))
+            init.append((name, v, es))
     return solids, eqs, pieces, init, t_idx, t_bounds
 
 
@@ -187,19 +184,8 @@ def _initial(init: list, region: Any, box: list, t_idx: int | None) -> list:
     out = []
     if init and t_idx is None:
         raise SpecError(f"constraint {init[0][0]!r} is an initial condition but no coordinate is declared as time")
-    for name, how, where, es in init:
-        if how == "slice":
-            if int(where.t_index) != t_idx:
-                raise SpecError(f"constraint {name!r}: TimeSlice on axis {where.t_index} but time is axis {t_idx}")
-            sb = np.asarray(where.space_bounds, dtype=float)
-            bb = np.asarray(region.bbox)
-            tol = 1e-12 * max(1.0, float(np.abs(bb).max()))
-            if sb.shape != bb.shape or np.any(sb[:, 0] > bb[:, 0] + tol) or np.any(sb[:, 1] < bb[:, 1] - tol):
-                raise SpecError(f"constraint {name!r}: TimeSlice space bounds {sb.tolist()} do not cover the region "
-                                f"(bounding box {bb.tolist()})")
-            t0 = float(where.t0)
-        else:
-            t0 = float(where.t)
+    for name, where, es in init:
+        t0 = float(where.t)
         if abs(t0 - box[t_idx][0]) > 1e-12 * max(1.0, abs(box[t_idx][0])):
             raise SpecError(f"constraint {name!r}: an initial condition at t = {t0} is not the initial time {box[t_idx][0]}")
         out += [(name, e) for e in es]
@@ -208,7 +194,7 @@ def _initial(init: list, region: Any, box: list, t_idx: int | None) -> list:
 
 def _normal_source(piece: Any, region: Any) -> Any:
     """Whose outward normal ``n_<coord>`` means on a piece: the declared part's own, as the trainer samples it
-    (``Disk.boundary()`` points out of the disc, into the domain around a hole; a box face out of its box;
+    (``Ball.boundary()`` points out of the disc, into the domain around a hole; a box face out of its box;
     ``shape.boundary()`` of the domain out of the domain); the domain's if the part has none."""
     for view in (piece, getattr(piece, "space", None)):
         if view is not None and hasattr(view, "normal"):

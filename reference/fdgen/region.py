@@ -23,7 +23,7 @@ float64 arrays; pinnsiren's implementation is ``pinnsiren/grid_region.py``):
 
 Which condition applies at a boundary point of the grid is decided by
 ``contains`` of the declared parts, so the parts need not be the primitives of
-the solid (a ``BoxBoundary`` of the outer square, or ``Boundary(hole)`` for a
+the solid (``Box.boundary(faces)`` of the outer square, or ``Boundary(hole)`` for a
 hole that was subtracted, both work).
 """
 

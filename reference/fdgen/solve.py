@@ -201,7 +201,7 @@ def _initial_state(system: System) -> np.ndarray:
         U0[slot * system.N:(slot + 1) * system.N] = np.broadcast_to(f(*lay.X), (system.N,))
     missing = [system.slot_names[s] for s in range(system.n_slots) if np.isnan(U0[s * system.N])]
     if missing:
-        raise SpecError(f"no initial condition for {missing}; add a TimeSlice constraint at the initial time")
+        raise SpecError(f"no initial condition for {missing}; add a constraint on SpaceTime(...).initial()")
     return U0
 
 

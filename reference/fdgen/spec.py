@@ -3,8 +3,10 @@
 Nothing here imports pinnsiren (which pulls in torch): a Problem is read
 through its attributes ``fields``, ``coords``, ``constraints`` (name ->
 constraint with ``expr`` and ``where``), ``coefficients`` and ``parameters``;
-regions through their class name and attributes (``Box.bounds``,
-``BoxBoundary.bounds/faces``, ``TimeSlice.space_bounds/t_index/t0``).
+regions through their class name and attributes (``Box.bounds``; the faces
+``Box.boundary(faces)`` makes, a ``BoxBoundary``: ``bounds/faces``; the slice
+``SpaceTime(Box(...), (t0, t1)).initial()`` makes, a ``TimeSlab``:
+``st.shape.bounds/st.t_bounds/st.t_index/side``).
 """
 
 from __future__ import annotations
@@ -145,7 +147,7 @@ def from_problem(
     ----------
     problem : object with ``fields``, ``coords``, ``constraints``
     time : Symbol or int, optional
-        The time coordinate; inferred from a ``TimeSlice`` constraint when not given.
+        The time coordinate; inferred from a ``SpaceTime.initial()`` constraint when not given.
     periodic : sequence of Symbol or int
         Periodic axes (their faces need no condition). A pair constraint
         (``Constraint(..., pair=shift)``) whose shift is the box's extent along
@@ -201,12 +203,12 @@ def _constraint_items(cons: Any, skip: Sequence[str]) -> list[tuple[str, Any]]:
 
 
 def _infer_time_index(coords: tuple, time: Any, items: list[tuple[str, Any]]) -> int | None:
-    """The time axis: ``time`` when given, else that of the first ``TimeSlice`` constraint, else None."""
+    """The time axis: ``time`` when given, else that of the first ``SpaceTime.initial()`` constraint, else None."""
     t_idx = _time_index(coords, time)
     if t_idx is None:
         for _, c in items:
-            if type(c.where).__name__ == "TimeSlice":
-                t_idx = int(c.where.t_index)
+            if type(c.where).__name__ == "TimeSlab":
+                t_idx = int(c.where.st.t_index)
                 break
     return t_idx
 
@@ -215,9 +217,9 @@ def periodic_pairs(pairs: Sequence[tuple[str, Any]], box: Sequence[tuple[float, 
     """The periodic axes that two-point constraints (``Constraint(..., pair=shift)``) declare.
 
     A pair constraint is read as "axis ``k`` is periodic" when its region is a
-    ``BoxBoundary`` of the domain box whose faces are all the lo face of ``k``
+    face set ``Box.boundary(faces)`` of the domain box whose faces are all the lo face of ``k``
     and its shift is the box's extent along ``k`` (zero on every other axis),
-    e.g. ``Constraint([u, u.diff(x)], BoxBoundary(box, faces=[(0, 0)]), pair=(2, 0))``
+    e.g. ``Constraint([u, u.diff(x)], Box(box).boundary(faces=[(0, 0)]), pair=(2, 0))``
     on ``[-1, 1]^2``; the hi face with the negative extent reads the same. The
     periodic grid then makes every field and all its derivatives periodic
     along ``k``, whatever the constraint's expressions list.
@@ -240,7 +242,7 @@ def periodic_pairs(pairs: Sequence[tuple[str, Any]], box: Sequence[tuple[float, 
         ext = ", ".join(f"{coords[k]}: {hi - lo:g}" for k, (lo, hi) in enumerate(box))
         raise SpecError(
             f"pair constraint(s) {', '.join(bad)}: the grid solver reads a pair constraint only as a periodic axis: "
-            f"a shift equal to the box's extent along one axis ({ext}) and 0 on the others, on a BoxBoundary "
+            f"a shift equal to the box's extent along one axis ({ext}) and 0 on the others, on a Box.boundary(faces) "
             "holding that axis' lo face (or its hi face with the negative extent); pass periodic=[...] or drop them"
         )
     return axes
@@ -269,8 +271,8 @@ def _pair_axis(c: Any, box: Sequence[tuple[float, float]]) -> int | None:
 
 def _sort_constraints(items: list[tuple[str, Any]], bounds: Sequence[Sequence[float]] | None, t_idx: int | None
                       ) -> tuple[list, list, list, list]:
-    """The domain box, the equations (Box constraints), the face conditions (BoxBoundary) and the
-    initial-slice constraints (TimeSlice), each checked against the one box."""
+    """The domain box, the equations (Box constraints), the face conditions (``Box.boundary(faces)``) and
+    the initial-slice constraints (``SpaceTime(Box(...), ...).initial()``), each checked against the one box."""
     box = _static_bounds(bounds, "bounds") if bounds is not None else None
     eqs, conds, init = [], [], []
     for name, c in items:
@@ -289,33 +291,45 @@ def _sort_constraints(items: list[tuple[str, Any]], bounds: Sequence[Sequence[fl
             for axis, side in c.where.faces:
                 for e in _exprs(c.expr):
                     conds.append((b, Condition(e, (int(axis), int(side)), name)))
-        elif kind == "TimeSlice":
-            if t_idx is not None and int(c.where.t_index) != t_idx:
-                raise SpecError(f"constraint {name!r}: TimeSlice on axis {c.where.t_index} but time is axis {t_idx}")
-            init.append((name, c.where, _exprs(c.expr)))
+        elif kind == "TimeSlab":
+            init.append((name, *_initial_slice(c.where, name, t_idx), _exprs(c.expr)))
         else:
             raise SpecError(
                 f"constraint {name!r} is on a {kind} region; the grid solver discretises boxes only "
-                "(Box inside, BoxBoundary faces, TimeSlice at the initial time)"
+                "(Box inside, Box.boundary(faces), SpaceTime(Box(...), (t0, t1)).initial())"
             )
     if box is None:
         raise SpecError("the Problem has no constraint on a Box region: there is no PDE to discretise inside a box")
     for b, cond in conds:
         if b != box:
-            raise SpecError(f"constraint {cond.name!r}: BoxBoundary bounds {b} differ from the domain box {box}")
+            raise SpecError(f"constraint {cond.name!r}: box face bounds {b} differ from the domain box {box}")
     return box, eqs, [c for _, c in conds], init
 
 
+def _initial_slice(where: Any, name: str, t_idx: int | None) -> tuple[list, float]:
+    """``(space bounds, t0)`` of ``SpaceTime(Box(...), (t0, t1)).initial()`` (a ``TimeSlab`` of side 0)."""
+    st = where.st
+    if type(st.shape).__name__ != "Box":
+        raise SpecError(f"constraint {name!r}: its time slice is over a {type(st.shape).__name__}; on a box domain "
+                        "the slice is SpaceTime(Box(...), (t0, t1)).initial()")
+    if t_idx is not None and int(st.t_index) != t_idx:
+        raise SpecError(f"constraint {name!r}: its time slice has time on axis {st.t_index} but time is axis {t_idx}")
+    if callable(st.t_bounds):
+        raise SpecError(f"constraint {name!r}: its SpaceTime t_bounds are a callable of the training step (a "
+                        "curriculum); the grid solver needs a fixed time interval")
+    t = float(list(st.t_bounds)[int(where.side)])
+    return _static_bounds(st.shape.bounds, f"constraint {name!r}"), t
+
+
 def _initial_conditions(init: list, box: list, ndim: int, t_idx: int | None) -> list[tuple[str, Any]]:
-    """``(name, expr)`` of the TimeSlice constraints, checked to sit on the box's initial time."""
+    """``(name, expr)`` of the initial-slice constraints, checked to sit on the box's initial time."""
     initial = []
-    for name, where, es in init:
-        sb = _static_bounds(where.space_bounds, f"constraint {name!r}")
+    for name, sb, t0, es in init:
         if sb != [box[k] for k in range(ndim) if k != t_idx]:
-            raise SpecError(f"constraint {name!r}: TimeSlice space bounds {sb} differ from the domain box {box}")
-        if abs(float(where.t0) - box[t_idx][0]) > 1e-12 * max(1.0, abs(box[t_idx][0])):
+            raise SpecError(f"constraint {name!r}: its time slice's space bounds {sb} differ from the domain box {box}")
+        if abs(t0 - box[t_idx][0]) > 1e-12 * max(1.0, abs(box[t_idx][0])):
             raise SpecError(
-                f"constraint {name!r}: a TimeSlice at t = {where.t0} is not the initial time {box[t_idx][0]}; "
+                f"constraint {name!r}: a time slice at t = {t0:g} is not the initial time {box[t_idx][0]}; "
                 "only initial conditions can be marched"
             )
         initial += [(name, e) for e in es]
@@ -447,7 +461,7 @@ def face_normals(conds: Sequence[Condition], coords: tuple, vals: Mapping[str, A
     On the face ``(axis, side)`` of a box the outward normal is ``-1`` (lo) or
     ``+1`` (hi) along ``axis`` and ``0`` along every other axis; this is what
     :func:`pinnsiren.symbolic.normal` / ``normal_derivative`` mean (and what
-    ``BoxBoundary`` samples carry in training). Symbols are matched by name,
+    ``Box.boundary(faces)`` samples carry in training). Symbols are matched by name,
     ``n_x`` for the coordinate ``x``.
 
     Raises

@@ -53,8 +53,8 @@ import torch
 from equations.helmholtz import helmholtz_pml, helmholtz_scattered
 from pinnsiren import Box, Constraint, Field, PointSet, Problem, coefficient
 from pinnsiren.evaluation import evaluate
-from pinnsiren.problem import Region
-from pinnsiren.settings import ModelSettings, trainer_settings
+from pinnsiren.geometry import Region
+from pinnsiren.settings import ModelSettings, TrainerFlags
 from pinnsiren.train import TrainConfig, train
 
 from .fwi_background import CubicInterpolant, background_fields

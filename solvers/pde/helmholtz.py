@@ -42,8 +42,10 @@ from torch import nn
 
 from equations import helmholtz as heq
 from pinnsiren.evaluation import evaluate
-from pinnsiren.problem import Box, Constraint, NearPoint, Problem
-from pinnsiren.symbolic import Field
+from pinnsiren.geometry import Box
+from pinnsiren.problem import Problem
+from pinnsiren.regions import NearPoint
+from pinnsiren.symbolic import Constraint, Field
 from pinnsiren.settings import ModelSettings, TrainSettings, add_flags, check_choice, from_args
 from pinnsiren.train import train
 from solvers.fwi.fwi_background import (CubicInterpolant, background_fields, local_background, scatterer_support,

@@ -5,7 +5,7 @@ image ``f`` (pixels mapped to ``[-1, 1]``): by its gradient
 (``gradient_supervised``: ``∇u = 10 · Sobel(f)``) or by its Laplacian
 (``laplacian_supervised``: ``Δu = 1e4 · Laplace(f)``), the paper's constant
 factors. The residuals come from ``equations.poisson``; the pixel data ride
-on a :class:`~pinnsiren.problem.PointSet`.
+on a :class:`~pinnsiren.regions.PointSet`.
 
 Metrics follow supplement Table 1: PSNR of the reconstructed image, of its
 gradient and of its Laplacian against the ground truth *after normalisation*
@@ -35,7 +35,8 @@ from torch import nn
 from equations import poisson as peq
 from pinnsiren.evaluation import evaluate
 from pinnsiren.networks import nyquist_frequencies
-from pinnsiren.problem import PointSet, Problem
+from pinnsiren.problem import Problem
+from pinnsiren.regions import PointSet
 from pinnsiren.settings import ModelSettings, TrainSettings, add_flags, from_args
 from pinnsiren.symbolic import Field
 from pinnsiren.train import train
@@ -93,7 +94,7 @@ def pose(cfg: PoissonConfig, data: dict[str, np.ndarray]) -> Problem:
     else:
         expr = peq.laplacian_supervised(u, "lap")
         pdata = {"lap": LAPLACE_SCALE * data["lap"].ravel()}
-    from pinnsiren.problem import Constraint
+    from pinnsiren.symbolic import Constraint
 
     return Problem([u], [x, y], [Constraint(expr, PointSet(pts, pdata), name=cfg.supervision,
                                             n=min(cfg.points, side * side), norm="l2")])

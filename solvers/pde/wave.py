@@ -25,7 +25,9 @@ from torch import nn
 from equations import wave as weq
 from pinnsiren.evaluation import evaluate
 from pinnsiren.networks import OutputScale
-from pinnsiren.problem import Box, Cone, NearPoint, Problem, TimeSlice
+from pinnsiren.geometry import Box, SpaceTime
+from pinnsiren.problem import Problem
+from pinnsiren.regions import Cone, NearPoint
 from pinnsiren.symbolic import Field
 from pinnsiren.settings import ModelSettings, TrainSettings, add_flags, from_args
 from pinnsiren.train import train
@@ -50,7 +52,7 @@ class WaveConfig(ModelSettings, TrainSettings):
     ``cone_fraction`` (default 0.5; 0 is the paper's uniform sampling): that
     share of the PDE collocation points is drawn in the domain of influence
     of the initial pulse, ``|x| <= 3 sqrt(var) + c t``
-    (:class:`~pinnsiren.problem.Cone`), as its own constraint ``pde_cone``
+    (:class:`~pinnsiren.regions.Cone`), as its own constraint ``pde_cone``
     with the PDE's weight; the rest stays uniform in the whole window.
     Uniform points alone almost never land on the thin travelling ring.
     """
@@ -122,6 +124,7 @@ def pose(cfg: WaveConfig) -> Problem:
     n2 = cfg.initial_points // 2
     window = time_window(cfg)
     n_cone = int(round(cfg.cone_fraction * cfg.points))
+    initial = SpaceTime(Box(space), (0.0, cfg.t_max), t_index=2).initial()
     cone = []
     if n_cone:
         cone = [terms["pde"].on(Cone((0.0, 0.0), std, cfg.c, lambda step: window(step)[2], space, 2),
@@ -129,10 +132,10 @@ def pose(cfg: WaveConfig) -> Problem:
     return Problem([u], [x, y, t], [
         terms["pde"].on(Box(window), n=cfg.points - n_cone, norm="l1"),
         *cone,
-        terms["initial_value"].on(TimeSlice(space, 2, 0.0), n=n2, norm="l1"),
+        terms["initial_value"].on(initial, n=n2, norm="l1"),
         terms["initial_value"].on(NearPoint((0.0, 0.0, 0.0), std, slab), n=n2, norm="l1",
                                   name="initial_value_near"),
-        terms["initial_velocity"].on(TimeSlice(space, 2, 0.0), n=n2, norm="l1"),
+        terms["initial_velocity"].on(initial, n=n2, norm="l1"),
         terms["initial_velocity"].on(NearPoint((0.0, 0.0, 0.0), std, slab), n=n2, norm="l1",
                                      name="initial_velocity_near"),
     ])

@@ -51,7 +51,9 @@ from torch import nn
 from equations import eikonal
 from pinnsiren.evaluation import evaluate
 from pinnsiren.networks import ARCHITECTURES
-from pinnsiren.problem import Box, PointSet, Problem
+from pinnsiren.geometry import Box
+from pinnsiren.problem import Problem
+from pinnsiren.regions import PointSet
 from pinnsiren.symbolic import Constraint, Field, coefficient
 from pinnsiren.settings import ModelSettings, TrainSettings, add_flags, from_args
 from pinnsiren.train import SCHEDULES, train
@@ -137,7 +139,7 @@ class NearSurface(PointSet):
     surface; its sign is right wherever the nearest sample lies on the
     nearest sheet of the surface.
 
-    A :class:`~pinnsiren.problem.PointSet` of the cloud whose :meth:`sample`
+    A :class:`~pinnsiren.regions.PointSet` of the cloud whose :meth:`sample`
     returns fresh perturbed points (so the problem sees its data name ``sd``).
     """
 

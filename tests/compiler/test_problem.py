@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from pinnsiren import (
-    Ball, Box, BoxBoundary, CompileError, Constraint, Field, GridInterpolant, NearPoint, PointSet, Problem, Siren, TimeSlice,
+    Ball, Box, CompileError, Constraint, Field, GridInterpolant, NearPoint, PointSet, Problem, Siren, SpaceTime,
     compile_residual,
 )
 
@@ -33,7 +33,7 @@ def test_losses_match_independent_computation():
     f = sympy.sin(x) * y
     cons = [
         Constraint(sympy.Eq(U.diff(x, 2) + U.diff(y, 2), f), Box([(-1, 1), (-1, 1)]), weight=2.5, name="pde", n=64),
-        Constraint(U, BoxBoundary([(-1, 1), (-1, 1)]), weight=1 + x**2, norm="l1", name="bc", n=32),
+        Constraint(U, Box([(-1, 1), (-1, 1)]).boundary(), weight=1 + x**2, norm="l1", name="bc", n=32),
     ]
     prob = Problem([U], (x, y), cons)
     model = _model()
@@ -122,7 +122,7 @@ def test_regions():
     assert torch.all(((p - torch.tensor([0.2, -0.1])) ** 2).sum(1) <= 0.09 + 1e-12)
     # uniform in a disk: mean squared radius = r^2 / 2
     assert ((p - torch.tensor([0.2, -0.1])) ** 2).sum(1).mean().item() == pytest.approx(0.045, rel=0.1)
-    p, _ = TimeSlice([(-1, 1), (-1, 1)], t_index=2, t0=0.0).sample(10, 0, g)
+    p, _ = SpaceTime(Box([(-1, 1), (-1, 1)]), (0, 1), t_index=2).initial().sample(10, 0, g)
     assert p.shape == (10, 3) and torch.all(p[:, 2] == 0)
     p, _ = NearPoint([0.9, 0.0], 0.5, [(-1, 1), (-1, 1)]).sample(2000, 0, g)
     assert p[:, 0].max().item() == 1.0 and p.abs().max().item() <= 1.0
@@ -130,7 +130,7 @@ def test_regions():
     box = Box(lambda step: [(-1, 1), (-1, 1), (0, min(1.0, step / 100))])
     assert box.sample(100, 10, g)[0][:, 2].max().item() <= 0.1
     assert box.sample(100, 100, g)[0][:, 2].max().item() > 0.5
-    p, _ = BoxBoundary([(-1, 1), (0, 2)], faces=[(1, 1)]).sample(20, 0, g)
+    p, _ = Box([(-1, 1), (0, 2)]).boundary(faces=[(1, 1)]).sample(20, 0, g)
     assert torch.all(p[:, 1] == 2)
     pts = np.arange(10.0).reshape(5, 2)
     P, d = PointSet(pts, {"a": np.arange(5.0)}).sample(3, 0, g)
@@ -138,7 +138,7 @@ def test_regions():
 
 
 def test_cone_samples_the_domain_of_influence():
-    from pinnsiren.problem import Cone
+    from pinnsiren.regions import Cone
 
     g = torch.Generator().manual_seed(5)
     cone = Cone([0.1, 0.0], r0=0.05, c=2.0, t_bounds=lambda step: (0.0, 0.4 * min(1.0, step / 100)),

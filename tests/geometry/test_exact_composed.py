@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from pinnsiren import (
-    Box, BoxBoundary, Constraint, Disk, Field, Polygon, Problem, Siren, SpaceTime, impose_exactly,
+    Ball, Box, Constraint, Field, Polygon, Problem, Siren, SpaceTime, impose_exactly,
     normal_derivative,
 )
 from pinnsiren.compiler import compile_residual
@@ -66,10 +66,10 @@ def _pde(domain):
 def test_back_step_with_its_faces_declared_one_by_one():
     outer, block = Box([(0, 4), (0, 2)]), Box([(0, 2), (0, 1)])
     dom = outer - block
-    conds = [Constraint(u - 4 * (y - 1) * (2 - y), BoxBoundary(outer.bounds, faces=[(0, 0)]), n=8, name="inlet"),
-             Constraint(u, BoxBoundary(outer.bounds, faces=[(1, 0), (1, 1)]), n=8, name="walls"),
-             Constraint(u, BoxBoundary(block.bounds, faces=[(0, 1), (1, 1)]), n=8, name="step"),
-             Constraint(normal_derivative(u, (x, y)), BoxBoundary(outer.bounds, faces=[(0, 1)]), n=8, name="outlet")]
+    conds = [Constraint(u - 4 * (y - 1) * (2 - y), outer.boundary(faces=[(0, 0)]), n=8, name="inlet"),
+             Constraint(u, outer.boundary(faces=[(1, 0), (1, 1)]), n=8, name="walls"),
+             Constraint(u, block.boundary(faces=[(0, 1), (1, 1)]), n=8, name="step"),
+             Constraint(normal_derivative(u, (x, y)), outer.boundary(faces=[(0, 1)]), n=8, name="outlet")]
     _check(dom, _pde(dom), conds, ["inlet", "walls", "step"])
 
 
@@ -77,8 +77,8 @@ def test_back_step_with_the_block_boundary_and_some_pieces_soft():
     outer, block = Box([(0, 4), (0, 2)]), Box([(0, 2), (0, 1)])
     dom = outer - block
     conds = [Constraint(u, block.boundary(), n=8, name="step"),
-             Constraint(u - 1, BoxBoundary(outer.bounds, faces=[(1, 1)]), n=8, name="top", weight=2.0),
-             Constraint(normal_derivative(u, (x, y)), BoxBoundary(outer.bounds, faces=[(0, 0), (0, 1)]), n=8,
+             Constraint(u - 1, outer.boundary(faces=[(1, 1)]), n=8, name="top", weight=2.0),
+             Constraint(normal_derivative(u, (x, y)), outer.boundary(faces=[(0, 0), (0, 1)]), n=8,
                         name="ends")]
     # the top (u = 1) and the step (u = 0) do not meet: both are imposed
     _check(dom, _pde(dom), conds, ["step", "top"])
@@ -90,25 +90,25 @@ def test_l_shape_as_a_polygon_and_as_a_difference():
         conds = [Constraint(u - x * y, dom.boundary(), n=8, name="all")]
         _check(dom, _pde(dom), conds, ["all"])
     # the two edges of the reentrant corner only
-    re = [Constraint(u, BoxBoundary([(1, 2), (1, 2)], faces=[(0, 0), (1, 0)]), n=8, name="corner"),
-          Constraint(u - x, BoxBoundary([(0, 2), (0, 2)], faces=[(1, 0)]), n=8, name="bottom")]
+    re = [Constraint(u, Box([(1, 2), (1, 2)]).boundary(faces=[(0, 0), (1, 0)]), n=8, name="corner"),
+          Constraint(u - x, Box([(0, 2), (0, 2)]).boundary(faces=[(1, 0)]), n=8, name="bottom")]
     _check(poly, _pde(poly), re, ["corner", "bottom"])
 
 
 def test_square_minus_four_discs_with_two_holes_imposed():
     sq = Box([(-0.5, 0.5)] * 2)
-    holes = [Disk([a, b], 0.1) for a in (0.3, -0.3) for b in (0.3, -0.3)]
+    holes = [Ball([a, b], 0.1) for a in (0.3, -0.3) for b in (0.3, -0.3)]
     dom = sq
     for h in holes:
         dom = dom - h
-    conds = [Constraint(u - 1, BoxBoundary(sq.bounds), n=8, name="edges")]
+    conds = [Constraint(u - 1, sq.boundary(), n=8, name="edges")]
     conds += [Constraint(u - x, h.boundary(), n=8, name=f"hole{i}") for i, h in enumerate(holes[:2])]
     conds += [Constraint(normal_derivative(u, (x, y)), holes[2].boundary(), n=8, name="flux")]
     _check(dom, _pde(dom), conds, ["edges", "hole0", "hole1"])
 
 
 def test_disc_minus_a_square_cut_through_its_circle():
-    disc, sq = Disk([0, 0], 1.0), Box([(0.5, 2), (-0.3, 0.3)])
+    disc, sq = Ball([0, 0], 1.0), Box([(0.5, 2), (-0.3, 0.3)])
     dom = disc - sq
     conds = [Constraint(u - y, disc.boundary(), n=8, name="arc"),
              Constraint(u - y, sq.boundary(), n=8, name="notch")]
@@ -121,7 +121,7 @@ def test_disc_minus_a_square_cut_through_its_circle():
 
 def test_polygon_with_a_hole_and_space_time_over_it():
     poly = Polygon([(0, 0), (3, 0), (3, 1), (2, 1), (2, 2), (0, 2)])
-    dom = poly - Disk([1.0, 1.0], 0.4)
+    dom = poly - Ball([1.0, 1.0], 0.4)
     _check(dom, _pde(dom), [Constraint(u - x, dom.boundary(), n=8, name="all")], ["all"])
     w = Field("w", (x, y, t))
     st = SpaceTime(dom, (0.0, 1.0))
@@ -139,8 +139,8 @@ def test_a_point_weight_leaves_the_piece_soft_and_says_so():
     sq = Box([(-1, 1)] * 2)
     left_only = sympy.Heaviside(-x)  # the data are meant for the left half of the edges only
     prob = Problem([u], (x, y), [_pde(sq),
-                                 Constraint(u - 1, BoxBoundary(sq.bounds), n=8, name="edges", weight=left_only),
-                                 Constraint(u, BoxBoundary(sq.bounds, faces=[(0, 1)]), n=8, name="right", weight=0)])
+                                 Constraint(u - 1, sq.boundary(), n=8, name="edges", weight=left_only),
+                                 Constraint(u, sq.boundary(faces=[(0, 1)]), n=8, name="right", weight=0)])
     with pytest.warns(UserWarning) as rec:
         model, rest = impose_exactly(prob, Siren(2, 1, 8, 1))
     msg = str(rec[0].message)

@@ -7,7 +7,7 @@ import sympy
 import torch
 
 from pinnsiren import (
-    Box, BoxBoundary, Constraint, Disk, ExactDirichlet, Field, Normalized, Problem, Siren, SpaceTime, TimeSlice,
+    Ball, Box, Constraint, ExactDirichlet, Field, Normalized, Problem, Siren, SpaceTime,
     impose_exactly, normal_derivative, transfinite,
 )
 from pinnsiren.exact import dirichlet_value
@@ -18,12 +18,12 @@ x, y, t = sympy.symbols("x y t")
 def _poisson2d_c():
     u = Field("u", (x, y))
     sq = Box([(-0.5, 0.5)] * 2)
-    holes = [Disk([a, b], 0.1) for a in (0.3, -0.3) for b in (0.3, -0.3)]
+    holes = [Ball([a, b], 0.1) for a in (0.3, -0.3) for b in (0.3, -0.3)]
     dom = sq
     for h in holes:
         dom = dom - h
     cons = [Constraint(u.diff(x, 2) + u.diff(y, 2), dom, n=64, name="pde"),
-            Constraint(u - 1, BoxBoundary(sq.bounds), n=32, name="edges")]
+            Constraint(u - 1, sq.boundary(), n=32, name="edges")]
     cons += [Constraint(sympy.Eq(u, 0), h.boundary(), n=16, name=f"hole{i}") for i, h in enumerate(holes)]
     return u, sq, holes, dom, Problem([u], (x, y), cons)
 
@@ -59,8 +59,8 @@ def test_burgers_declared_two_ways_neumann_stays_soft():
                                Constraint(u, st.boundary(), n=16, name="bc")])
     box = Box([(-1, 1), (0, 1)])
     p2 = Problem([u], (x, t), [Constraint(pde, box, n=32, name="pde"),
-                               Constraint(sympy.Eq(u, u0), TimeSlice([(-1, 1)], t_index=1, t0=0.0), n=16, name="ic"),
-                               Constraint(u, BoxBoundary(box.bounds, faces=[(0, 0), (0, 1)]), n=16, name="bc")])
+                               Constraint(sympy.Eq(u, u0), SpaceTime(Box([(-1, 1)]), (0, 1), t_index=1).initial(), n=16, name="ic"),
+                               Constraint(u, box.boundary(faces=[(0, 0), (0, 1)]), n=16, name="bc")])
     torch.manual_seed(1)
     net = Normalized(Siren(2, 1, 16, 2).double(), box.bounds)
     gen = torch.Generator().manual_seed(3)
@@ -81,7 +81,7 @@ def test_burgers_declared_two_ways_neumann_stays_soft():
     assert ratio.std().item() < 1e-9 and ratio.mean().item() == pytest.approx(1.0, abs=0.02)
     # a Neumann condition and a coefficient-valued one stay soft
     v = Field("v", (x, y))
-    d = Disk([0, 0], 1)
+    d = Ball([0, 0], 1)
     hfun = sympy.Function("h")(x, y)
     prob = Problem([v], (x, y), [Constraint(v.diff(x, 2) + v.diff(y, 2) - 1, d, n=16, name="pde"),
                                  Constraint(normal_derivative(v, (x, y)), d.boundary(), n=8, name="neumann"),
@@ -100,7 +100,7 @@ def test_dirichlet_value_recognises_only_value_conditions():
     assert dirichlet_value([u, u], [u], (x, y)) is None
     assert dirichlet_value(u - sympy.Symbol("k"), [u], (x, y)) is None
     with pytest.raises(ValueError, match="needs a constraint on the domain"):
-        impose_exactly(Problem([u], (x, y), [Constraint(u, BoxBoundary([(-1, 1)] * 2), n=4),
+        impose_exactly(Problem([u], (x, y), [Constraint(u, Box([(-1, 1)] * 2).boundary(), n=4),
                                              Constraint(u - 1, Box([(-1, 1)] * 2), n=4)]), Siren(2, 1, 8, 1))
 
 
@@ -110,11 +110,11 @@ def test_exact_transform_trains_a_manufactured_poisson_problem():
     u = Field("u", (x, y))
     ue = sympy.sin(sympy.pi * x) * sympy.sin(sympy.pi * y) + x * y
     sq = Box([(-1, 1)] * 2)
-    hole = Disk([0.3, 0.2], 0.3)
+    hole = Ball([0.3, 0.2], 0.3)
     dom = sq - hole
     prob = Problem([u], (x, y), [Constraint(u.diff(x, 2) + u.diff(y, 2) - (ue.diff(x, 2) + ue.diff(y, 2)), dom, n=256,
                                             name="pde"),
-                                 Constraint(u - ue, BoxBoundary(sq.bounds), n=64, name="outer"),
+                                 Constraint(u - ue, sq.boundary(), n=64, name="outer"),
                                  Constraint(sympy.Eq(u, ue), hole.boundary(), n=64, name="hole")])
     torch.manual_seed(0)
     model, soft = impose_exactly(prob, Normalized(Siren(2, 1, 32, 2, first_omega_0=3.0, hidden_omega_0=3.0), sq))

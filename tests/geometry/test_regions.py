@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from pinnsiren import (
-    Ball, Box, BoxBoundary, Constraint, Disk, Field, Polygon, Problem, Siren, SpaceTime, normal, normal_derivative,
+    Ball, Box, Constraint, Field, Polygon, Problem, Siren, SpaceTime, normal, normal_derivative,
 )
 
 x, y, z, t = sympy.symbols("x y z t")
@@ -23,7 +23,7 @@ def square_minus_discs():
     dom = Box([(-0.5, 0.5)] * 2)
     for cx in (0.3, -0.3):
         for cy in (0.3, -0.3):
-            dom = dom - Disk([cx, cy], 0.1)
+            dom = dom - Ball([cx, cy], 0.1)
     return dom
 
 
@@ -74,7 +74,7 @@ def test_square_minus_four_discs_area_length_and_normals():
 
 def test_union_of_overlapping_discs():
     r, d = 0.5, 0.6
-    U = Disk([0, 0], r) | Disk([d, 0], r)
+    U = Ball([0, 0], r) | Ball([d, 0], r)
     lens = 2 * r * r * math.acos(d / (2 * r)) - 0.5 * d * math.sqrt(4 * r * r - d * d)
     assert U.volume(400_000, 0, _g(2)) == pytest.approx(2 * math.pi * r * r - lens, rel=0.006)
     perim = 4 * r * (math.pi - math.acos(d / (2 * r)))
@@ -84,7 +84,7 @@ def test_union_of_overlapping_discs():
     assert bool(((xb.norm(dim=1) >= r - 1e-12) & ((xb - torch.tensor([d, 0.0], dtype=torch.float64)).norm(dim=1) >= r - 1e-12)).all())
     _check_normals(U, xb, data["normal"])
     # intersection = the lens, its boundary = two arcs of angle 2 acos(d / 2r)
-    L = Disk([0, 0], r) & Disk([d, 0], r)
+    L = Ball([0, 0], r) & Ball([d, 0], r)
     assert L.volume(400_000, 0, _g(5)) == pytest.approx(lens, rel=0.01)
     assert L.boundary().measure(200_000, 0, _g(6)) == pytest.approx(4 * r * math.acos(d / (2 * r)), rel=0.006)
     xb, data = L.boundary().sample(3000, 0, _g(7))
@@ -106,7 +106,7 @@ def test_polygon_area_by_shoelace_length_and_normals():
     m = ((xb[:, 0] - 1).abs() < 1e-12) & (xb[:, 1] > 1)
     torch.testing.assert_close(data["normal"][m], torch.tensor([[1.0, 0.0]], dtype=torch.float64).expand(int(m.sum()), 2))
     # a triangle minus a disc inside it
-    T = Polygon([[0, 0], [1, 0], [0, 1]]) - Disk([0.25, 0.25], 0.1)
+    T = Polygon([[0, 0], [1, 0], [0, 1]]) - Ball([0.25, 0.25], 0.1)
     assert T.volume(400_000, 0, _g(11)) == pytest.approx(0.5 - math.pi * 0.01, abs=0.003)
 
 
@@ -139,7 +139,7 @@ def test_space_time_parts():
     torch.testing.assert_close(d["normal"], torch.stack([p[:, 0], torch.zeros(500, dtype=torch.float64)], 1))
     p, d = st.initial().sample(200, 0, _g(18))
     assert bool((p[:, 1] == 0).all()) and bool((d["normal"][:, 1] == -1).all())
-    st2 = SpaceTime(Disk([0, 0], 1), (0, 1), t_index=0)
+    st2 = SpaceTime(Ball([0, 0], 1), (0, 1), t_index=0)
     p, d = st2.boundary().sample(300, 0, _g(19))
     torch.testing.assert_close(p[:, 1:].norm(dim=1), torch.ones(300, dtype=torch.float64))
     assert bool((d["normal"][:, 0] == 0).all())
@@ -161,8 +161,8 @@ def test_neumann_condition_is_one_line_with_normals():
     n = data["normal"]
     want = (((grad * n).sum(1) - xb[:, 0] * n[:, 0]) ** 2).mean()
     torch.testing.assert_close(L["neumann"], want, rtol=1e-10, atol=0)
-    # BoxBoundary samples carry normals too
-    xb, data = BoxBoundary([(-1, 1), (0, 2)]).sample(100, 0, _g(21))
+    # box faces (Box.boundary()) carry normals too
+    xb, data = Box([(-1, 1), (0, 2)]).boundary().sample(100, 0, _g(21))
     _check_normals(Box([(-1, 1), (0, 2)]), xb, data["normal"])
 
 
@@ -178,7 +178,7 @@ class _Fn(nn.Module):
 
 def test_periodic_pair_by_direct_evaluation():
     u = Field("u", (x, y))
-    left = BoxBoundary([(-1, 1), (-1, 1)], faces=[(0, 0)])
+    left = Box([(-1, 1), (-1, 1)]).boundary(faces=[(0, 0)])
     c = Constraint([u, u.diff(x)], left, n=50, pair=(2, 0), name="per")
     prob = Problem([u], (x, y), [c])
     periodic = _Fn(lambda p: torch.sin(math.pi * p[:, 0]) * torch.exp(p[:, 1]) + p[:, 1] ** 2)
@@ -199,7 +199,7 @@ def test_periodic_pair_enforced_by_short_training():
     """Fit u = x on the interior while asking for periodicity in x: the jump u(1,y) - u(-1,y) must close."""
     u = Field("u", (x, y))
     box = Box([(-1, 1), (-1, 1)])
-    left = BoxBoundary([(-1, 1), (-1, 1)], faces=[(0, 0)])
+    left = Box([(-1, 1), (-1, 1)]).boundary(faces=[(0, 0)])
     prob = Problem([u], (x, y), [Constraint(u - sympy.sin(math.pi * x / 2), box, n=128, name="fit", weight=0.01),
                                  Constraint(u, left, n=64, pair=(2, 0), name="per")])
     torch.manual_seed(0)

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from pinnsiren import (
-    Box, Constraint, Disk, ExactDirichlet, Field, Normalized, Problem, Siren, SpaceTime, derivatives, transfinite,
+    Ball, Box, Constraint, ExactDirichlet, Field, Normalized, Problem, Siren, SpaceTime, derivatives, transfinite,
 )
 from pinnsiren.adf import r_and
 from pinnsiren.jet_keys import Laplacian
@@ -99,7 +99,7 @@ def test_normalized_residual_in_physical_coordinates():
 
 def _square_minus_discs():
     centres = [(a, b) for a in (0.3, -0.3) for b in (0.3, -0.3)]
-    holes = [Disk(c, 0.1) for c in centres]
+    holes = [Ball(c, 0.1) for c in centres]
     sq = Box([(-0.5, 0.5)] * 2)
     dom = sq
     for h in holes:
@@ -175,8 +175,8 @@ def test_adf_zero_on_boundary_positive_inside_and_normalised():
     shapes = {
         "square_minus_discs": _square_minus_discs()[2],
         "convex_polygon": Polygon([[0, 0], [2, 0], [2.5, 1], [1, 2], [-0.5, 1]]),
-        "union_of_discs": Disk([0, 0], 0.5) | Disk([0.6, 0], 0.5),
-        "box_and_disc": Box([(-1, 1), (-1, 1)]) & Disk([1, 1], 1.2),
+        "union_of_discs": Ball([0, 0], 0.5) | Ball([0.6, 0], 0.5),
+        "box_and_disc": Box([(-1, 1), (-1, 1)]) & Ball([1, 1], 1.2),
         # a non-convex L-shape as a union of overlapping convex polygons
         "l_shape": Polygon([[0, 0], [2, 0], [2, 1], [0, 1]]) | Polygon([[0, 0], [1, 0], [1, 2], [0, 2]]),
     }
@@ -191,7 +191,7 @@ def test_adf_zero_on_boundary_positive_inside_and_normalised():
         pn = compile_residual(s.adf((x, y), normalize=True), [], (x, y))
         assert pn(None, xi).max().item() == pytest.approx(1.0, abs=0.05), name
     # the disc's ADF has unit normal derivative on its circle
-    d = Disk([0.2, -0.1], 0.3).adf((x, y))
+    d = Ball([0.2, -0.1], 0.3).adf((x, y))
     grad = [sympy.diff(d, c).subs({x: 0.5, y: -0.1}) for c in (x, y)]
     assert float(grad[0]) == pytest.approx(-1.0) and float(grad[1]) == pytest.approx(0.0)
     # the smooth (polynomial) box ADF: zero on the faces, unit normal derivative at a square's face midpoints
@@ -204,7 +204,7 @@ def test_adf_zero_on_boundary_positive_inside_and_normalised():
     sq = Box([(-0.5, 0.5)] * 2).adf((x, y), smooth=True)
     assert float(sympy.diff(sq, x).subs({x: -0.5, y: 0})) == pytest.approx(1.0)
     with pytest.raises(ValueError, match="for a Box"):
-        Disk([0, 0], 1).adf((x, y), smooth=True)
+        Ball([0, 0], 1).adf((x, y), smooth=True)
     with pytest.raises(NotImplementedError, match="convex"):
         Polygon([[0, 0], [2, 0], [2, 1], [1, 1], [1, 2], [0, 2]]).adf((x, y))
 

@@ -16,7 +16,7 @@ import sympy
 
 pinn = pytest.importorskip("pinnsiren")
 
-from pinnsiren.geometry import Box, Disk, Polygon, SpaceTime  # noqa: E402
+from pinnsiren.geometry import Ball, Box, Polygon, SpaceTime  # noqa: E402
 from pinnsiren.symbolic import normal_derivative  # noqa: E402
 from reference import fdgen  # noqa: E402
 from reference.fdgen import SpecError  # noqa: E402
@@ -72,19 +72,19 @@ SQUARE = Box([(-0.5, 0.5), (-0.5, 0.5)])
 def square_minus_discs():
     dom = SQUARE
     for c, r in HOLES:
-        dom = dom - Disk(c, r)
+        dom = dom - Ball(c, r)
     return dom
 
 
 def test_disc_dirichlet_second_order():
-    dom = Disk(DISC_C, DISC_R)
+    dom = Ball(DISC_C, DISC_R)
     errs = study(dom, [("bc", u - UE, dom.boundary())])
     assert errs[-1] < 5e-5
     assert orders(errs).min() >= 1.9
 
 
 def test_disc_robin_second_order_with_the_discs_normal():
-    dom = Disk(DISC_C, DISC_R)
+    dom = Ball(DISC_C, DISC_R)
     robin = u + normal_derivative(u, (x, y)) - (UE + dn_disc(DISC_C, DISC_R))
     errs = study(dom, [("robin", robin, dom.boundary())])
     assert errs[-1] < 2e-4
@@ -93,8 +93,8 @@ def test_disc_robin_second_order_with_the_discs_normal():
 
 def test_square_minus_four_discs_dirichlet():
     dom = square_minus_discs()
-    conds = [("edges", u - UE, pinn.BoxBoundary(SQUARE.bounds))]
-    conds += [(f"circle{i}", u - UE, Disk(c, r).boundary()) for i, (c, r) in enumerate(HOLES)]
+    conds = [("edges", u - UE, SQUARE.boundary())]
+    conds += [(f"circle{i}", u - UE, Ball(c, r).boundary()) for i, (c, r) in enumerate(HOLES)]
     errs = study(dom, conds)
     assert errs[-1] < 2e-5
     assert orders(errs).min() >= 1.9
@@ -102,9 +102,9 @@ def test_square_minus_four_discs_dirichlet():
 
 def test_square_minus_four_discs_neumann_on_the_circles():
     dom = square_minus_discs()
-    conds = [("edges", u - UE, pinn.BoxBoundary(SQUARE.bounds))]
-    # n on Disk(c, r).boundary() is the disc's own outward normal (into the domain), as the trainer samples it
-    conds += [(f"circle{i}", normal_derivative(u, (x, y)) - dn_disc(c, r), Disk(c, r).boundary())
+    conds = [("edges", u - UE, SQUARE.boundary())]
+    # n on Ball(c, r).boundary() is the disc's own outward normal (into the domain), as the trainer samples it
+    conds += [(f"circle{i}", normal_derivative(u, (x, y)) - dn_disc(c, r), Ball(c, r).boundary())
               for i, (c, r) in enumerate(HOLES)]
     errs = study(dom, conds)
     assert errs[-1] < 2e-4
@@ -112,11 +112,11 @@ def test_square_minus_four_discs_neumann_on_the_circles():
 
 
 def test_square_minus_four_discs_wrong_normal_sign_is_seen():
-    """On Disk(c, r).boundary() n points out of the disc (into the domain): data written with the domain's
+    """On Ball(c, r).boundary() n points out of the disc (into the domain): data written with the domain's
     outward normal (into the hole) must not be matched."""
     dom = square_minus_discs()
-    conds = [("edges", u - UE, pinn.BoxBoundary(SQUARE.bounds))]
-    conds += [(f"circle{i}", normal_derivative(u, (x, y)) - dn_hole(c, r), Disk(c, r).boundary())
+    conds = [("edges", u - UE, SQUARE.boundary())]
+    conds += [(f"circle{i}", normal_derivative(u, (x, y)) - dn_hole(c, r), Ball(c, r).boundary())
               for i, (c, r) in enumerate(HOLES)]
     assert study(dom, conds, grids=(65,))[0] > 1e-3
 
@@ -139,10 +139,10 @@ def test_l_shape_robin_on_the_reentrant_edges():
     the outer square's faces (which do not contain those two edges)."""
     dom = Polygon(L_VERTICES)
     conds = [("robin_y", u + normal_derivative(u, (x, y)) - (UE + UE.diff(y)),
-              pinn.BoxBoundary([(0, 1), (-1, 0)], faces=[(1, 1)])),
+              pinn.Box([(0, 1), (-1, 0)]).boundary(faces=[(1, 1)])),
              ("robin_x", u + normal_derivative(u, (x, y)) - (UE + UE.diff(x)),
-              pinn.BoxBoundary([(-1, 0), (0, 1)], faces=[(0, 1)])),
-             ("outer", u - UE, pinn.BoxBoundary([(-1, 1), (-1, 1)]))]
+              pinn.Box([(-1, 0), (0, 1)]).boundary(faces=[(0, 1)])),
+             ("outer", u - UE, pinn.Box([(-1, 1), (-1, 1)]).boundary())]
     errs = study(dom, conds, grids=(17, 33, 65))
     assert errs[-1] < 3e-3
     assert orders(errs).min() >= 1.5
@@ -156,10 +156,10 @@ def test_polygon_with_a_hole_dirichlet_and_robin():
     """A pentagon minus a disc: Dirichlet on the pentagon, Robin on the hole's circle."""
     pent = Polygon([(-1, -0.8), (0.9, -1), (1, 0.3), (0.1, 1), (-0.9, 0.6)])
     c, r = (0.05, -0.1), 0.35
-    dom = pent - Disk(c, r)
+    dom = pent - Ball(c, r)
     for kind, expr, tol_e, tol_p in (("dirichlet", u - UE, 5e-5, 1.9),
                                      ("robin", u + normal_derivative(u, (x, y)) - (UE + dn_disc(c, r)), 2e-4, 1.5)):
-        conds = [("outer", u - UE, pent.boundary()), ("hole", expr, Disk(c, r).boundary())]
+        conds = [("outer", u - UE, pent.boundary()), ("hole", expr, Ball(c, r).boundary())]
         errs = study(dom, conds)
         assert errs[-1] < tol_e, kind
         assert orders(errs).min() >= tol_p, kind
@@ -171,7 +171,7 @@ def test_heat_equation_on_a_holed_domain():
     v = pinn.Field("u", (x, y, t))
     f = ue.diff(t) - lap(ue)
     c, r = (0.1, 0.05), 0.25
-    dom = Box([(-0.5, 0.5), (-0.5, 0.5)]) - Disk(c, r)
+    dom = Box([(-0.5, 0.5), (-0.5, 0.5)]) - Ball(c, r)
     st = SpaceTime(dom, (0.0, 1.0))
     prob = pinn.Problem([v], (x, y, t), [
         pinn.Constraint(v.diff(t) - lap(v) - f, where=st, n=8, name="pde"),
@@ -190,8 +190,8 @@ def test_heat_equation_on_a_holed_domain():
 # ------------------------------------------------------------------ refusals and the interface
 def test_missing_condition_on_a_hole_is_named():
     dom = square_minus_discs()
-    conds = [("edges", u - UE, pinn.BoxBoundary(SQUARE.bounds))]
-    conds += [(f"circle{i}", u - UE, Disk(c, r).boundary()) for i, (c, r) in enumerate(HOLES[:3])]
+    conds = [("edges", u - UE, SQUARE.boundary())]
+    conds += [(f"circle{i}", u - UE, Ball(c, r).boundary()) for i, (c, r) in enumerate(HOLES[:3])]
     with pytest.raises(SpecError, match=r"boundary points of the region, e\.g\. .* lie on no boundary part"):
         solve_steady(dom, conds, 33)
 
@@ -199,7 +199,7 @@ def test_missing_condition_on_a_hole_is_named():
 def test_3d_composed_region_is_refused():
     z = sympy.Symbol("z")
     w = pinn.Field("w", (x, y, z))
-    dom = Box([(-1, 1)] * 3) - Disk((0, 0, 0), 0.5)
+    dom = Box([(-1, 1)] * 3) - Ball((0, 0, 0), 0.5)
     prob = pinn.Problem([w], (x, y, z), [pinn.Constraint(w.diff(x, 2) - 1, where=dom, n=8, name="pde"),
                                          pinn.Constraint(w, where=dom.boundary(), n=8, name="bc")])
     with pytest.raises(SpecError, match=r"constraint 'pde': its region is 3-D in space; composed regions .* 2-D only"):
@@ -207,7 +207,7 @@ def test_3d_composed_region_is_refused():
 
 
 def test_user_normal_values_are_refused():
-    dom = Disk(DISC_C, DISC_R)
+    dom = Ball(DISC_C, DISC_R)
     prob = pinn.Problem([u], (x, y), [pinn.Constraint(lap(u), where=dom, n=8, name="pde"),
                                       pinn.Constraint(u + normal_derivative(u, (x, y)), where=dom.boundary(), n=8,
                                                       name="robin")])
@@ -217,8 +217,8 @@ def test_user_normal_values_are_refused():
 
 def test_grid_field_is_nan_outside_and_at_interpolates():
     dom = square_minus_discs()
-    conds = [("edges", u - UE, pinn.BoxBoundary(SQUARE.bounds))]
-    conds += [(f"circle{i}", u - UE, Disk(c, r).boundary()) for i, (c, r) in enumerate(HOLES)]
+    conds = [("edges", u - UE, SQUARE.boundary())]
+    conds += [(f"circle{i}", u - UE, Ball(c, r).boundary()) for i, (c, r) in enumerate(HOLES)]
     sol = solve_steady(dom, conds, 65)
     X, Y = sol["u"].grid.coords()
     outside = (X - 0.3) ** 2 + (Y - 0.3) ** 2 < 0.09**2
@@ -233,7 +233,7 @@ def test_grid_field_is_nan_outside_and_at_interpolates():
 
 def test_nonlinear_newton_on_a_disc():
     """-Delta u + u^3 = f on a disc, Dirichlet: Newton on the cut grid, second order."""
-    dom = Disk(DISC_C, DISC_R)
+    dom = Ball(DISC_C, DISC_R)
     f = -lap(UE) + UE**3
     errs = []
     for n in GRIDS:
@@ -247,13 +247,14 @@ def test_nonlinear_newton_on_a_disc():
 
 
 def test_a_box_through_the_composed_path_matches_the_box_path():
-    """Box + Box.boundary() (composed path: cut stencils, nodes on the faces as boundary points) gives the
-    box path's solution (BoxBoundary faces) at every node it solves for (the four corners stay NaN)."""
+    """Box + Boundary(box) (composed path: cut stencils, nodes on the faces as boundary points) gives the
+    box path's solution (Box.boundary() faces) at every node it solves for (the four corners stay NaN)."""
     B = Box([(0, 1), (0, 2)])
     pde = pinn.Constraint(lap(u) - lap(UE), where=B, n=8, name="pde")
-    cut = fdgen.solve(pinn.Problem([u], (x, y), [pde, pinn.Constraint(u - UE, where=B.boundary(), n=8, name="bc")]),
+    cut = fdgen.solve(pinn.Problem([u], (x, y), [pde, pinn.Constraint(u - UE, where=pinn.Boundary(B), n=8,
+                                                                       name="bc")]),
                       (17, 33))
-    box = fdgen.solve(pinn.Problem([u], (x, y), [pde, pinn.Constraint(u - UE, where=pinn.BoxBoundary(B.bounds), n=8,
+    box = fdgen.solve(pinn.Problem([u], (x, y), [pde, pinn.Constraint(u - UE, where=B.boundary(), n=8,
                                                                        name="bc")]), (17, 33))
     assert type(cut).__name__ == "CutSolution" and type(box).__name__ == "FDSolution"
     known = np.isfinite(cut["u"].values)

@@ -64,7 +64,7 @@ def tutorial_problem():
         fields=[u], coords=(x, y),
         constraints=[
             pinn.Constraint(sympy.Eq(diffusion(u), diffusion(ue)), where=pinn.Box(BOX), n=64, name="pde"),
-            pinn.Constraint(u - ue, where=pinn.BoxBoundary(BOX), n=16, name="boundary", weight=100.0),
+            pinn.Constraint(u - ue, where=pinn.Box(BOX).boundary(), n=16, name="boundary", weight=100.0),
         ],
     )
     return problem, ue

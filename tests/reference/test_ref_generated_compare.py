@@ -26,7 +26,7 @@ def poisson_problem():
     lap = lambda v: v.diff(x, 2) + v.diff(y, 2)  # noqa: E731
     return pinn.Problem([u], (x, y), [
         pinn.Constraint(sympy.Eq(lap(u), lap(UE)), where=pinn.Box(BOX), n=16, name="pde"),
-        pinn.Constraint(u - UE, where=pinn.BoxBoundary(BOX), n=16, name="bc"),
+        pinn.Constraint(u - UE, where=pinn.Box(BOX).boundary(), n=16, name="bc"),
     ])
 
 
@@ -64,7 +64,7 @@ def test_compare_splits_complex_channels():
     L = lambda v: v.diff(x, 2) + v.diff(y, 2) + 4 * v  # noqa: E731
     prob = pinn.Problem([u], (x, y), [
         pinn.Constraint(L(u) - L(ue).doit(), where=pinn.Box(BOX), n=8, name="pde"),
-        pinn.Constraint(u - ue, where=pinn.BoxBoundary(BOX), n=8, name="bc"),
+        pinn.Constraint(u - ue, where=pinn.Box(BOX).boundary(), n=8, name="bc"),
     ])
 
     class Two(torch.nn.Module):
@@ -88,12 +88,12 @@ def test_compare_command(tmp_path):
     src = tmp_path / "my_pde.py"
     src.write_text(
         "from sympy import cos, pi, sin, symbols\n"
-        "from pinnsiren import Box, BoxBoundary, Constraint, Field, Problem\n"
+        "from pinnsiren import Box, Constraint, Field, Problem\n"
         "x, y = symbols('x y')\nu = Field('u', (x, y))\nue = sin(pi * x) * cos(pi * y / 2) + x\n"
         "box = [(-1, 1), (-1, 1)]\n"
         "problem = Problem([u], (x, y), [\n"
         "    Constraint(u.diff(x, 2) + u.diff(y, 2) - ue.diff(x, 2) - ue.diff(y, 2), where=Box(box), n=8),\n"
-        "    Constraint(u - ue, where=BoxBoundary(box), n=8)])\n"
+        "    Constraint(u - ue, where=Box(box).boundary(), n=8)])\n"
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     out = subprocess.run([sys.executable, "-m", "solvers.pde.compare", f"{src}:problem", str(res), "--model", "siren",
@@ -117,7 +117,7 @@ def test_the_tutorial_compare_block_runs_and_its_numbers_hold():
     div = lambda v: sympy.diff(a * v.diff(x), x) + sympy.diff(a * v.diff(y), y)  # noqa: E731
     problem = pinn.Problem([u], (x, y), [
         pinn.Constraint(sympy.Eq(div(u), div(u_exact)), where=pinn.Box(BOX), n=8, name="pde"),
-        pinn.Constraint(u - u_exact, where=pinn.BoxBoundary(BOX), n=8, name="boundary", weight=100.0),
+        pinn.Constraint(u - u_exact, where=pinn.Box(BOX).boundary(), n=8, name="boundary", weight=100.0),
     ])
 
     class Exact(torch.nn.Module):
@@ -145,8 +145,8 @@ def test_compare_a_time_dependent_problem():
     box = [(-1, 1), (0, 1)]
     prob = pinn.Problem([u], (x, t), [
         pinn.Constraint(u.diff(t) - u.diff(x, 2), where=pinn.Box(box), n=8, name="pde"),
-        pinn.Constraint(u, where=pinn.BoxBoundary(box, faces=[(0, 0), (0, 1)]), n=8, name="walls"),
-        pinn.Constraint(u - ue.subs(t, 0), where=pinn.TimeSlice([(-1, 1)], t_index=1), n=8, name="ic"),
+        pinn.Constraint(u, where=pinn.Box(box).boundary(faces=[(0, 0), (0, 1)]), n=8, name="walls"),
+        pinn.Constraint(u - ue.subs(t, 0), where=pinn.SpaceTime(pinn.Box([(-1, 1)]), (0, 1), t_index=1).initial(), n=8, name="ic"),
     ])
 
     class Heat(torch.nn.Module):

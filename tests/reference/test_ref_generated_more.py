@@ -27,7 +27,7 @@ def helmholtz_problem(k=20):
         fields=[u], coords=(x, y),
         constraints=[
             pinn.Constraint(helmholtz.helmholtz_pml(u, k=k), where=pinn.Box(BOX), n=64, name="pde"),
-            pinn.Constraint(u, where=pinn.BoxBoundary(BOX), n=16, name="wall"),
+            pinn.Constraint(u, where=pinn.Box(BOX).boundary(), n=16, name="wall"),
         ],
     )
 
@@ -60,7 +60,7 @@ def test_complex_field_orders_on_a_manufactured_pml_solution():
         fields=[w], coords=(x, y),
         constraints=[
             pinn.Constraint(L - Lw, where=pinn.Box(BOX), n=8, name="pde"),
-            pinn.Constraint(w - ue, where=pinn.BoxBoundary(BOX), n=8, name="wall"),
+            pinn.Constraint(w - ue, where=pinn.Box(BOX).boundary(), n=8, name="wall"),
         ],
     )
     fe = sympy.lambdify((x, y), ue, "numpy")
@@ -136,7 +136,7 @@ def test_refuses_a_region_that_is_not_a_box():
     u = pinn.Field("u", (x, y))
     prob = pinn.Problem([u], (x, y), [
         pinn.Constraint(u.diff(x, 2) + u.diff(y, 2) - 1, where=pinn.Box(BOX), n=8, name="pde"),
-        pinn.Constraint(u, where=pinn.Disk((0, 0), 0.5), n=8, name="hole"),
+        pinn.Constraint(u, where=pinn.Ball((0, 0), 0.5), n=8, name="hole"),
     ])
     with pytest.raises(SpecError, match=r"constraint 'hole' is on a Ball region; .*boxes only"):
         fdgen.solve(prob, 9)
@@ -208,10 +208,11 @@ def test_refuses_an_initial_slice_that_is_not_at_the_initial_time():
     u = pinn.Field("u", (x, t))
     prob = pinn.Problem([u], (x, t), [
         pinn.Constraint(u.diff(t) - u.diff(x, 2), where=pinn.Box([(-1, 1), (0, 1)]), n=8, name="pde"),
-        pinn.Constraint(u, where=pinn.BoxBoundary([(-1, 1), (0, 1)], faces=[(0, 0), (0, 1)]), n=8, name="walls"),
-        pinn.Constraint(u - 1, where=pinn.TimeSlice([(-1, 1)], t_index=1, t0=0.5), n=8, name="late"),
+        pinn.Constraint(u, where=pinn.Box([(-1, 1), (0, 1)]).boundary(faces=[(0, 0), (0, 1)]), n=8, name="walls"),
+        pinn.Constraint(u - 1, where=pinn.SpaceTime(pinn.Box([(-1, 1)]), (0.5, 1), t_index=1).initial(), n=8,
+                        name="late"),
     ])
-    with pytest.raises(SpecError, match=r"constraint 'late': a TimeSlice at t = 0.5 is not the initial time 0.0"):
+    with pytest.raises(SpecError, match=r"constraint 'late': a time slice at t = 0.5 is not the initial time 0.0"):
         fdgen.solve(prob, 9)
 
 
@@ -221,8 +222,8 @@ def test_a_time_problem_from_a_pinnsiren_problem():
     ue = sympy.exp(-sympy.pi**2 * t / 4) * sympy.cos(sympy.pi * x / 2)
     prob = pinn.Problem([u], (x, t), [
         pinn.Constraint(u.diff(t) - u.diff(x, 2), where=pinn.Box([(-1, 1), (0, 1)]), n=8, name="pde"),
-        pinn.Constraint(u, where=pinn.BoxBoundary([(-1, 1), (0, 1)], faces=[(0, 0), (0, 1)]), n=8, name="walls"),
-        pinn.Constraint(u - ue.subs(t, 0), where=pinn.TimeSlice([(-1, 1)], t_index=1), n=8, name="ic"),
+        pinn.Constraint(u, where=pinn.Box([(-1, 1), (0, 1)]).boundary(faces=[(0, 0), (0, 1)]), n=8, name="walls"),
+        pinn.Constraint(u - ue.subs(t, 0), where=pinn.SpaceTime(pinn.Box([(-1, 1)]), (0, 1), t_index=1).initial(), n=8, name="ic"),
     ])
     sol = fdgen.solve(prob, 41, order=4, times=6, rtol=1e-10, atol=1e-12)
     X, T = sol["u"].grid.coords()
@@ -237,12 +238,12 @@ def test_a_box_boundary_on_the_initial_face_is_an_initial_condition():
     box = [(-1, 1), (0, 1)]
     cons = [
         pinn.Constraint(u.diff(t) - u.diff(x, 2), where=pinn.Box(box), n=8, name="pde"),
-        pinn.Constraint(u - ue, where=pinn.BoxBoundary(box, faces=[(0, 0), (0, 1), (1, 0)]), n=8, name="data"),
+        pinn.Constraint(u - ue, where=pinn.Box(box).boundary(faces=[(0, 0), (0, 1), (1, 0)]), n=8, name="data"),
     ]
     sol = fdgen.solve(pinn.Problem([u], (x, t), cons), 41, order=4, time=t, times=3, rtol=1e-10, atol=1e-12)
     X, T = sol["u"].grid.coords()
     assert np.abs(sol["u"].values - sympy.lambdify((x, t), ue)(X, T)).max() < 1e-6
-    cons[1] = pinn.Constraint(u - ue, where=pinn.BoxBoundary(box), n=8, name="all")  # includes t = 1
+    cons[1] = pinn.Constraint(u - ue, where=pinn.Box(box).boundary(), n=8, name="all")  # includes t = 1
     with pytest.raises(SpecError, match=r"constraint 'all' is on the final-time face of t"):
         fdgen.solve(pinn.Problem([u], (x, t), cons), 9, time=t)
 
@@ -286,7 +287,7 @@ def test_a_problem_coefficient_given_as_a_torch_callable_needs_a_numpy_value():
     ue = x**2 + y
     prob = pinn.Problem([u], (x, y), [
         pinn.Constraint(a * (u.diff(x, 2) + u.diff(y, 2)) - 2 * (1 + x**2), where=pinn.Box(BOX), n=8, name="pde"),
-        pinn.Constraint(u - ue, where=pinn.BoxBoundary(BOX), n=8, name="wall"),
+        pinn.Constraint(u - ue, where=pinn.Box(BOX).boundary(), n=8, name="wall"),
     ], coefficients={"a": lambda p: 1 + p[:, 0] ** 2 + 0 * torch.zeros(())})
     with pytest.raises(SpecError, match=r"coefficient a\(x, y\) is a callable of the Problem .* values=\{'a'"):
         fdgen.solve(prob, 9)

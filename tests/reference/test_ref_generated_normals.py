@@ -64,10 +64,10 @@ def test_robin_normal_derivative_each_face_problem(face):
     u = pinn.Field("u", (x, y))
     lap = lambda v: v.diff(x, 2) + v.diff(y, 2)  # noqa: E731
     cons = [pinn.Constraint(sympy.Eq(lap(u), lap(UE)), pinn.Box(BOX), n=8, name="pde"),
-            pinn.Constraint(u + normal_derivative(u, (x, y)) - _robin_data(face), pinn.BoxBoundary(BOX, faces=[face]),
+            pinn.Constraint(u + normal_derivative(u, (x, y)) - _robin_data(face), pinn.Box(BOX).boundary(faces=[face]),
                             n=8, name="robin")]
     others = [f for f in FACES if f != face]
-    cons.append(pinn.Constraint(u - UE, pinn.BoxBoundary(BOX, faces=others), n=8, name="dirichlet"))
+    cons.append(pinn.Constraint(u - UE, pinn.Box(BOX).boundary(faces=others), n=8, name="dirichlet"))
     prob = pinn.Problem([u], (x, y), cons)
     e1, e2 = _err(fdgen.solve(prob, (17, 33))), _err(fdgen.solve(prob, (33, 65)))
     assert e2 < 2e-3

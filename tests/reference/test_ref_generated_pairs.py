@@ -23,8 +23,8 @@ def periodic_problem(pair=(2.0, 0.0), faces=((0, 0),), n=256):
     lap = lambda v: v.diff(x, 2) + v.diff(y, 2)  # noqa: E731
     return pinn.Problem([u], (x, y), [
         pinn.Constraint(sympy.Eq(lap(u), lap(UE)), pinn.Box(BOX), n=n, name="pde"),
-        pinn.Constraint(u - UE, pinn.BoxBoundary(BOX, faces=[(1, 0), (1, 1)]), n=n // 2, name="walls"),
-        pinn.Constraint([u, u.diff(x)], pinn.BoxBoundary(BOX, faces=list(faces)), n=n // 4, pair=pair, name="per"),
+        pinn.Constraint(u - UE, pinn.Box(BOX).boundary(faces=[(1, 0), (1, 1)]), n=n // 2, name="walls"),
+        pinn.Constraint([u, u.diff(x)], pinn.Box(BOX).boundary(faces=list(faces)), n=n // 4, pair=pair, name="per"),
     ])
 
 
@@ -58,8 +58,8 @@ def test_callable_pair_refused():
     u = pinn.Field("u", (x, y))
     prob = pinn.Problem([u], (x, y), [
         pinn.Constraint(u.diff(x, 2) + u.diff(y, 2), pinn.Box(BOX), n=8, name="pde"),
-        pinn.Constraint(u, pinn.BoxBoundary(BOX, faces=[(1, 0), (1, 1)]), n=8, name="walls"),
-        pinn.Constraint(u, pinn.BoxBoundary(BOX, faces=[(0, 0)]), n=8, name="mirror",
+        pinn.Constraint(u, pinn.Box(BOX).boundary(faces=[(1, 0), (1, 1)]), n=8, name="walls"),
+        pinn.Constraint(u, pinn.Box(BOX).boundary(faces=[(0, 0)]), n=8, name="mirror",
                         pair=lambda p: torch.stack([p[:, 0] + 2, -p[:, 1]], 1)),
     ])
     with pytest.raises(SpecError, match="'mirror'"):

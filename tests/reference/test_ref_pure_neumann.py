@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import sympy
 
-from pinnsiren import Box, BoxBoundary, Constraint, Disk, Field, Problem, normal_derivative
+from pinnsiren import Ball, Box, Constraint, Field, Problem, normal_derivative
 from reference import fdgen
 
 x, y = sympy.symbols("x y")
@@ -16,7 +16,7 @@ def _neumann_box():
     b = [(0, 1), (0, 1)]
     f = sympy.diff(UE, x, 2) + sympy.diff(UE, y, 2)
     return Problem([u], (x, y), [Constraint(u.diff(x, 2) + u.diff(y, 2) - f, Box(b), n=8, name="pde"),
-                                 Constraint(normal_derivative(u, (x, y)), BoxBoundary(b), n=8, name="flux")])
+                                 Constraint(normal_derivative(u, (x, y)), Box(b).boundary(), n=8, name="flux")])
 
 
 def _err(sol):
@@ -51,12 +51,12 @@ def test_the_constant_does_not_depend_on_the_run():
 def test_a_dirichlet_problem_has_no_null_space_note():
     b = [(0, 1), (0, 1)]
     prob = Problem([u], (x, y), [Constraint(u.diff(x, 2) + u.diff(y, 2) - 1, Box(b), n=8, name="pde"),
-                                 Constraint(u, BoxBoundary(b), n=8, name="wall")])
+                                 Constraint(u, Box(b).boundary(), n=8, name="wall")])
     assert "null_space" not in fdgen.solve(prob, 17).stats
 
 
 def test_pure_neumann_on_a_disc():
-    disc = Disk([0.0, 0.0], 1.0)
+    disc = Ball([0.0, 0.0], 1.0)
     ue = x**2 - y**2 + x * y  # harmonic
     dudn = x * sympy.diff(ue, x) + y * sympy.diff(ue, y)  # outward normal (x, y) on the unit circle
     prob = Problem([u], (x, y), [Constraint(u.diff(x, 2) + u.diff(y, 2), disc, n=8, name="pde"),

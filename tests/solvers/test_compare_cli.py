@@ -135,7 +135,7 @@ def test_missing_or_incomplete_spec_asks_for_the_script(tmp_path):
     u = pinn.Field("u", (x, y))
     grow = pinn.Problem([u], (x, y), [
         pinn.Constraint(u.diff(x, 2) + u.diff(y, 2), where=pinn.Box(lambda s: [(-1, 1), (-1, 1)]), n=8, name="pde"),
-        pinn.Constraint(u, where=pinn.BoxBoundary([(-1, 1), (-1, 1)]), n=8, name="bc")])
+        pinn.Constraint(u, where=pinn.Box([(-1, 1), (-1, 1)]).boundary(), n=8, name="bc")])
     f = write_result(tmp_path / "inc.h5", kind="t", config={}, models={"m": tiny_siren()}, problem=grow)
     with pytest.raises(CompareError, match=r"incomplete \(constraint 'pde': Box bounds given as a callable of the "
                                            r"step\); give the script too"):

@@ -31,8 +31,8 @@ def inverse_problem(n=256):
     f = UE.diff(t) - AE * lap(UE)
     return pinn.Problem([u, a], (x, y, t), [
         pinn.Constraint(sympy.Eq(u.diff(t), a * lap(u) + f), pinn.Box(B3), n=n, name="pde"),
-        pinn.Constraint(u - UE, pinn.BoxBoundary(B3, faces=[(0, 0), (0, 1), (1, 0), (1, 1)]), n=n // 2, name="bc"),
-        pinn.Constraint(u - UE, pinn.TimeSlice(B3[:2], 2, 0.0), n=n // 2, name="ic"),
+        pinn.Constraint(u - UE, pinn.Box(B3).boundary(faces=[(0, 0), (0, 1), (1, 0), (1, 1)]), n=n // 2, name="bc"),
+        pinn.Constraint(u - UE, pinn.SpaceTime(pinn.Box(B3[:2]), B3[2], t_index=2).initial(), n=n // 2, name="ic"),
         pinn.Constraint(u - UE, pinn.Box(B3), n=n, name="data"),
     ])
 

@@ -50,7 +50,7 @@ def test_siren_learns_initial_condition_and_pipeline_writes_results(tmp_path):
     # the Problem is stored as data; its growing time window is a callable, so the spec says it is incomplete
     spec = r["spec"]
     assert [c["region"]["type"] for c in spec["constraints"]] == [
-        "Box", "Cone", "TimeSlice", "NearPoint", "TimeSlice", "NearPoint"]
+        "Box", "Cone", "TimeSlab", "NearPoint", "TimeSlab", "NearPoint"]
     assert spec["constraints"][3]["region"]["std"] == pytest.approx(3 * 4e-3 ** 0.5, rel=1e-12)
     assert spec["complete"] is False and spec["incomplete"] == [
         "constraint 'pde': Box bounds given as a callable of the step",
