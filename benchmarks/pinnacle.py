@@ -287,9 +287,9 @@ def _case_model(case: Case, args):
                         for nm, r, reg in case.conditions]
     problem = Problem(fields, case.coords, constraints)
     if args.no_normalise:
-        net = Siren(len(case.coords), len(fields), 128, 3, first_omega_0=args.omega0 or 30.0)
+        net = Siren(len(case.coords), len(fields), 128, 3, first_omega_0=args.first_omega_0 or 30.0)
     else:
-        kw = {"first_omega_0": args.omega0} if args.omega0 else {}
+        kw = {"first_omega_0": args.first_omega_0} if args.first_omega_0 else {}
         net = recommended_model(case.bounds, len(fields), **kw)
         if args.output_scale:
             net.scale.mul_(args.output_scale)
@@ -410,7 +410,7 @@ def main(argv=None) -> int:
                     help="products of the fused SIREN backward (TrainConfig.backward_precision)")
     ap.add_argument("--uniform-draws", action="store_true",
                     help="sample the L-BFGS draws uniformly (the recommended set samples them by RAD)")
-    ap.add_argument("--omega0", type=float, default=None, help="override first_omega_0 (exploration)")
+    ap.add_argument("--first-omega-0", type=float, default=None, help="override first_omega_0 (exploration)")
     ap.add_argument("--output-scale", type=float, default=None,
                     help="multiply the normalised network's output by this factor (exploration)")
     args = ap.parse_args(argv)
@@ -433,7 +433,7 @@ def main(argv=None) -> int:
     ablation = [k for k in ("no_normalise", "no_balance", "rad", "no_exact", "hand_exact") if getattr(args, k)]
     print(json.dumps({"config": {"steps": args.steps, "points": args.points, "seed": args.seed,
                                  "threads": args.threads, "ablation": ablation, "lr": args.lr,
-                                 "omega0": args.omega0, "output_scale": args.output_scale, "lbfgs": args.lbfgs,
+                                 "first_omega_0": args.first_omega_0, "output_scale": args.output_scale, "lbfgs": args.lbfgs,
                                  "lbfgs_draw": args.lbfgs_draw,
                                  "lbfgs_batches": args.lbfgs_batches, "causal": args.causal,
                                  "uniform_draws": args.uniform_draws, "lbfgs_float64": args.lbfgs_float64,

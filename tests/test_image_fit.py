@@ -37,7 +37,7 @@ def test_siren_reaches_30db_and_beats_relu_by_5db_on_64px_crop():
 
 def test_run_writes_result_file_and_figure(tmp_path):
     out = run(None, ["siren", "relu-pe"], steps=3, lr=1e-4, size=32, out=tmp_path,
-              hidden_features=16, hidden_layers=1, show_progress=False)
+              hidden=16, layers=1, show_progress=False)
     assert out["png"].stat().st_size > 10_000
     r = read_result(out["h5"])
     assert r["attrs"]["kind"] == "image-fit"

@@ -86,17 +86,17 @@ def test_flag_values_reach_config_trainer_and_network():
     assert net.layers[0].weight.shape == (12, 3) and len(net.layers) == 4  # first + 2 hidden + last
 
 
-def test_old_flag_names_still_work():
+def test_one_flag_name_per_setting():
     from solvers.pde import helmholtz, wave
     from solvers.sdf import sdf
 
-    h = helmholtz.config_from_args(_parser(helmholtz).parse_args(["--omega0", "5", "--grid", "64",
+    h = helmholtz.config_from_args(_parser(helmholtz).parse_args(["--first-omega-0", "5", "--grid-n", "64",
                                                                   "--source-weight", "2.5", "--resume"]))
     assert (h.first_omega_0, h.grid_n, h.source_weight, h.resume) == (5.0, 64, 2.5, True)
     assert helmholtz.config_from_args(_parser(helmholtz).parse_args(["--source-weight", "auto"])).source_weight == "auto"
-    w = _parser(wave).parse_args(["--no-normalize", "--grid", "32"])
+    w = _parser(wave).parse_args(["--no-normalize-amplitude", "--grid-n", "32"])
     assert (w.normalize_amplitude, w.grid_n) == (False, 32)
-    s = _parser(sdf).parse_args(["bunny", "--first-omega", "3", "--no-progress", "--grad-clip", "2"])
+    s = _parser(sdf).parse_args(["bunny", "--first-omega-0", "3", "--no-progress", "--grad-clip", "2"])
     assert (s.first_omega_0, s.progress, s.grad_clip) == (3.0, False, 2.0)
     with pytest.raises(SystemExit):
         _parser(sdf).parse_args(["bunny", "--arch", "nope"])
@@ -110,6 +110,9 @@ OLD_DEFAULTS = {
                               source_weight="batch", out="results/helmholtz"),
     "solvers.pde.wave": dict(steps=1500, lr=5e-4, schedule="cosine", points=4096, hidden=128, layers=3, grid_n=256,
                          cone_fraction=0.5, normalize_amplitude=True, t_max=0.4),
+    old = {helmholtz: ("--omega0", "--grid"), wave: ("--grid", "--no-normalize"), sdf: ("--first-omega",)}
+    for mod, names in old.items():  # not option strings (argparse may still expand an unambiguous prefix)
+        assert not set(names) & set(_parser(mod)._option_string_actions), mod.__name__
     "solvers.sdf.sdf": dict(steps=2000, lr=5e-4, schedule="cosine", hidden=128, layers=3, first_omega_0=15.0,
                         grad_clip=1.0, final_lr_factor=0.01, batch=2000, points=20000, progress=True,
                         sign_prior=100.0, engine="autograd"),
@@ -145,7 +148,7 @@ def test_fit_flags_reach_the_runs(monkeypatch, tmp_path):
     image_fit.main(args)
     assert (seen["image"].first_omega_0, seen["image"].log_every, seen["image"].hidden) == (12.0, 5, 8)
     monkeypatch.setattr(audio_fit, "run", lambda *a, **k: seen.update(audio=k["cfg"]))
-    audio_fit.main(_parser(audio_fit).parse_args(["--first-omega", "700", "--batch", "64"]))
+    audio_fit.main(_parser(audio_fit).parse_args(["--first-omega-0", "700", "--batch", "64"]))
     assert (seen["audio"].first_omega_0, seen["audio"].batch, seen["audio"].lr) == (700.0, 64, 5e-5)
     import solvers.signals.inpaint as inp
 
@@ -281,9 +284,9 @@ def test_fwi_presets_and_defaults_unchanged(quick):
             assert s[group][k] == v, (group, k, s[group][k], v)
 
 
-def test_fwi_flags_override_presets_and_keep_old_names():
-    s = _fwi_settings(["--quick", "--hidden", "16", "--pretrain-steps", "3", "--reparam-iters", "10",
-                       "--reparam-omega0", "2", "--reparam-detail-omega0", "9", "--reparam-hidden", "8",
+def test_fwi_flags_override_presets():
+    s = _fwi_settings(["--quick", "--hidden", "16", "--pretrain-steps", "3", "--reparam-iterations", "10",
+                       "--reparam-first-omega-0", "2", "--reparam-detail-omega-0", "9", "--reparam-hidden", "8",
                        "--reparam-tv", "0.5", "--source-weight", "auto", "--seed", "4", "--device", "cpu",
                        "--fwi-lr", "3e-4", "--grad-clip", "1.5", "--reparam-max-evals", "7", "--lr", "2e-4"])
     p, r = s["pinn"], s["reparam"]
@@ -355,15 +358,16 @@ def test_prefixed_flag_group():
     assert S.from_args(G, p.parse_args([]), prefix="second") == G(hidden=5, on=True)
 
 
-def test_fit_config_takes_fields_and_the_old_keyword_names():
+def test_fit_config_takes_the_config_fields_only():
     from solvers.signals.image_fit import ImageFitConfig
     from solvers.signals.signal_fit import fit_config
 
-    assert fit_config(ImageFitConfig, None, {"hidden_features": 8, "steps": 3}) == ImageFitConfig(hidden=8, steps=3)
-    assert fit_config(ImageFitConfig, ImageFitConfig(lr=2e-4), {"hidden_layers": 1}) == ImageFitConfig(lr=2e-4, layers=1)
+    assert fit_config(ImageFitConfig, None, {"hidden": 8, "steps": 3}) == ImageFitConfig(hidden=8, steps=3)
+    assert fit_config(ImageFitConfig, ImageFitConfig(lr=2e-4), {"layers": 1}) == ImageFitConfig(lr=2e-4, layers=1)
     assert fit_config(ImageFitConfig, None, {}) == ImageFitConfig()
-    with pytest.raises(TypeError):
-        fit_config(ImageFitConfig, None, {"no_such_setting": 1})
+    for wrong in ({"no_such_setting": 1}, {"hidden_features": 8}, {"hidden_layers": 1}):
+        with pytest.raises(TypeError):
+            fit_config(ImageFitConfig, None, wrong)
 
 
 def test_check_choice_and_check_arch_name_the_choices():

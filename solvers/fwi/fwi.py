@@ -44,9 +44,6 @@ METHOD_KEYS = {"uniform start": "start", "ADMM (IR-WRI)": "admm", "adjoint-state
 #: m bounds from the inversion problem, its formulation from --formulations
 PINN_OWN = ("seed", "device", "m_bounds", "formulation")
 REPARAM_OWN = ("seed", "device")
-#: the flag names the neural-reparameterised settings had before they were generated
-REPARAM_ALIASES = {"iterations": ["--reparam-iters"], "first_omega_0": ["--reparam-omega0"],
-                   "detail_omega_0": ["--reparam-detail-omega0"]}
 ALL_METHODS = ["admm", "adjoint", "pinn-total", "pinn-scattered", "reparam"]
 #: the flags ``pinnsiren fwi --help`` shows (``--help-all``: every flag)
 HELP_FLAGS = ("--model", "--quick", "--out", "--data", "--methods", "--seed", "--device")
@@ -102,7 +99,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
               skip=PINN_OWN, defaults=defaults, extra_help=extra, choices={"m_param": M_PARAMS, "arch": ARCHITECTURES, "schedule": SCHEDULES})
     defaults, extra = _preset_flags(ReparamFWIConfig, "reparam")
     add_flags(p.add_argument_group("neural-reparameterised FWI (solvers.fwi.fwi_reparam.ReparamFWIConfig)"),
-              ReparamFWIConfig, prefix="reparam", skip=REPARAM_OWN, aliases=REPARAM_ALIASES,
+              ReparamFWIConfig, prefix="reparam", skip=REPARAM_OWN,
               defaults={**defaults, "max_evals": None},
               extra_help={**extra, "max_evals": "[here: 1.2 iterations + 20]"},
               choices={"arch": ARCHITECTURES, "param": ("velocity", "slowness"), "optimizer": ("lbfgs", "adam")})

@@ -495,7 +495,7 @@ def run(cfg: HelmholtzConfig, archs: Sequence[str], out: str | Path, name: str =
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--arch", default="siren", help="comma-separated architectures (siren, tanh, relu-pe, ...)")
-    add_flags(p, HelmholtzConfig, skip=("arch",), aliases={"first_omega_0": ["--omega0"], "grid_n": ["--grid"]},
+    add_flags(p, HelmholtzConfig, skip=("arch",),
               defaults={"out": "results/helmholtz"},
               extra_help={"lr": "(the paper: 2e-5)", "hidden": "(the paper: 256)", "layers": "(the paper: 3)"})
 

@@ -249,7 +249,7 @@ def run(cfg: WaveConfig, archs: Sequence[str], out: str | Path) -> dict[str, Any
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--arch", default="siren", help="comma-separated architectures (siren, tanh, ...)")
     p.add_argument("--out", default="results/wave")
-    add_flags(p, WaveConfig, skip=("arch", "frames"), aliases={"grid_n": ["--grid"], "normalize_amplitude": ["--no-normalize"]},
+    add_flags(p, WaveConfig, skip=("arch", "frames"),
               extra_help={"lr": "(the paper: 2e-5)", "hidden": "(the paper: 512)",
                           "schedule": "(the paper: constant)", "frames": "(five frames from 0 to --t-max)"})
 

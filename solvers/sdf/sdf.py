@@ -573,7 +573,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--w-eikonal", type=float, default=None, help="Eikonal weight (catalog: 5e1)")
     parser.add_argument("--w-sdf", type=float, default=None, help="on-surface |u| weight (catalog: 3e3)")
     parser.add_argument("--w-normal", type=float, default=None, help="normal weight (catalog: 1e2)")
-    add_flags(parser, SDFConfig, aliases={"first_omega_0": ["--first-omega"]},
+    add_flags(parser, SDFConfig,
               choices={"arch": ARCHITECTURES, "schedule": SCHEDULES, "engine": ("auto", "jet", "autograd")})
 
 

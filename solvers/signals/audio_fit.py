@@ -206,8 +206,7 @@ def run(
 
     The settings are ``cfg`` (default ``AudioFitConfig()``) with any
     :class:`AudioFitConfig` field given in ``settings`` replaced (``steps=``,
-    ``lr=``, ``batch=``, ``first_omega_0=``...; ``hidden_features``/
-    ``hidden_layers`` are read as ``hidden``/``layers``); ``arch`` is set per fit.
+    ``lr=``, ``batch=``, ``first_omega_0=``...); ``arch`` is set per fit.
     """
     check_architectures(archs)
     src = Path(path) if path is not None else DEFAULT_WAV
@@ -235,7 +234,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seconds", type=float, default=None, help="keep only the first SECONDS of the clip")
     p.add_argument("--start", type=float, default=0.0, help="start of the kept part in seconds (default 0)")
     p.add_argument("--out", default="results/audio_fit", help="output folder")
-    add_flags(p, AudioFitConfig, skip=("arch",), aliases={"first_omega_0": ["--first-omega"]},
+    add_flags(p, AudioFitConfig, skip=("arch",),
               extra_help={"first_omega_0": "(on time in [-1, 1])"})
 
 

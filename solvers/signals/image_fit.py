@@ -171,8 +171,7 @@ def run(
 
     The settings are ``cfg`` (default ``ImageFitConfig()``) with any
     :class:`ImageFitConfig` field given in ``settings`` replaced (``steps=``,
-    ``lr=``, ``hidden=``...; ``hidden_features``/``hidden_layers`` are read as
-    ``hidden``/``layers``); ``arch`` is set per fit.
+    ``lr=``, ``hidden=``...); ``arch`` is set per fit.
     """
     check_architectures(archs)
     image = load_image(path, size)

@@ -199,8 +199,7 @@ def run_inpaint(
     ``settings`` (optional, e.g. an ``ImageFitConfig``): the network and loop
     settings (:class:`~pinnsiren.settings.ModelSettings` and ``FitSettings``
     fields) taken from it; ``changes`` replace :class:`InpaintConfig` fields
-    (``steps=``, ``lr=``, ``hidden=``...; ``hidden_features``/``hidden_layers``
-    are read as ``hidden``/``layers``); ``arch`` names the network.
+    (``steps=``, ``lr=``, ``hidden=``...); ``arch`` names the network.
     """
     from pinnsiren.io import write_result
 

@@ -24,16 +24,10 @@ __all__ = ["fit_values", "fit_each", "fit_config", "write_fits", "step_loss", "l
 FitSettings = trainer_settings("FitSettings", ("steps", "lr", "seed", "device", "log_every"), __name__)
 
 
-#: keyword names the fit commands' ``run`` functions took before the settings were shared, and the fields they are
-OLD_NAMES = {"hidden_features": "hidden", "hidden_layers": "layers"}
-
-
 def fit_config(cls: type, cfg: Any, settings: dict[str, Any]) -> Any:
     """The configuration a fit command's ``run`` works with: ``cfg`` (an instance of ``cls``, or ``None`` for
-    ``cls()``) with the fields in ``settings`` replaced; ``hidden_features``/``hidden_layers`` are read as
-    ``hidden``/``layers``."""
-    values = {OLD_NAMES.get(k, k): v for k, v in settings.items()}
-    return replace(cfg, **values) if cfg is not None else cls(**values)
+    ``cls()``) with the fields in ``settings`` replaced."""
+    return replace(cfg, **settings) if cfg is not None else cls(**settings)
 
 
 def step_loss(opt: torch.optim.Optimizer, loss: torch.Tensor, step: int, desc: str) -> float:

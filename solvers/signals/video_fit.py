@@ -223,8 +223,7 @@ def run(
 
     The settings are ``cfg`` (default ``VideoFitConfig()``) with any
     :class:`VideoFitConfig` field given in ``settings`` replaced (``steps=``,
-    ``lr=``, ``batch=``...; ``hidden_features``/``hidden_layers`` are read as
-    ``hidden``/``layers``); ``arch`` is set per fit.
+    ``lr=``, ``batch=``, ``hidden=``...); ``arch`` is set per fit.
     """
     check_architectures(archs)
     clip, desc = load_video(source, frames, size)

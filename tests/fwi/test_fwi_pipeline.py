@@ -107,7 +107,7 @@ def test_cli_fwi_smoke(tmp_path, capsys):
 
     rc = main(["fwi", "--quick", "--n", "31", "--admm-iters", "2", "--adjoint-iters", "2", "--pretrain-steps", "2",
                "--fwi-steps", "2", "--hidden", "16", "--layers", "1", "--batch", "32", "--out", str(tmp_path),
-               "--noise-snr", "30", "--reparam-iters", "3"])
+               "--noise-snr", "30", "--reparam-iterations", "3"])
     assert rc == 0
     text = capsys.readouterr().out
     for name in ("uniform start", "ADMM (IR-WRI)", "adjoint-state", "PINN-FWI total (paper)", "PINN-FWI scattered",
@@ -167,7 +167,7 @@ def test_cli_fwi_paper_data_file(tmp_path, capsys):
     if not p.is_file():
         pytest.skip(f"the paper's FWI data file is absent ({p}); it is never bundled")
     rc = main(["fwi", "--quick", "--n", "31", "--admm-iters", "3", "--adjoint-iters", "3", "--skip-pinn",
-               "--reparam-iters", "3", "--no-figure", "--data", str(p), "--out", str(tmp_path)])
+               "--reparam-iterations", "3", "--no-figure", "--data", str(p), "--out", str(tmp_path)])
     assert rc == 0
     text = capsys.readouterr().out
     assert "rec_val / -(1+i)" in text and "| ADMM (IR-WRI) |" in text

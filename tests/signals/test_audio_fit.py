@@ -55,7 +55,7 @@ def test_run_writes_result_figure_and_wavs(tmp_path):
     w, rate = _tones(400)
     wavfile.write(tmp_path / "in.wav", rate, (w * 30000).astype(np.int16))
     out = run(tmp_path / "in.wav", ["siren", "relu-pe"], steps=2, out=tmp_path / "o",
-              hidden_features=8, hidden_layers=1, show_progress=False)
+              hidden=8, layers=1, show_progress=False)
     r = read_result(out["h5"])
     assert r["attrs"]["kind"] == "audio-fit"
     assert {"threads", "world_size", "commit", "seed", "device", "torch_version"} <= set(r["attrs"])  # provenance

@@ -73,8 +73,8 @@ def test_inpaint_smooth_image_psnr_on_all_pixels():
 def test_run_inpaint_and_cli(tmp_path):
     from pinnsiren.cli import main
 
-    out = run_inpaint(None, ["none", "fh"], 0.1, tmp_path, steps=2, size=16, hidden_features=8,
-                      hidden_layers=1, show_progress=False)
+    out = run_inpaint(None, ["none", "fh"], 0.1, tmp_path, steps=2, size=16, hidden=8,
+                      layers=1, show_progress=False)
     r = read_result(out["h5"])
     assert r["attrs"]["kind"] == "image-inpaint"
     assert int(r["fields"]["mask"].sum()) == round(0.1 * 256)

@@ -53,7 +53,7 @@ def test_siren_ahead_of_relu_pe_at_equal_steps():
 
 def test_run_writes_result_and_figure(tmp_path):
     out = run(None, ["siren", "relu-pe"], steps=2, out=tmp_path, frames=3, size=12,
-              hidden_features=8, hidden_layers=1, show_progress=False)
+              hidden=8, layers=1, show_progress=False)
     r = read_result(out["h5"])
     assert r["attrs"]["kind"] == "video-fit"
     assert r["fields"]["clip"].shape == (3, 12, 12, 3)

@@ -9,7 +9,7 @@ import time
 from pinnsiren.io import read_result
 
 ARGS = ["solve", "helmholtz", "--k", "5", "--source-var", "1e-2", "--hidden", "16", "--layers", "1",
-        "--points", "64", "--source-points", "16", "--grid", "48", "--steps", "3000",
+        "--points", "64", "--source-points", "16", "--grid-n", "48", "--steps", "3000",
         "--checkpoint-every", "100", "--eval-every", "1000"]
 
 
