@@ -67,8 +67,8 @@ def _worker(args: argparse.Namespace) -> None:
     torch.manual_seed(0)
     model = Siren(2, 1, args.hidden, args.layers)
     total = args.warmup + args.steps
-    res = train(Timed(), model, TrainConfig(steps=total, lr=1e-4, seed=0, device=args.device, log_every=total,
-                                           progress=False))
+    res = train(Timed(), model, TrainConfig(phases=[Adam(total, lr=1e-4)], seed=0, device=args.device,
+                                           log_every=total, progress=False))
     if args.device.startswith("cuda"):
         torch.cuda.synchronize()
     wall, cpu = time.perf_counter() - marks["wall"], time.process_time() - marks["cpu"]

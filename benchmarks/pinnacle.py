@@ -58,6 +58,7 @@ import torch  # noqa: E402
 from pinnsiren import (  # noqa: E402
     Ball, Box, Constraint, ExactDirichlet, Field, PointSet, Problem, Siren, SpaceTime, impose_exactly)
 from pinnsiren.adf import transfinite  # noqa: E402
+from pinnsiren.phases import RAD, Causal  # noqa: E402
 from pinnsiren.precision import BACKWARD_PRECISIONS  # noqa: E402
 from pinnsiren.train import TrainConfig, recommended_model, train  # noqa: E402
 
@@ -301,30 +302,27 @@ def _case_model(case: Case, args):
 
 
 def _train_config(case: Case, args) -> TrainConfig:
-    """The recommended trainer settings with the levers of the command line."""
-    changes = {}
-    if args.no_balance:
-        changes["balance"] = "none"
-    if args.rad:
-        changes["resample"] = "rad"
-    if args.lr:
-        changes["lr"] = args.lr
-    if args.lbfgs_draw is not None:
-        changes["lbfgs_draw_every"] = args.lbfgs_draw
-    if args.lbfgs_batches is not None:
-        changes["lbfgs_batches"] = args.lbfgs_batches
-    if args.lbfgs_float64:
-        changes["lbfgs_float64"] = True
-    if args.uniform_draws:
-        changes["lbfgs_resample"] = "none"
-    changes["backward_precision"] = args.backward_precision
-    if args.causal:
-        changes["causal_time"] = str(case.coords[-1]) if str(case.coords[-1]) == "t" else None
+    """The recommended trainer parts with the levers of the command line."""
     total = args.steps + (args.lbfgs or 0)
-    cfg = TrainConfig.recommended(steps=total, seed=args.seed, progress=False, eval_every=max(total // 6, 1), **changes)
+    cfg = TrainConfig.recommended(steps=total, seed=args.seed, progress=False, eval_every=max(total // 6, 1),
+                                  backward_precision=args.backward_precision)
+    adam, lbfgs = cfg.phases
     if args.lbfgs is not None:  # explicit split: --steps Adam steps, then --lbfgs L-BFGS evaluations
-        cfg = dataclasses.replace(cfg, steps=args.steps, lbfgs_steps=args.lbfgs)
-    return cfg
+        adam, lbfgs = dataclasses.replace(adam, steps=args.steps), dataclasses.replace(lbfgs, steps=args.lbfgs)
+    if args.lr:
+        adam = dataclasses.replace(adam, lr=args.lr)
+    if args.rad:
+        adam = dataclasses.replace(adam, sampler=RAD())
+    if args.lbfgs_draw is not None:
+        lbfgs = dataclasses.replace(lbfgs, draw_every=args.lbfgs_draw)
+    if args.lbfgs_batches is not None:
+        lbfgs = dataclasses.replace(lbfgs, batches=args.lbfgs_batches)
+    lbfgs = dataclasses.replace(lbfgs, float64=bool(args.lbfgs_float64),
+                                sampler=None if args.uniform_draws else lbfgs.sampler)
+    aids = [] if args.no_balance else list(cfg.aids)
+    if args.causal and str(case.coords[-1]) == "t":
+        aids.append(Causal("t"))
+    return dataclasses.replace(cfg, phases=(adam, lbfgs), aids=tuple(aids))
 
 
 def _case_evaluator(case: Case, P: torch.Tensor, ref: np.ndarray, exact_vals: np.ndarray | None):

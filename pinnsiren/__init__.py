@@ -59,6 +59,12 @@ _EXPORTS: dict[str, str] = {
     "evaluate": "evaluation",
     # training
     "TrainConfig": "train",
+    "Adam": "phases",
+    "LBFGS": "phases",
+    "RAD": "phases",
+    "GradNorm": "phases",
+    "Causal": "phases",
+    "Checkpoint": "phases",
     "recommended_model": "train",
 }
 

@@ -63,16 +63,16 @@ class TrainingAlarmWarning(UserWarning):
 
 ADVICE = {
     "collapse": "the network collapsed to a trivial field. Lower the learning rate (SIREN with omega_0 = 30: "
-                "about 1e-4), turn on loss balancing (balance='gradnorm'), or impose the boundary/initial "
+                "about 1e-4), turn on loss balancing (aids=[GradNorm()]), or impose the boundary/initial "
                 "values exactly; see docs/training.md",
-    "stuck": "the optimiser is ignoring this constraint. Turn on loss balancing (balance='gradnorm'), "
+    "stuck": "the optimiser is ignoring this constraint. Turn on loss balancing (aids=[GradNorm()]), "
              "lower the learning rate, or impose that condition exactly; see docs/training.md",
     "grid": "the network's field is not the grid solver's solution of the same Problem, though the loss terms "
             "may look small (a nearly singular operator, e.g. a Helmholtz k near a resonance, or a field held "
             "only through its gradient, e.g. a pressure). Train longer or with TrainConfig.recommended, check "
             "that the problem is well posed, and look at the field with pinnsiren compare",
     "generalisation": "the residual is small only on the training points. Use more points per step "
-                      "(n=...), adaptive sampling (resample='rad'), or fewer steps at the end of the "
+                      "(n=...), adaptive sampling (Adam(sampler=RAD())), or fewer steps at the end of the "
                       "schedule; see docs/training.md",
 }
 

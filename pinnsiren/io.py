@@ -79,9 +79,11 @@ def provenance(config: Mapping[str, Any] | None = None) -> dict[str, Any]:
                commit=_commit(), platform=platform.platform(terse=True))
     levels, i = [config or {}], 0
     while i < len(levels):  # breadth first: the outermost mention of a key wins
-        levels += [v for v in levels[i].values() if isinstance(v, Mapping)]
+        for v in levels[i].values():  # nested settings, and parts in lists (a TrainConfig's phases)
+            levels += [v] if isinstance(v, Mapping) else [w for w in v if isinstance(w, Mapping)] \
+                if isinstance(v, (list, tuple)) else []
         i += 1
-    for key in ("device", "seed", "backward_precision", "dtype", "lbfgs_float64", "points_per_rank"):
+    for key in ("device", "seed", "backward_precision", "dtype", "lbfgs_float64", "float64", "points_per_rank"):
         for level in levels:
             if key not in out and level.get(key) is not None:
                 out[key] = level[key]

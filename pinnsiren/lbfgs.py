@@ -84,6 +84,11 @@ def lbfgs_phase(
         raise ValueError(f"the L-BFGS budget must be >= 1 evaluation, got {budget}")
     if draw_every < 0:
         raise ValueError(f"draw_every must be >= 0, got {draw_every}")
+    return _draws(loss_fn, params, budget, on_eval, all_reduce, draw_every, on_draw)
+
+
+def _draws(loss_fn, params, budget, on_eval, all_reduce, draw_every, on_draw) -> dict[str, Any]:
+    """The draws of :func:`lbfgs_phase`, one after the other, until the budget is spent or L-BFGS stops."""
     spent, draw, first, out, per_draw = 0, 0, None, None, []
     while spent < budget:
         chunk = budget - spent if not draw_every else min(draw_every, budget - spent)

@@ -19,9 +19,10 @@ the class docstring's ``Parameters`` section. :func:`add_flags` turns the
 fields into ``argparse`` flags (``first_omega_0`` -> ``--first-omega-0``,
 help = that docstring, default = the class default) and
 :func:`from_args` builds the configuration back from the parsed namespace.
-:class:`TrainSettings` is made from the fields of
-:class:`pinnsiren.train.TrainConfig` of the same name, so the trainer's
-definition (type, default, documentation) is the only one.
+:class:`TrainSettings` holds the flat training flags every PDE solver shares;
+:func:`train_config` turns flat settings into the trainer's parts
+(:mod:`pinnsiren.phases`), so a command line builds the same
+:class:`pinnsiren.train.TrainConfig` a script would.
 """
 
 from __future__ import annotations
@@ -37,10 +38,11 @@ import typing
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar
 
+from .phases import LBFGS, Adam, Checkpoint
 from .train import TrainConfig
 
-__all__ = ["ModelSettings", "TrainSettings", "TRAIN_SETTINGS", "trainer_settings", "field_help", "flag_fields",
-           "add_flags", "from_args", "check_choice"]
+__all__ = ["ModelSettings", "TrainSettings", "TrainerFlags", "FLAT_TRAIN_SETTINGS", "train_config", "field_help",
+           "flag_fields", "add_flags", "from_args", "check_choice"]
 
 C = TypeVar("C")
 
@@ -85,41 +87,78 @@ class ModelSettings:
         return build_model(self.arch, in_features, out_features, self.hidden, self.layers, **kwargs)
 
 
-#: the training settings every solver shares (fields of :class:`~pinnsiren.train.TrainConfig`)
-TRAIN_SETTINGS = ("steps", "lr", "schedule", "final_lr_factor", "lbfgs_steps", "grad_clip", "seed", "device",
-                  "progress", "backward_precision")
+#: flat settings a command line may hold, and what :func:`train_config` makes of them
+FLAT_TRAIN_SETTINGS = ("steps", "lr", "schedule", "final_lr_factor", "grad_clip", "lbfgs_steps", "seed", "device",
+                       "progress", "backward_precision", "log_every", "eval_every", "alarm", "checkpoint_dir",
+                       "checkpoint_every", "resume")
 
 
-def _train_config(self: Any, **changes: Any) -> TrainConfig:
-    """The :class:`~pinnsiren.train.TrainConfig` of this configuration.
+def train_config(**flat: Any) -> TrainConfig:
+    """The trainer's configuration from a command line's flat settings (:data:`FLAT_TRAIN_SETTINGS`).
 
-    Every field whose name is a ``TrainConfig`` field is copied (the shared
-    settings, and e.g. ``eval_every`` or ``resume`` where a solver has them);
-    ``changes`` override or add fields (``log_every=...``).
+    ``steps``, ``lr``, ``schedule``, ``final_lr_factor`` and ``grad_clip``
+    make an :class:`~pinnsiren.phases.Adam` phase; ``lbfgs_steps > 0`` an
+    :class:`~pinnsiren.phases.LBFGS` phase after it; ``checkpoint_dir``,
+    ``checkpoint_every`` and ``resume`` a :class:`~pinnsiren.phases.Checkpoint`
+    (when checkpoints are asked for); the rest are fields of
+    :class:`~pinnsiren.train.TrainConfig`. Missing settings keep the parts'
+    defaults.
     """
-    names = {f.name for f in dataclasses.fields(TrainConfig)}
-    values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name in names}
-    return TrainConfig(**{**values, **changes})
-
-
-def trainer_settings(name: str, names: Sequence[str], module: str | None = None) -> type:
-    """A dataclass with the fields ``names`` of :class:`~pinnsiren.train.TrainConfig` (same types, defaults and
-    documentation) and ``train_config(**changes)``; for settings groups that share the trainer's definitions."""
-    hints = typing.get_type_hints(TrainConfig)
-    by_name = {f.name: f for f in dataclasses.fields(TrainConfig)}
-    unknown = [n for n in names if n not in by_name]
+    unknown = sorted(set(flat) - set(FLAT_TRAIN_SETTINGS))
     if unknown:
-        raise ValueError(f"trainer_settings: {unknown} are not TrainConfig fields")
-    spec = [(n, hints[n], dataclasses.field(default=by_name[n].default)) for n in names]
-    cls = dataclasses.make_dataclass(name, spec, namespace={"train_config": _train_config})
-    cls.__module__ = module or __name__
-    docs = _numpy_parameters(TrainConfig)
-    lines = [f"{n} : {docs.get(n, '')}" for n in names]
-    cls.__doc__ = (f"Settings shared with the trainer: the fields {', '.join(names)} of\n"
-                   ":class:`pinnsiren.train.TrainConfig` (same types, defaults and documentation);\n"
-                   "``train_config(**changes)`` builds the trainer's configuration.\n\n"
-                   "Parameters\n----------\n" + "\n".join(lines))
-    return cls
+        raise ValueError(f"train_config: unknown settings {unknown}; known: {list(FLAT_TRAIN_SETTINGS)}")
+    adam = {k: flat.pop(k) for k in ("steps", "lr", "schedule", "final_lr_factor", "grad_clip") if k in flat}
+    phases: list[Any] = [Adam(**adam)]
+    lbfgs = flat.pop("lbfgs_steps", 0)
+    if lbfgs:
+        phases.append(LBFGS(lbfgs))
+    folder, every, resume = flat.pop("checkpoint_dir", None), flat.pop("checkpoint_every", 0), flat.pop("resume", False)
+    checkpoint = None
+    if every or resume:
+        if not folder:
+            raise ValueError("checkpoint_every/resume need checkpoint_dir (e.g. --out DIR)")
+        checkpoint = Checkpoint(str(folder), every, resume)
+    return TrainConfig(phases=phases, checkpoint=checkpoint, **flat)
+
+
+class TrainerFlags:
+    """Mixin for settings dataclasses holding some of :data:`FLAT_TRAIN_SETTINGS`: ``train_config(**changes)``."""
+
+    def train_config(self, **changes: Any) -> TrainConfig:
+        """The :class:`~pinnsiren.train.TrainConfig` of these settings (:func:`train_config`); ``changes``
+        override or add flat settings (``log_every=...``)."""
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)  # type: ignore[arg-type]
+                  if f.name in FLAT_TRAIN_SETTINGS}
+        return train_config(**{**values, **changes})
+
+
+@dataclass
+class TrainSettings(TrainerFlags):
+    """The training settings every PDE solver shares (an Adam phase, an optional L-BFGS phase, housekeeping)."""
+
+    steps: int = 1000
+    """Adam steps."""
+    lr: float = 1e-4
+    """Initial learning rate."""
+    schedule: str = "constant"
+    """Learning-rate schedule over the Adam steps: constant, cosine (decays to lr * final_lr_factor) or
+    exponential (reaches the same at the end)."""
+    final_lr_factor: float = 0.01
+    """End-of-schedule learning rate as a fraction of lr."""
+    lbfgs_steps: int = 0
+    """L-BFGS phase after Adam (strong-Wolfe line search; pinnsiren.phases.LBFGS): its budget in gradient
+    evaluations, line-search trials included."""
+    grad_clip: float | None = None
+    """Clip the global gradient norm to this value."""
+    seed: int = 0
+    """Seeds the model initialisation and the collocation sampler."""
+    device: str = "cpu"
+    """cpu or cuda."""
+    progress: bool = True
+    """Show a progress bar with the current loss terms (on stderr)."""
+    backward_precision: str = "full"
+    """Precision of the matrix products in the backward of the fused SIREN layers: full, or bfloat16
+    (~1.3x faster steps where bfloat16 is native, gradients ~2e-3 relative error; opt-in)."""
 
 
 # --- field documentation --------------------------------------------------------------------------------
@@ -184,13 +223,16 @@ def _numpy_parameters(cls: type) -> dict[str, str]:
 
 
 def field_help(cls: type, name: str) -> str:
-    """The documentation of field ``name`` of dataclass ``cls`` (the nearest class in the MRO that documents it)."""
+    """The documentation of field ``name`` of dataclass ``cls``: the nearest class in the MRO that documents it,
+    else, for a training setting (:data:`FLAT_TRAIN_SETTINGS`), :class:`TrainSettings`' words."""
     for klass in cls.__mro__:
         if klass is object:
             continue
         for table in (_attribute_docstrings(klass), _numpy_parameters(klass)):
             if table.get(name):
                 return table[name]
+    if name in FLAT_TRAIN_SETTINGS and cls is not TrainSettings:  # a training setting restated without words
+        return field_help(TrainSettings, name)
     return ""
 
 
@@ -307,4 +349,3 @@ def from_args(cls: type[C], args: argparse.Namespace, *, prefix: str = "", **cha
     return cls(**{**values, **changes})
 
 
-TrainSettings = trainer_settings("TrainSettings", TRAIN_SETTINGS)

@@ -8,6 +8,7 @@ import torch
 
 from pinnsiren import Box, Constraint, Field, PointSet, Problem, Siren
 from pinnsiren.adaptive import AdaptiveRegion, causal_loss, rad_probabilities
+from pinnsiren.phases import Adam, LBFGS, RAD, Causal
 from pinnsiren.train import TrainConfig, train
 
 
@@ -59,15 +60,15 @@ def test_trainer_rad_and_causal_run_and_restore_the_problem():
     prob = _heat_problem()
     regions = {k: c.where for k, c in prob.constraints.items()}
     torch.manual_seed(0)
-    res = train(prob, Siren(2, 1, 16, 1, first_omega_0=5), TrainConfig(
-        steps=30, lr=1e-4, resample="rad", resample_every=10, causal_time="t", causal_eps=1.0, progress=False))
+    cfg = TrainConfig(phases=[Adam(30, lr=1e-4, sampler=RAD(every=10))], aids=[Causal("t", eps=1.0)], progress=False)
+    res = train(prob, Siren(2, 1, 16, 1, first_omega_0=5), cfg)
     assert {k: c.where for k, c in prob.constraints.items()} == regions  # no wrapper left behind
     assert len(res.history["causal_min.pde"]) == 3  # the initial condition has no time extent: not weighted
     assert "causal_min.initial" not in res.history
     assert all(0 < w <= 1 for w in res.history["causal_min.pde"])
     assert set(res.report) == {"pde", "initial"}
     with pytest.raises(ValueError, match="not one of the coordinates"):
-        train(prob, Siren(2, 1, 8, 1), TrainConfig(steps=1, causal_time="tau", progress=False))
+        train(prob, Siren(2, 1, 8, 1), TrainConfig(phases=[Adam(1)], aids=[Causal("tau")], progress=False))
 
 
 def test_lbfgs_draws_follow_the_residual(monkeypatch):
@@ -96,8 +97,8 @@ def test_lbfgs_draws_follow_the_residual(monkeypatch):
         with torch.no_grad():
             model.layers[-1].weight.mul_(1e-3)
             model.layers[-1].bias.zero_()
-        cfg = TrainConfig(steps=0, lbfgs_steps=6, lbfgs_draw_every=2, lbfgs_resample=mode, rad_k=1.0, rad_c=0.0,
-                          progress=False, alarm="off")
+        sampler = RAD(k=1.0, c=0.0) if mode == "rad" else None
+        cfg = TrainConfig(phases=[LBFGS(6, draw_every=2, sampler=sampler)], progress=False, alarm="off")
         train(prob, model, cfg)
         assert isinstance(prob.constraints["fit"].where, Box)  # the trainer restored the problem
         shares[mode] = {pool: float((torch.cat([p for q, p in drawn if q == pool])[:, 0] > 0.5).double().mean())
@@ -105,5 +106,5 @@ def test_lbfgs_draws_follow_the_residual(monkeypatch):
     assert shares["none"] == {}  # uniform draws never go through a RAD region
     assert shares["rad"][True] > 0.95  # the first two draws
     assert shares["rad"][False] == pytest.approx(0.5, abs=0.1)  # the last draw: 200 uniform points
-    with pytest.raises(ValueError, match="lbfgs_resample"):
-        TrainConfig(lbfgs_resample="bogus").validate()
+    with pytest.raises(ValueError, match="sampler must be RAD"):
+        LBFGS(sampler="rad")

@@ -8,6 +8,7 @@ import torch
 
 from pinnsiren import Box, Constraint, Field, Problem, Siren
 from pinnsiren.alarm import Alarm, TrainingAlarm, TrainingAlarmWarning
+from pinnsiren.phases import Adam
 from pinnsiren.train import TrainConfig, train
 
 x = sympy.Symbol("x")
@@ -25,15 +26,15 @@ def _problem(penalty: float | None):
 def test_collapse_raises_and_names_the_term():
     torch.manual_seed(0)
     with pytest.raises(TrainingAlarm, match=r"collapse in term 'data'.*zero-field value: 'data'") as err:
-        train(_problem(1e4), Siren(1, 1, 32, 1), TrainConfig(steps=400, lr=1e-3, alarm="raise", progress=False))
-    assert "balance='gradnorm'" in str(err.value)  # says what to do
+        train(_problem(1e4), Siren(1, 1, 32, 1), TrainConfig(phases=[Adam(400, lr=1e-3)], alarm="raise", progress=False))
+    assert "aids=[GradNorm()]" in str(err.value)  # says what to do
     assert err.value.args[0].startswith("training alarm at step ")
 
 
 def test_collapse_warns_and_reports():
     torch.manual_seed(0)
     with pytest.warns(TrainingAlarmWarning, match=r"stuck in term 'data'.*zero-field value 5\.\d+e-01"):
-        res = train(_problem(1e4), Siren(1, 1, 32, 1), TrainConfig(steps=400, lr=1e-3, progress=False))
+        res = train(_problem(1e4), Siren(1, 1, 32, 1), TrainConfig(phases=[Adam(400, lr=1e-3)], progress=False))
     kinds = {a["kind"] for a in res.alarms}
     assert "stuck" in kinds and "collapse" in kinds
     assert "stuck" in res.report["data"]["alarms"]
@@ -46,8 +47,7 @@ def test_healthy_run_is_quiet_and_reports_fresh_losses():
     torch.manual_seed(0)
     with warnings.catch_warnings():
         warnings.simplefilter("error", TrainingAlarmWarning)
-        res = train(_problem(None), Siren(1, 1, 32, 1), TrainConfig(steps=400, lr=1e-3, alarm="raise",
-                                                                    progress=False))
+        res = train(_problem(None), Siren(1, 1, 32, 1), TrainConfig(phases=[Adam(400, lr=1e-3)], alarm="raise", progress=False))
     assert res.alarms == []
     r = res.report["data"]
     assert r["alarms"] == [] and r["fresh"] < 1e-3 and r["fresh"] < 10 * r["train"] + 1e-8
@@ -56,7 +56,7 @@ def test_healthy_run_is_quiet_and_reports_fresh_losses():
 
 def test_off_means_nothing():
     torch.manual_seed(0)
-    res = train(_problem(1e4), Siren(1, 1, 32, 1), TrainConfig(steps=50, lr=1e-3, alarm="off", progress=False))
+    res = train(_problem(1e4), Siren(1, 1, 32, 1), TrainConfig(phases=[Adam(50, lr=1e-3)], alarm="off", progress=False))
     assert res.report == {} and res.alarms == []
     with pytest.raises(ValueError, match="must be one of"):
         Alarm(_problem(None), Siren(1, 1, 8, 1), mode="loud")
@@ -76,8 +76,7 @@ def test_healthy_two_term_run_with_a_prior_that_is_zero_by_design_is_quiet():
     torch.manual_seed(0)
     with warnings.catch_warnings():
         warnings.simplefilter("error", TrainingAlarmWarning)
-        res = train(prob, Siren(2, 1, 32, 1, first_omega_0=5), TrainConfig(steps=300, lr=1e-3, schedule="cosine",
-                                                                             progress=False))
+        res = train(prob, Siren(2, 1, 32, 1, first_omega_0=5), TrainConfig(phases=[Adam(300, lr=1e-3, schedule="cosine")], progress=False))
     assert res.alarms == [] and set(res.report) == {"pde", "boundary", "prior"}
     assert res.report["prior"]["zero_field"] == 0.0
 
@@ -140,5 +139,5 @@ def test_exact_imposition_baseline_is_the_lift_and_a_network_that_does_nothing_i
     torch.testing.assert_close(baseline(model)(X)[:, 0], X[:, 0] ** 2)
     assert model.net is net  # the baseline is a view: the model itself is untouched
     with pytest.warns(TrainingAlarmWarning, match=r"stuck in term 'pde'.*zero-field value 4\.0.*the lift u = g"):
-        res = train(prob, model, TrainConfig(steps=500, lr=1e-12, progress=False))
+        res = train(prob, model, TrainConfig(phases=[Adam(500, lr=1e-12)], progress=False))
     assert res.report["pde"]["zero_field"] == pytest.approx(4.0, rel=1e-5)

@@ -263,13 +263,15 @@ def _load_wav(name):
 def _resume_other_hidden():
     from pinnsiren import Siren
     from pinnsiren.io import atomic_torch_save
+    from pinnsiren.phases import Adam, Checkpoint
     from pinnsiren.train import CHECKPOINT_NAME, TrainConfig, train
 
     ck = Path("ck")
     small = Siren(2, 1, hidden_features=8, hidden_layers=1)
     atomic_torch_save(dict(step=5, model=small.state_dict()), ck / CHECKPOINT_NAME)
     big = Siren(2, 1, hidden_features=16, hidden_layers=1)
-    train(_problem2d(), big, TrainConfig(steps=10_000_000, resume=True, checkpoint_dir=str(ck), progress=False))
+    train(_problem2d(), big, TrainConfig(phases=[Adam(10_000_000)], checkpoint=Checkpoint(str(ck), resume=True),
+                                         progress=False))
 
 
 def _check_out_dir(path):
@@ -422,14 +424,16 @@ def test_resumed_progress_counts_on(capsys):
 
 def test_resume_says_so(tmp_path, capsys):
     from pinnsiren import Siren
+    from pinnsiren.phases import Adam, Checkpoint
     from pinnsiren.train import TrainConfig, train
 
     torch.manual_seed(0)
     model = Siren(2, 1, hidden_features=8, hidden_layers=1)
-    cfg = dict(lr=1e-4, checkpoint_dir=str(tmp_path), checkpoint_every=2, progress=False)
-    train(_problem2d(), model, TrainConfig(steps=2, **cfg))
+    train(_problem2d(), model, TrainConfig(phases=[Adam(2)], checkpoint=Checkpoint(str(tmp_path), every=2),
+                                           progress=False))
     capsys.readouterr()
-    res = train(_problem2d(), Siren(2, 1, hidden_features=8, hidden_layers=1), TrainConfig(steps=4, resume=True, **cfg))
+    cfg = TrainConfig(phases=[Adam(4)], checkpoint=Checkpoint(str(tmp_path), every=2, resume=True), progress=False)
+    res = train(_problem2d(), Siren(2, 1, hidden_features=8, hidden_layers=1), cfg)
     assert res.resumed_from == 2
     assert "resuming from step 2 of 4" in capsys.readouterr().err
 

@@ -5,6 +5,7 @@ import torch
 
 from pinnsiren import Siren
 from pinnsiren.balancing import LossBalancer, grad_norm
+from pinnsiren.phases import Adam, GradNorm
 from pinnsiren.train import TrainConfig, train
 
 
@@ -49,8 +50,10 @@ def test_moving_average():
 def test_bad_settings_are_refused():
     with pytest.raises(ValueError, match="must be one of"):
         LossBalancer("magic")
-    with pytest.raises(ValueError, match="must be one of"):
-        train(_Toy(), Siren(1, 1, 8, 1), TrainConfig(steps=1, balance="magic", progress=False))
+    with pytest.raises(ValueError, match="not an aid"):
+        TrainConfig(aids=["gradnorm"])
+    with pytest.raises(ValueError, match="momentum"):
+        GradNorm(momentum=1.0)
 
 
 class _Toy:
@@ -65,8 +68,8 @@ class _Toy:
 
 def test_weights_move_towards_the_starved_term_in_training():
     torch.manual_seed(0)
-    res = train(_Toy(), Siren(1, 1, 16, 1), TrainConfig(steps=60, lr=1e-4, balance="gradnorm", balance_every=10,
-                                                          progress=False, alarm="off"))
+    cfg = TrainConfig(phases=[Adam(60, lr=1e-4)], aids=[GradNorm(every=10)], progress=False, alarm="off")
+    res = train(_Toy(), Siren(1, 1, 16, 1), cfg)
     wd, wb = res.history["weight.data"], res.history["weight.boundary"]
     assert res.history["weight_step"] == [1, 10, 20, 30, 40, 50, 60]
     assert wb[0] > 1.0 > wd[0]  # the documented direction: the small-gradient term is turned up

@@ -142,14 +142,14 @@ DRIVER = textwrap.dedent(
         OUT = os.path.realpath(out)
         problem = make_problem(union=(mode == "union"))
         model = model0()
-        cfg = TrainConfig(steps=steps, lr=1e-3, schedule="cosine", seed=SEED, log_every=5,
-                          checkpoint_every=5, checkpoint_dir=out, resume=(mode == "resume"), alarm="off")
+        cfg = TrainConfig(phases=[Adam(steps, lr=1e-3, schedule="cosine")], seed=SEED, log_every=5,
+                          checkpoint=Checkpoint(out, every=5, resume=(mode == "resume")), alarm="off")
         # (Killable hides Problem.validate, and alarm="off" skips the alarm's fresh-sample checks:
         # both sample throwaway points, which would move gen1 in Union)
         res = train(Killable(problem), model, cfg)
         torch.save(params_of(res.model, problem), os.path.join(probe, f"params{RANK}.pt"))
         # then an L-BFGS polish (its line search must see the same global loss on every rank)
-        train(Killable(problem), res.model, TrainConfig(steps=0, lbfgs_steps=4, seed=SEED, progress=False,
+        train(Killable(problem), res.model, TrainConfig(phases=[LBFGS(4)], seed=SEED, progress=False,
                                                      alarm="off"))
         torch.save(params_of(res.model, problem), os.path.join(probe, f"lbfgs{RANK}.pt"))
         info = dict(resumed_from=res.resumed_from, loss=res.history["loss"], world=distributed.world_size(),
@@ -385,6 +385,7 @@ def test_plain_run_stays_single_process(tmp_path, monkeypatch):
     for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK"):
         monkeypatch.delenv(name, raising=False)
     from pinnsiren import Siren, distributed
+    from pinnsiren.phases import Adam, Checkpoint
     from pinnsiren.train import TrainConfig, train
 
     class Toy:
@@ -393,12 +394,12 @@ def test_plain_run_stays_single_process(tmp_path, monkeypatch):
             return {"data": torch.mean((model(x)[:, 0] - x[:, 0]) ** 2)}
 
     torch.manual_seed(0)
-    train(Toy(), Siren(1, 1, 8, 1), TrainConfig(steps=3, checkpoint_every=3, checkpoint_dir=str(tmp_path),
-                                                 progress=False))
+    train(Toy(), Siren(1, 1, 8, 1), TrainConfig(phases=[Adam(3)], checkpoint=Checkpoint(str(tmp_path), every=3), progress=False))
     assert not torch.distributed.is_initialized()
     assert distributed.is_writer() and distributed.world_size() == 1
     ck = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
-    assert sorted(ck) == ["balancer", "extra", "generator", "history", "model", "optimizer", "scheduler", "step"]
+    assert sorted(ck) == ["balancer", "extra", "generator", "history", "model", "optimizer", "phase", "scheduler",
+                          "step"]
     dp = distributed.DataParallel("cpu")
     terms, loss = {"a": torch.tensor(1.0)}, torch.tensor(1.0)
     assert not dp.active and dp.seed(11) == 11 and dp.all_reduce([], terms, loss) == (terms, loss)

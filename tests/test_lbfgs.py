@@ -8,6 +8,7 @@ import torch
 
 from pinnsiren import Box, Constraint, Field, Problem, Siren
 from pinnsiren.lbfgs import lbfgs_phase
+from pinnsiren.phases import Adam, LBFGS
 from pinnsiren.train import TrainConfig, train
 
 
@@ -97,8 +98,7 @@ class _Counting:
 def _run(adam, lbfgs, draw_every):
     torch.manual_seed(1)
     problem = _Counting(_poisson_1d())
-    cfg = TrainConfig(steps=adam, lr=1e-3, schedule="cosine", lbfgs_steps=lbfgs, lbfgs_draw_every=draw_every,
-                      alarm="off", progress=False, log_every=50, seed=1)
+    cfg = TrainConfig(phases=[Adam(adam, lr=1e-3, schedule="cosine"), LBFGS(lbfgs, draw_every=draw_every)], alarm="off", progress=False, log_every=50, seed=1)
     res = train(problem, Siren(1, 1, 32, 2, first_omega_0=3.0), cfg)
     assert res.steps_done == problem.calls == adam + lbfgs  # every gradient evaluation counted
     return _error(res.model), res.history["loss"][-1]
@@ -124,13 +124,12 @@ def test_lbfgs_on_one_fixed_draw_overfits_the_sample():
 def test_lbfgs_batches_pool_several_samples_per_evaluation():
     torch.manual_seed(0)
     problem = _Counting(_poisson_1d())
-    cfg = TrainConfig(steps=20, lr=1e-3, lbfgs_steps=30, lbfgs_draw_every=10, lbfgs_batches=3, alarm="off",
-                      progress=False)
+    cfg = TrainConfig(phases=[Adam(20, lr=1e-3), LBFGS(30, draw_every=10, batches=3)], alarm="off", progress=False)
     res = train(problem, Siren(1, 1, 16, 1, first_omega_0=3.0), cfg)
     assert res.steps_done == 50  # evaluations, each on 3 pooled samples
     assert problem.calls == 20 + 3 * 30
-    with pytest.raises(ValueError, match="lbfgs_batches"):
-        TrainConfig(lbfgs_batches=0).validate()
+    with pytest.raises(ValueError, match="LBFGS: batches must be >= 1"):
+        LBFGS(batches=0)
 
 
 def test_lbfgs_float64_runs_the_phase_in_double_and_hands_back_float32():
@@ -141,8 +140,7 @@ def test_lbfgs_float64_runs_the_phase_in_double_and_hands_back_float32():
         seen.append((step, next(model.parameters()).dtype))
         return {"err": _error_any(model)}
 
-    cfg = TrainConfig(steps=20, lr=1e-3, lbfgs_steps=40, lbfgs_draw_every=20, lbfgs_float64=True, alarm="off",
-                      progress=False, eval_every=10)
+    cfg = TrainConfig(phases=[Adam(20, lr=1e-3), LBFGS(40, draw_every=20, float64=True)], alarm="off", progress=False, eval_every=10)
     model = Siren(1, 1, 16, 1, first_omega_0=3.0)
     res = train(_poisson_1d(), model, cfg, evaluate=hook)
     assert {dt for s, dt in seen if 20 < s < 60} == {torch.float64}  # inside the L-BFGS phase

@@ -13,6 +13,7 @@ from pinnsiren.problem import Problem
 from pinnsiren.regions import PointSet
 from pinnsiren.symbolic import Constraint
 from pinnsiren.symbolic import Field
+from pinnsiren.phases import Adam
 from pinnsiren.train import TrainConfig, train
 
 x = sympy.symbols("x", real=True)
@@ -114,7 +115,7 @@ def test_needs_siren_or_mlp():
 
 def test_hybrid_training_moves_only_hidden_layers_and_beats_adam():
     prob = _poisson(n=128)
-    cfg = TrainConfig(steps=60, lr=1e-3, progress=False, alarm="off", log_every=10)
+    cfg = TrainConfig(phases=[Adam(60, lr=1e-3)], progress=False, alarm="off", log_every=10)
     net = _net(hidden=16, layers=1, omega=3.0)
     hidden0 = net.layers[0].weight.detach().clone()
     hyb = LeastSquaresLastLayer(prob, net, every=1)

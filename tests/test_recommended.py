@@ -1,24 +1,48 @@
 """The recommended configuration: what it turns on, and the network on normalised coordinates."""
 
+import pytest
 import torch
 
 from pinnsiren import Normalized, Siren
+from pinnsiren.phases import LBFGS, RAD, Adam, Causal, Checkpoint, GradNorm
 from pinnsiren.train import TrainConfig, recommended_model
 
 
-def test_recommended_config_fields_and_overrides():
+def test_recommended_parts_and_overrides():
     cfg = TrainConfig.recommended()
-    assert (cfg.steps, cfg.lr, cfg.schedule, cfg.balance, cfg.resample, cfg.alarm) == (
-        1000, 1e-4, "cosine", "gradnorm", "none", "warn")
+    adam, lbfgs = cfg.phases
+    assert adam == Adam(1000, lr=1e-4, schedule="cosine", final_lr_factor=0.01)  # uniform samples in the Adam phase
     # the budget is gradient evaluations in all: a third Adam, the rest L-BFGS on redrawn samples (RAD draws)
-    assert (cfg.lbfgs_steps, cfg.lbfgs_draw_every, cfg.lbfgs_batches, cfg.lbfgs_resample,
-            cfg.steps + cfg.lbfgs_steps) == (2000, 100, 3, "rad", 3000)
-    assert TrainConfig.recommended(steps=300, lbfgs_steps=0).steps == 100
-    cfg.validate()
-    assert TrainConfig.recommended(steps=10, lr=3e-5, resample="rad").resample == "rad"
-    # the plain default stays what the catalog pipelines were measured with
+    assert lbfgs == LBFGS(2000, draw_every=100, batches=3, sampler=RAD())
+    assert cfg.aids == (GradNorm(every=100),) and cfg.alarm == "warn" and cfg.evaluations == 3000
+    assert [p.steps for p in TrainConfig.recommended(steps=301).phases] == [100, 201]
+    assert TrainConfig.recommended(10, seed=3, progress=False).seed == 3
+    with pytest.raises(ValueError, match="steps must be >= 3"):
+        TrainConfig.recommended(2)
+    # the plain default: one Adam phase, no aid, the alarm as a warning
     plain = TrainConfig()
-    assert (plain.balance, plain.resample, plain.lbfgs_resample, plain.causal_time) == ("none", "none", "none", None)
+    assert plain.phases == (Adam(),) and plain.aids == () and plain.alarm == "warn"
+
+
+def test_parts_refuse_bad_settings_by_name():
+    for make, match in [(lambda: Adam(lr=0), "Adam: lr must be positive"),
+                        (lambda: Adam(schedule="linear"), "unknown schedule"),
+                        (lambda: LBFGS(draw_every=-1), "LBFGS: draw_every"),
+                        (lambda: RAD(pool=0), "RAD: pool"),
+                        (lambda: Causal(bins=0), "Causal: bins"),
+                        (lambda: Checkpoint("", every=1), "folder"),
+                        (lambda: TrainConfig(phases=[{"steps": 3}]), "is not a phase"),
+                        (lambda: TrainConfig(aids=[GradNorm(), GradNorm(every=5)]), "each kind of aid once"),
+                        (lambda: TrainConfig(alarm="loud"), "unknown alarm"),
+                        (lambda: TrainConfig(backward_precision="half"), "unknown backward_precision")]:
+        with pytest.raises(ValueError, match=match):
+            make()
+
+
+def test_config_as_plain_data_names_each_part():
+    d = TrainConfig.recommended(30).to_dict()
+    assert [p["kind"] for p in d["phases"]] == ["Adam", "LBFGS"] and d["phases"][1]["sampler"]["kind"] == "RAD"
+    assert d["aids"] == [{"kind": "GradNorm", "every": 100, "momentum": 0.9}] and d["checkpoint"] is None
 
 
 def test_recommended_model_maps_the_box_to_minus_one_one():

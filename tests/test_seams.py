@@ -13,6 +13,7 @@ from pinnsiren import (Ball, Box, Constraint, Field, Problem, Siren, impose_exac
                        normal_derivative)
 from pinnsiren.cli import main as cli
 from pinnsiren.io import read_result, write_result
+from pinnsiren.phases import Adam
 from pinnsiren.train import TrainConfig, train
 from reference import fdgen
 from solvers.pde.compare import compare
@@ -56,7 +57,7 @@ def test_train_verify_write_and_compare_from_the_file_alone(tmp_path, capsys):
     torch.manual_seed(0)
     model, rest = impose_exactly(prob, Siren(2, 1, 32, 2, first_omega_0=3.0).double())
     assert model.imposed == ["edges"] and sorted(rest.constraints) == ["circle", "pde"]
-    run = train(rest, model, TrainConfig(steps=400, lr=1e-3, progress=False, alarm="off"), verify="grid")
+    run = train(rest, model, TrainConfig(phases=[Adam(400, lr=1e-3)], progress=False, alarm="off"), verify="grid")
     v = run.verification
     assert v["available"], v.get("reason")
     ref = compare(prob, run.model, 65, exact={"u": EXACT})

@@ -59,14 +59,25 @@ def test_every_field_has_a_flag_with_its_docstring(module, name, own):
         assert S._plain(doc) in a.help % {"default": a.default}  # Sphinx roles and ``..`` dropped
 
 
-def test_train_settings_are_trainconfig_fields():
-    hints, tc = typing.get_type_hints(TrainConfig), {f.name: f for f in dataclasses.fields(TrainConfig)}
-    ts = typing.get_type_hints(S.TrainSettings)
+def test_train_settings_make_the_trainers_parts_with_their_defaults():
+    from pinnsiren.phases import LBFGS, Adam, Checkpoint
+
+    assert S.TrainSettings().train_config() == TrainConfig()  # the flags' defaults are the parts' defaults
     for f in dataclasses.fields(S.TrainSettings):
-        assert ts[f.name] == hints[f.name] and f.default == tc[f.name].default
-    for name in S.TRAIN_SETTINGS:  # the help is TrainConfig's own documentation of the field
-        doc = S.field_help(S.TrainSettings, name)
-        assert doc and doc == S._numpy_parameters(TrainConfig)[name]
+        assert f.name in S.FLAT_TRAIN_SETTINGS and S.field_help(S.TrainSettings, f.name)
+    tc = S.train_config(steps=7, lr=2e-3, schedule="cosine", final_lr_factor=0.1, grad_clip=3.0, lbfgs_steps=5,
+                        seed=4, eval_every=2, checkpoint_dir="ck", checkpoint_every=3)
+    assert tc.phases == (Adam(7, lr=2e-3, schedule="cosine", final_lr_factor=0.1, grad_clip=3.0), LBFGS(5))
+    assert (tc.seed, tc.eval_every, tc.checkpoint) == (4, 2, Checkpoint("ck", every=3, resume=False))
+    assert S.train_config(checkpoint_dir="ck").checkpoint is None  # no checkpoint asked for
+    with pytest.raises(ValueError, match="need checkpoint_dir"):
+        S.train_config(resume=True)
+    with pytest.raises(ValueError, match="unknown settings.*'balance'"):
+        S.train_config(balance="gradnorm")
+    # a settings class that restates a training field without words gets TrainSettings' documentation
+    from solvers.fwi.fwi_neural import StageSettings
+
+    assert S.field_help(StageSettings, "grad_clip") == S.field_help(S.TrainSettings, "grad_clip")
     assert "gradient norm" in S.field_help(S.TrainSettings, "grad_clip")
 
 
@@ -79,8 +90,9 @@ def test_flag_values_reach_config_trainer_and_network():
     cfg = S.from_args(wave.WaveConfig, args, frames=(0.0, 0.3))
     assert (cfg.grad_clip, cfg.hidden, cfg.layers, cfg.t_max, cfg.progress) == (0.5, 12, 2, 0.3, False)
     tc = cfg.train_config(log_every=7)
-    assert (tc.grad_clip, tc.lbfgs_steps, tc.final_lr_factor, tc.progress, tc.log_every) == (0.5, 3, 0.2, False, 7)
-    assert (tc.steps, tc.lr, tc.schedule) == (1500, 5e-4, "cosine")
+    adam, lbfgs = tc.phases
+    assert (adam.grad_clip, lbfgs.steps, adam.final_lr_factor, tc.progress, tc.log_every) == (0.5, 3, 0.2, False, 7)
+    assert (adam.steps, adam.lr, adam.schedule) == (1500, 5e-4, "cosine")
     net = cfg.build_model(3, 1)
     assert (net.first_omega_0, net.hidden_omega_0) == (7.0, 11.0)
     assert net.layers[0].weight.shape == (12, 3) and len(net.layers) == 4  # first + 2 hidden + last
@@ -98,6 +110,9 @@ def test_one_flag_name_per_setting():
     assert (w.normalize_amplitude, w.grid_n) == (False, 32)
     s = _parser(sdf).parse_args(["bunny", "--first-omega-0", "3", "--no-progress", "--grad-clip", "2"])
     assert (s.first_omega_0, s.progress, s.grad_clip) == (3.0, False, 2.0)
+    old = {helmholtz: ("--omega0", "--grid"), wave: ("--grid", "--no-normalize"), sdf: ("--first-omega",)}
+    for mod, names in old.items():  # not option strings (argparse may still expand an unambiguous prefix)
+        assert not set(names) & set(_parser(mod)._option_string_actions), mod.__name__
     with pytest.raises(SystemExit):
         _parser(sdf).parse_args(["bunny", "--arch", "nope"])
 
@@ -110,9 +125,6 @@ OLD_DEFAULTS = {
                               source_weight="batch", out="results/helmholtz"),
     "solvers.pde.wave": dict(steps=1500, lr=5e-4, schedule="cosine", points=4096, hidden=128, layers=3, grid_n=256,
                          cone_fraction=0.5, normalize_amplitude=True, t_max=0.4),
-    old = {helmholtz: ("--omega0", "--grid"), wave: ("--grid", "--no-normalize"), sdf: ("--first-omega",)}
-    for mod, names in old.items():  # not option strings (argparse may still expand an unambiguous prefix)
-        assert not set(names) & set(_parser(mod)._option_string_actions), mod.__name__
     "solvers.sdf.sdf": dict(steps=2000, lr=5e-4, schedule="cosine", hidden=128, layers=3, first_omega_0=15.0,
                         grad_clip=1.0, final_lr_factor=0.01, batch=2000, points=20000, progress=True,
                         sign_prior=100.0, engine="autograd"),
@@ -269,8 +281,26 @@ FWI_COMMON = dict(pinn=dict(lr=1e-4, lambda_data=10.0, m_param="bounded", slowne
 
 def _fwi_settings(argv):
     from solvers.fwi import fwi
+    from solvers.fwi.fwi_neural import NeuralFWIConfig
+    from solvers.fwi.fwi_reparam import ReparamFWIConfig
 
-    return fwi._settings(_parser(fwi).parse_args(argv))
+    s = fwi._settings(_parser(fwi).parse_args(argv))
+    assert isinstance(s, fwi.FWISettings)
+    assert isinstance(s.pinn, NeuralFWIConfig) and isinstance(s.reparam, ReparamFWIConfig)
+    return dataclasses.asdict(s)
+
+
+def test_fwi_presets_are_dataclasses_and_the_help_shows_both():
+    from solvers.fwi import fwi
+
+    assert (fwi.QUICK.n, fwi.QUICK.hidden, fwi.FULL.n, fwi.FULL.reparam_iterations) == (81, 128, 101, 1000)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        fwi.QUICK.n = 3
+    p = _parser(fwi)
+    helps = {a.dest: a.help for a in p._actions}
+    assert "[quick 128, full 256]" in helps["hidden"] and "[quick 800, full 20000]" in helps["pretrain_steps"]
+    assert "[quick 500, full 1000]" in helps["reparam_iterations"]
+    assert p.parse_args([]).hidden is None  # unset: the preset decides
 
 
 @pytest.mark.parametrize("quick", [True, False])
@@ -319,7 +349,7 @@ def test_fwi_flags_are_the_config_fields_with_their_docstrings():
             assert "--" + (prefix + f.name).replace("_", "-") in a.option_strings
             assert S._plain(doc) in a.help % {"default": a.default}  # Sphinx roles and ``..`` dropped
     # the trainer's settings keep the trainer's documentation; the reparameterised net restates omega_0 = 5
-    assert S.field_help(NeuralFWIConfig, "schedule") == S._numpy_parameters(TrainConfig)["schedule"]
+    assert S.field_help(NeuralFWIConfig, "schedule") == S.field_help(S.TrainSettings, "schedule")
     assert ReparamFWIConfig().first_omega_0 == 5.0 and S.ModelSettings().first_omega_0 == 30.0
 
 
@@ -330,9 +360,10 @@ def test_fwi_configs_build_their_networks_and_stages():
     cfg = NeuralFWIConfig(hidden=8, layers=1, pretrain_steps=5, fwi_steps=7, lr=1e-3, fwi_lr=2e-3, seed=3,
                           grad_clip=0.5, schedule="cosine")
     t1, t2 = cfg.stage_config(1, log_every=4), cfg.stage_config(2)
-    assert (t1.steps, t1.lr, t1.seed, t1.log_every, t1.schedule, t1.grad_clip) == (5, 1e-3, 3, 4, "cosine", 0.5)
-    assert (t2.steps, t2.lr, t2.seed, t2.schedule, t2.grad_clip) == (7, 2e-3, 4, "cosine", 0.5)
-    assert NeuralFWIConfig(lr=1e-3).stage_config(2).lr == 1e-3  # fwi_lr None: lr
+    (a1,), (a2,) = t1.phases, t2.phases
+    assert (a1.steps, a1.lr, t1.seed, t1.log_every, a1.schedule, a1.grad_clip) == (5, 1e-3, 3, 4, "cosine", 0.5)
+    assert (a2.steps, a2.lr, t2.seed, a2.schedule, a2.grad_clip) == (7, 2e-3, 4, "cosine", 0.5)
+    assert NeuralFWIConfig(lr=1e-3).stage_config(2).phases[0].lr == 1e-3  # fwi_lr None: lr
     torch.manual_seed(0)
     a = cfg.build_model(2, 11)
     torch.manual_seed(0)

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from pinnsiren import Siren
+from pinnsiren.phases import LBFGS, Adam, Checkpoint
 from pinnsiren.train import NonFiniteLossError, TrainConfig, train
 
 TOY = textwrap.dedent(
@@ -43,8 +44,7 @@ exec(TOY)  # defines ToyProblem here too
 def test_training_reduces_the_loss_and_records_history():
     torch.manual_seed(0)
     model = Siren(1, 1, 32, 1)
-    res = train(ToyProblem(), model, TrainConfig(steps=150, lr=1e-3, schedule="cosine",
-                                                 log_every=10, progress=False))
+    res = train(ToyProblem(), model, TrainConfig(phases=[Adam(150, lr=1e-3, schedule="cosine")], log_every=10, progress=False))
     h = res.history
     assert h["step"][-1] == 150 and len(h["loss"]) == 15
     assert h["loss"][-1] < 0.02 * h["loss"][0]
@@ -55,8 +55,7 @@ def test_training_reduces_the_loss_and_records_history():
 def test_lbfgs_polish_lowers_the_loss_further():
     torch.manual_seed(0)
     model = Siren(1, 1, 16, 1)
-    res = train(ToyProblem(), model, TrainConfig(steps=50, lr=1e-3, lbfgs_steps=30, log_every=50,
-                                                 progress=False))
+    res = train(ToyProblem(), model, TrainConfig(phases=[Adam(50, lr=1e-3), LBFGS(30)], log_every=50, progress=False))
     assert res.steps_done == 80
     assert res.history["loss"][-1] < res.history["loss"][-2]
 
@@ -69,28 +68,32 @@ def test_evaluation_hook_builds_error_vs_step_curve():
         with torch.no_grad():
             return {"max_error": float((model(xs)[:, 0] - torch.sin(torch.pi * xs[:, 0])).abs().max())}
 
-    res = train(ToyProblem(), Siren(1, 1, 32, 1), TrainConfig(steps=100, lr=1e-3, eval_every=25,
-                                                              progress=False), evaluate=err)
+    res = train(ToyProblem(), Siren(1, 1, 32, 1), TrainConfig(phases=[Adam(100, lr=1e-3)], eval_every=25, progress=False), evaluate=err)
     assert res.history["eval_step"] == [25, 50, 75, 100]
     assert res.history["max_error"][-1] < res.history["max_error"][0]
 
 
 def test_non_finite_loss_stops_with_diagnostic():
     with pytest.raises(NonFiniteLossError, match=r"'data' became nan at step 7"):
-        train(ToyProblem(poison_at=7), Siren(1, 1, 8, 1), TrainConfig(steps=20, progress=False))
+        train(ToyProblem(poison_at=7), Siren(1, 1, 8, 1), TrainConfig(phases=[Adam(20)], progress=False))
 
 
 def test_bad_config_is_refused():
     with pytest.raises(ValueError, match="must be one of"):
-        train(ToyProblem(), Siren(1, 1, 8, 1), TrainConfig(schedule="linear"))
-    with pytest.raises(ValueError, match="checkpoint_dir"):
-        train(ToyProblem(), Siren(1, 1, 8, 1), TrainConfig(resume=True))
+        TrainConfig(phases=[Adam(schedule="linear")])
+    with pytest.raises(ValueError, match="folder must be a path"):
+        TrainConfig(checkpoint=Checkpoint(None, resume=True))
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        if torch.cuda.is_available():
+            pytest.skip("a GPU is here")
+        train(ToyProblem(), Siren(1, 1, 8, 1), TrainConfig(device="cuda"))
 
 
 SCRIPT = TOY + textwrap.dedent(
     """
     import sys, time
     from pinnsiren import Siren
+    from pinnsiren.phases import Adam, Checkpoint
     from pinnsiren.train import TrainConfig, train
     torch.set_num_threads(1)
 
@@ -102,8 +105,8 @@ SCRIPT = TOY + textwrap.dedent(
 
     torch.manual_seed(0)
     res = train(Slow(), Siren(1, 1, 16, 1), TrainConfig(
-        steps=60, lr=1e-3, schedule="cosine", checkpoint_every=10, checkpoint_dir=sys.argv[1],
-        resume=True, progress=False, alarm="off"))  # the alarm calls losses() too: keep the printed steps training's
+        phases=[Adam(60, lr=1e-3, schedule="cosine")], checkpoint=Checkpoint(sys.argv[1], every=10, resume=True),
+        progress=False, alarm="off"))  # the alarm calls losses() too: keep the printed steps training's
     torch.save({k: v for k, v in res.model.state_dict().items()}, sys.argv[2])
     print("resumed_from", res.resumed_from, flush=True)
     """
@@ -170,9 +173,9 @@ def test_backward_precision_reaches_the_steps_and_is_restored():
     for precision in ("full", "bfloat16"):
         torch.manual_seed(0)
         problem = _LaplacianProblem()
-        res = train(problem, Siren(2, 1, 32, 2), TrainConfig(steps=60, lr=1e-3, lbfgs_steps=10, log_every=1,
-                                                            progress=False, alarm="off",
-                                                            backward_precision=precision))
+        cfg = TrainConfig(phases=[Adam(60, lr=1e-3), LBFGS(10)], log_every=1, progress=False, alarm="off",
+                          backward_precision=precision)
+        res = train(problem, Siren(2, 1, 32, 2), cfg)
         runs[precision] = res.history["loss"]
         expected = torch.bfloat16 if precision == "bfloat16" else None
         assert problem.seen and all(s is expected for s in problem.seen)
@@ -184,7 +187,7 @@ def test_backward_precision_reaches_the_steps_and_is_restored():
         assert bf[k] == pytest.approx(full[k], rel=0.03), k
     assert full[-1] < 0.3 * full[59] and bf[-1] < 0.3 * bf[59]  # L-BFGS: both descend (measured 9.1, 6.0 from 97)
     with pytest.raises(ValueError, match="backward_precision"):
-        TrainConfig(backward_precision="half").validate()
+        TrainConfig(backward_precision="half")
 
 
 def test_backward_precision_without_a_fused_layer_warns():
@@ -192,7 +195,7 @@ def test_backward_precision_without_a_fused_layer_warns():
     (here: no derivatives at all) is told so; one that reaches them is not."""
     import warnings
 
-    cfg = dict(steps=5, lr=1e-3, progress=False, alarm="off", backward_precision="bfloat16")
+    cfg = dict(phases=[Adam(5, lr=1e-3)], progress=False, alarm="off", backward_precision="bfloat16")
     with pytest.warns(UserWarning, match="had no effect"):
         train(ToyProblem(), Siren(1, 1, 8, 1), TrainConfig(**cfg))
     with warnings.catch_warnings():

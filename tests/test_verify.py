@@ -12,6 +12,7 @@ from pinnsiren import Box, Constraint, Field, PointSet, Problem, Siren, impose_e
 from pinnsiren.compiler import compile_residual
 from pinnsiren.alarm import Alarm, TrainingAlarmWarning
 from pinnsiren.io import read_result, write_result
+from pinnsiren.phases import Adam
 from pinnsiren.train import TrainConfig, train
 
 x, y = sympy.symbols("x y")
@@ -78,7 +79,7 @@ def test_a_short_run_raises_the_grid_alarm_and_the_file_keeps_the_table(tmp_path
     net = Siren(2, 1, 16, 1).double()
     model, rest = impose_exactly(prob, net)
     with pytest.warns(TrainingAlarmWarning, match="differs from the grid solution"):
-        res = train(rest, model, TrainConfig(steps=20, lr=1e-4, seed=0, progress=False), verify="grid")
+        res = train(rest, model, TrainConfig(phases=[Adam(20, lr=1e-4)], seed=0, progress=False), verify="grid")
     v = res.verification
     assert v["available"] and v["disagree"] == ["u"]
     assert any(a["kind"] == "grid" for a in res.alarms)

@@ -63,10 +63,18 @@ __all__ = ["NeuralFWIConfig", "StageSettings", "NeuralFWIResult", "SourceCloud",
            "build_problems", "neural_fwi", "evaluate_model"]
 
 
-#: the trainer's settings both stages share (fields of :class:`pinnsiren.train.TrainConfig`); the step counts
-#: are per stage (``pretrain_steps``, ``fwi_steps``) and stage 2 may have its own learning rate (``fwi_lr``)
-StageSettings = trainer_settings("StageSettings", ("lr", "schedule", "final_lr_factor", "grad_clip", "seed", "device"),
-                                 __name__)
+@dataclass
+class StageSettings(TrainerFlags):
+    """The trainer's settings both stages share (documented in :class:`pinnsiren.settings.TrainSettings`); the
+    step counts are per stage (``pretrain_steps``, ``fwi_steps``) and stage 2 may have its own learning rate
+    (``fwi_lr``)."""
+
+    lr: float = 1e-4
+    schedule: str = "constant"
+    final_lr_factor: float = 0.01
+    grad_clip: float | None = None
+    seed: int = 0
+    device: str = "cpu"
 
 
 @dataclass

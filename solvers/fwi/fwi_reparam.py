@@ -33,15 +33,20 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from pinnsiren.settings import ModelSettings, trainer_settings
+from pinnsiren.settings import ModelSettings, TrainerFlags
 
 __all__ = ["ReparamFWIConfig", "OptimSettings", "ReparamFWIResult", "FDMisfit", "NeuralModel", "reparam_fwi",
            "chained_taylor_test"]
 
 
-#: the trainer's settings the reparameterised run shares (fields of :class:`pinnsiren.train.TrainConfig`;
-#: ``lr`` is Adam's, L-BFGS chooses its own steps)
-OptimSettings = trainer_settings("OptimSettings", ("lr", "seed", "device"), __name__)
+@dataclass
+class OptimSettings(TrainerFlags):
+    """The trainer's settings the reparameterised run shares (documented in
+    :class:`pinnsiren.settings.TrainSettings`; ``lr`` is Adam's, L-BFGS chooses its own steps)."""
+
+    lr: float = 1e-4
+    seed: int = 0
+    device: str = "cpu"
 
 
 @dataclass

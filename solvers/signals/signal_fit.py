@@ -8,20 +8,29 @@ progress bar, a loss history and a stop on a non-finite loss.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Callable, Sequence
 
 import torch
 from torch import nn
 
 from pinnsiren.progress import progress
-from pinnsiren.settings import trainer_settings
+from pinnsiren.settings import TrainerFlags
 
 __all__ = ["fit_values", "fit_each", "fit_config", "write_fits", "step_loss", "log_step", "FitSettings"]
 
-#: steps, lr, seed, device, log_every of a signal fit's own Adam loop, as the trainer defines them; a fit's
-#: config inherits this and :class:`~pinnsiren.settings.ModelSettings`
-FitSettings = trainer_settings("FitSettings", ("steps", "lr", "seed", "device", "log_every"), __name__)
+@dataclass
+class FitSettings(TrainerFlags):
+    """Steps, learning rate, seed, device and logging of a signal fit (documented in
+    :class:`pinnsiren.settings.TrainSettings`); a fit's config inherits this and
+    :class:`~pinnsiren.settings.ModelSettings`."""
+
+    steps: int = 1000
+    lr: float = 1e-4
+    seed: int = 0
+    device: str = "cpu"
+    log_every: int = 10
+    """Record the loss every this many steps."""
 
 
 def fit_config(cls: type, cfg: Any, settings: dict[str, Any]) -> Any:

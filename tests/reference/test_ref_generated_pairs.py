@@ -70,10 +70,10 @@ def test_periodic_pair_problem_trains_and_compares():
     torch.manual_seed(0)
     prob = periodic_problem()
     model = pinn.Siren(2, 1, 48, 2, first_omega_0=3.0, hidden_omega_0=30.0).double()
+    from pinnsiren.phases import Adam
     from pinnsiren.train import TrainConfig, train
 
-    train(prob, model, TrainConfig(steps=400, lr=2e-3, schedule="cosine", seed=0, progress=False,
-                                   alarm="off"))
+    train(prob, model, TrainConfig(phases=[Adam(400, lr=2e-3, schedule="cosine")], seed=0, progress=False, alarm="off"))
     cmp = compare(prob, model, 33, exact={"u": UE})  # no periodic= argument: read from the pair
     row = cmp.table["u"]
     assert cmp.fd.system.layout.periodic == [True, False]

@@ -59,13 +59,13 @@ def test_unknown_subcoordinate_field_refused_clearly():
 
 def test_inverse_problem_trains_writes_and_compares(tmp_path):
     from pinnsiren.io import fields_on_grids, read_result, write_result
+    from pinnsiren.phases import LBFGS, Adam
     from pinnsiren.train import TrainConfig, train
 
     torch.manual_seed(0)
     prob = inverse_problem()
     model = pinn.Siren(3, 2, 48, 2, first_omega_0=3.0).double()
-    train(prob, model, TrainConfig(steps=300, lr=5e-4, lbfgs_steps=300, schedule="cosine", seed=0, progress=False,
-                                   alarm="off"))
+    train(prob, model, TrainConfig(phases=[Adam(300, lr=5e-4, schedule="cosine"), LBFGS(300)], seed=0, progress=False, alarm="off"))
 
     # result file: u on the (x, y, t) grid, a on its own (x, y) grid
     fields, attrs = fields_on_grids(prob, model, B3, (17, 17, 6))
