@@ -55,6 +55,9 @@ _EXPORTS: dict[str, str] = {
     "Normalized": "transforms",
     "ExactDirichlet": "transforms",
     "impose_exactly": "exact",
+    # one network per unknown field (a coefficient's own network) and its regularisation
+    "FieldNetworks": "fieldnets",
+    "smoothness": "fieldnets",
     # chunked evaluation of a network
     "evaluate": "evaluation",
     # training
