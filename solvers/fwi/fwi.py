@@ -22,20 +22,48 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
-__all__ = ["add_arguments", "main", "run_fwi", "format_table", "plot_fwi_figure"]
+if TYPE_CHECKING:  # imported where used: they import torch
+    from .fwi_neural import NeuralFWIConfig
+    from .fwi_reparam import ReparamFWIConfig
 
-#: presets of ``fwi --quick`` and of the full run, keyed by flag destination (the PINN-FWI settings by their
-#: :class:`~solvers.fwi.fwi_neural.NeuralFWIConfig` field name, the neural-reparameterised ones by ``reparam_`` and
-#: their :class:`~solvers.fwi.fwi_reparam.ReparamFWIConfig` field name); a flag given on the command line wins
-QUICK = dict(n=81, admm_iters=20, adjoint_iters=30, pretrain_steps=800, fwi_steps=800, hidden=128, layers=3,
-             batch=500, reparam_iterations=500)
-FULL = dict(n=101, admm_iters=30, adjoint_iters=50, pretrain_steps=20000, fwi_steps=10000, hidden=256, layers=4,
-            batch=3000, reparam_iterations=1000)
+__all__ = ["FWIPreset", "FWISettings", "QUICK", "FULL", "add_arguments", "main", "run_fwi", "format_table",
+           "plot_fwi_figure"]
+
+
+@dataclass(frozen=True)
+class FWIPreset:
+    """The settings ``fwi --quick`` and the full run set differently; a flag given on the command line wins.
+
+    Field names are flag destinations: the pipeline's own (``n``,
+    ``admm_iters``, ``adjoint_iters``), the PINN-FWI ones by their
+    :class:`~solvers.fwi.fwi_neural.NeuralFWIConfig` field name, the
+    neural-reparameterised ones by ``reparam_`` and their
+    :class:`~solvers.fwi.fwi_reparam.ReparamFWIConfig` field name.
+    """
+
+    n: int
+    admm_iters: int
+    adjoint_iters: int
+    pretrain_steps: int
+    fwi_steps: int
+    hidden: int
+    layers: int
+    batch: int
+    reparam_iterations: int
+
+
+#: ``fwi --quick``: CPU-sized (a few minutes on 2 cores)
+QUICK = FWIPreset(n=81, admm_iters=20, adjoint_iters=30, pretrain_steps=800, fwi_steps=800, hidden=128, layers=3,
+                  batch=500, reparam_iterations=500)
+#: the full run
+FULL = FWIPreset(n=101, admm_iters=30, adjoint_iters=50, pretrain_steps=20000, fwi_steps=10000, hidden=256, layers=4,
+                 batch=3000, reparam_iterations=1000)
 #: table row name -> key in fwi.h5
 METHOD_KEYS = {"uniform start": "start", "ADMM (IR-WRI)": "admm", "adjoint-state": "adjoint",
                "PINN-FWI total (paper)": "neural", "PINN-FWI scattered": "neural_scattered",
@@ -49,17 +77,45 @@ ALL_METHODS = ["admm", "adjoint", "pinn-total", "pinn-scattered", "reparam"]
 HELP_FLAGS = ("--model", "--quick", "--out", "--data", "--methods", "--seed", "--device")
 
 
+@dataclass
+class FWISettings:
+    """The settings of one ``pinnsiren fwi`` run (``_settings`` makes them from the flags; see ``add_arguments``
+    for each one's meaning): the pipeline's own, and the PINN-FWI (``pinn``) and neural-reparameterised
+    (``reparam``) configurations."""
+
+    pinn: NeuralFWIConfig
+    reparam: ReparamFWIConfig
+    model: str = "circle"
+    n: int = FULL.n
+    n_data: int = 2 * FULL.n - 1
+    admm_iters: int = FULL.admm_iters
+    adjoint_iters: int = FULL.adjoint_iters
+    lam_rel: float = 0.1
+    tv: float = 1.0
+    snr: float | None = None
+    seed: int = 0
+    device: str = "cpu"
+    quick: bool = False
+    source_var: float | None = None
+    data: str | None = None
+    skip_neural: bool = False
+    skip_pinn: bool = False
+    methods: list[str] = field(default_factory=lambda: list(ALL_METHODS))
+    formulations: list[str] = field(default_factory=lambda: ["total", "scattered"])
+
+
 def _preset_flags(cls: type, prefix: str = "") -> tuple[dict[str, None], dict[str, str]]:
     """``(defaults, extra_help)`` of the flags of ``cls`` that have a preset: default ``None`` (= the preset)."""
     head = f"{prefix}_" if prefix else ""
-    names = [f.name for f in dataclasses.fields(cls) if head + f.name in QUICK]
-    return ({n: None for n in names}, {n: f"[quick {QUICK[head + n]}, full {FULL[head + n]}]" for n in names})
+    quick, full = dataclasses.asdict(QUICK), dataclasses.asdict(FULL)
+    names = [f.name for f in dataclasses.fields(cls) if head + f.name in quick]
+    return ({n: None for n in names}, {n: f"[quick {quick[head + n]}, full {full[head + n]}]" for n in names})
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from pinnsiren.networks import ARCHITECTURES
     from pinnsiren.settings import add_flags
-    from pinnsiren.train import SCHEDULES
+    from pinnsiren.phases import SCHEDULES
     from reference.fwi import model_names
 
     from .fwi_neural import M_PARAMS, NeuralFWIConfig  # deferred: torch
@@ -105,56 +161,52 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
               choices={"arch": ARCHITECTURES, "param": ("velocity", "slowness"), "optimizer": ("lbfgs", "adam")})
 
 
-def _settings(args: argparse.Namespace) -> dict[str, Any]:
-    """The run's settings: the pipeline's own, and the PINN-FWI (``pinn``) and reparameterised (``reparam``)
-    configurations as dicts; every flag left unset takes the ``--quick``/full preset."""
+def _settings(args: argparse.Namespace) -> FWISettings:
+    """The run's settings from the flags; every flag left unset takes the ``--quick``/full preset."""
     from pinnsiren.settings import from_args
 
     from .fwi_neural import NeuralFWIConfig  # deferred: torch
     from .fwi_reparam import ReparamFWIConfig  # deferred: torch
 
-    base = QUICK if args.quick else FULL
     ns = argparse.Namespace(**{k: v for k, v in vars(args).items() if v is not None})
-    for k, v in base.items():
+    for k, v in dataclasses.asdict(QUICK if args.quick else FULL).items():
         setattr(ns, k, getattr(ns, k, v))
-    s = {k: getattr(ns, k) for k in ("n", "admm_iters", "adjoint_iters")}
-    s["n_data"] = args.n_data or 2 * s["n"] - 1
-    for k in ("model", "snr", "seed", "lam_rel", "tv", "skip_neural", "device", "quick", "source_var", "data"):
-        s[k] = getattr(args, k)
     pinn = from_args(NeuralFWIConfig, ns, seed=args.seed, device=args.device)
     if isinstance(pinn.source_weight, str) and pinn.source_weight != "auto":
         raise ValueError(f"fwi --source-weight: a number or auto, got {pinn.source_weight!r}")
     reparam = from_args(ReparamFWIConfig, ns, prefix="reparam", seed=args.seed, device=args.device)
     if getattr(ns, "reparam_max_evals", None) is None:
         reparam.max_evals = int(1.2 * reparam.iterations) + 20
-    s["pinn"], s["reparam"] = dataclasses.asdict(pinn), dataclasses.asdict(reparam)
-    s["skip_pinn"] = bool(getattr(args, "skip_pinn", False))
     methods = getattr(args, "methods", None)
-    s["methods"] = list(ALL_METHODS) if not methods else [m.strip() for m in methods.split(",") if m.strip()]
-    bad_m = [m for m in s["methods"] if m not in ALL_METHODS]
+    methods = list(ALL_METHODS) if not methods else [m.strip() for m in methods.split(",") if m.strip()]
+    bad_m = [m for m in methods if m not in ALL_METHODS]
     if bad_m:
         raise ValueError(f"fwi --methods: unknown {bad_m}; choose from {ALL_METHODS}")
-    s["formulations"] = [f.strip() for f in str(getattr(args, "formulations", "total,scattered")).split(",") if f.strip()]
-    bad = [f for f in s["formulations"] if f not in ("total", "scattered")]
+    forms = [f.strip() for f in str(getattr(args, "formulations", "total,scattered")).split(",") if f.strip()]
+    bad = [f for f in forms if f not in ("total", "scattered")]
     if bad:
         raise ValueError(f"fwi --formulations: unknown {bad}; use total, scattered or total,scattered")
-    if s["n"] < 21 or s["n_data"] < s["n"]:
-        raise ValueError(f"fwi: need n >= 21 and n_data >= n, got n={s['n']}, n_data={s['n_data']}")
+    s = FWISettings(pinn=pinn, reparam=reparam, n=ns.n, n_data=args.n_data or 2 * ns.n - 1, admm_iters=ns.admm_iters,
+                    adjoint_iters=ns.adjoint_iters, skip_pinn=bool(getattr(args, "skip_pinn", False)),
+                    methods=methods, formulations=forms,
+                    **{k: getattr(args, k) for k in ("model", "snr", "seed", "lam_rel", "tv", "skip_neural", "device",
+                                                     "quick", "source_var", "data")})
+    if s.n < 21 or s.n_data < s.n:
+        raise ValueError(f"fwi: need n >= 21 and n_data >= n, got n={s.n}, n_data={s.n_data}")
     return s
 
 
-def run_fwi(s: dict[str, Any], progress: bool = True) -> dict[str, Any]:
-    """Run the whole chain with settings ``s`` (as ``_settings`` makes them from the flags: the pipeline's own,
-    ``s["pinn"]`` a :class:`~solvers.fwi.fwi_neural.NeuralFWIConfig` and ``s["reparam"]`` a
-    :class:`~solvers.fwi.fwi_reparam.ReparamFWIConfig` as dicts); returns everything for the file/figure."""
+def run_fwi(s: FWISettings, progress: bool = True) -> dict[str, Any]:
+    """Run the whole chain with settings ``s`` (as ``_settings`` makes them from the flags); returns everything
+    for the file/figure."""
     from reference.fwi import InversionProblem, admm_fwi, adjoint_fwi, model_mse, velocity_model
 
     t = time.perf_counter()
     acq, obs = _observed_data(s)
     t_sim = time.perf_counter() - t
-    pb = InversionProblem(acq, obs.d, n=s["n"])
+    pb = InversionProblem(acq, obs.d, n=s.n)
     X, Y = pb.op.grid.coords()
-    c_true = velocity_model(s["model"])(X, Y).astype(float)
+    c_true = velocity_model(s.model)(X, Y).astype(float)
 
     def mse(m_full: np.ndarray) -> dict[str, float]:
         return {"velocity_mse": model_mse(1 / np.sqrt(m_full), c_true, (X, Y))}
@@ -166,62 +218,62 @@ def run_fwi(s: dict[str, Any], progress: bool = True) -> dict[str, Any]:
     start = pb.m_full(pb.start())
     out["methods"]["uniform start"] = dict(m=start, mse=mse(start)["velocity_mse"],
                                            misfit=pb.data_misfit(pb.start()), seconds=0.0, cpu_seconds=0.0)
-    run = s.get("methods") or ALL_METHODS
+    run = s.methods
     if "admm" in run:
         c0 = time.process_time()
-        r = admm_fwi(pb, iterations=s["admm_iters"], lam_rel=s["lam_rel"], tv=s["tv"], callback=mse)
+        r = admm_fwi(pb, iterations=s.admm_iters, lam_rel=s.lam_rel, tv=s.tv, callback=mse)
         out["methods"]["ADMM (IR-WRI)"] = dict(m=r.m, waves=r.wavefields, mse=mse(r.m)["velocity_mse"],
                                               misfit=pb.data_misfit(free(r.m)), seconds=r.seconds,
                                               cpu_seconds=time.process_time() - c0, history=r.history)
     if "adjoint" in run:
         c0 = time.process_time()
-        r2 = adjoint_fwi(pb, iterations=s["adjoint_iters"], callback=mse)
+        r2 = adjoint_fwi(pb, iterations=s.adjoint_iters, callback=mse)
         out["methods"]["adjoint-state"] = dict(m=r2.m, waves=r2.wavefields, mse=mse(r2.m)["velocity_mse"],
                                               misfit=pb.data_misfit(free(r2.m)), seconds=r2.seconds,
                                               cpu_seconds=time.process_time() - c0, history=r2.history)
-    forms = [f for f in s.get("formulations", ["total", "scattered"]) if f"pinn-{f}" in run]
-    if not s["skip_neural"] and not s.get("skip_pinn") and forms:
+    forms = [f for f in s.formulations if f"pinn-{f}" in run]
+    if not s.skip_neural and not s.skip_pinn and forms:
         for form in forms:
             name = "PINN-FWI total (paper)" if form == "total" else "PINN-FWI scattered"
             out["methods"][name] = _pinn_method(s, form, acq, obs, pb, mse, free, progress)
-    if not s["skip_neural"] and "reparam" in run:
+    if not s.skip_neural and "reparam" in run:
         out["methods"]["neural-reparameterised"] = _reparam_method(s, pb, mse, free)
     out["seconds_simulate"] = t_sim
     return out
 
 
-def _observed_data(s: dict[str, Any]) -> tuple[Any, Any]:
+def _observed_data(s: FWISettings) -> tuple[Any, Any]:
     """The acquisition and the observed data: simulated on the ``n_data`` grid, or the paper's file."""
     from reference.fwi import Acquisition, simulate_data, slowness_model
 
-    kw = {} if s.get("source_var") is None else {"source_var": s["source_var"]}
-    if not s.get("data"):
+    kw = {} if s.source_var is None else {"source_var": s.source_var}
+    if not s.data:
         acq = Acquisition.paper(**kw)
-        return acq, simulate_data(acq, slowness_model(s["model"]), n=s["n_data"], snr_db=s["snr"], seed=s["seed"])
+        return acq, simulate_data(acq, slowness_model(s.model), n=s.n_data, snr_db=s.snr, seed=s.seed)
     from reference.fwi import add_noise, load_paper_data
 
-    if s["model"] != "circle":
-        raise ValueError(f"fwi --data: the paper's data file is the `circle` model; drop --model {s['model']}.")
-    acq, d_file = load_paper_data(s["data"], **kw)
-    obs = simulate_data(acq, slowness_model("circle"), n=s["n_data"])  # true wavefields for the figure
+    if s.model != "circle":
+        raise ValueError(f"fwi --data: the paper's data file is the `circle` model; drop --model {s.model}.")
+    acq, d_file = load_paper_data(s.data, **kw)
+    obs = simulate_data(acq, slowness_model("circle"), n=s.n_data)  # true wavefields for the figure
     sim_vs_file = float(np.linalg.norm(obs.d_clean - d_file) / np.linalg.norm(d_file))
     obs.d_clean = d_file
-    obs.d = d_file if s["snr"] is None else add_noise(d_file, s["snr"], s["seed"])
-    obs.params.update(data_file=str(s["data"]), data_convention="file rec_val / (-(1+1j))",
+    obs.d = d_file if s.snr is None else add_noise(d_file, s.snr, s.seed)
+    obs.params.update(data_file=str(s.data), data_convention="file rec_val / (-(1+1j))",
                       data_vs_our_simulation=sim_vs_file)
     return acq, obs
 
 
-def _pinn_method(s: dict[str, Any], form: str, acq: Any, obs: Any, pb: Any, mse: Callable, free: Callable,
+def _pinn_method(s: FWISettings, form: str, acq: Any, obs: Any, pb: Any, mse: Callable, free: Callable,
                  progress: bool) -> dict[str, Any]:
     """PINN-FWI in formulation ``form`` (total: the paper; scattered), evaluated on the inversion grid."""
     from reference import GridField
 
-    from .fwi_neural import NeuralFWIConfig, evaluate_model, neural_fwi  # deferred: torch
+    from .fwi_neural import evaluate_model, neural_fwi  # deferred: torch
 
     X, Y = pb.op.grid.coords()
     c0 = time.process_time()
-    cfg = NeuralFWIConfig(**{**s["pinn"], "m_bounds": tuple(pb.m_bounds), "formulation": form})
+    cfg = dataclasses.replace(s.pinn, m_bounds=tuple(pb.m_bounds), formulation=form)
     if form == "scattered":  # stage 1 is solved exactly at the start (us = 0, m = 1)
         cfg.pretrain_steps = 0
     rn = neural_fwi(acq, obs.d, cfg, progress=progress)
@@ -236,11 +288,11 @@ def _pinn_method(s: dict[str, Any], form: str, acq: Any, obs: Any, pb: Any, mse:
                 model=rn.model, config=rn.config)
 
 
-def _reparam_method(s: dict[str, Any], pb: Any, mse: Callable, free: Callable) -> dict[str, Any]:
+def _reparam_method(s: FWISettings, pb: Any, mse: Callable, free: Callable) -> dict[str, Any]:
     """Neural-reparameterised FWI (solvers.fwi.fwi_reparam)."""
-    from .fwi_reparam import ReparamFWIConfig, reparam_fwi  # deferred: torch
+    from .fwi_reparam import reparam_fwi  # deferred: torch
 
-    rr = reparam_fwi(pb, ReparamFWIConfig(**s["reparam"]), callback=mse)
+    rr = reparam_fwi(pb, dataclasses.replace(s.reparam), callback=mse)
     return dict(m=rr.m, waves=rr.wavefields, mse=mse(rr.m)["velocity_mse"], misfit=pb.data_misfit(free(rr.m)),
                 seconds=rr.seconds, cpu_seconds=rr.cpu_seconds, history=rr.history, model=rr.model,
                 config=rr.config)
@@ -301,7 +353,7 @@ def plot_fwi_figure(res: dict[str, Any], path: str | Path) -> Path:
     return path
 
 
-def _write(res: dict[str, Any], s: dict[str, Any], path: Path) -> Path:
+def _write(res: dict[str, Any], s: FWISettings, path: Path) -> Path:
     from pinnsiren.io import write_result
 
     fields: dict[str, Any] = {"velocity_true": res["c_true"], "data_observed": res["obs"].d,
@@ -329,7 +381,7 @@ def _write(res: dict[str, Any], s: dict[str, Any], path: Path) -> Path:
     bounds = [list(b) for b in res["grid"].bounds]
     attrs = {k: {"bounds": bounds} for k in fields if k.startswith(("m_", "velocity_", "wavefields_")) and "datagrid" not in k}
     attrs["wavefields_true_datagrid"] = {"bounds": [list(b) for b in res["obs"].grid.bounds]}
-    config = dict(s, acquisition=res["acq"].to_dict(), data=res["obs"].params)
+    config = dict(dataclasses.asdict(s), acquisition=res["acq"].to_dict(), data=res["obs"].params)
     return write_result(path, kind="fwi", config=config, metrics=metrics, history=history, fields=fields,
                         field_attrs=attrs, models=models)
 
@@ -348,10 +400,10 @@ def main(args: argparse.Namespace) -> int:
     if is_writer():  # under torchrun rank 0 alone writes (write_result is gated itself)
         out.mkdir(parents=True, exist_ok=True)
     h5 = _write(res, s, out / "fwi.h5")
-    print(f"FWI on model {s['model']!r}: inversion grid {s['n']}^2, data grid {s['n_data']}^2, k = {res['acq'].k:g}, "
-          f"{res['acq'].n_sources} sources, {res['acq'].n_receivers} receivers, SNR {s['snr'] or 'inf'} dB")
-    if s.get("data"):
-        print(f"data: {s['data']} (rec_val / -(1+i)); our {s['n_data']}^2 simulation of `circle` differs from it by "
+    print(f"FWI on model {s.model!r}: inversion grid {s.n}^2, data grid {s.n_data}^2, k = {res['acq'].k:g}, "
+          f"{res['acq'].n_sources} sources, {res['acq'].n_receivers} receivers, SNR {s.snr or 'inf'} dB")
+    if s.data:
+        print(f"data: {s.data} (rec_val / -(1+i)); our {s.n_data}^2 simulation of `circle` differs from it by "
               f"{res['obs'].params['data_vs_our_simulation']:.3f} relative L2")
     print(format_table(res))
     if not args.no_figure and is_writer():

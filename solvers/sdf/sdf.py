@@ -56,7 +56,8 @@ from pinnsiren.problem import Problem
 from pinnsiren.regions import PointSet
 from pinnsiren.symbolic import Constraint, Field, coefficient
 from pinnsiren.settings import ModelSettings, TrainSettings, add_flags, from_args
-from pinnsiren.train import SCHEDULES, train
+from pinnsiren.phases import SCHEDULES
+from pinnsiren.train import train
 
 from . import geometry_metrics as gm
 from .meshing import evaluate_grid, evaluate_points, extract_contours, extract_mesh, render_png
@@ -209,12 +210,16 @@ def _check_cloud(points: np.ndarray, normals: np.ndarray, batch: int) -> int:
     return d
 
 
-def sdf_problem(points: np.ndarray, normals: np.ndarray, batch: int, engine: str = "autograd",
-                weights: dict[str, float] | None = None, off_points: int | None = None,
-                bbox_prior: float = 0.0, near_points: int = 0, near_weight: float = 0.0,
-                near_scale: float = 1.0, sign_prior: float = 0.0, sign_pool: int = 32768,
-                seed: int = 0) -> Problem:
+def sdf_problem(points: np.ndarray, normals: np.ndarray, cfg: SDFConfig | None = None,
+                sign_pool: int = 32768) -> Problem:
     """The Eq. 6 loss as a :class:`~pinnsiren.Problem` over ``points/normals (N, d)``.
+
+    The loss settings are those of ``cfg`` (default ``SDFConfig()``, the
+    command line's defaults: both priors on): ``batch``, ``engine``,
+    ``weights``, ``off_points``, ``bbox_prior``, ``near_points``,
+    ``near_weight``, ``near_scale``, ``sign_prior`` and ``seed`` (of the
+    sign-prior pool). For the paper's loss alone pass
+    ``SDFConfig(bbox_prior=0, sign_prior=0)``.
 
     ``batch/2`` surface points and ``batch/2`` uniform points of ``[-1, 1]^d``
     per step; see the module docstring for the grouping and the factor 1/2.
@@ -244,30 +249,30 @@ def sdf_problem(points: np.ndarray, normals: np.ndarray, batch: int, engine: str
     sign errors away from the data (ghost surfaces), now also inside the
     bounding box.
     """
-    d = _check_cloud(points, normals, batch)
+    cfg = SDFConfig() if cfg is None else cfg
+    d = _check_cloud(points, normals, cfg.batch)
     coords = COORDS[d]
     u = Field("u", coords)
     names = [f"n{c.name}" for c in coords]
-    t = eikonal.sdf_constraints(u, normal=names, weights=weights)
+    t = eikonal.sdf_constraints(u, normal=names, weights=cfg.weights)
     w = {k: 0.5 * float(c.weight) for k, c in t.items()}
     surface = PointSet(points, {nm: normals[:, i] for i, nm in enumerate(names)})
-    half = batch // 2
+    half = cfg.batch // 2
+    n_off = cfg.batch - half if cfg.off_points is None else cfg.off_points
     cons = [
         Constraint([w["sdf"] * t["sdf"].expr, w["normal"] * t["normal"].expr, w["eikonal"] * t["eikonal"].expr],
                    norm="l1", name="surface").on(surface, n=half),
         Constraint([w["off_surface"] * t["off_surface"].expr, w["eikonal"] * t["eikonal"].expr],
-                   norm="l1", name="off_surface").on(Box([(-1.0, 1.0)] * d),
-                                                     n=batch - half if off_points is None else off_points),
+                   norm="l1", name="off_surface").on(Box([(-1.0, 1.0)] * d), n=n_off),
     ]
-    if near_points > 0:
-        cons.append(_near_constraint(points, normals, u, w["eikonal"] * t["eikonal"].expr, near_points, near_weight,
-                                     near_scale))
-    n_off = batch - (batch // 2) if off_points is None else off_points
-    if sign_prior > 0:
-        cons += _sign_constraint(points, normals, u, sign_prior, sign_pool, seed, n_off)
-    if bbox_prior > 0:
-        cons.append(_bbox_constraint(points, u, bbox_prior, n_off))
-    return Problem([u], coords, cons, engine=engine)
+    if cfg.near_points > 0:
+        cons.append(_near_constraint(points, normals, u, w["eikonal"] * t["eikonal"].expr, cfg.near_points,
+                                     cfg.near_weight, cfg.near_scale))
+    if cfg.sign_prior > 0:
+        cons += _sign_constraint(points, normals, u, cfg.sign_prior, sign_pool, cfg.seed, n_off)
+    if cfg.bbox_prior > 0:
+        cons.append(_bbox_constraint(points, u, cfg.bbox_prior, n_off))
+    return Problem([u], coords, cons, engine=cfg.engine)
 
 
 def _near_constraint(points: np.ndarray, normals: np.ndarray, u: Any, eikonal_term: Any, n: int, weight: float,
@@ -316,9 +321,7 @@ def fit_sdf(points: np.ndarray, normals: np.ndarray, cfg: SDFConfig,
     """Train a network on a normalised cloud; returns the :class:`~pinnsiren.train.TrainResult`."""
     torch.manual_seed(cfg.seed)
     model = make_model(cfg, points.shape[1])
-    problem = sdf_problem(points, normals, cfg.batch, cfg.engine, weights=cfg.weights, off_points=cfg.off_points,
-                          bbox_prior=cfg.bbox_prior, near_points=cfg.near_points, near_weight=cfg.near_weight,
-                          near_scale=cfg.near_scale, sign_prior=cfg.sign_prior, seed=cfg.seed)
+    problem = sdf_problem(points, normals, cfg)
     tc = cfg.train_config(log_every=max(1, cfg.steps // 200), eval_every=eval_every)
     return train(problem, model, tc, evaluate=evaluate)
 

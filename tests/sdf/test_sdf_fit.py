@@ -29,7 +29,7 @@ def test_problem_terms_match_hand_computed_loss():
         def forward(self, x):
             return (self.w * x.double().norm(dim=1, keepdim=True) - 0.5).to(x.dtype)
 
-    prob = sdf_problem(p, n, batch=128)
+    prob = sdf_problem(p, n, SDFConfig(batch=128, bbox_prior=0, sign_prior=0))
     g = torch.Generator().manual_seed(1)
     terms = prob.losses(Exact().double(), 1, g)
     assert float(terms["surface"].detach()) < 1e-9
@@ -40,10 +40,24 @@ def test_problem_terms_match_hand_computed_loss():
     assert float(terms["off_surface"]) == pytest.approx(float(expect), rel=1e-9)
 
 
+def test_sdf_problem_takes_its_settings_from_the_config():
+    # the default is SDFConfig(): both priors on, as on the command line; each setting is the config's
+    p, n = shape_cloud("circle", 64, rng=0)
+    names = lambda prob: sorted(prob.constraints)  # noqa: E731
+    assert names(sdf_problem(p, n, SDFConfig(batch=128), sign_pool=256)) == names(sdf_problem(p, n, sign_pool=256)) \
+        == ["bbox_prior", "off_surface", "sign_prior", "surface"]
+    plain = sdf_problem(p, n, SDFConfig(batch=128, bbox_prior=0, sign_prior=0, engine="jet"))
+    assert names(plain) == ["off_surface", "surface"] and plain.engine == "jet"
+    assert (plain.constraints["surface"].n, plain.constraints["off_surface"].n) == (64, 64)
+    near = sdf_problem(p, n, SDFConfig(batch=100, off_points=30, near_points=12, bbox_prior=0, sign_prior=0))
+    assert (near.constraints["off_surface"].n, near.constraints["near_surface"].n) == (30, 12)
+
+
 def test_off_points_and_weight_overrides():
     # off_points sets the uniform draw (the surface half stays batch/2); weights override the catalog's
     p, n = shape_cloud("circle", 64, rng=0)
-    prob = sdf_problem(p, n, batch=128, off_points=40, weights={"off_surface": 1e3, "eikonal": 0.0})
+    prob = sdf_problem(p, n, SDFConfig(batch=128, off_points=40, weights={"off_surface": 1e3, "eikonal": 0.0},
+                                         bbox_prior=0, sign_prior=0))
 
     class Radial(torch.nn.Module):
         def __init__(self):
@@ -127,7 +141,7 @@ def test_bbox_prior_only_acts_outside_the_data_box():
     # u = 5 (positive, above any box distance) costs nothing; u = -0.5 costs d_box + 0.5 outside the box only
     p, n = shape_cloud("circle", 64, rng=0)
     q, _ = normalize(p, 0.5)  # data box [-0.5, 0.5]^2: a quarter of the uniform points fall inside
-    prob = sdf_problem(q, n, batch=4000, bbox_prior=1.0)
+    prob = sdf_problem(q, n, SDFConfig(batch=4000, bbox_prior=1.0, sign_prior=0))
 
     def const(c):
         m = torch.nn.Linear(2, 1).double()

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from solvers.sdf.pointcloud import point_areas, shape_cloud, shape_sdf, winding_number
-from solvers.sdf.sdf import NearSurface, sdf_problem, sign_prior_pool
+from solvers.sdf.sdf import NearSurface, SDFConfig, sdf_problem, sign_prior_pool
 
 
 def test_winding_number_of_a_sphere_cloud():
@@ -49,7 +49,7 @@ def test_sign_prior_pool_never_contradicts_the_exact_sdf(shape):
 
 def test_sign_prior_costs_the_exact_sdf_nothing_and_a_flipped_one_a_lot():
     p, n = shape_cloud("sphere", 4000, rng=0)
-    prob = sdf_problem(p, n, batch=2000, sign_prior=1.0, sign_pool=4000)
+    prob = sdf_problem(p, n, SDFConfig(batch=2000, sign_prior=1.0, bbox_prior=0), sign_pool=4000)
 
     class Exact(torch.nn.Module):
         def __init__(self, sign):
