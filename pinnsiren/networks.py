@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import torch
 from torch import nn
@@ -386,9 +386,13 @@ def build_model(
     raise ValueError(f"unknown architecture {arch!r}; must be one of {list(ARCHITECTURES)}")
 
 
-def check_architectures(archs) -> None:
-    """Raise ``ValueError`` naming the first of ``archs`` that is not in :data:`ARCHITECTURES`."""
-    for a in archs:
+def check_architectures(archs: str | Sequence[str]) -> None:
+    """Raise ``ValueError`` naming the first of ``archs`` (one name or several) that is not in :data:`ARCHITECTURES`.
+
+    The one architecture check: ``ModelSettings.check_arch`` and the commands
+    that take a list of architectures all call it.
+    """
+    for a in [archs] if isinstance(archs, str) else archs:
         if a not in ARCHITECTURES:
             raise ValueError(f"unknown architecture {a!r}; must be one of {list(ARCHITECTURES)}")
 

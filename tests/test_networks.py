@@ -226,3 +226,16 @@ def test_every_activation_builds_and_runs_on_the_jet(name):
     A = derivatives(model, x, keys, method="autograd")
     for k in keys:
         assert torch.allclose(J[k], A[k], rtol=1e-9, atol=1e-11), k
+
+
+def test_check_architectures_takes_one_name_or_several_and_names_the_choices():
+    from pinnsiren.networks import check_architectures
+
+    check_architectures("tanh")
+    check_architectures(["siren", "relu-pe"])
+    for bad in ("sirens", ["siren", "nope"]):
+        with pytest.raises(ValueError, match=r"unknown architecture '(sirens|nope)'; must be one of \['siren', "):
+            check_architectures(bad)
+    with pytest.raises(ValueError, match="unknown architecture 'si'"):  # a string is one name, not its letters
+        check_architectures("si")
+

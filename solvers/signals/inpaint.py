@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from pinnsiren.networks import nyquist_frequencies
+from pinnsiren.networks import check_architectures, nyquist_frequencies
 from pinnsiren.progress import progress
 from pinnsiren.settings import ModelSettings, check_choice
 
@@ -203,6 +203,7 @@ def run_inpaint(
     """
     from pinnsiren.io import write_result
 
+    check_architectures(arch)
     for p in priors:
         check_choice("prior", p, PRIORS)
     shared = {f.name for f in fields(ModelSettings) + fields(FitSettings)}

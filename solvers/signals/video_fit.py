@@ -27,7 +27,7 @@ from torch import nn
 
 from pinnsiren.evaluation import evaluate
 from pinnsiren.settings import ModelSettings, add_flags, from_args
-from pinnsiren.networks import ARCHITECTURES, nyquist_frequencies, check_architectures
+from pinnsiren.networks import ARCHITECTURES, check_architectures, nyquist_frequencies
 
 
 from .signal_fit import FitSettings, fit_config, fit_each, fit_values, write_fits

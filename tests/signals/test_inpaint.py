@@ -84,3 +84,11 @@ def test_run_inpaint_and_cli(tmp_path):
     assert (tmp_path / "c" / "inpaint.png").is_file()
     assert main(["fit", "image", "--inpaint", "0.1", "--prior", "l2", "--size", "16",
                  "--out", str(tmp_path / "d")]) == 1
+
+
+def test_inpainting_checks_its_architecture_before_any_work(tmp_path):
+    from solvers.signals.inpaint import run_inpaint
+
+    with pytest.raises(ValueError, match="unknown architecture 'nope'"):
+        run_inpaint(None, ["none"], 0.1, tmp_path, arch="nope", steps=1, size=8, show_progress=False)
+    assert list(tmp_path.iterdir()) == []
