@@ -41,7 +41,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar
 from .phases import LBFGS, Adam, Checkpoint
 from .train import TrainConfig
 
-__all__ = ["ModelSettings", "TrainSettings", "TrainerFlags", "FLAT_TRAIN_SETTINGS", "train_config", "field_help",
+__all__ = ["ModelSettings", "TrainSettings", "TrainerFlags", "FLAT_TRAIN_SETTINGS", "SETUPS", "train_config", "field_help",
            "flag_fields", "add_flags", "from_args", "check_choice"]
 
 C = TypeVar("C")
@@ -90,7 +90,10 @@ class ModelSettings:
 #: flat settings a command line may hold, and what :func:`train_config` makes of them
 FLAT_TRAIN_SETTINGS = ("steps", "lr", "schedule", "final_lr_factor", "grad_clip", "lbfgs_steps", "seed", "device",
                        "progress", "backward_precision", "log_every", "eval_every", "alarm", "checkpoint_dir",
-                       "checkpoint_every", "resume")
+                       "checkpoint_every", "resume", "setup")
+
+#: what ``setup`` may be: the phases the flags describe, or the measured recommended parts
+SETUPS = ("flags", "recommended")
 
 
 def train_config(**flat: Any) -> TrainConfig:
@@ -102,16 +105,26 @@ def train_config(**flat: Any) -> TrainConfig:
     ``checkpoint_every`` and ``resume`` a :class:`~pinnsiren.phases.Checkpoint`
     (when checkpoints are asked for); the rest are fields of
     :class:`~pinnsiren.train.TrainConfig`. Missing settings keep the parts'
-    defaults.
+    defaults. ``setup="recommended"`` replaces the phases and aids by
+    :meth:`TrainConfig.recommended(steps + lbfgs_steps) <pinnsiren.train.TrainConfig.recommended>`
+    (``lr``, ``schedule`` and ``final_lr_factor`` are then its own;
+    ``grad_clip`` still applies to the Adam phase).
     """
     unknown = sorted(set(flat) - set(FLAT_TRAIN_SETTINGS))
     if unknown:
         raise ValueError(f"train_config: unknown settings {unknown}; known: {list(FLAT_TRAIN_SETTINGS)}")
+    setup = flat.pop("setup", "flags")
+    check_choice("setup", setup, SETUPS)
     adam = {k: flat.pop(k) for k in ("steps", "lr", "schedule", "final_lr_factor", "grad_clip") if k in flat}
     phases: list[Any] = [Adam(**adam)]
     lbfgs = flat.pop("lbfgs_steps", 0)
     if lbfgs:
         phases.append(LBFGS(lbfgs))
+    if setup == "recommended":
+        rec = TrainConfig.recommended(sum(p.steps for p in phases))
+        first = dataclasses.replace(rec.phases[0], grad_clip=phases[0].grad_clip)
+        flat.setdefault("aids", rec.aids)
+        phases = [first, *rec.phases[1:]]
     folder, every, resume = flat.pop("checkpoint_dir", None), flat.pop("checkpoint_every", 0), flat.pop("resume", False)
     checkpoint = None
     if every or resume:
@@ -159,6 +172,10 @@ class TrainSettings(TrainerFlags):
     backward_precision: str = "full"
     """Precision of the matrix products in the backward of the fused SIREN layers: full, or bfloat16
     (~1.3x faster steps where bfloat16 is native, gradients ~2e-3 relative error; opt-in)."""
+    setup: str = "flags"
+    """flags: one Adam phase from --steps/--lr/--schedule, then L-BFGS for --lbfgs-steps; recommended: the
+    measured parts for a problem nobody tuned (TrainConfig.recommended) over steps + lbfgs-steps gradient
+    evaluations (a third Adam with loss balancing, the rest L-BFGS on RAD draws; docs/training.md)."""
 
 
 # --- field documentation --------------------------------------------------------------------------------
@@ -289,26 +306,24 @@ def _default(f: dataclasses.Field) -> Any:
 
 
 def add_flags(parser: argparse.ArgumentParser, cls: type, *, skip: Iterable[str] = (),
-              aliases: Mapping[str, Sequence[str]] | None = None, defaults: Mapping[str, Any] | None = None,
-              extra_help: Mapping[str, str] | None = None,
+              defaults: Mapping[str, Any] | None = None, extra_help: Mapping[str, str] | None = None,
               choices: Mapping[str, Sequence[Any]] | None = None, prefix: str = "") -> None:
     """Add a flag for every field of dataclass ``cls`` that can be one (see :func:`flag_fields`).
 
     ``--name-with-dashes`` (``dest`` = the field name) with the field's
     documentation as help and its class default as default. Booleans get a
     ``--name/--no-name`` pair. ``skip`` names fields the caller parses itself;
-    ``aliases`` maps a field to more option strings that keep older flag names
-    working (``"--no-..."`` aliases of a boolean turn it off); ``defaults``
-    replaces a flag's default, ``extra_help`` appends to its help, ``choices``
-    restricts a flag's values. ``prefix`` puts a group's flags in a namespace
+    ``defaults`` replaces a flag's default, ``extra_help`` appends to its help,
+    ``choices`` restricts a flag's values (``setup`` is always restricted to
+    :data:`SETUPS`). ``prefix`` puts a group's flags in a namespace
     of their own when one command holds two configurations with fields of the
     same name: ``prefix="reparam"`` makes ``hidden`` the flag
     ``--reparam-hidden`` with ``dest`` ``reparam_hidden`` (read back with
     ``from_args(cls, args, prefix="reparam")``); the keys of ``skip``,
-    ``aliases``, ``defaults``, ``extra_help`` and ``choices`` stay field names.
+    ``defaults``, ``extra_help`` and ``choices`` stay field names.
     """
-    aliases, defaults, extra_help = dict(aliases or {}), dict(defaults or {}), dict(extra_help or {})
-    choices = dict(choices or {})
+    defaults, extra_help = dict(defaults or {}), dict(extra_help or {})
+    choices = {"setup": SETUPS, **(choices or {})}
     skip = set(skip)
     for f, kind in flag_fields(cls):
         if f.name in skip:
@@ -316,17 +331,12 @@ def add_flags(parser: argparse.ArgumentParser, cls: type, *, skip: Iterable[str]
         default = defaults.get(f.name, _default(f))
         help_ = " ".join(p for p in (field_help(cls, f.name), extra_help.get(f.name, "")) if p)
         help_ = _plain(help_).replace("%", "%%") + " (default: %(default)s)"
-        names = [a for a in aliases.get(f.name, ()) if not (kind is bool and a.startswith("--no-"))]
         dest = _dest(f.name, prefix)
-        opts = ["--" + dest.replace("_", "-"), *names]
+        flag = "--" + dest.replace("_", "-")
         if kind is bool:
-            parser.add_argument(*opts, dest=dest, action=argparse.BooleanOptionalAction, default=default,
-                                help=help_)
-            for neg in (a for a in aliases.get(f.name, ()) if a.startswith("--no-")):
-                parser.add_argument(neg, dest=dest, action="store_false", help=f"same as --no-{dest.replace('_', '-')}")
+            parser.add_argument(flag, dest=dest, action=argparse.BooleanOptionalAction, default=default, help=help_)
         else:
-            parser.add_argument(*opts, dest=dest, type=kind, default=default, help=help_,
-                                choices=choices.get(f.name))
+            parser.add_argument(flag, dest=dest, type=kind, default=default, help=help_, choices=choices.get(f.name))
 
 
 def _plain(text: str) -> str:

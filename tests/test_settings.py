@@ -74,6 +74,13 @@ def test_train_settings_make_the_trainers_parts_with_their_defaults():
         S.train_config(resume=True)
     with pytest.raises(ValueError, match="unknown settings.*'balance'"):
         S.train_config(balance="gradnorm")
+    # setup="recommended": the measured parts over steps + lbfgs_steps evaluations, the flags' clip kept
+    rec = S.train_config(steps=100, lbfgs_steps=200, grad_clip=2.0, setup="recommended", seed=5)
+    assert rec.phases == (dataclasses.replace(TrainConfig.recommended(300).phases[0], grad_clip=2.0),
+                          TrainConfig.recommended(300).phases[1])
+    assert rec.aids == TrainConfig.recommended(300).aids and rec.seed == 5
+    with pytest.raises(ValueError, match="unknown setup"):
+        S.train_config(setup="best")
     # a settings class that restates a training field without words gets TrainSettings' documentation
     from solvers.fwi.fwi_neural import StageSettings
 
@@ -381,9 +388,8 @@ def test_prefixed_flag_group():
 
     p = argparse.ArgumentParser()
     S.add_flags(p, G)
-    S.add_flags(p, G, prefix="second", aliases={"hidden": ["--second-width"], "on": ["--no-second-thing"]},
-                defaults={"hidden": 5})
-    ns = p.parse_args(["--hidden", "7", "--second-width", "9", "--no-second-thing"])
+    S.add_flags(p, G, prefix="second", defaults={"hidden": 5})
+    ns = p.parse_args(["--hidden", "7", "--second-hidden", "9", "--no-second-on"])
     assert S.from_args(G, ns) == G(hidden=7, on=True)
     assert S.from_args(G, ns, prefix="second") == G(hidden=9, on=False)
     assert S.from_args(G, p.parse_args([]), prefix="second") == G(hidden=5, on=True)

@@ -20,7 +20,7 @@ DEMO = dict(k=20.0, source_var=1e-3, hidden=128, layers=3, points=2048, source_p
 
 
 #: the HelmholtzConfig fields the demo lets a user change (flags generated from the config)
-DEMO_FLAGS = ("steps", "device", "backward_precision")
+DEMO_FLAGS = ("steps", "device", "backward_precision", "setup")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
