@@ -7,7 +7,8 @@ import sys
 import pytest
 
 
-@pytest.mark.parametrize("script", ["benchmarks/image_fit.py", "benchmarks/helmholtz_levers.py", "benchmarks/pinnacle.py"])
+@pytest.mark.parametrize("script", ["benchmarks/image_fit.py", "benchmarks/helmholtz_levers.py", "benchmarks/pinnacle.py",
+                                    "benchmarks/untuned.py"])
 def test_benchmark_prints_json(script):
     out = subprocess.run([sys.executable, script, "--quick", "--threads", "1"], capture_output=True, text=True,
                          timeout=300)

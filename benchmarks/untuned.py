@@ -1,0 +1,181 @@
+"""Problems nobody tuned: a wave problem and an inverse coefficient problem, each with a closed-form truth.
+
+Both are trained with the recommended setup and nothing chosen per problem:
+``pinnsiren.recommended_model`` (one per field through
+``pinnsiren.fieldnets.FieldNetworks.recommended`` for the inverse problem),
+``pinnsiren.impose_exactly`` on the declared value conditions, and
+``TrainConfig.recommended(evals)``.
+
+``wave``
+    ``u_tt = 4 u_xx`` on ``(x, t) in [0, 1] x [0, 1]``, ``u = 0`` at
+    ``x = 0, 1``, ``u(x, 0) = sin(pi x)``, ``u_t(x, 0) = 2 pi sin(2 pi x)``.
+    Exact: ``u = sin(pi x) cos(2 pi t) + sin(2 pi x) sin(4 pi t) / 2`` (two
+    standing modes, one and two periods over the interval). Lever
+    ``--exact-velocity``: the initial velocity held exactly too, by
+    ``u = u0(x) + t v0(x) + 4 t^2 x (1 - x) N`` (a trial function satisfying
+    both initial conditions, Lagaris et al. 1998) instead of a soft term.
+``inverse``
+    ``-div(a grad u) = f`` on ``[0, 1]^2``, ``u = 0`` on the boundary, ``u``
+    observed at ``--obs`` uniform random interior points (optionally with
+    Gaussian noise ``--noise``, absolute), ``f`` known, ``a`` unknown
+    everywhere (boundary included). Exact: ``u = sin(pi x) sin(pi y)``,
+    ``a = 1 + exp(-10 ((x - 0.6)^2 + (y - 0.4)^2)) / 2``; ``f`` follows.
+    Levers: ``--single-network`` (one network outputs ``u`` and ``a``),
+    ``--smoothness W`` (Tikhonov penalty ``W |grad a|^2`` inside the PDE term,
+    ``pinnsiren.fieldnets.smoothness``).
+
+Prints JSON: per case the relative L2 errors on a 101 x 101 grid (``u``; for
+the inverse problem also the recovered coefficient ``a``, and the error of the
+best constant coefficient for scale), CPU seconds of the training (one thread
+with ``--threads 1``), the evaluations spent and the final per-constraint
+report. ``--quick``: a few evaluations on small samples (smoke run; numbers
+meaningless). Example::
+
+    OMP_NUM_THREADS=1 python benchmarks/untuned.py --cases wave,inverse --evals 3000 --threads 1
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+import sympy  # noqa: E402
+import torch  # noqa: E402
+
+from pinnsiren import (Box, Constraint, ExactDirichlet, Field, PointSet, Problem, SpaceTime,  # noqa: E402
+                       coefficient, impose_exactly)
+from pinnsiren.fieldnets import FieldNetworks, smoothness  # noqa: E402
+from pinnsiren.train import TrainConfig, recommended_model, train  # noqa: E402
+
+x, y, t = sympy.symbols("x y t")
+PI = sympy.pi
+WAVE_C = 2
+WAVE_U = sympy.sin(PI * x) * sympy.cos(2 * PI * t) + sympy.sin(2 * PI * x) * sympy.sin(4 * PI * t) / 2
+INV_U = sympy.sin(PI * x) * sympy.sin(PI * y)
+INV_A = 1 + sympy.exp(-10 * ((x - sympy.Rational(3, 5)) ** 2 + (y - sympy.Rational(2, 5)) ** 2)) / 2
+UNIT = [(0.0, 1.0), (0.0, 1.0)]
+
+
+def wave_problem(n: int) -> Problem:
+    """The declared wave problem: PDE, walls, initial value and velocity (data at ``t = 0`` only)."""
+    u = Field("u", (x, t))
+    dom = SpaceTime(Box([(0.0, 1.0)]), (0.0, 1.0))
+    return Problem([u], (x, t), [
+        Constraint(u.diff(t, 2) - WAVE_C ** 2 * u.diff(x, 2), dom, n=n, name="pde"),
+        Constraint(u, dom.boundary(), n=max(n // 4, 1), name="walls"),
+        Constraint(u - WAVE_U.subs(t, 0), dom.initial(), n=max(n // 4, 1), name="u0"),
+        Constraint(u.diff(t) - WAVE_U.diff(t).subs(t, 0), dom.initial(), n=max(n // 4, 1), name="v0"),
+    ])
+
+
+def wave_model(problem: Problem, exact_velocity: bool) -> tuple[torch.nn.Module, Problem]:
+    """The recommended network with the value conditions imposed; optionally the velocity too."""
+    net = recommended_model(UNIT, 1)
+    if not exact_velocity:
+        return impose_exactly(problem, net)
+    g = WAVE_U.subs(t, 0) + t * WAVE_U.diff(t).subs(t, 0)
+    model = ExactDirichlet(net, (x, t), 4 * t ** 2 * x * (1 - x), g)
+    return model, Problem(problem.fields, problem.coords, [problem.constraints["pde"]])
+
+
+def inverse_problem(n: int, obs: int, noise: float, smooth: float, seed: int = 1) -> Problem:
+    """``-div(a grad u) = f``: ``u`` observed at ``obs`` random interior points, ``a`` unknown everywhere."""
+    u, a = Field("u", (x, y)), Field("a", (x, y))
+    f = -(sympy.diff(INV_A * INV_U.diff(x), x) + sympy.diff(INV_A * INV_U.diff(y), y))
+    rng = np.random.default_rng(seed)
+    pts = rng.uniform(0.0, 1.0, (obs, 2))
+    vals = sympy.lambdify((x, y), INV_U, "numpy")(pts[:, 0], pts[:, 1]) + noise * rng.standard_normal(obs)
+    uobs = coefficient("uobs", (x, y))
+    pde = -(sympy.diff(a * u.diff(x), x) + sympy.diff(a * u.diff(y), y)) - f
+    dom = Box(UNIT)
+    return Problem([u, a], (x, y), [
+        Constraint([pde] + (smoothness(a, smooth) if smooth else []), dom, n=n, name="pde"),
+        Constraint(u, dom.boundary(), n=max(n // 4, 1), name="bc"),
+        Constraint(u - uobs, PointSet(pts, {"uobs": vals}), name="data"),
+    ])
+
+
+def inverse_model(problem: Problem, single: bool) -> tuple[torch.nn.Module, Problem]:
+    """One recommended network per field (``--single-network``: one for both), ``u = 0`` imposed exactly."""
+    net = recommended_model(UNIT, 2) if single else FieldNetworks.recommended(problem.fields, problem.coords, UNIT)
+    return impose_exactly(problem, net)
+
+
+def grid_errors(model: torch.nn.Module, exact: dict[str, sympy.Expr], coords: tuple, m: int = 101) -> dict:
+    """Relative L2 error of each channel against its closed form on an ``m x m`` grid of the unit square."""
+    A, B = np.meshgrid(np.linspace(0, 1, m), np.linspace(0, 1, m), indexing="ij")
+    pts = torch.tensor(np.stack([A.ravel(), B.ravel()], 1), dtype=next(model.parameters()).dtype)
+    with torch.no_grad():
+        v = model(pts).double().numpy()
+    out = {}
+    for c, (name, expr) in enumerate(exact.items()):
+        ref = np.broadcast_to(sympy.lambdify(coords, expr, "numpy")(A, B), A.shape).ravel()
+        out[f"rel_l2_{name}"] = float(np.linalg.norm(v[:, c] - ref) / np.linalg.norm(ref))
+    return out
+
+
+def run_case(name: str, args: argparse.Namespace) -> dict:
+    """Build, train with ``TrainConfig.recommended(args.evals)``, measure; one case."""
+    torch.manual_seed(args.seed)
+    if name == "wave":
+        model, problem = wave_model(wave_problem(args.points), args.exact_velocity)
+        exact, coords = {"u": WAVE_U}, (x, t)
+    else:
+        declared = inverse_problem(args.points, args.obs, args.noise, args.smoothness)
+        model, problem = inverse_model(declared, args.single_network)
+        exact, coords = {"u": INV_U, "a": INV_A}, (x, y)
+    history: list[dict] = []
+
+    def evaluate(m: torch.nn.Module, step: int) -> dict:
+        e = grid_errors(m, exact, coords)
+        history.append(dict(step=step, **e))
+        return e
+
+    cpu = time.process_time()
+    run = train(problem, model, TrainConfig.recommended(args.evals), evaluate=evaluate)
+    cpu = time.process_time() - cpu
+    out = dict(history[-1], evaluations=run.steps_done, cpu_s=round(cpu, 1),
+               after_adam={k: v for k, v in history[0].items() if k != "step"} if len(history) > 1 else None,
+               report={k: {kk: vv for kk, vv in r.items() if kk != "alarms"} for k, r in run.report.items()},
+               alarms=[str(a) for a in run.alarms])
+    if name == "inverse":
+        A, B = np.meshgrid(np.linspace(0, 1, 101), np.linspace(0, 1, 101), indexing="ij")
+        a = sympy.lambdify((x, y), INV_A, "numpy")(A, B)
+        out["rel_l2_best_constant_a"] = float(np.linalg.norm(a - a.mean()) / np.linalg.norm(a))
+    return out
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--cases", default="wave,inverse", help="comma separated: wave, inverse")
+    ap.add_argument("--evals", type=int, default=3000, help="gradient evaluations in all (TrainConfig.recommended)")
+    ap.add_argument("--points", type=int, default=1000, help="PDE points per step (conditions: a quarter)")
+    ap.add_argument("--obs", type=int, default=300, help="inverse: observed interior points")
+    ap.add_argument("--noise", type=float, default=0.0, help="inverse: std of Gaussian noise on the observations")
+    ap.add_argument("--smoothness", type=float, default=0.0, help="inverse: Tikhonov weight on |grad a|^2")
+    ap.add_argument("--single-network", action="store_true", help="inverse: one network outputs u and a")
+    ap.add_argument("--exact-velocity", action="store_true", help="wave: hold the initial velocity exactly too")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--quick", action="store_true", help="smoke run: 12 evaluations, 64 points, 40 observations")
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.quick:
+        args.evals, args.points, args.obs = 12, 64, 40
+    results = {name: run_case(name, args) for name in args.cases.split(",")}
+    doc = {"config": vars(args), "threads": torch.get_num_threads(), "results": results}
+    print(json.dumps(doc, indent=1))
+    return doc
+
+
+if __name__ == "__main__":
+    main()
