@@ -70,9 +70,9 @@ class ModelSettings:
 
     def check_arch(self) -> None:
         """Raise ``ValueError`` naming the architectures when ``arch`` is not one of them."""
-        from .networks import ARCHITECTURES
+        from .networks import check_architectures
 
-        check_choice("architecture", self.arch, ARCHITECTURES)
+        check_architectures(self.arch)
 
     def build_model(self, in_features: int, out_features: int, **kwargs: Any) -> Any:
         """The network: :func:`~pinnsiren.networks.build_model` with these settings.
