@@ -124,38 +124,50 @@ def test_one_flag_name_per_setting():
         _parser(sdf).parse_args(["bunny", "--arch", "nope"])
 
 
-# the defaults each command had before the settings were shared
-OLD_DEFAULTS = {
-    "solvers.pde.poisson": dict(steps=1000, lr=1e-4, schedule="constant", points=8192, hidden=256, layers=3, seed=0),
-    "solvers.pde.helmholtz": dict(steps=2000, lr=1e-4, schedule="cosine", points=4096, hidden=256, layers=3,
-                              first_omega_0=30.0, source_points=512, grid_n=256, eval_every=250, lbfgs_steps=0,
-                              source_weight="batch", out="results/helmholtz"),
-    "solvers.pde.wave": dict(steps=1500, lr=5e-4, schedule="cosine", points=4096, hidden=128, layers=3, grid_n=256,
-                         cone_fraction=0.5, normalize_amplitude=True, t_max=0.4),
-    "solvers.sdf.sdf": dict(steps=2000, lr=5e-4, schedule="cosine", hidden=128, layers=3, first_omega_0=15.0,
-                        grad_clip=1.0, final_lr_factor=0.01, batch=2000, points=20000, progress=True,
-                        sign_prior=100.0, engine="autograd"),
-    "solvers.signals.image_fit": dict(steps=500, lr=1e-4, hidden=256, layers=3, size=256, seed=0, device="cpu",
-                              log_every=25, arch="siren"),
-    "solvers.signals.audio_fit": dict(steps=2000, lr=5e-5, hidden=256, layers=3, first_omega_0=3000.0, batch=None,
-                              start=0.0, seconds=None),
-    "solvers.signals.video_fit": dict(steps=1000, lr=1e-4, batch=8192, hidden=256, layers=3, frames=16, size=48,
-                              arch="siren,relu-pe"),
-    "solvers.signals.hyper": dict(steps=3000, batch=16, lr=1e-4, latent=128, siren_hidden=64, siren_layers=2,
-                          lambda_latent=0.1, lambda_weights=100.0, seed=0, device="cpu", counts="10,100,625",
-                          test=20, baseline_steps=500),
-}
+class _Stop(Exception):
+    pass
 
 
-@pytest.mark.parametrize("module", sorted(OLD_DEFAULTS))
-def test_defaults_per_solver_unchanged(module):
+#: the PDE commands, the arguments each needs, and what they pass the trainer besides the flags
+PIPELINES = {"solvers.pde.poisson": ["--size", "16"], "solvers.pde.wave": ["--grid-n", "16"],
+             "solvers.pde.helmholtz": ["--grid-n", "16"], "solvers.sdf.sdf": ["sphere", "--points", "64"]}
+
+
+def _trained_with(monkeypatch, tmp_path, module: str, flags: list[str]):
+    """What ``train`` receives when the command ``module`` runs with ``flags`` (stopped at the first call)."""
     import importlib
 
     mod = importlib.import_module(module)
-    argv = ["bunny"] if module == "solvers.sdf.sdf" else []
-    ns = vars(_parser(mod).parse_args(argv))
-    for k, v in OLD_DEFAULTS[module].items():
-        assert ns[k] == v, (module, k, ns[k], v)
+    seen = {}
+
+    def fake_train(problem, model, config, **kw):
+        seen.update(model=model, config=config)
+        raise _Stop
+
+    monkeypatch.setattr(mod, "train", fake_train)
+    monkeypatch.chdir(tmp_path)
+    args = _parser(mod).parse_args(PIPELINES[module] + ["--out", str(tmp_path / "o")] + flags)
+    with pytest.raises(_Stop):
+        mod.main(args)
+    return seen
+
+
+@pytest.mark.parametrize("module", sorted(PIPELINES))
+def test_pde_commands_train_with_their_flags_and_setup(monkeypatch, tmp_path, module):
+    """The phases a command trains with are the ones its flags (and its config's defaults) say; with
+    --setup recommended, TrainConfig.recommended over the same evaluations (a command that ignored a flag
+    or the setup fails here)."""
+    from pinnsiren.phases import Adam
+
+    seen = _trained_with(monkeypatch, tmp_path, module, ["--steps", "12", "--lr", "3e-4", "--seed", "2"])
+    (adam, *rest), cfg = seen["config"].phases, seen["config"]
+    assert (adam.steps, adam.lr, cfg.seed) == (12, 3e-4, 2) and isinstance(adam, Adam)
+    seen = _trained_with(monkeypatch, tmp_path, module, ["--steps", "30", "--setup", "recommended"])
+    rec = TrainConfig.recommended(30)
+    phases = seen["config"].phases
+    assert [type(p) for p in phases] == [type(p) for p in rec.phases] and phases[1] == rec.phases[1]
+    assert (phases[0].steps, phases[0].lr, phases[0].schedule) == (10, 1e-4, "cosine")
+    assert seen["config"].aids == rec.aids
 
 
 def test_fit_flags_reach_the_runs(monkeypatch, tmp_path):
