@@ -1,0 +1,103 @@
+"""The trainer's parts (pinnsiren.phases): each refuses a bad setting by name; phases run in order, resume
+across them, and adaptive sampling never touches the user's problem."""
+
+import math
+
+import pytest
+import sympy
+import torch
+
+from pinnsiren import Box, Constraint, Field, Problem, Siren
+from pinnsiren.phases import LBFGS, RAD, Adam, Causal, Checkpoint, GradNorm, part_dict
+from pinnsiren.train import TrainConfig, train
+
+
+class Fit:
+    """Fit sin(pi x) on [-1, 1] from fresh samples; counts the calls."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def losses(self, model, step, generator):
+        self.calls += 1
+        x = torch.rand(64, 1, generator=generator) * 2 - 1
+        return {"data": torch.mean((model(x)[:, 0] - torch.sin(math.pi * x[:, 0])) ** 2)}
+
+
+@pytest.mark.parametrize("make,match", [
+    (lambda: Adam(lr=0), "Adam: lr must be positive"),
+    (lambda: Adam(steps=-1), "Adam: steps must be >= 0"),
+    (lambda: Adam(schedule="linear"), "unknown schedule"),
+    (lambda: Adam(final_lr_factor=0), "final_lr_factor"),
+    (lambda: Adam(grad_clip=0), "grad_clip"),
+    (lambda: Adam(sampler="rad"), "sampler must be RAD"),
+    (lambda: LBFGS(draw_every=-1), "LBFGS: draw_every"),
+    (lambda: LBFGS(batches=0), "LBFGS: batches"),
+    (lambda: RAD(pool=0), "RAD: pool"),
+    (lambda: RAD(every=0), "RAD: every"),
+    (lambda: GradNorm(momentum=1.0), "GradNorm: momentum"),
+    (lambda: Causal(bins=0), "Causal: bins"),
+    (lambda: Checkpoint("", every=1), "folder"),
+    (lambda: TrainConfig(phases=[{"steps": 3}]), "is not a phase"),
+    (lambda: TrainConfig(aids=["gradnorm"]), "is not an aid"),
+    (lambda: TrainConfig(aids=[GradNorm(), GradNorm(every=5)]), "each kind of aid once"),
+    (lambda: TrainConfig(alarm="loud"), "unknown alarm"),
+    (lambda: TrainConfig(backward_precision="half"), "unknown backward_precision"),
+    (lambda: TrainConfig(log_every=0), "log_every"),
+    (lambda: TrainConfig(checkpoint="ck"), "Checkpoint"),
+])
+def test_parts_refuse_bad_settings_by_name(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()
+
+
+def test_part_dict_names_every_part():
+    d = part_dict(LBFGS(5, sampler=RAD(pool=2)))
+    assert d == {"kind": "LBFGS", "steps": 5, "draw_every": 0, "batches": 1, "float64": False,
+                 "sampler": {"kind": "RAD", "every": 100, "pool": 2, "k": 1.0, "c": 1.0}}
+
+
+def test_three_phases_run_in_order_with_one_step_count():
+    torch.manual_seed(0)
+    prob = Fit()
+    cfg = TrainConfig(phases=[Adam(20, lr=1e-3), LBFGS(10), Adam(10, lr=1e-4)], log_every=1, progress=False,
+                      alarm="off")
+    res = train(prob, Siren(1, 1, 16, 1, first_omega_0=3.0), cfg)
+    h = res.history
+    assert res.steps_done == 40 and prob.calls == 40
+    assert h["step"] == list(range(1, 41))  # one count over the phases
+    lr = h["lr"]
+    assert lr[:20] == [1e-3] * 20 and all(math.isnan(v) for v in lr[20:30]) and lr[30:] == [1e-4] * 10
+    assert h["loss"][-1] < 0.5 * h["loss"][0]
+    assert res.config["phases"][2] == part_dict(Adam(10, lr=1e-4))
+
+
+def test_resume_skips_the_finished_adam_phase_and_runs_the_lbfgs_one(tmp_path):
+    torch.manual_seed(0)
+    ck = Checkpoint(str(tmp_path), every=5)
+    first = train(Fit(), Siren(1, 1, 16, 1), TrainConfig(phases=[Adam(10, lr=1e-3)], checkpoint=ck, progress=False,
+                                                          alarm="off"))
+    prob = Fit()
+    cfg = TrainConfig(phases=[Adam(10, lr=1e-3), LBFGS(6)], checkpoint=Checkpoint(str(tmp_path), resume=True),
+                      progress=False, alarm="off", log_every=1)
+    res = train(prob, Siren(1, 1, 16, 1), cfg)
+    assert res.resumed_from == 10 and res.steps_done == 16 and prob.calls == 6  # L-BFGS evaluations only
+    assert res.history["step"][:len(first.history["step"])] == first.history["step"]
+    assert torch.load(tmp_path / "checkpoint.pt", weights_only=True)["step"] == 16
+
+
+def test_rad_sampling_trains_on_a_copy_of_the_problem():
+    x = sympy.symbols("x")
+    u = Field("u", (x,))
+    prob = Problem([u], (x,), [Constraint(u - sympy.sin(x), where=Box([(0.0, 1.0)]), n=32, name="fit")])
+    region = prob.constraints["fit"].where
+    seen = []
+
+    def evaluate(model, step):
+        seen.append(prob.constraints["fit"].where is region)  # during the run, not only after it
+        return {}
+
+    cfg = TrainConfig(phases=[Adam(6, lr=1e-4, sampler=RAD(every=2, pool=2)), LBFGS(4, draw_every=2, sampler=RAD())],
+                      eval_every=2, progress=False, alarm="off")
+    train(prob, Siren(1, 1, 8, 1), cfg, evaluate=evaluate)
+    assert seen and all(seen) and prob.constraints["fit"].where is region
