@@ -214,15 +214,10 @@ def sdf_problem(points: np.ndarray, normals: np.ndarray, cfg: SDFConfig | None =
                 sign_pool: int = 32768) -> Problem:
     """The Eq. 6 loss as a :class:`~pinnsiren.Problem` over ``points/normals (N, d)``.
 
-    The loss settings are those of ``cfg`` (default ``SDFConfig()``, the
-    command line's defaults: both priors on): ``batch``, ``engine``,
-    ``weights``, ``off_points``, ``bbox_prior``, ``near_points``,
-    ``near_weight``, ``near_scale``, ``sign_prior`` and ``seed`` (of the
-    sign-prior pool). For the paper's loss alone pass
-    ``SDFConfig(bbox_prior=0, sign_prior=0)``.
-
-    ``batch/2`` surface points and ``batch/2`` uniform points of ``[-1, 1]^d``
-    per step; see the module docstring for the grouping and the factor 1/2.
+    The settings are ``cfg``'s (default ``SDFConfig()``: both priors on, as
+    on the command line; ``SDFConfig(bbox_prior=0, sign_prior=0)`` is the
+    paper's loss). ``batch/2`` surface points and ``batch/2`` uniform points
+    of ``[-1, 1]^d`` per step (module docstring: grouping, factor 1/2).
     ``off_points`` overrides the number of uniform points per step (the
     surface half stays ``batch/2``; each set's terms are means over that set,
     so more uniform points lower the noise of the off-surface terms, not
