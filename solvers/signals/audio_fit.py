@@ -137,7 +137,7 @@ def fit_audio(wave: np.ndarray, cfg: AudioFitConfig, show_progress: bool = True)
     target = torch.as_tensor(wave.reshape(-1, 1), dtype=torch.float32, device=device)
     c0, t0 = time.process_time(), time.perf_counter()
     hist = fit_values(model, t, target, steps=cfg.steps, lr=cfg.lr, batch=cfg.batch, seed=cfg.seed,
-                      log_every=cfg.log_every, desc=f"audio {cfg.arch}", show_progress=show_progress)
+                      log_every=cfg.log_every, show_progress=show_progress)
     cpu, wall = time.process_time() - c0, time.perf_counter() - t0
     model = model.cpu().eval()
     pred = _predict(model, time_grid(n)).reshape(-1).numpy().astype(np.float64)

@@ -26,13 +26,13 @@ import torch
 from torch import nn
 
 from pinnsiren.networks import Siren
-from pinnsiren.progress import progress
 from pinnsiren.settings import add_flags, from_args
+from pinnsiren.train import train
 
-from .signal_fit import FitSettings, log_step, step_loss
+from .signal_fit import FitSettings, fit_trainer, fit_values, train_history
 
-__all__ = ["HyperConfig", "load_faces", "face_grid", "HyperSiren", "hyper_predict", "sample_context", "train_hyper",
-           "fresh_siren_mse", "evaluate", "run"]
+__all__ = ["HyperConfig", "HyperLoss", "load_faces", "face_grid", "HyperSiren", "hyper_predict", "sample_context",
+           "train_hyper", "fresh_siren_mse", "evaluate", "run"]
 
 
 def load_faces(test: int = 20) -> tuple[np.ndarray, np.ndarray]:
@@ -166,39 +166,47 @@ class HyperConfig(FitSettings):
     log_every: int = 50
 
 
+class HyperLoss:
+    """The hypernetwork's loss as a problem of :func:`pinnsiren.train.train` (supplement eq. 26).
+
+    Each step draws from the trainer's generator ``cfg.batch`` faces out of
+    ``data`` (F, N) (values in [-1, 1], on the pixels ``x`` (N, 2)), a
+    log-uniform count of context pixels in ``[cfg.min_context, N]`` and that
+    many distinct pixels per face; the terms are ``mse`` (all pixels),
+    ``latent`` (``lambda_latent mean(z^2)``) and ``weights``
+    (``lambda_weights mean(theta^2)``).
+    """
+
+    def __init__(self, data: torch.Tensor, x: torch.Tensor, cfg: HyperConfig) -> None:
+        self.data, self.x, self.cfg = data, x, cfg
+        self.lo, self.hi = math.log(cfg.min_context), math.log(data.shape[1])
+
+    def losses(self, model: HyperSiren, step: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        cfg, data = self.cfg, self.data
+        pick = torch.randint(0, data.shape[0], (cfg.batch,), generator=generator).to(data.device)
+        target = data[pick]
+        count = int(round(math.exp(self.lo + (self.hi - self.lo) * float(torch.rand(1, generator=generator)))))
+        idx = sample_context(data.shape[1], count, cfg.batch, generator).to(data.device)
+        pred, z, theta = model(self.x[idx], torch.gather(target, 1, idx), self.x)
+        return {"mse": torch.mean((pred - target) ** 2), "latent": cfg.lambda_latent * torch.mean(z ** 2),
+                "weights": cfg.lambda_weights * torch.mean(theta ** 2)}
+
+
 def train_hyper(train01: np.ndarray, cfg: HyperConfig, show_progress: bool = True) -> dict[str, Any]:
-    """Train encoder + hypernetwork on faces ``(F, S, S)`` in [0, 1] (random
-    horizontal flips; a log-uniform number of context pixels per step)."""
+    """Train encoder + hypernetwork on faces ``(F, S, S)`` in [0, 1] (random horizontal flips; a log-uniform
+    number of context pixels per step) by the trainer on :class:`HyperLoss`; history ``step``, ``loss``,
+    ``mse``."""
     device = torch.device(cfg.device)
     torch.manual_seed(cfg.seed)
     f, side, _ = train01.shape
-    n = side * side
     model = HyperSiren(cfg.latent, cfg.encoder_hidden, cfg.hyper_hidden, cfg.siren_hidden,
                        cfg.siren_layers).to(device)
-    x = face_grid(side).to(device)
     imgs = torch.as_tensor(train01 * 2.0 - 1.0, dtype=torch.float32)
-    data = torch.cat([imgs, imgs.flip(-1)]).reshape(2 * f, n).to(device)
-    gen = torch.Generator(device="cpu").manual_seed(cfg.seed)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    hist: dict[str, list[float]] = {"step": [], "loss": [], "mse": []}
-    lo, hi = math.log(cfg.min_context), math.log(n)
+    data = torch.cat([imgs, imgs.flip(-1)]).reshape(2 * f, side * side).to(device)
     c0 = time.process_time()
-    bar = progress(range(1, cfg.steps + 1), desc="hyper", disable=not show_progress)
-    for step in bar:
-        pick = torch.randint(0, data.shape[0], (cfg.batch,), generator=gen).to(device)
-        target = data[pick]
-        count = int(round(math.exp(lo + (hi - lo) * float(torch.rand(1, generator=gen)))))
-        idx = sample_context(n, count, cfg.batch, gen).to(device)
-        pred, z, theta = model(x[idx], torch.gather(target, 1, idx), x)
-        mse = torch.mean((pred - target) ** 2)
-        loss = mse + cfg.lambda_latent * torch.mean(z ** 2) + cfg.lambda_weights * torch.mean(theta ** 2)
-        opt.zero_grad(set_to_none=True)
-        lv = step_loss(opt, loss, step, "hyper")
-        if log_step(step, cfg.log_every, cfg.steps):
-            hist["step"].append(step)
-            hist["loss"].append(lv)
-            hist["mse"].append(float(mse.detach()))
-            bar.set_postfix(loss=f"{lv:.2e}")
+    out = train(HyperLoss(data, face_grid(side).to(device), cfg), model,
+                fit_trainer(cfg.steps, cfg.lr, cfg.seed, device, cfg.log_every, show_progress))
+    hist = train_history(out.history, mse="mse")
     return dict(model=model.cpu().eval(), history={k: np.asarray(v) for k, v in hist.items()},
                 cpu_seconds=time.process_time() - c0)
 
@@ -228,15 +236,10 @@ def fresh_siren_mse(faces01: np.ndarray, idx: torch.Tensor, hidden: int, layers:
     for i in range(f):
         torch.manual_seed(seed + i)
         net = Siren(2, 1, hidden, layers)
-        opt = torch.optim.Adam(net.parameters(), lr=lr)
-        xc = x[idx[i]]
         yc = torch.as_tensor(faces01.reshape(f, -1)[i][idx[i].numpy()] * 2.0 - 1.0,
                              dtype=torch.float32).reshape(-1, 1)
-        for _ in range(steps):
-            opt.zero_grad(set_to_none=True)
-            loss = torch.mean((net(xc) - yc) ** 2)
-            loss.backward()
-            opt.step()
+        fit_values(net, x[idx[i]], yc, steps=steps, lr=lr, batch=None, seed=seed + i, log_every=max(steps, 1),
+                   show_progress=False)
         with torch.no_grad():
             preds.append(np.clip((net(x).numpy().reshape(side, side) + 1.0) / 2.0, 0.0, 1.0))
     p = np.stack(preds)

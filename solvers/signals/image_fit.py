@@ -80,7 +80,7 @@ def fit_image(image01: np.ndarray, cfg: ImageFitConfig, show_progress: bool = Tr
     target = torch.as_tensor(image01.reshape(-1, 1) * 2.0 - 1.0, dtype=torch.float32, device=device)
     t0 = time.perf_counter()
     hist = fit_values(model, x, target, steps=cfg.steps, lr=cfg.lr, batch=None, seed=cfg.seed,
-                      log_every=cfg.log_every, desc=f"fit {cfg.arch}", show_progress=show_progress)
+                      log_every=cfg.log_every, show_progress=show_progress)
     seconds = time.perf_counter() - t0
     # MSE on [-1, 1] -> PSNR on [0, 1]
     hist["psnr"] = [10.0 * math.log10(4.0 / lv) if lv > 0 else float("inf") for lv in hist["loss"]]

@@ -26,14 +26,14 @@ import torch
 from torch import nn
 
 from pinnsiren.networks import check_architectures, nyquist_frequencies
-from pinnsiren.progress import progress
+from pinnsiren.train import train
 from pinnsiren.settings import ModelSettings, check_choice
 
 from .images import load_image, pixel_grid, psnr
-from .signal_fit import FitSettings, fit_config, log_step, step_loss
+from .signal_fit import FitSettings, fit_config, fit_trainer, train_history
 
 
-__all__ = ["PRIORS", "DEFAULT_WEIGHTS", "InpaintConfig", "random_mask", "prior_value",
+__all__ = ["PRIORS", "DEFAULT_WEIGHTS", "InpaintConfig", "InpaintLoss", "random_mask", "prior_value",
            "inpaint_image", "run_inpaint"]
 
 #: prior names
@@ -92,29 +92,35 @@ class InpaintConfig(ModelSettings, FitSettings):
     log_every: int = 25
 
 
+class InpaintLoss:
+    """The inpainting loss as a problem of :func:`pinnsiren.train.train`: ``data``, the MSE on the observed
+    pixels ``x_obs`` (N, 2), ``y_obs`` (N, 1), and ``prior``, ``weight`` times the prior at ``n_prior`` points
+    drawn uniformly in ``[-1, 1]^2`` from the trainer's generator each step (no prior term when the prior is
+    ``none`` or the weight 0)."""
+
+    def __init__(self, x_obs: torch.Tensor, y_obs: torch.Tensor, prior: str, weight: float, n_prior: int) -> None:
+        self.x_obs, self.y_obs, self.prior, self.weight, self.n_prior = x_obs, y_obs, prior, weight, n_prior
+
+    def losses(self, model: nn.Module, step: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        terms = {"data": torch.mean((model(self.x_obs) - self.y_obs) ** 2)}
+        if self.prior != "none" and self.weight > 0:
+            xp = (torch.rand(self.n_prior, 2, generator=generator) * 2.0 - 1.0).to(self.x_obs.device)
+            terms["prior"] = self.weight * prior_value(model, xp, self.prior)
+        return terms
+
+
 def _train(model: torch.nn.Module, x_obs: torch.Tensor, y_obs: torch.Tensor, cfg: InpaintConfig, weight: float,
-           device: torch.device, show_progress: bool) -> tuple[dict[str, list[float]], float]:
-    """Adam on the observed pixels plus ``weight`` times the prior at fresh random points; ``(history, CPU s)``."""
-    n_prior = cfg.prior_points or x_obs.shape[0]
-    gen = torch.Generator(device="cpu").manual_seed(cfg.seed + 1)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    hist: dict[str, list[float]] = {"step": [], "loss": [], "data": [], "prior": []}
+           show_progress: bool) -> tuple[dict[str, list[float]], float]:
+    """Adam on :class:`InpaintLoss` by the trainer (sampler seeded ``cfg.seed + 1``); ``(history, CPU s)``.
+
+    History: ``step``, ``loss``, ``data`` and ``prior`` (unweighted; 0 without a prior term)."""
+    loss = InpaintLoss(x_obs, y_obs, cfg.prior, weight, cfg.prior_points or x_obs.shape[0])
     c0 = time.process_time()
-    bar = progress(range(1, cfg.steps + 1), desc=f"inpaint {cfg.prior}", disable=not show_progress)
-    for step in bar:
-        opt.zero_grad(set_to_none=True)
-        data = torch.mean((model(x_obs) - y_obs) ** 2)
-        if cfg.prior != "none" and weight > 0:
-            xp = (torch.rand(n_prior, 2, generator=gen) * 2.0 - 1.0).to(device)
-            pr = prior_value(model, xp, cfg.prior)
-        else:
-            pr = data.new_zeros(())
-        lv = step_loss(opt, data + weight * pr, step, f"inpaint {cfg.prior}")
-        if log_step(step, cfg.log_every, cfg.steps):
-            for k, v in (("step", step), ("loss", lv), ("data", float(data.detach())),
-                         ("prior", float(pr.detach()))):
-                hist[k].append(v)
-            bar.set_postfix(loss=f"{lv:.2e}")
+    out = train(loss, model, fit_trainer(cfg.steps, cfg.lr, cfg.seed + 1, x_obs.device, cfg.log_every,
+                                         show_progress))
+    hist = train_history(out.history, data="data")
+    terms = out.history.get("loss.prior")
+    hist["prior"] = [v / weight for v in terms] if terms else [0.0] * len(hist["step"])
     return hist, time.process_time() - c0
 
 
@@ -151,7 +157,7 @@ def inpaint_image(image01: np.ndarray, mask: np.ndarray, cfg: InpaintConfig,
     x_obs = grid[torch.as_tensor(flat)].to(device)
     y_obs = torch.as_tensor(image01.reshape(-1)[flat] * 2.0 - 1.0, dtype=torch.float32,
                             device=device).reshape(-1, 1)
-    hist, cpu = _train(model, x_obs, y_obs, cfg, weight, device, show_progress)
+    hist, cpu = _train(model, x_obs, y_obs, cfg, weight, show_progress)
     model = model.cpu().eval()
     with torch.no_grad():
         pred = (model(grid).reshape(side, side).numpy().astype(np.float64) + 1.0) / 2.0

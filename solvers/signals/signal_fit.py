@@ -1,23 +1,29 @@
-"""The regression loop shared by the signal pipelines (``fit audio``, ``fit video``).
+"""The signal fits' loss and their call of the one trainer (``fit image``, ``fit audio``, ``fit video``).
 
-Plain MSE between a network and target values at fixed coordinates, with
-Adam, optional random mini-batches drawn from a seeded CPU generator, a
-progress bar, a loss history and a stop on a non-finite loss.
+A signal fit is a problem like any other: :class:`ValueFit` is the plain MSE
+between a network and target values at fixed coordinates, on a random
+mini-batch drawn from the trainer's seeded CPU generator each step (or on all
+points), and :func:`fit_values` trains it with
+:func:`pinnsiren.train.train` (one Adam phase, the failure alarm off; the
+trainer's progress bar, loss history and stop on a non-finite loss).
+:func:`fit_trainer` is the :class:`~pinnsiren.train.TrainConfig` every signal
+loop uses (inpainting and the hypernetwork too, with their own losses).
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Callable, Sequence
 
 import torch
 from torch import nn
 
-from pinnsiren.progress import progress
+from pinnsiren.phases import Adam
 from pinnsiren.settings import TrainerFlags
+from pinnsiren.train import TrainConfig, train
 
-__all__ = ["fit_values", "fit_each", "fit_config", "write_fits", "step_loss", "log_step", "FitSettings"]
+__all__ = ["ValueFit", "fit_values", "fit_trainer", "train_history", "fit_each", "fit_config", "write_fits",
+           "FitSettings"]
 
 @dataclass
 class FitSettings(TrainerFlags):
@@ -37,22 +43,6 @@ def fit_config(cls: type, cfg: Any, settings: dict[str, Any]) -> Any:
     """The configuration a fit command's ``run`` works with: ``cfg`` (an instance of ``cls``, or ``None`` for
     ``cls()``) with the fields in ``settings`` replaced."""
     return replace(cfg, **settings) if cfg is not None else cls(**settings)
-
-
-def step_loss(opt: torch.optim.Optimizer, loss: torch.Tensor, step: int, desc: str) -> float:
-    """Backpropagate ``loss``, take one optimiser step, return the loss as a float; raise
-    ``FloatingPointError`` naming ``desc`` and ``step`` when it is not finite."""
-    loss.backward()
-    opt.step()
-    lv = float(loss.detach())
-    if not math.isfinite(lv):
-        raise FloatingPointError(f"{desc}: loss became {lv} at step {step}; lower --lr")
-    return lv
-
-
-def log_step(step: int, log_every: int, steps: int) -> bool:
-    """Whether ``step`` (1-based) is recorded: every ``log_every`` steps and the last."""
-    return step % log_every == 0 or step == steps
 
 
 def fit_each(archs: Sequence[str], base: Any, fit: Callable[[Any], dict[str, Any]],
@@ -85,31 +75,50 @@ def write_fits(path: Any, kind: str, results: dict[str, dict[str, Any]], target:
         field_attrs=field_attrs, models={a: r["model"] for a, r in results.items()})
 
 
+class ValueFit:
+    """The loss ``mean((model(x) - y)^2)`` on ``batch`` points drawn uniformly (with replacement) from the
+    trainer's generator each step, or on all N points when ``batch`` is ``None`` or at least N.
+
+    ``x`` (N, d) and ``y`` (N, C) on the model's device; the indices are drawn on the CPU.
+    """
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch: int | None = None) -> None:
+        self.x, self.y = x, y
+        self.batch = batch if batch is not None and batch < x.shape[0] else None
+
+    def losses(self, model: nn.Module, step: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        if self.batch is None:
+            xb, yb = self.x, self.y
+        else:
+            idx = torch.randint(0, self.x.shape[0], (self.batch,), generator=generator).to(self.x.device)
+            xb, yb = self.x[idx], self.y[idx]
+        return {"mse": torch.mean((model(xb) - yb) ** 2)}
+
+
+def fit_trainer(steps: int, lr: float, seed: int, device: Any, log_every: int, show_progress: bool) -> TrainConfig:
+    """The trainer's settings of a signal fit: ``steps`` Adam steps at a constant ``lr``, the sampler seeded
+    with ``seed``, the loss recorded every ``log_every`` steps and at the last, the alarm off."""
+    return TrainConfig(phases=(Adam(steps, lr=lr),), alarm="off", seed=seed, device=str(device),
+                       log_every=log_every, progress=show_progress)
+
+
+def train_history(history: dict[str, list[float]], **terms: str) -> dict[str, list[float]]:
+    """``step`` and ``loss`` of a trainer history, and each loss term ``loss.<term>`` under the name given
+    (``train_history(h, data="data")``)."""
+    return {"step": list(history["step"]), "loss": list(history["loss"]),
+            **{name: list(history[f"loss.{term}"]) for name, term in terms.items()}}
+
+
 def fit_values(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, steps: int, lr: float,
-               batch: int | None, seed: int, log_every: int, desc: str,
-               show_progress: bool = True) -> dict[str, list[float]]:
-    """Train ``model`` so that ``model(x) ≈ y`` (``x`` (N, d), ``y`` (N, C), same device).
+               batch: int | None, seed: int, log_every: int, show_progress: bool = True) -> dict[str, list[float]]:
+    """Train ``model`` so that ``model(x) ≈ y`` (``x`` (N, d), ``y`` (N, C), same device) by
+    :func:`pinnsiren.train.train` on :class:`ValueFit`.
 
     Each step uses all N points, or ``batch`` random ones when ``batch < N``.
     Returns the history ``{"step": [...], "loss": [...]}`` (every
-    ``log_every`` steps and the last). Raises ``FloatingPointError`` naming
-    ``desc`` and the step when the loss becomes non-finite.
+    ``log_every`` steps and the last). Raises
+    :class:`~pinnsiren.train.NonFiniteLossError` (a ``FloatingPointError``)
+    naming the step and the term when the loss becomes non-finite.
     """
-    n = x.shape[0]
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    gen = torch.Generator(device="cpu").manual_seed(seed)
-    hist: dict[str, list[float]] = {"step": [], "loss": []}
-    bar = progress(range(1, steps + 1), desc=desc, disable=not show_progress)
-    for step in bar:
-        if batch is not None and batch < n:
-            idx = torch.randint(0, n, (batch,), generator=gen).to(x.device)
-            xb, yb = x[idx], y[idx]
-        else:
-            xb, yb = x, y
-        opt.zero_grad(set_to_none=True)
-        lv = step_loss(opt, torch.mean((model(xb) - yb) ** 2), step, desc)
-        if log_step(step, log_every, steps):
-            hist["step"].append(step)
-            hist["loss"].append(lv)
-            bar.set_postfix(loss=f"{lv:.2e}")
-    return hist
+    cfg = fit_trainer(steps, lr, seed, x.device, log_every, show_progress)
+    return train_history(train(ValueFit(x, y, batch), model, cfg).history)

@@ -171,7 +171,7 @@ def fit_video(clip01: np.ndarray, cfg: VideoFitConfig, show_progress: bool = Tru
     y = torch.as_tensor(clip01.reshape(-1, 3) * 2.0 - 1.0, dtype=torch.float32, device=device)
     c0 = time.process_time()
     hist = fit_values(model, x, y, steps=cfg.steps, lr=cfg.lr, batch=cfg.batch, seed=cfg.seed,
-                      log_every=cfg.log_every, desc=f"video {cfg.arch}", show_progress=show_progress)
+                      log_every=cfg.log_every, show_progress=show_progress)
     cpu = time.process_time() - c0
     model = model.cpu().eval()
     pred = evaluate(model, video_grid(t, h, w), 65536)
