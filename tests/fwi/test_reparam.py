@@ -57,3 +57,23 @@ def test_reparam_fwi_reduces_misfit_and_model_error(small_problem):
     assert r.history["objective"][-1] < 0.5 * r.history["objective"][0]
     assert r.history["mse"][-1] < 0.8 * r.history["mse"][0]
     assert r.m.shape == (41, 41) and r.wavefields.shape == (5, 41, 41)
+
+
+def test_reparam_loss_terms_and_adam_through_the_trainer(small_problem):
+    """ReparamLoss is misfit + tv * TV; Adam runs through pinnsiren.train.train with every evaluation logged."""
+    from solvers.fwi.fwi_reparam import FDMisfit, NeuralModel, ReparamFWIConfig, ReparamLoss, reparam_fwi
+
+    pb = small_problem
+    cfg = ReparamFWIConfig(hidden=16, tv=0.3, seed=2)
+    nm = NeuralModel(pb, cfg).double()
+    with torch.no_grad():
+        nm.net.layers[-1].weight.normal_(0, 0.01)
+    terms = ReparamLoss(pb, cfg).losses(nm, 0, None)
+    assert sorted(terms) == ["misfit", "tv"]
+    assert float(terms["misfit"]) == pytest.approx(float(FDMisfit.apply(nm(), pb)), rel=1e-12)
+    assert float(terms["tv"]) == pytest.approx(0.3 * float(nm.tv(cfg.tv_eps)), rel=1e-12)
+    r = reparam_fwi(pb, ReparamFWIConfig(optimizer="adam", iterations=12, max_evals=10, hidden=16, lr=1e-2))
+    assert r.n_evals == 10 and len(r.history["loss"]) == 10  # max_evals caps the Adam steps
+    assert r.history["evals"] == list(range(11))  # recorded at the start and every step (12 // 30 -> 1)
+    assert r.history["loss"][0] == pytest.approx(r.history["objective"][0], rel=1e-12)  # the start is the background
+    assert r.history["objective"][-1] < 0.95 * r.history["objective"][0]  # measured 0.885
