@@ -20,7 +20,8 @@ Both are trained with the recommended setup and nothing chosen per problem:
     Gaussian noise ``--noise``, absolute), ``f`` known, ``a`` unknown
     everywhere (boundary included). Exact: ``u = sin(pi x) sin(pi y)``,
     ``a = 1 + exp(-10 ((x - 0.6)^2 + (y - 0.4)^2)) / 2``; ``f`` follows.
-    Levers: ``--single-network`` (one network outputs ``u`` and ``a``),
+    Levers: ``--a-boundary`` (``a`` known on the boundary, as in conductivity
+    recovery; imposed exactly from face-wise data), ``--single-network`` (one network outputs ``u`` and ``a``),
     ``--smoothness W`` (Tikhonov penalty ``W |grad a|^2`` inside the PDE term,
     ``pinnsiren.fieldnets.smoothness``).
 
@@ -86,8 +87,10 @@ def wave_model(problem: Problem, exact_velocity: bool) -> tuple[torch.nn.Module,
     return model, Problem(problem.fields, problem.coords, [problem.constraints["pde"]])
 
 
-def inverse_problem(n: int, obs: int, noise: float, smooth: float, seed: int = 1) -> Problem:
-    """``-div(a grad u) = f``: ``u`` observed at ``obs`` random interior points, ``a`` unknown everywhere."""
+def inverse_problem(n: int, obs: int, noise: float, smooth: float, a_boundary: bool = False,
+                    seed: int = 1) -> Problem:
+    """``-div(a grad u) = f``: ``u`` observed at ``obs`` random interior points, ``a`` unknown (``a_boundary``:
+    known on the boundary, declared face by face so the lift is built from boundary data only)."""
     u, a = Field("u", (x, y)), Field("a", (x, y))
     f = -(sympy.diff(INV_A * INV_U.diff(x), x) + sympy.diff(INV_A * INV_U.diff(y), y))
     rng = np.random.default_rng(seed)
@@ -96,11 +99,13 @@ def inverse_problem(n: int, obs: int, noise: float, smooth: float, seed: int = 1
     uobs = coefficient("uobs", (x, y))
     pde = -(sympy.diff(a * u.diff(x), x) + sympy.diff(a * u.diff(y), y)) - f
     dom = Box(UNIT)
-    return Problem([u, a], (x, y), [
-        Constraint([pde] + (smoothness(a, smooth) if smooth else []), dom, n=n, name="pde"),
-        Constraint(u, dom.boundary(), n=max(n // 4, 1), name="bc"),
-        Constraint(u - uobs, PointSet(pts, {"uobs": vals}), name="data"),
-    ])
+    cons = [Constraint([pde] + (smoothness(a, smooth) if smooth else []), dom, n=n, name="pde"),
+            Constraint(u, dom.boundary(), n=max(n // 4, 1), name="bc"),
+            Constraint(u - uobs, PointSet(pts, {"uobs": vals}), name="data")]
+    if a_boundary:
+        cons += [Constraint(a - INV_A.subs(v, side), dom.boundary([(k, side)]), n=max(n // 16, 1), name=f"a_{v}{side}")
+                 for k, v in enumerate((x, y)) for side in (0, 1)]
+    return Problem([u, a], (x, y), cons)
 
 
 def inverse_model(problem: Problem, single: bool) -> tuple[torch.nn.Module, Problem]:
@@ -129,7 +134,7 @@ def run_case(name: str, args: argparse.Namespace) -> dict:
         model, problem = wave_model(wave_problem(args.points), args.exact_velocity)
         exact, coords = {"u": WAVE_U}, (x, t)
     else:
-        declared = inverse_problem(args.points, args.obs, args.noise, args.smoothness)
+        declared = inverse_problem(args.points, args.obs, args.noise, args.smoothness, args.a_boundary)
         model, problem = inverse_model(declared, args.single_network)
         exact, coords = {"u": INV_U, "a": INV_A}, (x, y)
     history: list[dict] = []
@@ -161,6 +166,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--obs", type=int, default=300, help="inverse: observed interior points")
     ap.add_argument("--noise", type=float, default=0.0, help="inverse: std of Gaussian noise on the observations")
     ap.add_argument("--smoothness", type=float, default=0.0, help="inverse: Tikhonov weight on |grad a|^2")
+    ap.add_argument("--a-boundary", action="store_true", help="inverse: the coefficient known on the boundary")
     ap.add_argument("--single-network", action="store_true", help="inverse: one network outputs u and a")
     ap.add_argument("--exact-velocity", action="store_true", help="wave: hold the initial velocity exactly too")
     ap.add_argument("--seed", type=int, default=0)
