@@ -364,7 +364,7 @@ def run_case(case: Case, args) -> dict:
         "reference_vs_exact": float(np.linalg.norm(ref - exact_vals) / np.linalg.norm(exact_vals))
         if exact_vals is not None else None,
         "steps": res.steps_done,
-        "adam_steps": cfg.steps,
+        "adam_steps": cfg.adam_steps,
         "lbfgs_evaluations": int(res.history["lbfgs"][0]) if "lbfgs" in res.history else 0,
         "lbfgs_draws": [[float(f"{a:.4g}"), float(f"{b:.4g}")] for a, b in res.history.get("lbfgs_draws", [])],
         "cpu_seconds": round(cpu, 1),

@@ -29,7 +29,8 @@ from typing import Any
 
 import torch
 
-from .problem import PointSet, Region
+from .geometry import Region
+from .regions import PointSet
 
 __all__ = ["AdaptiveRegion", "causal_loss", "rad_probabilities"]
 

@@ -88,7 +88,7 @@ def sampled_problem(problem: Any, sampler: RAD | None) -> tuple[Any, dict[str, A
     cons = getattr(problem, "constraints", None)
     if not isinstance(cons, dict) or not hasattr(problem, "pointwise"):
         raise ValueError("RAD sampling needs a problem with constraints and pointwise() (a pinnsiren.Problem)")
-    from .problem import PointSet  # noqa: PLC0415 (kept local: the trainer works on any problem object)
+    from .regions import PointSet  # noqa: PLC0415 (kept local: the trainer works on any problem object)
 
     wrappers = {name: AdaptiveRegion(c.where, sampler.pool * c.n, sampler.k, sampler.c) for name, c in cons.items()
                 if not isinstance(c.where, (PointSet, AdaptiveRegion)) and c.n is not None}

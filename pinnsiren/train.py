@@ -3,8 +3,8 @@
 A *problem* is anything with ``losses(model, step, generator) -> dict[str,
 Tensor]`` (fresh samples each call, one scalar per term) and optionally
 ``validate(model)`` and ``learnable_parameters()``; :class:`pinnsiren.Problem`
-is one, and so are the signal fits, the inpainting priors and the FWI
-objectives. :func:`train` runs the phases of a :class:`TrainConfig`
+is one, and so are the signal fits, the inpainting priors, the hypernetwork
+and the Adam phase of the reparametrised FWI (its L-BFGS stays scipy's). :func:`train` runs the phases of a :class:`TrainConfig`
 (:mod:`pinnsiren.phases`: Adam, L-BFGS) with its aids (loss balancing,
 causal weights, adaptive sampling), seeds, devices, a progress bar with the
 loss terms, periodic evaluation, atomic checkpoints with resume, a stop with a
