@@ -199,6 +199,9 @@ def _wanted(argv: Sequence[str]) -> tuple[str | None, str | None]:
 def _load(p: argparse.ArgumentParser, mod: Any) -> None:
     """Fill command parser ``p`` from command module ``mod`` (its flags; ``HELP_FLAGS``: those ``--help`` shows)."""
     mod.add_arguments(p)
+    if "--threads" not in p._option_string_actions:  # every command controls its CPU threads the same way
+        p.add_argument("--threads", type=int, default=None,
+                       help="torch CPU threads (default: torch's choice; 1 on a shared or 2-core machine)")
     p.set_defaults(func=mod.main)
     p._pinnsiren_loaded = True
     p._pinnsiren_common = getattr(mod, "HELP_FLAGS", None)
@@ -366,6 +369,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"pinnsiren: error: {exc}", file=sys.stderr)
         return 2
+    if getattr(args, "threads", None):  # before any work: oversubscribed threads cost 25x on small machines
+        import torch  # noqa: PLC0415 (only when asked: --help and the reference commands stay light)
+
+        torch.set_num_threads(args.threads)
     try:
         distributed.setup_cli(getattr(args, "device", None) or "cpu")  # under torchrun: join the job
         return int(args.func(args) or 0)

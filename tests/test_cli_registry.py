@@ -1,5 +1,6 @@
 """The CLI is a registry the core does not know about, and the core never reaches up."""
 
+import argparse
 import ast
 import configparser
 import importlib.util
@@ -162,3 +163,29 @@ def test_the_torchrun_note_is_in_the_top_level_help_once(capsys):
     with pytest.raises(SystemExit):
         main(["--help"])
     assert capsys.readouterr().out.count("torchrun --nproc-per-node") == 1
+
+
+def test_every_command_takes_threads_and_the_driver_sets_them(monkeypatch):
+    """``--threads N`` is on every command (the driver adds it where a command has none) and reaches torch
+    before the command's work starts."""
+    import torch
+
+    loaded = 0
+    for c in registered_commands():
+        words = [c.group] + ([c.name] if c.name else [])
+        sub = build_parser(words)
+        for w in words:
+            sub = next(a for a in sub._actions if isinstance(a, argparse._SubParsersAction)).choices[w]
+        if getattr(sub, "_pinnsiren_loaded", False):
+            loaded += 1
+            assert "--threads" in sub._option_string_actions, words
+    assert loaded >= 8
+    seen = {}
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    monkeypatch.setattr("solvers.pde.poisson.main", lambda args: seen.setdefault("n", torch.get_num_threads()) and 0)
+    try:
+        assert main(["solve", "poisson", "--threads", "2"]) == 0
+    finally:
+        torch.set_num_threads(before)
+    assert seen["n"] == 2
