@@ -41,7 +41,8 @@ from torch import nn
 from .geometry import NORMAL
 from .networks import MLP, Siren
 
-__all__ = ["feature_jet", "linear_form", "assemble", "solve_last_layer", "LeastSquaresLastLayer", "NotAffineError"]
+__all__ = ["feature_jet", "linear_form", "assemble", "solve_last_layer", "LeastSquaresLastLayer", "NotAffineError",
+           "output_normal_equations", "solve_output_layer", "LeastSquaresValues"]
 
 Key = tuple[int, tuple[int, ...]]
 
@@ -342,3 +343,135 @@ class LeastSquaresLastLayer:
             self.solves += 1
             self.history.append(dict(step=step, **info))
         return {name: self.problem.pointwise(name, model, x, data).mean() for name, (x, data) in samples.items()}
+
+
+# --------------------------------------------------------------------------
+# Values (a signal fit): the residual is model(x) - y, the features are the last layer's input
+
+
+def output_normal_equations(model: nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int = 32768,
+                            dtype: torch.dtype = torch.float64) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The normal equations of the last layer for ``model(x) ~ y`` over every point, in chunks.
+
+    ``phi`` is the input of the model's last ``nn.Linear`` (captured by a
+    forward pre-hook, so encodings and any activation are included) with a
+    constant column for the bias. Each chunk's products ``phi^T phi`` and
+    ``phi^T y`` are computed in ``dtype`` and summed in float64.
+
+    Returns
+    -------
+    G : Tensor (H + 1, H + 1), float64, ``sum phi^T phi``.
+    B : Tensor (H + 1, C), float64, ``sum phi^T y``.
+    yy : Tensor (C,), float64, ``sum y^2`` per channel.
+    """
+    last = _last_linear(model)
+    if x.ndim != 2 or y.ndim != 2 or x.shape[0] != y.shape[0]:
+        raise ValueError(f"x and y must be (N, d) and (N, C) with the same N, got {tuple(x.shape)} and {tuple(y.shape)}")
+    if y.shape[1] != last.out_features:
+        raise ValueError(f"y has {y.shape[1]} channels but the model has {last.out_features} outputs")
+    if chunk < 1:
+        raise ValueError(f"chunk must be >= 1, got {chunk}")
+    seen: list[torch.Tensor] = []
+    hook = last.register_forward_pre_hook(lambda _m, inp: seen.append(inp[0]))
+    m = last.in_features + 1
+    G = torch.zeros(m, m, dtype=torch.float64, device=x.device)
+    B = torch.zeros(m, y.shape[1], dtype=torch.float64, device=x.device)
+    try:
+        with torch.no_grad():
+            for i in range(0, x.shape[0], chunk):
+                seen.clear()
+                model(x[i:i + chunk])
+                phi = torch.cat([seen[0], torch.ones_like(seen[0][:, :1])], 1).to(dtype)
+                G += (phi.T @ phi).double()
+                B += (phi.T @ y[i:i + chunk].to(dtype)).double()
+    finally:
+        hook.remove()
+    return G, B, (y.double() ** 2).sum(0)
+
+
+def solve_output_layer(model: nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int = 32768,
+                       ridge: float = 1e-12, dtype: torch.dtype = torch.float64) -> dict[str, float]:
+    """Set the model's last layer to the least-squares minimiser of ``mean((model(x) - y)^2)`` over every point.
+
+    With the hidden layers fixed the output is linear in the last layer's
+    weights and bias, so the minimiser is one linear solve: the normal
+    equations :func:`output_normal_equations` (``N x (H + 1)`` features,
+    accumulated in chunks) solved by a symmetric eigendecomposition, with a
+    ridge ``ridge * mean(diag G)`` added to the eigenvalues (it bounds the
+    weights along directions the features barely span; a direction whose
+    eigenvalue is below ``1e-15 max`` is dropped).
+
+    Returns
+    -------
+    dict: ``mse_before`` / ``mse_after`` (over all N points and channels,
+    from the float64 normal equations), ``rank`` (directions kept),
+    ``unknowns`` (H + 1 per channel), ``rows`` (N).
+    """
+    if not ridge >= 0:
+        raise ValueError(f"ridge must be >= 0, got {ridge!r}")
+    last = _last_linear(model)
+    G, B, yy = output_normal_equations(model, x, y, chunk, dtype)
+    n = x.shape[0] * y.shape[1]
+
+    def mse(theta: torch.Tensor) -> float:  # theta (H + 1, C)
+        return float((yy.sum() - 2 * (theta * B).sum() + (theta * (G @ theta)).sum()) / n)
+
+    theta0 = torch.cat([last.weight.detach().T, last.bias.detach()[None, :]], 0).double()
+    s, V = torch.linalg.eigh(G)
+    keep = s > 1e-15 * float(s.max().clamp_min(1e-300))
+    lam = ridge * float(torch.diagonal(G).mean())
+    inv = torch.where(keep, 1.0 / (s + lam).clamp_min(1e-300), torch.zeros_like(s))
+    theta = V @ (inv[:, None] * (V.T @ B))
+    with torch.no_grad():
+        last.weight.copy_(theta[:-1].T.to(last.weight.dtype))
+        last.bias.copy_(theta[-1].to(last.bias.dtype))
+    return dict(mse_before=mse(theta0), mse_after=mse(theta), rank=int(keep.sum()), unknowns=int(G.shape[0]),
+                rows=int(x.shape[0]))
+
+
+class LeastSquaresValues:
+    """A values loss for :func:`pinnsiren.train.train` with the last layer solved exactly over every point.
+
+    ``fit`` is a loss with ``x`` (N, d), ``y`` (N, C) and
+    ``losses(model, step, generator)`` (e.g.
+    :class:`solvers.signals.signal_fit.ValueFit`, which may draw a random
+    mini-batch per step). At the first step and every ``every`` steps, before
+    the step's loss, the last layer is set by :func:`solve_output_layer` on
+    *all* N points; the optimiser moves only the hidden layers (the last
+    layer's ``requires_grad`` is switched off): gradient descent on the
+    variable-projection loss ``min_theta loss`` (Cyr et al. 2020), whose
+    gradient at the minimiser is the plain loss's gradient for the hidden
+    layers. Each solve appends ``step``, ``cpu_seconds`` (process time since
+    construction) and :func:`solve_output_layer`'s numbers to ``history``.
+    """
+
+    def __init__(self, fit: Any, model: nn.Module, every: int = 100, chunk: int = 32768, ridge: float = 1e-12,
+                 dtype: torch.dtype = torch.float64) -> None:
+        import time
+
+        if not isinstance(every, int) or every < 1:
+            raise ValueError(f"every must be an integer >= 1, got {every!r}")
+        for name in ("x", "y", "losses"):
+            if not hasattr(fit, name):
+                raise TypeError(f"fit must have x, y and losses(); {type(fit).__name__} has no {name!r}")
+        last = _last_linear(model)
+        self.fit, self.every, self.chunk, self.ridge, self.dtype = fit, every, chunk, ridge, dtype
+        self.solves = 0
+        self.history: list[dict[str, float]] = []
+        self._model_id = id(model)
+        self._clock = time.process_time
+        self._t0 = self._clock()
+        last.weight.requires_grad_(False)
+        last.bias.requires_grad_(False)
+
+    def solve(self, model: nn.Module, step: int) -> dict[str, float]:
+        """Solve the last layer now (on all points); recorded in ``history``."""
+        info = solve_output_layer(model, self.fit.x, self.fit.y, self.chunk, self.ridge, self.dtype)
+        self.solves += 1
+        self.history.append(dict(step=step, cpu_seconds=self._clock() - self._t0, **info))
+        return info
+
+    def losses(self, model: nn.Module, step: int, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        if id(model) == self._model_id and (self.solves == 0 or step % self.every == 0):
+            self.solve(model, step)
+        return self.fit.losses(model, step, generator)

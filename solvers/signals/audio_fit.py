@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -28,7 +28,12 @@ from pinnsiren.settings import ModelSettings, add_flags, from_args
 from pinnsiren.networks import ARCHITECTURES, check_architectures, nyquist_frequencies
 
 
-from .signal_fit import FitSettings, fit_config, fit_each, fit_values, write_fits
+from pinnsiren.lstsq import LeastSquaresValues
+from pinnsiren.phases import SCHEDULES, Adam
+from pinnsiren.train import train
+
+from .signal_fit import (FitSettings, ValueFit, fit_config, fit_each, fit_trainer, fit_values, train_history,
+                         write_fits)
 
 __all__ = ["AudioFitConfig", "load_wav", "time_grid", "fit_audio", "plot_audio_figure", "run",
            "DEFAULT_WAV"]
@@ -104,6 +109,31 @@ class AudioFitConfig(ModelSettings, FitSettings):
     steps: int = 2000
     lr: float = 5e-5
     log_every: int = 25
+    schedule: str = "constant"
+    """Learning-rate schedule of the Adam steps: constant, cosine (decays to lr * final_lr_factor) or exponential."""
+    final_lr_factor: float = 0.01
+    """End-of-schedule learning rate as a fraction of lr."""
+    ls_every: int = 0
+    """Solve the output layer exactly by least squares over all samples at the first step and every this many
+    steps, and at the end; Adam then moves the hidden layers only (0: off, plain Adam on every layer)."""
+    ls_ridge: float = 1e-12
+    """Ridge of the output-layer solve, relative to the mean diagonal of the normal equations."""
+    ls_precision: str = "float64"
+    """Precision of the solve's feature products: float64 or float32 (summed in float64 either way)."""
+
+    def __post_init__(self) -> None:
+        if self.batch is not None and self.batch < 1:
+            raise ValueError(f"batch must be >= 1 or None (all samples), got {self.batch}")
+        if not isinstance(self.ls_every, int) or self.ls_every < 0:
+            raise ValueError(f"ls_every must be an integer >= 0 (0: off), got {self.ls_every!r}")
+        if not self.ls_ridge >= 0:
+            raise ValueError(f"ls_ridge must be >= 0, got {self.ls_ridge!r}")
+        if self.ls_precision not in LS_PRECISIONS:
+            raise ValueError(f"ls_precision must be one of {list(LS_PRECISIONS)}, got {self.ls_precision!r}")
+
+
+#: the least-squares solve's product precisions (``ls_precision``)
+LS_PRECISIONS = {"float64": torch.float64, "float32": torch.float32}
 
 
 def _make_model(cfg: AudioFitConfig, n: int) -> nn.Module:
@@ -116,6 +146,26 @@ def _make_model(cfg: AudioFitConfig, n: int) -> nn.Module:
 
 def _predict(model: nn.Module, t: torch.Tensor, chunk: int = 65536) -> torch.Tensor:
     return evaluate(model, t, chunk)
+
+
+def _train(model: nn.Module, t: torch.Tensor, target: torch.Tensor, cfg: AudioFitConfig,
+           show_progress: bool) -> dict[str, list[float]]:
+    """Adam on :class:`ValueFit` (plain), or on :class:`~pinnsiren.lstsq.LeastSquaresValues` around it
+    (``ls_every > 0``: the output layer solved over all samples, also after the last step); the history,
+    with ``ls_step``, ``ls_cpu_seconds`` and ``ls_mse`` (MSE over all samples after each solve) when solving."""
+    if cfg.ls_every == 0 and cfg.schedule == "constant":  # the plain fit, exactly as before
+        return fit_values(model, t, target, steps=cfg.steps, lr=cfg.lr, batch=cfg.batch, seed=cfg.seed,
+                          log_every=cfg.log_every, show_progress=show_progress)
+    trainer = replace(fit_trainer(cfg.steps, cfg.lr, cfg.seed, t.device, cfg.log_every, show_progress),
+                      phases=(Adam(cfg.steps, lr=cfg.lr, schedule=cfg.schedule, final_lr_factor=cfg.final_lr_factor),))
+    fit = ValueFit(t, target, cfg.batch)
+    if cfg.ls_every == 0:
+        return train_history(train(fit, model, trainer).history)
+    ls = LeastSquaresValues(fit, model, every=cfg.ls_every, ridge=cfg.ls_ridge, dtype=LS_PRECISIONS[cfg.ls_precision])
+    hist = train_history(train(ls, model, trainer).history)
+    ls.solve(model, cfg.steps)
+    return {**hist, "ls_step": [h["step"] for h in ls.history], "ls_cpu_seconds": [h["cpu_seconds"] for h in ls.history],
+            "ls_mse": [h["mse_after"] for h in ls.history]}
 
 
 def fit_audio(wave: np.ndarray, cfg: AudioFitConfig, show_progress: bool = True) -> dict[str, Any]:
@@ -136,8 +186,7 @@ def fit_audio(wave: np.ndarray, cfg: AudioFitConfig, show_progress: bool = True)
     t = time_grid(n).to(device)
     target = torch.as_tensor(wave.reshape(-1, 1), dtype=torch.float32, device=device)
     c0, t0 = time.process_time(), time.perf_counter()
-    hist = fit_values(model, t, target, steps=cfg.steps, lr=cfg.lr, batch=cfg.batch, seed=cfg.seed,
-                      log_every=cfg.log_every, show_progress=show_progress)
+    hist = _train(model, t, target, cfg, show_progress)
     cpu, wall = time.process_time() - c0, time.perf_counter() - t0
     model = model.cpu().eval()
     pred = _predict(model, time_grid(n)).reshape(-1).numpy().astype(np.float64)
@@ -235,7 +284,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--start", type=float, default=0.0, help="start of the kept part in seconds (default 0)")
     p.add_argument("--out", default="results/audio_fit", help="output folder")
     add_flags(p, AudioFitConfig, skip=("arch",),
-              extra_help={"first_omega_0": "(on time in [-1, 1])"})
+              extra_help={"first_omega_0": "(on time in [-1, 1])"},
+              choices={"ls_precision": tuple(LS_PRECISIONS), "schedule": SCHEDULES})
 
 
 def main(args: argparse.Namespace) -> int:
