@@ -120,6 +120,9 @@ class AudioFitConfig(ModelSettings, FitSettings):
     """Ridge of the output-layer solve, relative to the mean diagonal of the normal equations."""
     ls_precision: str = "float64"
     """Precision of the solve's feature products: float64 or float32 (summed in float64 either way)."""
+    cpu_budget: float | None = None
+    """Stop the Adam steps once they have used this many CPU seconds (with ls_every > 0 the output layer is then
+    solved once more). Default: no budget, all the steps."""
 
     def __post_init__(self) -> None:
         if self.batch is not None and self.batch < 1:
@@ -128,6 +131,8 @@ class AudioFitConfig(ModelSettings, FitSettings):
             raise ValueError(f"ls_every must be an integer >= 0 (0: off), got {self.ls_every!r}")
         if not self.ls_ridge >= 0:
             raise ValueError(f"ls_ridge must be >= 0, got {self.ls_ridge!r}")
+        if self.cpu_budget is not None and not self.cpu_budget > 0:
+            raise ValueError(f"cpu_budget must be > 0 seconds or None, got {self.cpu_budget!r}")
         if self.ls_precision not in LS_PRECISIONS:
             raise ValueError(f"ls_precision must be one of {list(LS_PRECISIONS)}, got {self.ls_precision!r}")
 
@@ -148,24 +153,61 @@ def _predict(model: nn.Module, t: torch.Tensor, chunk: int = 65536) -> torch.Ten
     return evaluate(model, t, chunk)
 
 
+class CpuBudgetSpent(Exception):
+    """Raised by :class:`CpuBudget` at the first step that starts past the budget (``step``: not taken)."""
+
+    def __init__(self, step: int, cpu_seconds: float) -> None:
+        super().__init__(f"CPU budget spent ({cpu_seconds:.1f} s) before step {step}")
+        self.step, self.cpu_seconds = step, cpu_seconds
+
+
+class CpuBudget:
+    """A loss that stops training: ``loss.losses``, unless ``seconds`` of process time have passed since
+    construction, then :class:`CpuBudgetSpent` (the model keeps the last step's state). The summed loss is
+    recorded every ``log_every`` steps in ``history`` (``step``, ``loss``), as the trainer would."""
+
+    def __init__(self, loss: Any, seconds: float, log_every: int) -> None:
+        self.loss, self.seconds, self.log_every, self._t0 = loss, float(seconds), log_every, time.process_time()
+        self.history: dict[str, list[float]] = {"step": [], "loss": []}
+
+    def losses(self, model: nn.Module, step: int, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        spent = time.process_time() - self._t0
+        if spent >= self.seconds and step > 1:
+            raise CpuBudgetSpent(step, spent)
+        terms = self.loss.losses(model, step, generator)
+        if step % self.log_every == 0:
+            self.history["step"].append(step)
+            self.history["loss"].append(float(sum(v.detach() for v in terms.values())))
+        return terms
+
+
 def _train(model: nn.Module, t: torch.Tensor, target: torch.Tensor, cfg: AudioFitConfig,
            show_progress: bool) -> dict[str, list[float]]:
     """Adam on :class:`ValueFit` (plain), or on :class:`~pinnsiren.lstsq.LeastSquaresValues` around it
-    (``ls_every > 0``: the output layer solved over all samples, also after the last step); the history,
-    with ``ls_step``, ``ls_cpu_seconds`` and ``ls_mse`` (MSE over all samples after each solve) when solving."""
-    if cfg.ls_every == 0 and cfg.schedule == "constant":  # the plain fit, exactly as before
+    (``ls_every > 0``: the output layer solved over all samples, also after the last step), within
+    ``cpu_budget``; the history, with ``steps_done``, and ``ls_step``, ``ls_cpu_seconds`` and ``ls_mse`` (MSE
+    over all samples after each solve) when solving."""
+    if cfg.ls_every == 0 and cfg.schedule == "constant" and cfg.cpu_budget is None:  # the plain fit, as before
         return fit_values(model, t, target, steps=cfg.steps, lr=cfg.lr, batch=cfg.batch, seed=cfg.seed,
                           log_every=cfg.log_every, show_progress=show_progress)
     trainer = replace(fit_trainer(cfg.steps, cfg.lr, cfg.seed, t.device, cfg.log_every, show_progress),
                       phases=(Adam(cfg.steps, lr=cfg.lr, schedule=cfg.schedule, final_lr_factor=cfg.final_lr_factor),))
-    fit = ValueFit(t, target, cfg.batch)
-    if cfg.ls_every == 0:
-        return train_history(train(fit, model, trainer).history)
-    ls = LeastSquaresValues(fit, model, every=cfg.ls_every, ridge=cfg.ls_ridge, dtype=LS_PRECISIONS[cfg.ls_precision])
-    hist = train_history(train(ls, model, trainer).history)
-    ls.solve(model, cfg.steps)
-    return {**hist, "ls_step": [h["step"] for h in ls.history], "ls_cpu_seconds": [h["cpu_seconds"] for h in ls.history],
-            "ls_mse": [h["mse_after"] for h in ls.history]}
+    loss = fit = ValueFit(t, target, cfg.batch)
+    if cfg.ls_every > 0:
+        loss = LeastSquaresValues(fit, model, every=cfg.ls_every, ridge=cfg.ls_ridge,
+                                  dtype=LS_PRECISIONS[cfg.ls_precision])
+    stepped = loss if cfg.cpu_budget is None else CpuBudget(loss, cfg.cpu_budget, cfg.log_every)
+    try:
+        hist, last = train_history(train(stepped, model, trainer).history), cfg.steps
+    except CpuBudgetSpent as stop:  # the trainer's history is lost with it: the budget's record stands in
+        model.eval()
+        hist, last = stepped.history, stop.step - 1  # type: ignore[union-attr]
+    if not isinstance(loss, LeastSquaresValues):
+        return {**hist, "steps_done": [last]}
+    loss.solve(model, last)
+    solves = {f"ls_{k}": [h[key] for h in loss.history]
+              for k, key in (("step", "step"), ("cpu_seconds", "cpu_seconds"), ("mse", "mse_after"))}
+    return {**hist, "steps_done": [last], **solves}
 
 
 def fit_audio(wave: np.ndarray, cfg: AudioFitConfig, show_progress: bool = True) -> dict[str, Any]:
@@ -175,7 +217,8 @@ def fit_audio(wave: np.ndarray, cfg: AudioFitConfig, show_progress: bool = True)
     -------
     dict
         ``model`` (on CPU), ``prediction`` ((N,) float64), ``mse`` (over all
-        samples), ``history`` (``step``, ``loss``), ``cpu_seconds``
+        samples), ``history`` (``step``, ``loss``; with ``ls_every``, ``ls_step``,
+        ``ls_cpu_seconds`` and ``ls_mse`` of each solve), ``steps_done``, ``cpu_seconds``
         (process time of the training loop) and ``seconds`` (wall time).
     """
     wave = np.asarray(wave, dtype=np.float64).reshape(-1)
@@ -194,7 +237,8 @@ def fit_audio(wave: np.ndarray, cfg: AudioFitConfig, show_progress: bool = True)
         model=model,
         prediction=pred,
         mse=float(np.mean((pred - wave) ** 2)),
-        history={k: np.asarray(v) for k, v in hist.items()},
+        history={k: np.asarray(v) for k, v in hist.items() if k != "steps_done"},
+        steps_done=int(hist.get("steps_done", [cfg.steps])[0]),
         cpu_seconds=cpu,
         seconds=wall,
     )
@@ -262,7 +306,7 @@ def run(
     wave, rate = load_wav(src, seconds, start)
     base = fit_config(AudioFitConfig, cfg, settings)
     results = fit_each(archs, base, lambda c: fit_audio(wave, c, show_progress=show_progress),
-                       lambda r, n: f"MSE {r['mse']:.3e} after {n} steps ({r['cpu_seconds']:.1f} CPU s)")
+                       lambda r, n: f"MSE {r['mse']:.3e} after {r['steps_done']} steps ({r['cpu_seconds']:.1f} CPU s)")
     out = Path(out)
     h5 = write_fits(out / "audio_fit.h5", "audio-fit", results, ("wave", wave),
                     config=dict(wav=str(src), start=start, seconds=seconds, rate=rate, samples=int(wave.size)),
