@@ -443,10 +443,12 @@ class LeastSquaresValues:
     gradient at the minimiser is the plain loss's gradient for the hidden
     layers. Each solve appends ``step``, ``cpu_seconds`` (process time since
     construction) and :func:`solve_output_layer`'s numbers to ``history``.
+    ``freeze=False`` leaves the last layer to the optimiser too between solves
+    (each solve then restarts it from the optimum).
     """
 
     def __init__(self, fit: Any, model: nn.Module, every: int = 100, chunk: int = 32768, ridge: float = 1e-12,
-                 dtype: torch.dtype = torch.float64) -> None:
+                 dtype: torch.dtype = torch.float64, freeze: bool = True) -> None:
         import time
 
         if not isinstance(every, int) or every < 1:
@@ -461,8 +463,8 @@ class LeastSquaresValues:
         self._model_id = id(model)
         self._clock = time.process_time
         self._t0 = self._clock()
-        last.weight.requires_grad_(False)
-        last.bias.requires_grad_(False)
+        last.weight.requires_grad_(not freeze)
+        last.bias.requires_grad_(not freeze)
 
     def solve(self, model: nn.Module, step: int) -> dict[str, float]:
         """Solve the last layer now (on all points); recorded in ``history``."""

@@ -120,6 +120,9 @@ class AudioFitConfig(ModelSettings, FitSettings):
     """Ridge of the output-layer solve, relative to the mean diagonal of the normal equations."""
     ls_precision: str = "float64"
     """Precision of the solve's feature products: float64 or float32 (summed in float64 either way)."""
+    ls_freeze: bool = True
+    """Between solves Adam moves the hidden layers only (--no-ls-freeze: the output layer too, from each solve's
+    optimum)."""
     cpu_budget: float | None = None
     """Stop the Adam steps once they have used this many CPU seconds (with ls_every > 0 the output layer is then
     solved once more). Default: no budget, all the steps."""
@@ -195,7 +198,7 @@ def _train(model: nn.Module, t: torch.Tensor, target: torch.Tensor, cfg: AudioFi
     loss = fit = ValueFit(t, target, cfg.batch)
     if cfg.ls_every > 0:
         loss = LeastSquaresValues(fit, model, every=cfg.ls_every, ridge=cfg.ls_ridge,
-                                  dtype=LS_PRECISIONS[cfg.ls_precision])
+                                  dtype=LS_PRECISIONS[cfg.ls_precision], freeze=cfg.ls_freeze)
     stepped = loss if cfg.cpu_budget is None else CpuBudget(loss, cfg.cpu_budget, cfg.log_every)
     try:
         hist, last = train_history(train(stepped, model, trainer).history), cfg.steps
