@@ -3,7 +3,8 @@ output layer over all samples every K Adam steps), one configuration per call.
 
 Prints one JSON line per fit, then an indented JSON document. Each fit reports the MSE over all samples,
 its CPU seconds, the steps taken, the parameter count against the sample count, and (hybrid) the MSE after
-each output-layer solve against the CPU seconds spent so far (``curve``). Examples::
+each output-layer solve against the CPU seconds spent so far (``curve``: CPU s, step, MSE before and
+after the solve). Examples::
 
     python benchmarks/audio_hybrid.py --seconds 7 --budget 600 --set batch=4096 --set ls_every=100
     python benchmarks/audio_hybrid.py --seconds 7 --budget 600 --set batch=4096 --set ls_every=0  # plain Adam
@@ -70,8 +71,8 @@ def one_fit(wave: np.ndarray, cfg: AudioFitConfig, points: int = 40) -> dict[str
                steps=r["steps_done"], parameters=sum(p.numel() for p in r["model"].parameters()), samples=int(wave.size))
     if "ls_mse" in h:
         keep = np.unique(np.linspace(0, len(h["ls_mse"]) - 1, min(points, len(h["ls_mse"]))).round().astype(int))
-        out["curve"] = [[round(float(h["ls_cpu_seconds"][i]), 1), int(h["ls_step"][i]), float(h["ls_mse"][i])]
-                        for i in keep]
+        out["curve"] = [[round(float(h["ls_cpu_seconds"][i]), 1), int(h["ls_step"][i]), float(h["ls_mse_before"][i]),
+                         float(h["ls_mse"][i])] for i in keep]
     return out
 
 

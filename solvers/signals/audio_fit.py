@@ -188,8 +188,8 @@ def _train(model: nn.Module, t: torch.Tensor, target: torch.Tensor, cfg: AudioFi
            show_progress: bool) -> dict[str, list[float]]:
     """Adam on :class:`ValueFit` (plain), or on :class:`~pinnsiren.lstsq.LeastSquaresValues` around it
     (``ls_every > 0``: the output layer solved over all samples, also after the last step), within
-    ``cpu_budget``; the history, with ``steps_done``, and ``ls_step``, ``ls_cpu_seconds`` and ``ls_mse`` (MSE
-    over all samples after each solve) when solving."""
+    ``cpu_budget``; the history, with ``steps_done``, and ``ls_step``, ``ls_cpu_seconds``, ``ls_mse`` and
+    ``ls_mse_before`` (MSE over all samples after and before each solve) when solving."""
     if cfg.ls_every == 0 and cfg.schedule == "constant" and cfg.cpu_budget is None:  # the plain fit, as before
         return fit_values(model, t, target, steps=cfg.steps, lr=cfg.lr, batch=cfg.batch, seed=cfg.seed,
                           log_every=cfg.log_every, show_progress=show_progress)
@@ -209,7 +209,8 @@ def _train(model: nn.Module, t: torch.Tensor, target: torch.Tensor, cfg: AudioFi
         return {**hist, "steps_done": [last]}
     loss.solve(model, last)
     solves = {f"ls_{k}": [h[key] for h in loss.history]
-              for k, key in (("step", "step"), ("cpu_seconds", "cpu_seconds"), ("mse", "mse_after"))}
+              for k, key in (("step", "step"), ("cpu_seconds", "cpu_seconds"), ("mse", "mse_after"),
+                             ("mse_before", "mse_before"))}
     return {**hist, "steps_done": [last], **solves}
 
 

@@ -143,3 +143,33 @@ def test_cli_takes_the_hybrid_flags(tmp_path):
     with pytest.raises(SystemExit) as e:  # argparse refuses a precision it does not know
         main(["fit", "audio", str(tmp_path / "in.wav"), "--ls-precision", "half", "--out", str(tmp_path)])
     assert e.value.code == 2
+
+
+def test_no_freeze_leaves_the_output_layer_to_adam_between_solves():
+    w = _tones(800)
+    base = dict(hidden=16, layers=1, steps=30, lr=1e-3, ls_every=10)
+    frozen = fit_audio(w, AudioFitConfig(**base), show_progress=False)
+    free = fit_audio(w, AudioFitConfig(**base, ls_freeze=False), show_progress=False)
+    hf, hg = frozen["history"], free["history"]
+    assert not frozen["model"].layers[-1].weight.requires_grad
+    assert free["model"].layers[-1].weight.requires_grad
+    # both start from the same first solve; Adam on the output layer too makes the runs differ after it
+    assert hf["ls_mse_before"][0] == pytest.approx(hg["ls_mse_before"][0], rel=1e-6)  # the same start
+    assert hf["ls_mse_before"][1] != pytest.approx(hg["ls_mse_before"][1], rel=1e-6)
+    assert all(a <= b * (1 + 1e-6) for a, b in zip(hg["ls_mse"], hg["ls_mse_before"]))  # a solve never loses
+
+
+def test_benchmark_prints_json():
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, str(root / "benchmarks" / "audio_hybrid.py"), "--quick", "--threads", "1",
+                          "--archs", "siren,relu"], capture_output=True, text=True, timeout=120, cwd=root)
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout[out.stdout.index("{\n"):])
+    r = data["results"]["siren/seed0"]
+    assert r["steps"] == 5 and r["samples"] == 800 and r["parameters"] == 16 * 2 + 16 * 16 + 16 + 17
+    assert r["mse"] == pytest.approx(r["curve"][-1][3], rel=1e-3)
