@@ -141,3 +141,39 @@ def test_exact_imposition_baseline_is_the_lift_and_a_network_that_does_nothing_i
     with pytest.warns(TrainingAlarmWarning, match=r"stuck in term 'pde'.*zero-field value 4\.0.*the lift u = g"):
         res = train(prob, model, TrainConfig(phases=[Adam(500, lr=1e-12)], progress=False))
     assert res.report["pde"]["zero_field"] == pytest.approx(4.0, rel=1e-5)
+
+
+class _Scaled(torch.nn.Module):
+    """u = a sin(pi x): the 'data' term's loss is (1 - a)^2 times its zero-field value, set by ``a``."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = torch.nn.Parameter(torch.tensor(0.0))
+
+    def forward(self, z):
+        return self.a * torch.sin(torch.pi * z)
+
+    def set_ratio(self, r: float):
+        with torch.no_grad():
+            self.a.fill_(1.0 - r ** 0.5)
+
+
+@pytest.mark.parametrize("ratios, stuck", [
+    ((0.95, 0.85, 0.75, 0.66), False),  # ~12 % less per interval: out of the band well before the end
+    ((0.99, 0.98, 0.97, 0.96), True),  # ~1 % less per interval: still at its zero-field value at the end
+])
+def test_a_term_coming_down_steadily_is_not_stuck(ratios, stuck):
+    """'stuck' extrapolates the last interval's fall to the end of the run: a term at 66-95 % of its
+    zero-field value that falls by a tenth per check (a wave's initial value while its window grows) is
+    acted on; one that falls by 1 % per check is ignored."""
+    prob = _problem(None)
+    model = _Scaled()
+    model.set_ratio(1.0)
+    alarm = Alarm(prob, model, mode="warn", steps=1000, seed=0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for step, r in zip((200, 300, 400, 500), ratios):
+            model.set_ratio(r)
+            alarm.check(model, step)
+    kinds = [a["kind"] for a in alarm.alarms]
+    assert kinds == (["stuck"] if stuck else []), [str(w.message) for w in caught]
