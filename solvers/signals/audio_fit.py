@@ -8,6 +8,13 @@ paper's). By default every step sees every sample (full batch); ``batch``
 samples a random subset per step instead, and ``start`` and ``seconds`` keep
 an excerpt (scaled by the whole clip's peak). The reported MSE is always over
 every sample kept.
+
+``ls_every = K > 0`` makes the fit a hybrid: the network's last layer is
+linear, so at the first step, every K steps and after the last one it is set
+to the exact least-squares optimum over *all* samples
+(:class:`pinnsiren.lstsq.LeastSquaresValues`), and Adam moves the hidden
+layers (and, with ``ls_freeze=False``, the output layer) in between.
+``cpu_budget`` stops the steps after that many CPU seconds.
 """
 
 from __future__ import annotations
