@@ -17,11 +17,17 @@ Both are trained with the recommended setup and nothing chosen per problem:
 ``inverse``
     ``-div(a grad u) = f`` on ``[0, 1]^2``, ``u = 0`` on the boundary, ``u``
     observed at ``--obs`` uniform random interior points (optionally with
-    Gaussian noise ``--noise``, absolute), ``f`` known, ``a`` unknown
-    everywhere (boundary included). Exact: ``u = sin(pi x) sin(pi y)``,
+    Gaussian noise ``--noise``, absolute), ``f`` known, ``a`` unknown inside
+    and known on the boundary (imposed exactly from face-wise data). For a
+    given ``u`` the PDE is a first-order equation for ``a``
+    (``grad u . grad a + a lap u = -f``) whose characteristics follow
+    ``grad u`` and start on the boundary: without boundary data ``a`` is not
+    fixed by it (the usual assumption of conductivity recovery);
+    ``--no-a-boundary`` leaves ``a`` unknown everywhere. Exact:
+    ``u = sin(pi x) sin(pi y)``,
     ``a = 1 + exp(-10 ((x - 0.6)^2 + (y - 0.4)^2)) / 2``; ``f`` follows.
-    Levers: ``--a-boundary`` (``a`` known on the boundary, as in conductivity
-    recovery; imposed exactly from face-wise data), ``--single-network`` (one network outputs ``u`` and ``a``),
+    Levers: ``--single-network`` (one network outputs ``u`` and ``a``),
+    ``--causal`` (wave: causal weights along ``t``),
     ``--smoothness W`` (Tikhonov penalty ``W |grad a|^2`` inside the PDE term,
     ``pinnsiren.fieldnets.smoothness``).
 
@@ -171,7 +177,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--obs", type=int, default=300, help="inverse: observed interior points")
     ap.add_argument("--noise", type=float, default=0.0, help="inverse: std of Gaussian noise on the observations")
     ap.add_argument("--smoothness", type=float, default=0.0, help="inverse: Tikhonov weight on |grad a|^2")
-    ap.add_argument("--a-boundary", action="store_true", help="inverse: the coefficient known on the boundary")
+    ap.add_argument("--a-boundary", action=argparse.BooleanOptionalAction, default=True,
+                    help="inverse: the coefficient known on the boundary (the inflow data that make a unique; "
+                         "--no-a-boundary: unknown everywhere)")
     ap.add_argument("--single-network", action="store_true", help="inverse: one network outputs u and a")
     ap.add_argument("--exact-velocity", action="store_true", help="wave: hold the initial velocity exactly too")
     ap.add_argument("--causal", action="store_true", help="wave: causal weights along t (Causal('t'))")
