@@ -67,8 +67,9 @@ def one_fit(wave: np.ndarray, cfg: AudioFitConfig, points: int = 40) -> dict[str
     c = time.process_time()
     r = fit_audio(wave, cfg, show_progress=False)
     h = r["history"]
-    out = dict(mse=r["mse"], cpu_seconds=round(time.process_time() - c, 1), train_cpu_seconds=round(r["cpu_seconds"], 1),
-               steps=r["steps_done"], parameters=sum(p.numel() for p in r["model"].parameters()), samples=int(wave.size))
+    out = dict(mse=r["mse"], cpu_seconds=round(time.process_time() - c, 1),
+               train_cpu_seconds=round(r["cpu_seconds"], 1), steps=r["steps_done"],
+               parameters=sum(p.numel() for p in r["model"].parameters()), samples=int(wave.size))
     if "ls_mse" in h:
         keep = np.unique(np.linspace(0, len(h["ls_mse"]) - 1, min(points, len(h["ls_mse"]))).round().astype(int))
         out["curve"] = [[round(float(h["ls_cpu_seconds"][i]), 1), int(h["ls_step"][i]), float(h["ls_mse_before"][i]),

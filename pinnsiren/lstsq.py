@@ -366,7 +366,8 @@ def output_normal_equations(model: nn.Module, x: torch.Tensor, y: torch.Tensor, 
     """
     last = _last_linear(model)
     if x.ndim != 2 or y.ndim != 2 or x.shape[0] != y.shape[0]:
-        raise ValueError(f"x and y must be (N, d) and (N, C) with the same N, got {tuple(x.shape)} and {tuple(y.shape)}")
+        raise ValueError(f"x and y must be (N, d) and (N, C) with the same N, "
+                         f"got {tuple(x.shape)} and {tuple(y.shape)}")
     if y.shape[1] != last.out_features:
         raise ValueError(f"y has {y.shape[1]} channels but the model has {last.out_features} outputs")
     if chunk < 1:

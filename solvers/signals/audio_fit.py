@@ -122,7 +122,8 @@ class AudioFitConfig(ModelSettings, FitSettings):
     """End-of-schedule learning rate as a fraction of lr."""
     ls_every: int = 0
     """Solve the output layer exactly by least squares over all samples at the first step and every this many
-    steps, and at the end; Adam then moves the hidden layers only (0: off, plain Adam on every layer)."""
+    steps, and at the end; Adam moves the hidden layers in between (see ls_freeze; 0: off, plain Adam on every
+    layer)."""
     ls_ridge: float = 1e-12
     """Ridge of the output-layer solve, relative to the mean diagonal of the normal equations."""
     ls_precision: str = "float64"
