@@ -227,9 +227,11 @@ class Alarm:
     def _leaving(self, v: float, prev: float, zero: float, step: int) -> bool:
         """Whether a term falling from ``prev`` to ``v`` over the last interval would, at that rate, leave
         the zero-field band (below ``stuck_ratio * zero``) by the end of the run: it is being acted on."""
+        if v <= 0:
+            return True
+        if prev <= v:  # not falling at all
+            return False
         interval = max(step - self._last_step, 1)
-        if v <= 0 or prev <= v:
-            return v <= 0
         left = max(self.steps - step, 0) / interval
         return math.log(v / (self.stuck_ratio * zero)) <= left * math.log(prev / v)
 

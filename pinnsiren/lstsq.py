@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import copy
 import math
+import time
 from typing import Any, Mapping
 
 import torch
@@ -450,8 +451,6 @@ class LeastSquaresValues:
 
     def __init__(self, fit: Any, model: nn.Module, every: int = 100, chunk: int = 32768, ridge: float = 1e-12,
                  dtype: torch.dtype = torch.float64, freeze: bool = True) -> None:
-        import time
-
         if not isinstance(every, int) or every < 1:
             raise ValueError(f"every must be an integer >= 1, got {every!r}")
         for name in ("x", "y", "losses"):
