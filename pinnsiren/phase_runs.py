@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
+import time
 from typing import Any, Callable
 
 import torch
@@ -61,8 +62,7 @@ def run_phases(run: Any) -> tuple[int, dict[str, float]]:
         if run.start >= offset or phase.steps == 0 or (isinstance(phase, LBFGS) and run.start > start):
             continue
         if isinstance(phase, Adam):
-            last = adam_phase(run, i, phase, start, max(run.start - start, 0))
-            done = offset
+            last, done = adam_phase(run, i, phase, start, max(run.start - start, 0))
         else:
             run.record_eval_once(start)  # the previous phase's result, for comparison
             spent, last = lbfgs_run(run, phase, start)
@@ -105,8 +105,9 @@ def _refresh(run: Any, adaptive: dict[str, AdaptiveRegion], step: int) -> None:
                        ref.dtype, ref.device)
 
 
-def adam_phase(run: Any, index: int, phase: Adam, offset: int, local0: int) -> dict[str, float]:
-    """Adam steps ``offset + local0 + 1 .. offset + phase.steps``; returns the last step's loss terms."""
+def adam_phase(run: Any, index: int, phase: Adam, offset: int, local0: int) -> tuple[dict[str, float], int]:
+    """Adam steps ``offset + local0 + 1 .. offset + phase.steps`` (fewer when ``phase.cpu_seconds`` runs out);
+    returns the last step's loss terms and that step."""
     cfg = run.cfg
     run.opt = torch.optim.Adam(run.params, lr=phase.lr)
     run.sched = torch.optim.lr_scheduler.LambdaLR(run.opt, lr_lambda(phase))
@@ -124,13 +125,19 @@ def adam_phase(run: Any, index: int, phase: Adam, offset: int, local0: int) -> d
     bar = progress(range(offset + local0 + 1, end + 1), desc="adam", disable=not cfg.progress, initial=local0,
                    total=phase.steps)
     last: dict[str, float] = {}
+    first, done, c0 = offset + local0 + 1, end, time.process_time()
     for step in bar:
-        if adaptive and (step == offset + local0 + 1 or step % phase.sampler.every == 0):
+        if phase.cpu_seconds is not None and step > first and time.process_time() - c0 >= phase.cpu_seconds:
+            done = step - 1  # the budget is spent: this step is not taken
+            if done % cfg.log_every:
+                run.log(done, last_loss, last, run.opt.param_groups[0]["lr"])
+            break
+        if adaptive and (step == first or step % phase.sampler.every == 0):
             _refresh(run, adaptive, step)
         terms, loss = _adam_step(run, problem, phase, step, ti, end)
-        last = {k: float(v.detach()) for k, v in terms.items()}
+        last, last_loss = {k: float(v.detach()) for k, v in terms.items()}, float(loss.detach())
         if step % cfg.log_every == 0 or step == end:
-            run.log(step, float(loss.detach()), last, run.opt.param_groups[0]["lr"])
+            run.log(step, last_loss, last, run.opt.param_groups[0]["lr"])
             bar.set_postfix({k[:12]: f"{v:.2e}" for k, v in last.items()})
         if cfg.eval_every and step % cfg.eval_every == 0:
             run.record_eval(step)
@@ -138,7 +145,7 @@ def adam_phase(run: Any, index: int, phase: Adam, offset: int, local0: int) -> d
             run.save(step, index)
         if step % alarm_every == 0 and step < end:
             run.alarm.check(run.model, step)
-    return last
+    return last, done
 
 
 def _adam_step(run: Any, problem: Any, phase: Adam, step: int, ti: int | None,

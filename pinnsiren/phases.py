@@ -76,6 +76,10 @@ class Adam:
         Clip the global gradient norm to this value.
     sampler : RAD or None
         Adaptive sampling of the collocation points (``None``: uniform).
+    cpu_seconds : float or None
+        Stop the phase before the first step that starts after its steps
+        have used this much process time (``None``: all ``steps``). The
+        schedule still runs over ``steps``; the run reports the steps done.
     """
 
     steps: int = 1000
@@ -84,9 +88,12 @@ class Adam:
     final_lr_factor: float = 0.01
     grad_clip: float | None = None
     sampler: RAD | None = None
+    cpu_seconds: float | None = None
 
     def __post_init__(self) -> None:
         _at_least("Adam", "steps", self.steps, 0)
+        if self.cpu_seconds is not None and not self.cpu_seconds > 0:
+            raise ValueError(f"Adam: cpu_seconds must be positive or None, got {self.cpu_seconds!r}")
         if not self.lr > 0:
             raise ValueError(f"Adam: lr must be positive, got {self.lr!r}")
         if self.schedule not in SCHEDULES:

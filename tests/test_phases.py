@@ -101,3 +101,25 @@ def test_rad_sampling_trains_on_a_copy_of_the_problem():
                       eval_every=2, progress=False, alarm="off")
     train(prob, Siren(1, 1, 8, 1), cfg, evaluate=evaluate)
     assert seen and all(seen) and prob.constraints["fit"].where is region
+
+
+def test_an_adam_phase_stops_when_its_cpu_seconds_are_spent():
+    """``Adam(cpu_seconds=)`` ends the phase before the first step past the budget: the run reports the steps
+    done, the history ends at that step, and a budget no run reaches changes nothing."""
+    x = sympy.Symbol("x")
+    u = Field("u", (x,))
+    prob = Problem([u], (x,), [Constraint(u - sympy.sin(x), Box([(-1, 1)]), n=32, name="data")])
+
+    def run(**adam):
+        torch.manual_seed(0)
+        cfg = TrainConfig(phases=[Adam(**{"steps": 30, "lr": 1e-3, **adam})], alarm="off", progress=False,
+                          log_every=7)
+        return train(prob, Siren(1, 1, 8, 1), cfg)
+
+    full, roomy = run(), run(cpu_seconds=1e9)
+    assert full.steps_done == roomy.steps_done == 30 and full.history["loss"] == roomy.history["loss"]
+    cut = run(steps=10**9, cpu_seconds=0.2)
+    assert 1 <= cut.steps_done < 10**9
+    assert cut.history["step"][-1] == cut.steps_done  # the last step taken is logged
+    with pytest.raises(ValueError, match="cpu_seconds"):
+        Adam(cpu_seconds=0.0)

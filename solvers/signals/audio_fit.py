@@ -164,34 +164,6 @@ def _predict(model: nn.Module, t: torch.Tensor, chunk: int = 65536) -> torch.Ten
     return evaluate(model, t, chunk)
 
 
-class CpuBudgetSpent(Exception):
-    """Raised by :class:`CpuBudget` at the first step that starts past the budget (``step``: not taken)."""
-
-    def __init__(self, step: int, cpu_seconds: float) -> None:
-        super().__init__(f"CPU budget spent ({cpu_seconds:.1f} s) before step {step}")
-        self.step, self.cpu_seconds = step, cpu_seconds
-
-
-class CpuBudget:
-    """A loss that stops training: ``loss.losses``, unless ``seconds`` of process time have passed since
-    construction, then :class:`CpuBudgetSpent` (the model keeps the last step's state). The summed loss is
-    recorded every ``log_every`` steps in ``history`` (``step``, ``loss``), as the trainer would."""
-
-    def __init__(self, loss: Any, seconds: float, log_every: int) -> None:
-        self.loss, self.seconds, self.log_every, self._t0 = loss, float(seconds), log_every, time.process_time()
-        self.history: dict[str, list[float]] = {"step": [], "loss": []}
-
-    def losses(self, model: nn.Module, step: int, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
-        spent = time.process_time() - self._t0
-        if spent >= self.seconds and step > 1:
-            raise CpuBudgetSpent(step, spent)
-        terms = self.loss.losses(model, step, generator)
-        if step % self.log_every == 0:
-            self.history["step"].append(step)
-            self.history["loss"].append(float(sum(v.detach() for v in terms.values())))
-        return terms
-
-
 def _train(model: nn.Module, t: torch.Tensor, target: torch.Tensor, cfg: AudioFitConfig,
            show_progress: bool) -> dict[str, list[float]]:
     """Adam on :class:`ValueFit` (plain), or on :class:`~pinnsiren.lstsq.LeastSquaresValues` around it
@@ -201,18 +173,15 @@ def _train(model: nn.Module, t: torch.Tensor, target: torch.Tensor, cfg: AudioFi
     if cfg.ls_every == 0 and cfg.schedule == "constant" and cfg.cpu_budget is None:  # the plain fit, as before
         return fit_values(model, t, target, steps=cfg.steps, lr=cfg.lr, batch=cfg.batch, seed=cfg.seed,
                           log_every=cfg.log_every, show_progress=show_progress)
-    trainer = replace(fit_trainer(cfg.steps, cfg.lr, cfg.seed, t.device, cfg.log_every, show_progress),
-                      phases=(Adam(cfg.steps, lr=cfg.lr, schedule=cfg.schedule, final_lr_factor=cfg.final_lr_factor),))
+    adam = Adam(cfg.steps, lr=cfg.lr, schedule=cfg.schedule, final_lr_factor=cfg.final_lr_factor,
+                cpu_seconds=cfg.cpu_budget)
+    trainer = replace(fit_trainer(cfg.steps, cfg.lr, cfg.seed, t.device, cfg.log_every, show_progress), phases=(adam,))
     loss = fit = ValueFit(t, target, cfg.batch)
     if cfg.ls_every > 0:
         loss = LeastSquaresValues(fit, model, every=cfg.ls_every, ridge=cfg.ls_ridge,
                                   dtype=LS_PRECISIONS[cfg.ls_precision], freeze=cfg.ls_freeze)
-    stepped = loss if cfg.cpu_budget is None else CpuBudget(loss, cfg.cpu_budget, cfg.log_every)
-    try:
-        hist, last = train_history(train(stepped, model, trainer).history), cfg.steps
-    except CpuBudgetSpent as stop:  # the trainer's history is lost with it: the budget's record stands in
-        model.eval()
-        hist, last = stepped.history, stop.step - 1  # type: ignore[union-attr]
+    run = train(loss, model, trainer)
+    hist, last = train_history(run.history), run.steps_done
     if not isinstance(loss, LeastSquaresValues):
         return {**hist, "steps_done": [last]}
     loss.solve(model, last)
