@@ -64,7 +64,8 @@ def test_tutorial_runs_and_its_numbers_hold(tmp_path, monkeypatch):
     assert res["field_attrs"]["u_fd"]["bounds"] == [[-1.0, 1.0], [-1.0, 1.0]]
     np.testing.assert_allclose(res["history"]["siren/rel_l2"], curve)
     assert res["config"]["train"]["phases"] == [{"kind": "Adam", "steps": 300, "lr": 1e-3, "schedule": "cosine",
-                                                 "final_lr_factor": 0.01, "grad_clip": None, "sampler": None}]
+                                                 "final_lr_factor": 0.01, "grad_clip": None, "sampler": None,
+                                                 "cpu_seconds": None}]
     np.testing.assert_allclose(ns["U_reloaded"], ns["U_siren"], rtol=0, atol=1e-6)
     assert type(ns["reloaded"]).__name__ == "Siren"
     # the Problem stored with the result comes back whole: same constraints, same grid solution
