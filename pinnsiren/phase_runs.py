@@ -70,13 +70,29 @@ def run_phases(run: Any) -> tuple[int, dict[str, float]]:
     return done, last
 
 
-def lr_lambda(phase: Adam) -> Callable[[int], float]:
-    """The phase's learning-rate factor at local step ``s`` (0 .. steps)."""
+def lr_lambda(phase: Adam, cpu0: float | None = None) -> Callable[[int], float]:
+    """The phase's learning-rate factor at local step ``s`` (0 .. steps).
+
+    The schedule's progress is ``s / steps``; with ``phase.cpu_seconds`` and the
+    phase's start ``cpu0`` (process time) it is the larger of that and the
+    fraction of the CPU budget spent, so a run the budget stops still ends at
+    the decayed rate (a schedule tied to the budget, Li, Yumer & Ramanan 2020,
+    "Budgeted training").
+    """
     n, f = max(phase.steps, 1), phase.final_lr_factor
+    if phase.cpu_seconds is not None and cpu0 is not None:
+        budget = phase.cpu_seconds
+
+        def progress(s: int) -> float:
+            return min(max(s / n, (time.process_time() - cpu0) / budget), 1.0)
+    else:
+
+        def progress(s: int) -> float:
+            return min(s, n) / n
     if phase.schedule == "cosine":
-        return lambda s: f + (1 - f) * 0.5 * (1 + math.cos(math.pi * min(s, n) / n))
+        return lambda s: f + (1 - f) * 0.5 * (1 + math.cos(math.pi * progress(s)))
     if phase.schedule == "exponential":
-        return lambda s: f ** (min(s, n) / n)
+        return lambda s: f ** progress(s)
     return lambda s: 1.0
 
 
@@ -109,8 +125,9 @@ def adam_phase(run: Any, index: int, phase: Adam, offset: int, local0: int) -> t
     """Adam steps ``offset + local0 + 1 .. offset + phase.steps`` (fewer when ``phase.cpu_seconds`` runs out);
     returns the last step's loss terms and that step."""
     cfg = run.cfg
+    c0 = time.process_time()
     run.opt = torch.optim.Adam(run.params, lr=phase.lr)
-    run.sched = torch.optim.lr_scheduler.LambdaLR(run.opt, lr_lambda(phase))
+    run.sched = torch.optim.lr_scheduler.LambdaLR(run.opt, lr_lambda(phase, c0))
     if local0 and run.state is not None and run.state.get("phase") == index and "optimizer" in run.state:
         run.opt.load_state_dict(run.state["optimizer"])
         run.sched.load_state_dict(run.state["scheduler"])
@@ -125,7 +142,7 @@ def adam_phase(run: Any, index: int, phase: Adam, offset: int, local0: int) -> t
     bar = progress(range(offset + local0 + 1, end + 1), desc="adam", disable=not cfg.progress, initial=local0,
                    total=phase.steps)
     last: dict[str, float] = {}
-    first, done, c0 = offset + local0 + 1, end, time.process_time()
+    first, done = offset + local0 + 1, end
     for step in bar:
         if phase.cpu_seconds is not None and step > first and time.process_time() - c0 >= phase.cpu_seconds:
             done = step - 1  # the budget is spent: this step is not taken

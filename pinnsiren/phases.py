@@ -79,7 +79,9 @@ class Adam:
     cpu_seconds : float or None
         Stop the phase before the first step that starts after its steps
         have used this much process time (``None``: all ``steps``). The
-        schedule still runs over ``steps``; the run reports the steps done.
+        schedule's progress is then the larger of the steps' fraction and
+        the budget's, so a run the budget stops ends at the decayed rate;
+        the run reports the steps done.
     """
 
     steps: int = 1000

@@ -123,3 +123,24 @@ def test_an_adam_phase_stops_when_its_cpu_seconds_are_spent():
     assert cut.history["step"][-1] == cut.steps_done  # the last step taken is logged
     with pytest.raises(ValueError, match="cpu_seconds"):
         Adam(cpu_seconds=0.0)
+
+
+def test_a_budgeted_schedule_decays_with_the_cpu_seconds_spent(monkeypatch):
+    """With ``cpu_seconds`` the schedule's progress is the larger of the steps' and the budget's fractions:
+    half the budget spent at step 10 of 1000 puts the cosine at its middle, a spent budget at its end."""
+    from pinnsiren import phase_runs
+
+    clock = [100.0]
+    monkeypatch.setattr(phase_runs.time, "process_time", lambda: clock[0])
+    phase = Adam(1000, lr=1e-3, schedule="cosine", final_lr_factor=0.01, cpu_seconds=50.0)
+    lam = phase_runs.lr_lambda(phase, 100.0)
+    assert lam(0) == pytest.approx(1.0)
+    clock[0] = 125.0
+    assert lam(10) == pytest.approx(0.01 + 0.99 * 0.5)
+    assert lam(900) == pytest.approx(0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * 0.9)))  # the steps lead
+    clock[0] = 160.0
+    assert lam(10) == pytest.approx(0.01)
+    steps_only = phase_runs.lr_lambda(phase)  # no start time: the steps alone
+    assert steps_only(500) == pytest.approx(0.01 + 0.99 * 0.5)
+    exp = phase_runs.lr_lambda(Adam(1000, schedule="exponential", final_lr_factor=0.01, cpu_seconds=50.0), 135.0)
+    assert exp(0) == pytest.approx(0.01 ** 0.5)

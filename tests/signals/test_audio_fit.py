@@ -40,7 +40,7 @@ def test_time_grid_spans_minus_one_to_one():
 
 def test_siren_fits_tone_mix_far_better_than_relu():
     w, _ = _tones()
-    res = {a: fit_audio(w, AudioFitConfig(arch=a, steps=200, lr=1e-4, hidden=64,
+    res = {a: fit_audio(w, AudioFitConfig.paper(arch=a, steps=200, lr=1e-4, hidden=64,
                                           layers=2, first_omega_0=3000.0), show_progress=False)
            for a in ("siren", "relu")}
     # relu cannot follow a 440 Hz tone (MSE near the signal power ~0.2)

@@ -82,16 +82,16 @@ def test_bad_input_is_refused():
     with pytest.raises(TypeError, match="losses"):
         LeastSquaresValues(object(), model)
     for bad in (dict(ls_every=-1), dict(ls_precision="float16"), dict(cpu_budget=0.0), dict(batch=0),
-                dict(ls_ridge=-1.0)):
+                dict(ls_ridge=-1.0), dict(first_omega_0=0.0)):
         with pytest.raises(ValueError):
-            AudioFitConfig(**bad)
+            AudioFitConfig.paper(**bad)
 
 
 def test_hybrid_beats_plain_adam_at_the_same_steps():
     w = _tones(2000)
     base = dict(hidden=32, layers=2, steps=100, lr=1e-4)
-    plain = fit_audio(w, AudioFitConfig(**base), show_progress=False)
-    hybrid = fit_audio(w, AudioFitConfig(**base, ls_every=20), show_progress=False)
+    plain = fit_audio(w, AudioFitConfig.paper(**base), show_progress=False)
+    hybrid = fit_audio(w, AudioFitConfig.paper(**base, ls_every=20), show_progress=False)
     assert plain["steps_done"] == hybrid["steps_done"] == 100
     # measured: plain 0.114, hybrid 0.023 (the signal's power is 0.225)
     assert plain["mse"] > 0.05
@@ -103,7 +103,7 @@ def test_hybrid_beats_plain_adam_at_the_same_steps():
     assert h["ls_mse"][-1] == pytest.approx(hybrid["mse"], rel=1e-3)
     assert hybrid["mse"] == pytest.approx(float(np.mean((hybrid["prediction"] - w) ** 2)))
     # a float32 solve lands on nearly the same optimum here
-    f32 = fit_audio(w, AudioFitConfig(**base, ls_every=20, ls_precision="float32"), show_progress=False)
+    f32 = fit_audio(w, AudioFitConfig.paper(**base, ls_every=20, ls_precision="float32"), show_progress=False)
     assert f32["mse"] == pytest.approx(hybrid["mse"], rel=0.05)
 
 
@@ -111,8 +111,8 @@ def test_the_output_solve_serves_the_relu_baselines_too():
     w = _tones(1000)
     for arch in ("relu", "relu-pe"):
         base = dict(arch=arch, hidden=32, layers=2, steps=30, lr=1e-4)
-        plain = fit_audio(w, AudioFitConfig(**base), show_progress=False)
-        hybrid = fit_audio(w, AudioFitConfig(**base, ls_every=10), show_progress=False)
+        plain = fit_audio(w, AudioFitConfig.paper(**base), show_progress=False)
+        hybrid = fit_audio(w, AudioFitConfig.paper(**base, ls_every=10), show_progress=False)
         assert hybrid["mse"] < plain["mse"]
         assert hybrid["mse"] == pytest.approx(hybrid["history"]["ls_mse"][-1], rel=1e-3)
 
@@ -120,10 +120,10 @@ def test_the_output_solve_serves_the_relu_baselines_too():
 def test_cpu_budget_stops_and_a_huge_one_changes_nothing():
     w = _tones(600)
     base = dict(hidden=16, layers=1, steps=40, lr=1e-4, batch=64)
-    plain = fit_audio(w, AudioFitConfig(**base), show_progress=False)
-    same = fit_audio(w, AudioFitConfig(**base, cpu_budget=1e9), show_progress=False)
+    plain = fit_audio(w, AudioFitConfig.paper(**base), show_progress=False)
+    same = fit_audio(w, AudioFitConfig.paper(**base, cpu_budget=1e9), show_progress=False)
     np.testing.assert_array_equal(plain["prediction"], same["prediction"])  # the same trainer, bit for bit
-    stopped = fit_audio(w, AudioFitConfig(**{**base, "steps": 10**9}, ls_every=50, cpu_budget=0.3),
+    stopped = fit_audio(w, AudioFitConfig.paper(**{**base, "steps": 10**9}, ls_every=50, cpu_budget=0.3),
                         show_progress=False)
     assert 1 <= stopped["steps_done"] < 10**9
     assert stopped["history"]["ls_step"][-1] == stopped["steps_done"]  # solved again after the last step
@@ -148,8 +148,8 @@ def test_cli_takes_the_hybrid_flags(tmp_path):
 def test_no_freeze_leaves_the_output_layer_to_adam_between_solves():
     w = _tones(800)
     base = dict(hidden=16, layers=1, steps=30, lr=1e-3, ls_every=10)
-    frozen = fit_audio(w, AudioFitConfig(**base), show_progress=False)
-    free = fit_audio(w, AudioFitConfig(**base, ls_freeze=False), show_progress=False)
+    frozen = fit_audio(w, AudioFitConfig.paper(**base), show_progress=False)
+    free = fit_audio(w, AudioFitConfig.paper(**base, ls_freeze=False), show_progress=False)
     hf, hg = frozen["history"], free["history"]
     assert not frozen["model"].layers[-1].weight.requires_grad
     assert free["model"].layers[-1].weight.requires_grad
