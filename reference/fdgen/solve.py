@@ -232,6 +232,8 @@ def solve_spec(
     c0 = _time.process_time()
     system = System(spec, shape, order, conservative)
     stats: dict[str, Any] = {"unknowns": system.n_slots * system.N, "order": order, "linear": system.linear}
+    if system.face_equations:
+        stats["face_equations"] = "; ".join(system.face_equations)
     if spec.time is None:
         U, more = _steady(system, method, guess, tol, max_iter, stats, c0)
         stats.update(more)
@@ -274,25 +276,54 @@ def _steady(system: System, method, guess, tol, max_iter, stats, c0):
         J = lambda U: sp.vstack([system.pde_jacobian(U), system.bc_jacobian(U)]).tocsr()  # noqa: E731
         stats["assemble_s"] = _time.process_time() - c0
         c1 = _time.process_time()
-        U, more = _newton(F, J, U0, method, tol, max_iter, system.linear)
+        U, more = _newton(F, J, U0, method, tol, max_iter, system.linear, slots=np.arange(n) // system.N)
     more["solve_s"] = _time.process_time() - c1
     _zero_mean(system, U, more)
     return U, more
 
 
 def _zero_mean(system: System, U: np.ndarray, more: dict) -> None:
-    """A field fixed only up to a constant (pure Neumann / periodic) gets zero mean over its grid nodes;
-    the stats say so (``null_space``)."""
-    names = []
+    """A field fixed only up to a constant (pure Neumann / periodic, or a pressure) gets the level its gauge
+    declares (``Gauge``: its value at one point, interpolated on the grid), else zero mean over its grid
+    nodes; the stats say which (``null_space``, ``gauges``)."""
+    spec = system.spec
+    gauges = {g.field: g for g in getattr(spec, "gauges", [])}
+    names, used = [], []
     for k in more.pop("null_slots", []):
         block = U[k * system.N:(k + 1) * system.N]
         ok = np.isfinite(block)
+        name = system.slot_names[k]
+        if name in gauges and k < len(spec.fields):
+            g = gauges.pop(name)
+            block -= _at_point(system, block, g.point) - g.value
+            used.append(f"{name} = {g.value:g} at {g.point} ({g.name!r})")
+            continue
         block[ok] -= block[ok].mean()
-        field = k if k < len(system.spec.fields) else system.second[k - len(system.spec.fields)]
-        names.append(system.spec.field_name(field) if k < len(system.spec.fields) else f"slot {k}")
+        names.append(name if k < len(spec.fields) else f"slot {k}")
     if names:
         more["null_space"] = (f"{', '.join(names)}: determined only up to an additive constant (no condition "
                               "fixes its level); the constant is chosen so its mean over the grid nodes is 0")
+    if used:
+        more["gauges"] = "the level of " + "; ".join(used)
+    if gauges:
+        more["gauges_unused"] = (f"{', '.join(g.name for g in gauges.values())}: the field's level is fixed by its "
+                                 "other conditions on the grid; the one-point gauge was not imposed")
+
+
+def _at_point(system: System, block: np.ndarray, point: tuple) -> Any:
+    """The grid values ``block`` (one slot) at ``point`` (space coordinates), multilinear between nodes."""
+    from scipy.interpolate import RegularGridInterpolator
+
+    lay = system.layout
+    if len(point) != len(lay.lines):
+        raise SpecError(f"a gauge point has {len(point)} coordinates; the grid has {len(lay.lines)} space axes")
+    v = block.reshape(lay.shape)
+    lines = [ln if not per else np.append(ln, ln[-1] + h) for ln, per, h in zip(lay.lines, lay.periodic, lay.h)]
+    for a, per in enumerate(lay.periodic):
+        if per:
+            v = np.concatenate([v, np.take(v, [0], axis=a)], axis=a)
+    f = RegularGridInterpolator(lines, v, method="linear", bounds_error=False, fill_value=None)
+    return f(np.asarray(point, dtype=float)[None])[0]
 
 
 def _march(system: System, times, integrator, rtol, atol, steps, method, tol, max_iter, stats, c0):

@@ -15,9 +15,10 @@ import dataclasses
 import numbers
 from typing import Any, Mapping, Sequence
 
+import numpy as np
 import sympy
 
-__all__ = ["SpecError", "Spec", "Condition", "TorchOnly", "from_problem", "from_sympy", "face_normals", "periodic_pairs"]
+__all__ = ["SpecError", "Spec", "Condition", "Gauge", "gauge_of", "TorchOnly", "from_problem", "from_sympy", "face_normals", "periodic_pairs"]
 
 
 class SpecError(ValueError):
@@ -38,6 +39,39 @@ class Condition:
     expr: sympy.Expr
     face: tuple[int, int]
     name: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Gauge:
+    """``field = value`` at one point (a ``PointSet`` constraint of one point on one field's value)."""
+
+    field: str
+    point: tuple
+    value: float
+    name: str
+
+
+def gauge_of(name: str, c: Any, fields: Sequence[Any]) -> Gauge | None:
+    """The gauge a constraint declares (one point of a ``PointSet``, one field's value minus a constant),
+    or None."""
+    if type(c.where).__name__ != "PointSet" or getattr(c.where, "data_names", ()):
+        return None
+    pts = np.asarray(c.where.points, dtype=float)
+    exprs = _exprs(c.expr)
+    if pts.shape[0] != 1 or len(exprs) != 1:
+        return None
+    e = sympy.sympify(exprs[0])
+    if e.atoms(sympy.Derivative):
+        return None
+    present = [f for f in fields if e.has(f)]
+    if len(present) != 1:
+        return None
+    f = present[0]
+    coef = sympy.diff(e, f)
+    rest = sympy.sympify(e.xreplace({f: sympy.S.Zero}))
+    if coef.free_symbols or rest.free_symbols or coef == 0 or sympy.diff(coef, f) != 0:
+        return None
+    return Gauge(f.func.__name__, tuple(float(v) for v in pts[0]), float(-rest / coef), name)
 
 
 @dataclasses.dataclass
@@ -69,6 +103,9 @@ class Spec:
     time: int | None = None
     periodic: set = dataclasses.field(default_factory=set)
     values: dict = dataclasses.field(default_factory=dict)
+    gauges: list = dataclasses.field(default_factory=list)
+    """``Gauge`` entries: a field's value at one point, which fixes the additive constant of a field the
+    grid rows determine only up to one (a pressure); applied after the solve."""
 
     @property
     def space_axes(self) -> list[int]:
@@ -179,10 +216,14 @@ def from_problem(
     items = _constraint_items(problem.constraints, skip)
     known = {_name(k) for k in (values or {})}
     fields = [f for f in fields if f.func.__name__ not in known]  # given values: held known
+    gauges = [g for g in (gauge_of(name, c, fields) for name, c in items) if g is not None]
+    items = [(name, c) for name, c in items if name not in {g.name for g in gauges}]
     t_idx = _infer_time_index(coords, time, items)
     from .composed import from_problem_composed, is_composed  # regions that are not boxes: cut stencils
 
     if is_composed(items):
+        if gauges:
+            raise SpecError(f"constraint {gauges[0].name!r}: a one-point gauge is taken on box domains only")
         return from_problem_composed(problem, fields, coords, items, t_idx, periodic, values, bounds)
     pairs = [(name, c) for name, c in items if getattr(c, "pair", None) is not None]
     items = [(name, c) for name, c in items if getattr(c, "pair", None) is None]
@@ -190,7 +231,11 @@ def from_problem(
     initial = _initial_conditions(init, box, len(coords), t_idx)
     vals = _problem_values(problem, values)
     axes = _axes(coords, periodic) | periodic_pairs(pairs, box, coords)
-    return _finish(fields, coords, box, eqs, conds, initial, t_idx, axes, vals)
+    spec = _finish(fields, coords, box, eqs, conds, initial, t_idx, axes, vals)
+    if gauges and t_idx is not None:
+        raise SpecError(f"constraint {gauges[0].name!r}: a one-point gauge is taken on steady problems only")
+    spec.gauges = gauges
+    return spec
 
 
 def _constraint_items(cons: Any, skip: Sequence[str]) -> list[tuple[str, Any]]:

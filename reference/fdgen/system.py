@@ -9,6 +9,12 @@ block the grid flattened in C order.
 Boundary nodes carry the boundary conditions: a node on several faces
 (edge, corner) takes, for each field, the condition with no derivatives
 (Dirichlet) if one of its faces has one, else the first face's condition.
+In a steady problem a field with no condition on a face whose equations hold
+only its first derivative normal to that face (a pressure, which they fix
+through its gradient) takes there the first equation that holds it, with
+one-sided stencils: for incompressible flow, the normal momentum equation on
+the wall, the usual pressure boundary condition. A field with a second normal
+derivative still needs a declared condition.
 When every boundary row is linear in the unknowns it is eliminated,
 ``U_b = P U_i + q(t)``, leaving equations for the inside nodes only (this is
 how Dirichlet data reach a symmetric interior matrix, and how a
@@ -28,6 +34,13 @@ from .discrete import GridResidual, Layout, symbolise
 from .spec import Spec, SpecError
 
 __all__ = ["System"]
+
+
+class _FaceEquation:
+    """A steady equation used as a field's condition on a face that declares none (named for messages)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
 
 
 class System:
@@ -65,6 +78,9 @@ class System:
         N = lay.N
         nf = len(spec.fields)
         sym = self._slots(spec, "box")
+        self._sym = sym
+        self._face_pde: dict[tuple[int, int, int], Any] = {}
+        self.face_equations: list[str] = []  # which steady equation stands in for a missing face condition
         self.inner = np.flatnonzero(~lay.boundary)
         self.bnodes = np.flatnonzero(lay.boundary)
         self.N = N
@@ -176,6 +192,8 @@ class System:
                 faces = [f for f, m in lay.faces.items() if m[node]]
                 cands = [face_conds[(f[0], f[1], slot)][0] for f in faces if (f[0], f[1], slot) in face_conds]
                 if not cands:
+                    cands = [c for c in (self._pde_on_face(f, slot) for f in faces) if c is not None][:1]
+                if not cands:
                     f = faces[0]
                     raise SpecError(
                         f"face {self._face(f)} has no boundary condition for {self.slot_names[slot]}; add a constraint "
@@ -189,6 +207,28 @@ class System:
             for j, nodes in chosen.items():
                 c, se, keys, funcs = conds[j]
                 self.bc.append((slot, self._residual(se, keys, funcs, np.array(nodes), f"constraint {c.name!r}")))
+
+    def _pde_on_face(self, face: tuple[int, int], slot: int) -> Any:
+        """The steady equation imposed on ``face`` for a field with no condition there: the first that holds
+        the field's derivative normal to the face (None in a time problem, or when no equation does)."""
+        spec = self.spec
+        if spec.time is not None or slot >= len(spec.fields) or face[0] not in spec.space_axes:
+            return None
+        key = (face[0], face[1], slot)
+        if key not in self._face_pde:
+            alpha = tuple(int(a == face[0]) for a in spec.space_axes)
+            self._face_pde[key] = None
+            second = tuple(2 * a for a in alpha)
+            if any(keys.get((slot, 0, second)) in se.free_symbols for se, keys, _ in self._sym):
+                return None  # a field with a second normal derivative needs a declared condition
+            for (name, _), (se, keys, funcs) in zip(spec.equations, self._sym):
+                s = keys.get((slot, 0, alpha))
+                if s is not None and s in se.free_symbols:
+                    self._face_pde[key] = (_FaceEquation(f"{name} (on the face, for {self.slot_names[slot]})"),
+                                           se, keys, funcs)
+                    self.face_equations.append(f"{self.slot_names[slot]} on {self._face(face)}: {name}")
+                    break
+        return self._face_pde[key]
 
     def _face(self, f) -> str:
         return f"({self.spec.coords[f[0]]}, {'lo' if f[1] == 0 else 'hi'})"
