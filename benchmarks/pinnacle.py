@@ -55,6 +55,7 @@ import numpy as np  # noqa: E402
 import sympy  # noqa: E402
 import torch  # noqa: E402
 
+from pinnsiren import verify  # noqa: E402
 from pinnsiren import (  # noqa: E402
     Ball, Box, Constraint, ExactDirichlet, Field, PointSet, Problem, Siren, SpaceTime, impose_exactly)
 from pinnsiren.adf import transfinite  # noqa: E402
@@ -343,6 +344,48 @@ def _case_evaluator(case: Case, P: torch.Tensor, ref: np.ndarray, exact_vals: np
     return evaluate
 
 
+def _check_summary(v: dict | None) -> dict | None:
+    """The grid check's verdict in the JSON: per field network-vs-grid rel. L2, the grid's own change, limit."""
+    if v is None:
+        return None
+    if not v["available"]:
+        return {"available": False, "reason": v["reason"]}
+    return {"available": True, "grid": v["grid"], "disagree": v["disagree"], "cpu_seconds": round(v["cpu_seconds"], 1),
+            "fields": {k: {"rel_l2": round(r["rel_l2"], 5), "grid_self": round(v["grid_self"].get(k) or 0.0, 5),
+                           "limit": round(r["limit"], 4)} for k, r in v["table"].items()}}
+
+
+def grid_vs_reference(case: Case, args) -> dict:
+    """No training: the grid check's own solution against the reference, per field, with the limit the check
+    would apply. A network within d of the reference is flagged only if it is more than limit - (grid vs
+    reference) off the grid, so this row says how far a trained network may be from the reference before
+    the grid alarm can fire, and whether the grid solver reaches the reference at all."""
+    from reference import fdgen  # noqa: PLC0415 (only this mode solves on the grid here)
+    from solvers.pde.verify_grid import _nested_change, default_grid  # noqa: PLC0415
+
+    problem, model = _case_model(case, args)
+    problem = getattr(model, "declared", problem)  # with the conditions the exact transform took over
+    pts, ref = case.reference
+    ref = ref.reshape(len(pts), -1)
+    n = default_grid(problem)
+    c0 = time.process_time()
+    try:
+        fine, coarse = fdgen.solve(problem, n), fdgen.solve(problem, (n + 1) // 2)
+    except (ValueError, RuntimeError) as e:  # what the grid check would report as unavailable
+        return {"grid": n, "available": False, "reason": f"{type(e).__name__}: {e}",
+                "cpu_seconds": round(time.process_time() - c0, 1)}
+    out = {"grid": n, "cpu_seconds": round(time.process_time() - c0, 1), "fields": {}}
+    for j, name in enumerate(fine.fields):
+        got = fine[name].sample(pts)
+        ok = np.isfinite(got)
+        err = float(np.linalg.norm(got[ok] - ref[ok, j]) / np.linalg.norm(ref[ok, j]))
+        own = _nested_change(fine[name], coarse[name]) or 0.0
+        out["fields"][name] = {"grid_vs_reference": round(err, 5), "grid_self": round(own, 5),
+                               "limit": round(max(verify.TOLERANCE, verify.MARGIN * own), 4),
+                               "points_outside_grid": int((~ok).sum())}
+    return out
+
+
 def run_case(case: Case, args) -> dict:
     torch.manual_seed(args.seed)
     problem, model = _case_model(case, args)
@@ -355,8 +398,9 @@ def run_case(case: Case, args) -> dict:
     c0 = time.process_time()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        res = train(problem, model, cfg, evaluate=evaluate)
-    cpu = time.process_time() - c0
+        res = train(problem, model, cfg, evaluate=evaluate, verify="grid" if args.verify else None)
+    v = res.verification
+    cpu = time.process_time() - c0 - (v["cpu_seconds"] if v else 0.0)  # training alone
     return {
         "rel_l2": res.history["rel_l2"][-1],
         "rel_l2_curve": dict(zip(res.history["eval_step"], res.history["rel_l2"])),
@@ -373,6 +417,7 @@ def run_case(case: Case, args) -> dict:
         "published": PUBLISHED.get(case.name),
         "report": res.report,
         "alarms": [a["message"] for a in res.alarms],
+        "grid_check": _check_summary(v),
         "warnings": [str(w.message) for w in caught if "alarm" not in str(w.message)][:5],
         "final_weights": {k[7:]: v[-1] for k, v in res.history.items() if k.startswith("weight.")},
         "loss_terms": sorted(problem.constraints),
@@ -409,12 +454,17 @@ def main(argv=None) -> int:
     ap.add_argument("--uniform-draws", action="store_true",
                     help="sample the L-BFGS draws uniformly (the recommended set samples them by RAD)")
     ap.add_argument("--first-omega-0", type=float, default=None, help="override first_omega_0 (exploration)")
+    ap.add_argument("--grid-vs-reference", action="store_true",
+                    help="no training: the grid check's solution against the reference data, with its limit")
+    ap.add_argument("--no-verify", dest="verify", action="store_false",
+                    help="skip the grid check after training (by default the declared problem is solved by "
+                         "reference.fdgen and a field off the grid solution raises the grid alarm)")
     ap.add_argument("--output-scale", type=float, default=None,
                     help="multiply the normalised network's output by this factor (exploration)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.quick:
-        args.steps, args.points = 20, 128
+        args.steps, args.points, args.verify = 20, 128, False
     data = Path(args.data)
     results, skipped = {}, {}
     for name in args.cases.split(","):
@@ -424,6 +474,10 @@ def main(argv=None) -> int:
         if case.reference is None and not name.startswith("Helmholtz") and not args.quick:
             skipped[name] = f"reference data not found under {data} (see shared/data/pinnacle/README.md)"
             print(f"skipping {name}: {skipped[name]}", file=sys.stderr)
+            continue
+        if args.grid_vs_reference:
+            results[name] = grid_vs_reference(case, args)
+            print(f"{name}: {results[name]}", file=sys.stderr, flush=True)
             continue
         results[name] = run_case(case, args)
         print(f"{name}: rel L2 {results[name]['rel_l2']:.4g} in {results[name]['cpu_seconds']} CPU s",

@@ -22,6 +22,7 @@ rel. change between two grids}, ...}``.
 from __future__ import annotations
 
 from importlib import metadata
+import time
 from typing import Any, Callable
 
 __all__ = ["register", "get", "run", "TOLERANCE", "MARGIN"]
@@ -58,15 +59,18 @@ def run(verify: str | Callable[..., dict], problem: Any, model: Any) -> dict[str
     -------
     dict
         The verifier's output plus ``available`` (bool), ``reason`` (why not,
-        when unavailable) and ``disagree``: the fields whose difference from
+        when unavailable), ``cpu_seconds`` (the check's process time) and ``disagree``: the fields whose difference from
         the grid exceeds both :data:`TOLERANCE` and :data:`MARGIN` times the
         grid's own change.
     """
     fn = get(verify) if isinstance(verify, str) else verify
+    c0 = time.process_time()
     try:
         out = dict(fn(problem, model))
     except Exception as e:  # noqa: BLE001 - a problem the grid solver refuses is reported, not fatal
-        return {"available": False, "reason": f"{type(e).__name__}: {e}", "table": {}, "disagree": []}
+        return {"available": False, "reason": f"{type(e).__name__}: {e}", "table": {}, "disagree": [],
+                "cpu_seconds": time.process_time() - c0}
+    out["cpu_seconds"] = time.process_time() - c0
     selfd = out.get("grid_self") or {}
     bad = []
     for name, row in out.get("table", {}).items():

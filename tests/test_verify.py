@@ -9,7 +9,7 @@ import sympy
 import torch
 from torch import nn
 
-from pinnsiren import Box, Constraint, Field, PointSet, Problem, Siren, impose_exactly, verify
+from pinnsiren import Box, Constraint, Field, PointSet, Problem, Siren, SpaceTime, impose_exactly, verify
 from pinnsiren.compiler import compile_residual
 from pinnsiren.alarm import Alarm, TrainingAlarmWarning
 from pinnsiren.io import read_result, write_result
@@ -149,3 +149,39 @@ def test_the_cavity_as_it_trains_today_raises_the_grid_alarm():
     al = Alarm(prob, _Gridded(sol, "uvp", (1.0, 1.0, 1.0)), mode="warn", steps=1)
     with pytest.warns(TrainingAlarmWarning, match="differs from the grid solution"):
         al.verdict(off, 1)
+
+
+def test_the_default_grid_is_the_finest_the_unknowns_allow():
+    """257 for one field in one space dimension marched in time, 129 for a 2-D scalar or a three-field
+    flow, 65 for a 2-D problem marched in time."""
+    from solvers.pde.verify_grid import default_grid
+
+    t = sympy.Symbol("t")
+    w = Field("w", (x, t))
+    st = SpaceTime(Box([(0, 1)]), (0, 1), t_index=1)
+    heat1 = Problem([w], (x, t), [Constraint(w.diff(t) - w.diff(x, 2), Box([(0, 1), (0, 1)]), n=8, name="pde"),
+                                  Constraint(w - sympy.sin(pi * x), st.initial(), n=8, name="initial"),
+                                  Constraint(w, Box([(0, 1), (0, 1)]).boundary([(0, 0), (0, 1)]), n=8, name="ends")])
+    assert default_grid(heat1) == 257
+    assert default_grid(_helmholtz(16, sympy.sin(pi * x), [(-1, 1), (-1, 1)])) == 129
+    z = Field("z", (x, y, t))
+    st2 = SpaceTime(Box([(0, 1), (0, 1)]), (0, 1), t_index=2)
+    cube = Box([(0, 1), (0, 1), (0, 1)])
+    heat2 = Problem([z], (x, y, t), [Constraint(z.diff(t) - z.diff(x, 2) - z.diff(y, 2), cube, n=8, name="pde"),
+                                     Constraint(z, st2.initial(), n=8, name="initial"),
+                                     Constraint(z, cube.boundary([(0, 0), (0, 1), (1, 0), (1, 1)]), n=8, name="walls")])
+    assert default_grid(heat2) == 65
+
+
+def test_helmholtz_k4_as_it_trains_today_raises_the_grid_alarm():
+    """PINNacle-style Helmholtz2d, k = 4 (Delta u + 16 u = q on [-1, 1]^2, u = sin(pi x) sin(4 pi y)), ends at
+    rel. L2 0.386 with the recommended setup and no loss alarm (issue record). A field that far off in the
+    mode the run leaves out, sin(pi x) sin(3 pi y), is named by the grid check at its default 129 nodes; the
+    exact field passes."""
+    sol = sympy.sin(pi * x) * sympy.sin(4 * pi * y)
+    prob = _helmholtz(16, sol, [(-1, 1), (-1, 1)])
+    good = verify.run("grid", prob, _Closed(sol))
+    assert good["grid"] == 129 and good["disagree"] == []
+    off = sympy.sin(pi * x) * sympy.sin(3 * pi * y)
+    bad = verify.run("grid", prob, _Closed(sol + 0.386 * off))
+    assert bad["disagree"] == ["u"] and bad["table"]["u"]["rel_l2"] == pytest.approx(0.386, rel=0.05)
