@@ -22,7 +22,7 @@ from __future__ import annotations
 import argparse
 import time
 import warnings
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -331,6 +331,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seconds", type=float, default=None, help="keep only the first SECONDS of the clip")
     p.add_argument("--start", type=float, default=0.0, help="start of the kept part in seconds (default 0)")
     p.add_argument("--out", default="results/audio_fit", help="output folder")
+    p.add_argument("--recipe", choices=("cpu", "paper"), default="cpu",
+                   help="cpu (default): the measured CPU recipe the flags below default to; paper: the paper's "
+                        "(full batch, omega_0 3000, Adam 5e-5 constant, 2000 steps, no solve, no budget), with any "
+                        "flag given a value other than its default applied on top")
     add_flags(p, AudioFitConfig, skip=("arch",),
               extra_help={"first_omega_0": "(on time in [-1, 1])"},
               choices={"ls_precision": tuple(LS_PRECISIONS), "schedule": SCHEDULES})
@@ -339,5 +343,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     archs = [a.strip() for a in args.arch.split(",") if a.strip()]
     cfg = from_args(AudioFitConfig, args, arch="siren")  # run() sets arch per fit
+    if args.recipe == "paper":
+        cpu = AudioFitConfig(arch="siren")
+        cfg = AudioFitConfig.paper(**{f.name: getattr(cfg, f.name) for f in fields(AudioFitConfig)
+                                      if getattr(cfg, f.name) != getattr(cpu, f.name)})
     run(args.path, archs, args.out, seconds=args.seconds, start=args.start, cfg=cfg)
     return 0

@@ -85,3 +85,25 @@ def test_bach_clip_reads_when_present():
     w, rate = load_wav(DEFAULT_WAV, seconds=7.0)
     assert rate == 44100 and 300_000 < w.size <= 7 * 44100
     assert np.max(np.abs(w)) == pytest.approx(1.0)
+
+
+def test_the_paper_recipe_from_the_command_line(tmp_path, monkeypatch):
+    """``--recipe paper`` is AudioFitConfig.paper() with the flags that differ from the defaults on top."""
+    from solvers.signals import audio_fit
+
+    seen = {}
+    monkeypatch.setattr(audio_fit, "run", lambda *a, cfg=None, **k: seen.setdefault("cfg", cfg))
+    from pinnsiren.cli import main
+
+    w, rate = _tones(100)
+    wavfile.write(tmp_path / "x.wav", rate, w.astype(np.float32))
+    wav = str(tmp_path / "x.wav")
+    assert main(["fit", "audio", wav, "--recipe", "paper", "--steps", "7", "--out", str(tmp_path)]) == 0
+    cfg = seen["cfg"]
+    assert (cfg.batch, cfg.first_omega_0, cfg.lr, cfg.schedule, cfg.ls_every, cfg.cpu_budget, cfg.steps) == \
+        (None, 3000.0, 5e-5, "constant", 0, None, 7)
+    seen.clear()
+    assert main(["fit", "audio", wav, "--out", str(tmp_path)]) == 0
+    cfg = seen["cfg"]
+    assert (cfg.batch, cfg.first_omega_0, cfg.lr, cfg.schedule, cfg.ls_every, cfg.cpu_budget) == \
+        (4096, 6000.0, 1e-4, "cosine", 2000, 2640.0)
