@@ -10,8 +10,8 @@ after the solve). Examples::
     python benchmarks/audio_hybrid.py --seconds 7 --budget 600 --set batch=4096 --set ls_every=0  # plain Adam
     python benchmarks/audio_hybrid.py --wav ../shared/data/siren/gt_counting.wav --budget 600 --seeds 0,1,2
 
-``--set FIELD=VALUE`` sets any field of ``AudioFitConfig`` (``none`` for None); by default the fit's
-own defaults (``pinnsiren fit audio``).
+``--set FIELD=VALUE`` sets any field of ``AudioFitConfig`` (``none`` for None) on top of the fit's own
+defaults (``pinnsiren fit audio``), or of the paper's recipe with ``--paper``.
 """
 
 from __future__ import annotations
@@ -86,6 +86,8 @@ def main() -> None:
     p.add_argument("--seeds", default="0")
     p.add_argument("--budget", type=float, default=None, help="CPU seconds of each fit's steps (cpu_budget)")
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE")
+    p.add_argument("--paper", action="store_true",
+                   help="start from the paper's recipe (AudioFitConfig.paper()) instead of the defaults; --set on top")
     p.add_argument("--label", default="")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--quick", action="store_true", help="tiny run (smoke test, a synthetic tone mix)")
@@ -100,13 +102,14 @@ def main() -> None:
         settings.update(hidden=16, layers=1, steps=5, ls_every=2, batch=128)
     else:
         wave, _ = load_wav(a.wav, a.seconds, a.start)
-    out = dict(benchmark="audio_hybrid", label=a.label, wav="synthetic" if a.quick else a.wav, seconds=a.seconds,
+    out = dict(benchmark="audio_hybrid", label=a.label, paper=a.paper, wav="synthetic" if a.quick else a.wav, seconds=a.seconds,
                start=a.start, settings=settings, threads=a.threads, machine=platform.machine(),
                load_average=os.getloadavg()[0], results={})
     with threadpool_limits(a.threads):
         for arch in a.archs.split(","):
             for seed in [int(s) for s in a.seeds.split(",")]:
-                cfg = AudioFitConfig(**{**settings, "arch": arch, "seed": seed})
+                make = AudioFitConfig.paper if a.paper else AudioFitConfig
+                cfg = make(**{**settings, "arch": arch, "seed": seed})
                 key = f"{arch}/seed{seed}"
                 out["results"][key] = one_fit(wave, cfg)
                 print(json.dumps({key: {k: v for k, v in out["results"][key].items() if k != "curve"}}), flush=True)
