@@ -430,7 +430,7 @@ def run_case(case: Case, args) -> dict:
     }
 
 
-def main(argv=None) -> int:
+def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--cases", default="Burgers1d-C,Poisson2d-C,Poisson2d-CG")
     ap.add_argument("--steps", type=int, default=3000,
@@ -467,6 +467,11 @@ def main(argv=None) -> int:
                          "reference.fdgen and a field off the grid solution raises the grid alarm)")
     ap.add_argument("--output-scale", type=float, default=None,
                     help="multiply the normalised network's output by this factor (exploration)")
+    return ap
+
+
+def main(argv=None) -> int:
+    ap = _parser()
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.quick:

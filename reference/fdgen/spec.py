@@ -214,16 +214,13 @@ def from_problem(
     coords = tuple(problem.coords)
     fields = list(problem.fields)
     items = _constraint_items(problem.constraints, skip)
-    known = {_name(k) for k in (values or {})}
-    fields = [f for f in fields if f.func.__name__ not in known]  # given values: held known
-    gauges = [g for g in (gauge_of(name, c, fields) for name, c in items) if g is not None]
-    items = [(name, c) for name, c in items if name not in {g.name for g in gauges}]
+    fields = [f for f in fields if f.func.__name__ not in {_name(k) for k in (values or {})}]  # given: held known
+    items, gauges = _split_gauges(items, fields)
     t_idx = _infer_time_index(coords, time, items)
     from .composed import from_problem_composed, is_composed  # regions that are not boxes: cut stencils
 
     if is_composed(items):
-        if gauges:
-            raise SpecError(f"constraint {gauges[0].name!r}: a one-point gauge is taken on box domains only")
+        _refuse_gauges(gauges, "on box domains")
         return from_problem_composed(problem, fields, coords, items, t_idx, periodic, values, bounds)
     pairs = [(name, c) for name, c in items if getattr(c, "pair", None) is not None]
     items = [(name, c) for name, c in items if getattr(c, "pair", None) is None]
@@ -231,11 +228,26 @@ def from_problem(
     initial = _initial_conditions(init, box, len(coords), t_idx)
     vals = _problem_values(problem, values)
     axes = _axes(coords, periodic) | periodic_pairs(pairs, box, coords)
-    spec = _finish(fields, coords, box, eqs, conds, initial, t_idx, axes, vals)
-    if gauges and t_idx is not None:
-        raise SpecError(f"constraint {gauges[0].name!r}: a one-point gauge is taken on steady problems only")
+    return _with_gauges(_finish(fields, coords, box, eqs, conds, initial, t_idx, axes, vals), gauges)
+
+
+def _refuse_gauges(gauges: list, where: str) -> None:
+    if gauges:
+        raise SpecError(f"constraint {gauges[0].name!r}: a one-point gauge is taken {where} only")
+
+
+def _with_gauges(spec: Spec, gauges: list) -> Spec:
+    if spec.time is not None:
+        _refuse_gauges(gauges, "on steady problems")
     spec.gauges = gauges
     return spec
+
+
+def _split_gauges(items: list[tuple[str, Any]], fields: Sequence[Any]) -> tuple[list, list]:
+    """The constraints that are not one-point gauges, and the gauges (see :func:`gauge_of`)."""
+    gauges = [g for g in (gauge_of(name, c, fields) for name, c in items) if g is not None]
+    names = {g.name for g in gauges}
+    return [(name, c) for name, c in items if name not in names], gauges
 
 
 def _constraint_items(cons: Any, skip: Sequence[str]) -> list[tuple[str, Any]]:
