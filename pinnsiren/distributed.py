@@ -247,6 +247,19 @@ class DataParallel:
         avg = {k: vals[i].to(terms[k].dtype) for i, k in enumerate(names)}
         return avg, vals[-1].to(loss.dtype)
 
+    def agree(self, value: float, op: str = "mean") -> float:
+        """One number every rank agrees on: the ranks' ``mean`` or ``max`` of ``value`` (a plain run: ``value``).
+
+        For decisions that must not differ between ranks although their
+        inputs do (a CPU budget spent, a fresh sample's loss).
+        """
+        if not self.active:
+            return float(value)
+        t = torch.tensor([float(value)], dtype=torch.float64, device=self.device)
+        torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX if op == "max" else
+                                     torch.distributed.ReduceOp.SUM)
+        return float(t) / (1 if op == "max" else self.world_size)
+
     # -- checkpoints ---------------------------------------------------------
     def checkpoint_extras(self, gen: torch.Generator) -> dict[str, Any]:
         """Every rank's sampler state (a collective; rank 0 stores it). Empty in a plain run."""

@@ -70,21 +70,25 @@ def run_phases(run: Any) -> tuple[int, dict[str, float]]:
     return done, last
 
 
-def lr_lambda(phase: Adam, cpu0: float | None = None) -> Callable[[int], float]:
+def lr_lambda(phase: Adam, cpu0: float | None = None,
+              spent: Callable[[], float] | None = None) -> Callable[[int], float]:
     """The phase's learning-rate factor at local step ``s`` (0 .. steps).
 
     The schedule's progress is ``s / steps``; with ``phase.cpu_seconds`` and the
-    phase's start ``cpu0`` (process time) it is the larger of that and the
-    fraction of the CPU budget spent, so a run the budget stops still ends at
-    the decayed rate (a schedule tied to the budget, Li, Yumer & Ramanan 2020,
-    "Budgeted training").
+    phase's start ``cpu0`` (process time), or a ``spent()`` that returns the CPU
+    seconds spent so far, it is the larger of that and the fraction of the CPU
+    budget spent, so a run the budget stops still ends at the decayed rate (a
+    schedule tied to the budget, Li, Yumer & Ramanan 2020, "Budgeted training").
     """
     n, f = max(phase.steps, 1), phase.final_lr_factor
-    if phase.cpu_seconds is not None and cpu0 is not None:
+    if spent is None and cpu0 is not None:
+        def spent() -> float:
+            return time.process_time() - cpu0
+    if phase.cpu_seconds is not None and spent is not None:
         budget = phase.cpu_seconds
 
         def progress(s: int) -> float:
-            return min(max(s / n, (time.process_time() - cpu0) / budget), 1.0)
+            return min(max(s / n, spent() / budget), 1.0)
     else:
 
         def progress(s: int) -> float:
@@ -121,13 +125,28 @@ def _refresh(run: Any, adaptive: dict[str, AdaptiveRegion], step: int) -> None:
                        ref.dtype, ref.device)
 
 
+class _Spent:
+    """CPU seconds since the phase began, read once per step; distributed, the ranks' largest, so every rank
+    takes the same learning rates and stops at the same step."""
+
+    def __init__(self, dp: Any) -> None:
+        self.dp, self.c0, self.value = dp, time.process_time(), 0.0
+
+    def tick(self) -> float:
+        self.value = self.dp.agree(time.process_time() - self.c0, "max")
+        return self.value
+
+    def read(self) -> float:
+        return self.value
+
+
 def adam_phase(run: Any, index: int, phase: Adam, offset: int, local0: int) -> tuple[dict[str, float], int]:
     """Adam steps ``offset + local0 + 1 .. offset + phase.steps`` (fewer when ``phase.cpu_seconds`` runs out);
     returns the last step's loss terms and that step."""
     cfg = run.cfg
-    c0 = time.process_time()
+    clock = _Spent(run.dp) if phase.cpu_seconds is not None else None
     run.opt = torch.optim.Adam(run.params, lr=phase.lr)
-    run.sched = torch.optim.lr_scheduler.LambdaLR(run.opt, lr_lambda(phase, c0))
+    run.sched = torch.optim.lr_scheduler.LambdaLR(run.opt, lr_lambda(phase, spent=clock.read if clock else None))
     if local0 and run.state is not None and run.state.get("phase") == index and "optimizer" in run.state:
         run.opt.load_state_dict(run.state["optimizer"])
         run.sched.load_state_dict(run.state["scheduler"])
@@ -144,7 +163,7 @@ def adam_phase(run: Any, index: int, phase: Adam, offset: int, local0: int) -> t
     last: dict[str, float] = {}
     first, done = offset + local0 + 1, end
     for step in bar:
-        if phase.cpu_seconds is not None and step > first and time.process_time() - c0 >= phase.cpu_seconds:
+        if clock is not None and clock.tick() >= phase.cpu_seconds and step > first:
             done = step - 1  # the budget is spent: this step is not taken
             if done % cfg.log_every:
                 run.log(done, last_loss, last, run.opt.param_groups[0]["lr"])
@@ -204,35 +223,73 @@ def _causal_terms(point_losses: dict, ti: int, causal: Causal, history: dict | N
     return terms
 
 
+class _DrawSize:
+    """Samples per L-BFGS draw: ``phase.batches``, doubled (up to ``phase.max_batches``) after a draw whose end
+    point's loss on a fresh uniform sample of the same size is above ``phase.gap`` times its best loss there.
+
+    The fresh samples come from their own generator, so a run whose draws never grow draws exactly the points
+    it drew without the test. ``log`` keeps, per tested draw, ``(draw, fresh / fitted, batches after)``.
+    """
+
+    def __init__(self, run: Any, phase: LBFGS) -> None:
+        self.run, self.phase, self.batches = run, phase, phase.batches
+        self.best, self.log = math.inf, []
+        self.gen = torch.Generator()
+        self.gen.manual_seed(1000003 + 7919 * int(run.cfg.seed))
+
+    def seen(self, loss: float) -> None:
+        self.best = min(self.best, loss)
+
+    def next_draw(self, d: int, step: int) -> None:
+        """Before draw ``d``: test the previous draw's end point (the current parameters) and grow if due."""
+        cap, best, self.best = self.phase.max_batches, self.best, math.inf
+        if cap is None or d == 0 or self.batches >= cap or not 0 < best < math.inf:
+            return
+        with torch.enable_grad():
+            parts = [self.run.problem.losses(self.run.model, step, self.gen) for _ in range(self.batches)]
+            terms = {k: sum(p[k] for p in parts) / len(parts) for k in parts[0]}
+            fresh = float(self.run.balancer.combine(terms).detach())
+        ratio = self.run.dp.agree(fresh) / best  # distributed: one decision, so every rank's draws keep one size
+        if ratio > self.phase.gap:
+            self.batches = min(2 * self.batches, cap)
+        self.log.append([float(d), ratio, float(self.batches)])
+
+
 def lbfgs_run(run: Any, phase: LBFGS, offset: int) -> tuple[int, dict[str, float]]:
     """An L-BFGS phase; history steps continue from ``offset``, one per evaluation. Returns (evaluations, terms).
 
     With a sampler each draw but the last starts by refreshing the RAD pools at
     the current parameters; the last draw is uniform (the final point is
-    chosen, and the alarm compares, on unbiased losses).
+    chosen, and the alarm compares, on unbiased losses). With
+    ``phase.max_batches`` the draws grow while they do not generalise
+    (:class:`_DrawSize`).
     """
     problem, adaptive = sampled_problem(run.problem, phase.sampler)
     dtypes = [p.dtype for p in run.params]
     if phase.float64:
         for p in run.params:
             p.data = p.data.double()
-    draws: dict[int, torch.Tensor] = {}  # draw -> sampler state; draw d+1 continues the stream after draw d
+    draws: dict[int, tuple[torch.Tensor, int]] = {}  # draw -> (sampler state, batches)
+    size = _DrawSize(run, phase)
 
     def start_draw(d: int, remaining: int) -> None:
+        size.next_draw(d, offset + phase.steps - remaining)
         if not phase.draw_every or remaining <= phase.draw_every:
             for region in adaptive.values():
                 region.clear()
         elif adaptive:
             _refresh(run, adaptive, offset + phase.steps - remaining)
-        draws[d] = run.gen.get_state()
+        draws[d] = (run.gen.get_state(), size.batches)
 
     def loss_fn(d: int):
-        run.gen.set_state(draws[d])
-        parts = [problem.losses(run.model, offset, run.gen) for _ in range(phase.batches)]
+        state, batches = draws[d]
+        run.gen.set_state(state)
+        parts = [problem.losses(run.model, offset, run.gen) for _ in range(batches)]
         terms = parts[0] if len(parts) == 1 else {k: sum(p[k] for p in parts) / len(parts) for k in parts[0]}
         return run.balancer.combine(terms), terms
 
     def on_eval(k: int, loss: float, terms: dict[str, float]) -> None:
+        size.seen(loss)
         if k % run.cfg.log_every == 0 and k < phase.steps:
             run.log(offset + k, loss, terms)
         if run.cfg.eval_every and k % run.cfg.eval_every == 0 and k < phase.steps:
@@ -245,6 +302,8 @@ def lbfgs_run(run: Any, phase: LBFGS, offset: int) -> tuple[int, dict[str, float
         for p, dt in zip(run.params, dtypes):
             p.data = p.data.to(dt)
     _log_lbfgs(run, offset, out)
+    if size.log:
+        run.history["lbfgs_growth"] = size.log
     return out["evaluations"], dict(out["best_terms"])
 
 

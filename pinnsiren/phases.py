@@ -132,6 +132,18 @@ class LBFGS:
         and back after it): the line search and the curvature pairs then
         resolve changes float32 rounds away, at about twice the cost per
         evaluation on CPU.
+    max_batches : int or None
+        Adaptive draw size (with ``draw_every``): before each new draw the
+        previous draw's end point is evaluated on a fresh uniform sample of
+        the same size; where that loss is above ``gap`` times the draw's own
+        best loss (the draw was fitted but does not generalise: the alarm's
+        generalisation test), the draws that follow take twice the samples,
+        up to ``max_batches``. The sample grows only where the fit needs it
+        (dynamic sample sizes, Byrd, Chin, Nocedal & Wu 2012, "Sample size
+        selection in optimization methods for machine learning"). ``None``:
+        every draw takes ``batches``.
+    gap : float
+        The fresh-to-fitted loss ratio above which the draws grow.
     """
 
     steps: int = 1000
@@ -139,12 +151,20 @@ class LBFGS:
     batches: int = 1
     sampler: RAD | None = None
     float64: bool = False
+    max_batches: int | None = None
+    gap: float = 10.0
 
     def __post_init__(self) -> None:
         _at_least("LBFGS", "steps", self.steps, 0)
         _at_least("LBFGS", "draw_every", self.draw_every, 0)
         _at_least("LBFGS", "batches", self.batches, 1)
         _check_sampler("LBFGS", self.sampler)
+        if self.max_batches is not None:
+            _at_least("LBFGS", "max_batches", self.max_batches, self.batches)
+            if not self.draw_every:
+                raise ValueError("LBFGS: max_batches needs draw_every > 0 (the draws grow from one to the next)")
+        if not self.gap > 1:
+            raise ValueError(f"LBFGS: gap must be > 1, got {self.gap!r}")
 
 
 def _check_sampler(owner: str, sampler: Any) -> None:

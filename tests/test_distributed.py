@@ -429,3 +429,55 @@ def test_ranks_above_zero_write_nothing(tmp_path, monkeypatch):
     monkeypatch.setenv("RANK", "0")
     write_result(tmp_path / "r" / "x.h5", kind="t", config={})
     assert (tmp_path / "r" / "x.h5").exists()
+
+
+BUDGET_DRIVER = textwrap.dedent(
+    r"""
+    import json, os, sys, time
+    import sympy, torch
+    torch.set_num_threads(1)
+    from pinnsiren import Box, Constraint, Field, Problem, Siren
+    from pinnsiren.phases import Adam
+    from pinnsiren.train import TrainConfig, train
+
+    RANK = int(os.environ.get("RANK", "0"))
+    x = sympy.Symbol("x")
+    u = Field("u", (x,))
+    inner = Problem([u], (x,), [Constraint(u - sympy.sin(x), Box([(-1, 1)]), n=32, name="data")])
+
+    class Slow:
+        '''The problem, with rank 1 burning 20 ms of CPU per step: its budget runs out first.'''
+        def __getattr__(self, name):
+            return getattr(inner, name)
+        def losses(self, model, step, generator):
+            if RANK == 1:
+                t = time.process_time()
+                while time.process_time() - t < 0.02:
+                    pass
+            return inner.losses(model, step, generator)
+
+    torch.manual_seed(0)
+    cfg = TrainConfig(phases=[Adam(10**6, lr=1e-3, schedule="cosine", cpu_seconds=3.0)], alarm="off",
+                      progress=False, log_every=1)
+    res = train(Slow(), Siren(1, 1, 8, 1), cfg)
+    out = sys.argv[1]
+    torch.save({k: v.detach().clone() for k, v in res.model.state_dict().items()}, f"{out}/params{RANK}.pt")
+    with open(f"{out}/info{RANK}.json", "w") as fh:
+        json.dump({"steps": res.steps_done, "lr": res.history["lr"]}, fh)
+    """
+)
+
+
+@pytest.mark.slow
+def test_a_cpu_budget_stops_every_rank_at_the_same_step(tmp_path):
+    """Each rank's process time differs (here rank 1 burns CPU every step): the budget's fraction is the
+    ranks' largest, so both take the same learning rates, stop at the same step and keep equal parameters
+    (one rank stopping alone would leave the other waiting in its gradient all-reduce)."""
+    driver = tmp_path / "budget.py"
+    driver.write_text(BUDGET_DRIVER)
+    _run(driver, 2, tmp_path)
+    i0, i1 = (json.loads((tmp_path / f"info{r}.json").read_text()) for r in (0, 1))
+    assert i0["steps"] == i1["steps"] and 5 <= i0["steps"] < 150  # 3 s at >= 20 ms a step on rank 1
+    assert i0["lr"] == i1["lr"] and i0["lr"][-1] < 0.05 * i0["lr"][0]  # the budget decayed the rate on both
+    p0, p1 = (torch.load(tmp_path / f"params{r}.pt", weights_only=True) for r in (0, 1))
+    assert all(torch.equal(p0[k], p1[k]) for k in p0)

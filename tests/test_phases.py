@@ -33,6 +33,9 @@ class Fit:
     (lambda: Adam(sampler="rad"), "sampler must be RAD"),
     (lambda: LBFGS(draw_every=-1), "LBFGS: draw_every"),
     (lambda: LBFGS(batches=0), "LBFGS: batches"),
+    (lambda: LBFGS(draw_every=10, batches=3, max_batches=2), "LBFGS: max_batches"),
+    (lambda: LBFGS(batches=1, max_batches=4), "max_batches needs draw_every"),
+    (lambda: LBFGS(draw_every=10, max_batches=4, gap=1.0), "LBFGS: gap"),
     (lambda: RAD(pool=0), "RAD: pool"),
     (lambda: RAD(every=0), "RAD: every"),
     (lambda: GradNorm(momentum=1.0), "GradNorm: momentum"),
@@ -54,7 +57,7 @@ def test_parts_refuse_bad_settings_by_name(make, match):
 def test_part_dict_names_every_part():
     d = part_dict(LBFGS(5, sampler=RAD(pool=2)))
     assert d == {"kind": "LBFGS", "steps": 5, "draw_every": 0, "batches": 1, "float64": False,
-                 "sampler": {"kind": "RAD", "every": 100, "pool": 2, "k": 1.0, "c": 1.0}}
+                 "max_batches": None, "gap": 10.0, "sampler": {"kind": "RAD", "every": 100, "pool": 2, "k": 1.0, "c": 1.0}}
 
 
 def test_three_phases_run_in_order_with_one_step_count():
@@ -84,6 +87,41 @@ def test_resume_skips_the_finished_adam_phase_and_runs_the_lbfgs_one(tmp_path):
     assert res.resumed_from == 10 and res.steps_done == 16 and prob.calls == 6  # L-BFGS evaluations only
     assert res.history["step"][:len(first.history["step"])] == first.history["step"]
     assert torch.load(tmp_path / "checkpoint.pt", weights_only=True)["step"] == 16
+
+
+class Sparse(Fit):
+    """Fit sin(3 pi x) from 4 points per sample: a 32-wide SIREN interpolates one draw and misses fresh points."""
+
+    def losses(self, model, step, generator):
+        self.calls += 1
+        x = torch.rand(4, 1, generator=generator) * 2 - 1
+        return {"data": torch.mean((model(x)[:, 0] - torch.sin(3 * math.pi * x[:, 0])) ** 2)}
+
+
+def _sparse_run(**lbfgs):
+    torch.manual_seed(0)
+    prob = Sparse()
+    cfg = TrainConfig(phases=[LBFGS(60, draw_every=15, **lbfgs)], log_every=1, progress=False, alarm="off")
+    return prob, train(prob, Siren(1, 1, 32, 1, first_omega_0=10.0), cfg)
+
+
+def test_lbfgs_draws_grow_while_they_do_not_generalise():
+    prob, res = _sparse_run(batches=1, max_batches=4)
+    growth = res.history["lbfgs_growth"]  # (draw, fresh / fitted, batches after) before draws 1, 2, ...
+    assert [g[0] for g in growth] == [1.0, 2.0]  # at the cap after two tests: none after that
+    assert all(g[1] > 10.0 for g in growth) and [g[2] for g in growth] == [2.0, 4.0]
+    # four draws of 1, 2, 4, 4 samples, each drawn once per evaluation, plus the fresh samples of the two tests
+    per_draw = [1, 2, 4, 4]
+    evals = [15] * 4
+    assert res.steps_done == 60
+    assert prob.calls == sum(n * e for n, e in zip(per_draw, evals)) + 1 + 2
+
+
+def test_lbfgs_draws_that_generalise_do_not_grow_and_draw_the_same_points():
+    _, plain = _sparse_run(batches=2)
+    _, tested = _sparse_run(batches=2, max_batches=8, gap=1e30)
+    assert all(g[2] == 2.0 for g in tested.history["lbfgs_growth"])
+    assert tested.history["loss"] == plain.history["loss"]  # the tests draw from their own generator
 
 
 def test_rad_sampling_trains_on_a_copy_of_the_problem():
