@@ -317,7 +317,11 @@ def _train_config(case: Case, args) -> TrainConfig:
     if args.lbfgs_draw is not None:
         lbfgs = dataclasses.replace(lbfgs, draw_every=args.lbfgs_draw)
     if args.lbfgs_batches is not None:
-        lbfgs = dataclasses.replace(lbfgs, batches=args.lbfgs_batches)
+        top = lbfgs.max_batches and max(lbfgs.max_batches, args.lbfgs_batches)
+        lbfgs = dataclasses.replace(lbfgs, batches=args.lbfgs_batches, max_batches=top)
+    if args.lbfgs_max_batches is not None:  # 0, or at most the batches: the draws never grow
+        cap = args.lbfgs_max_batches
+        lbfgs = dataclasses.replace(lbfgs, max_batches=cap if cap > lbfgs.batches else None)
     lbfgs = dataclasses.replace(lbfgs, float64=bool(args.lbfgs_float64),
                                 sampler=None if args.uniform_draws else lbfgs.sampler)
     aids = [] if args.no_balance else list(cfg.aids)
@@ -417,6 +421,7 @@ def run_case(case: Case, args) -> dict:
         "adam_steps": cfg.adam_steps,
         "lbfgs_evaluations": int(res.history["lbfgs"][0]) if "lbfgs" in res.history else 0,
         "lbfgs_draws": [[float(f"{a:.4g}"), float(f"{b:.4g}")] for a, b in res.history.get("lbfgs_draws", [])],
+        "lbfgs_growth": res.history.get("lbfgs_growth"),
         "cpu_seconds": round(cpu, 1),
         "reference": ("manufactured solution" if case.name.startswith("Helmholtz") else "PINNacle data")
         if case.reference is not None else "synthetic stand-in (smoke run only)",
@@ -453,6 +458,8 @@ def _parser() -> argparse.ArgumentParser:
                     help="L-BFGS evaluations after the Adam steps (default: the recommended configuration's)")
     ap.add_argument("--lbfgs-draw", type=int, default=None, help="L-BFGS evaluations per collocation draw")
     ap.add_argument("--lbfgs-batches", type=int, default=None, help="samples pooled per L-BFGS draw")
+    ap.add_argument("--lbfgs-max-batches", type=int, default=None,
+                    help="cap of the L-BFGS draws' growth in samples (default: the recommended 12; 0: no growth)")
     ap.add_argument("--causal", action="store_true", help="causal weights in time (evolution cases)")
     ap.add_argument("--lbfgs-float64", action="store_true", help="the L-BFGS phase in double precision")
     ap.add_argument("--backward-precision", choices=BACKWARD_PRECISIONS, default="full",
@@ -498,7 +505,8 @@ def main(argv=None) -> int:
                                  "threads": args.threads, "ablation": ablation, "lr": args.lr,
                                  "first_omega_0": args.first_omega_0, "output_scale": args.output_scale, "lbfgs": args.lbfgs,
                                  "lbfgs_draw": args.lbfgs_draw,
-                                 "lbfgs_batches": args.lbfgs_batches, "causal": args.causal,
+                                 "lbfgs_batches": args.lbfgs_batches, "lbfgs_max_batches": args.lbfgs_max_batches,
+                                 "causal": args.causal,
                                  "uniform_draws": args.uniform_draws, "lbfgs_float64": args.lbfgs_float64,
                                  "backward_precision": args.backward_precision,
                                  "torch": torch.__version__},

@@ -154,6 +154,10 @@ def run_case(name: str, args: argparse.Namespace) -> dict:
 
     cpu = time.process_time()
     cfg = TrainConfig.recommended(args.evals)
+    if args.max_batches is not None:  # the L-BFGS draws' growth cap (= 3: no growth)
+        lb = cfg.phases[1]
+        cfg = dataclasses.replace(cfg, phases=(cfg.phases[0], dataclasses.replace(
+            lb, max_batches=args.max_batches if args.max_batches > lb.batches else None)))
     if args.causal and name == "wave":  # causal weights along t (Wang, Sankaran & Perdikaris 2024)
         cfg = dataclasses.replace(cfg, aids=cfg.aids + (Causal("t"),))
     run = train(problem, model, cfg, evaluate=evaluate)
@@ -161,7 +165,7 @@ def run_case(name: str, args: argparse.Namespace) -> dict:
     out = dict(history[-1], evaluations=run.steps_done, cpu_s=round(cpu, 1),
                after_adam={k: v for k, v in history[0].items() if k != "step"} if len(history) > 1 else None,
                report={k: {kk: vv for kk, vv in r.items() if kk != "alarms"} for k, r in run.report.items()},
-               alarms=[str(a) for a in run.alarms])
+               alarms=[str(a) for a in run.alarms], lbfgs_growth=run.history.get("lbfgs_growth"))
     if name == "inverse":
         A, B = np.meshgrid(np.linspace(0, 1, 101), np.linspace(0, 1, 101), indexing="ij")
         a = sympy.lambdify((x, y), INV_A, "numpy")(A, B)
@@ -183,6 +187,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--single-network", action="store_true", help="inverse: one network outputs u and a")
     ap.add_argument("--exact-velocity", action="store_true", help="wave: hold the initial velocity exactly too")
     ap.add_argument("--causal", action="store_true", help="wave: causal weights along t (Causal('t'))")
+    ap.add_argument("--max-batches", type=int, default=None,
+                    help="cap of the L-BFGS draws' growth in samples (default: the recommended 12; 3: no growth)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--quick", action="store_true", help="smoke run: 12 evaluations, 64 points, 40 observations")

@@ -146,7 +146,9 @@ class TrainConfig:
         norms (:class:`~pinnsiren.phases.GradNorm`), the rest L-BFGS
         (a new collocation draw of three times the problem's points every 100
         evaluations, each draw sampled by :class:`~pinnsiren.phases.RAD` from
-        the current residual); the alarm as a warning. Pair it with
+        the current residual; the draws double, up to twelve times the points,
+        while a draw's end point has over ten times its fitted loss on fresh
+        points); the alarm as a warning. Pair it with
         :func:`recommended_model`. ``changes`` replace fields (``seed=``,
         ``progress=``, ``eval_every=``, ``phases=``...).
         """
@@ -154,7 +156,7 @@ class TrainConfig:
             raise ValueError(f"recommended: steps must be >= 3 (a third Adam, the rest L-BFGS), got {steps}")
         lbfgs = steps - steps // 3
         parts = dict(phases=(Adam(steps - lbfgs, lr=1e-4, schedule="cosine", final_lr_factor=0.01),
-                             LBFGS(lbfgs, draw_every=100, batches=3, sampler=RAD())),
+                             LBFGS(lbfgs, draw_every=100, batches=3, sampler=RAD(), max_batches=12)),
                      aids=(GradNorm(every=100),), alarm="warn")
         return cls(**{**parts, **changes})
 

@@ -13,7 +13,7 @@ def test_recommended_parts_and_overrides():
     adam, lbfgs = cfg.phases
     assert adam == Adam(1000, lr=1e-4, schedule="cosine", final_lr_factor=0.01)  # uniform samples in the Adam phase
     # the budget is gradient evaluations in all: a third Adam, the rest L-BFGS on redrawn samples (RAD draws)
-    assert lbfgs == LBFGS(2000, draw_every=100, batches=3, sampler=RAD())
+    assert lbfgs == LBFGS(2000, draw_every=100, batches=3, sampler=RAD(), max_batches=12)
     assert cfg.aids == (GradNorm(every=100),) and cfg.alarm == "warn" and cfg.evaluations == 3000
     assert [p.steps for p in TrainConfig.recommended(steps=301).phases] == [100, 201]
     assert TrainConfig.recommended(10, seed=3, progress=False).seed == 3
