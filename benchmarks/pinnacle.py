@@ -322,6 +322,8 @@ def _train_config(case: Case, args) -> TrainConfig:
     if args.lbfgs_max_batches is not None:  # 0, or at most the batches: the draws never grow
         cap = args.lbfgs_max_batches
         lbfgs = dataclasses.replace(lbfgs, max_batches=cap if cap > lbfgs.batches else None)
+    if args.lbfgs_gap is not None:
+        lbfgs = dataclasses.replace(lbfgs, gap=args.lbfgs_gap)
     lbfgs = dataclasses.replace(lbfgs, float64=bool(args.lbfgs_float64),
                                 sampler=None if args.uniform_draws else lbfgs.sampler)
     aids = [] if args.no_balance else list(cfg.aids)
@@ -460,6 +462,8 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--lbfgs-batches", type=int, default=None, help="samples pooled per L-BFGS draw")
     ap.add_argument("--lbfgs-max-batches", type=int, default=None,
                     help="cap of the L-BFGS draws' growth in samples (default: the recommended 12; 0: no growth)")
+    ap.add_argument("--lbfgs-gap", type=float, default=None,
+                    help="fresh / fitted loss above which the L-BFGS draws grow (default: the recommended 10)")
     ap.add_argument("--causal", action="store_true", help="causal weights in time (evolution cases)")
     ap.add_argument("--lbfgs-float64", action="store_true", help="the L-BFGS phase in double precision")
     ap.add_argument("--backward-precision", choices=BACKWARD_PRECISIONS, default="full",
@@ -505,7 +509,7 @@ def main(argv=None) -> int:
                                  "threads": args.threads, "ablation": ablation, "lr": args.lr,
                                  "first_omega_0": args.first_omega_0, "output_scale": args.output_scale, "lbfgs": args.lbfgs,
                                  "lbfgs_draw": args.lbfgs_draw,
-                                 "lbfgs_batches": args.lbfgs_batches, "lbfgs_max_batches": args.lbfgs_max_batches,
+                                 "lbfgs_batches": args.lbfgs_batches, "lbfgs_max_batches": args.lbfgs_max_batches, "lbfgs_gap": args.lbfgs_gap,
                                  "causal": args.causal,
                                  "uniform_draws": args.uniform_draws, "lbfgs_float64": args.lbfgs_float64,
                                  "backward_precision": args.backward_precision,

@@ -158,6 +158,8 @@ def run_case(name: str, args: argparse.Namespace) -> dict:
         lb = cfg.phases[1]
         cfg = dataclasses.replace(cfg, phases=(cfg.phases[0], dataclasses.replace(
             lb, max_batches=args.max_batches if args.max_batches > lb.batches else None)))
+    if args.gap is not None:  # the growth test's threshold (fresh / fitted loss)
+        cfg = dataclasses.replace(cfg, phases=(cfg.phases[0], dataclasses.replace(cfg.phases[1], gap=args.gap)))
     if args.causal and name == "wave":  # causal weights along t (Wang, Sankaran & Perdikaris 2024)
         cfg = dataclasses.replace(cfg, aids=cfg.aids + (Causal("t"),))
     run = train(problem, model, cfg, evaluate=evaluate)
@@ -189,6 +191,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--causal", action="store_true", help="wave: causal weights along t (Causal('t'))")
     ap.add_argument("--max-batches", type=int, default=None,
                     help="cap of the L-BFGS draws' growth in samples (default: the recommended 12; 3: no growth)")
+    ap.add_argument("--gap", type=float, default=None,
+                    help="fresh / fitted loss above which the L-BFGS draws grow (default: the recommended 10)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--quick", action="store_true", help="smoke run: 12 evaluations, 64 points, 40 observations")

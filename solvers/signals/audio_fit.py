@@ -14,7 +14,8 @@ linear, so at the first step, every K steps and after the last one it is set
 to the exact least-squares optimum over *all* samples
 (:class:`pinnsiren.lstsq.LeastSquaresValues`), and Adam moves the hidden
 layers (and, with ``ls_freeze=False``, the output layer) in between.
-``cpu_budget`` stops the steps after that many CPU seconds.
+``cpu_budget`` stops the steps after that many CPU seconds; by default the
+budget scales with the clip (``cpu_per_sample``, :meth:`AudioFitConfig.budget`).
 """
 
 from __future__ import annotations
@@ -111,8 +112,10 @@ class AudioFitConfig(ModelSettings, FitSettings):
     """Settings of one audio fit.
 
     The defaults are the measured CPU recipe (docs/signals.md): random batches
-    of 4096 samples, a first-layer factor of 6000, Adam lr 1e-4 with a cosine decay to 1e-6 tied to a CPU budget of 44 minutes, and the
-    output layer solved over all samples every 2000 steps. The paper's recipe is
+    of 4096 samples, a first-layer factor of 6000, Adam lr 1e-4 with a cosine
+    decay to 1e-6 tied to a CPU budget of 8.56 ms per sample (44 minutes on
+    Bach's 7 s, at most 59), and the output layer solved over all samples every
+    2000 steps. The paper's recipe is
     ``batch=None, first_omega_0=3000, lr=5e-5, schedule="constant", ls_every=0,
     cpu_budget=None``.
     """
@@ -143,10 +146,20 @@ class AudioFitConfig(ModelSettings, FitSettings):
     ls_freeze: bool = False
     """Between solves Adam moves the hidden layers only (default: the output layer too, from each solve's
     optimum)."""
-    cpu_budget: float | None = 2640.0
-    """Stop the Adam steps once they have used this many CPU seconds (with ls_every > 0 the output layer is then
-    solved once more); None: no budget, all the steps. The default, 44 minutes, leaves the last solve and the
-    prediction of a whole 7 s clip inside 45."""
+    cpu_budget: float | None = 3540.0
+    """Stop the Adam steps once they have used at most this many CPU seconds (see cpu_per_sample; with
+    ls_every > 0 the output layer is then solved once more); None: no budget, all the steps. The default,
+    59 minutes, leaves the last solve and the prediction of a 12 s clip inside an hour."""
+    cpu_per_sample: float | None = 8.56e-3
+    """Scale the budget with the clip: this many CPU seconds per sample, at least 5 minutes, at most cpu_budget
+    (None: cpu_budget alone). At a fixed batch the steps a fit needs grow with the samples it has to visit;
+    8.56 ms is the measured Bach recipe (2638 s for 308 207 samples, inside 45 minutes with the last solve)."""
+
+    def budget(self, samples: int) -> float | None:
+        """The CPU seconds the Adam steps may use on a clip of ``samples`` samples (None: no budget)."""
+        if self.cpu_budget is None or self.cpu_per_sample is None:
+            return self.cpu_budget
+        return min(self.cpu_budget, max(MIN_SCALED_BUDGET, self.cpu_per_sample * samples))
 
     @classmethod
     def paper(cls, **changes: Any) -> "AudioFitConfig":
@@ -165,11 +178,16 @@ class AudioFitConfig(ModelSettings, FitSettings):
             raise ValueError(f"ls_ridge must be >= 0, got {self.ls_ridge!r}")
         if self.cpu_budget is not None and not self.cpu_budget > 0:
             raise ValueError(f"cpu_budget must be > 0 seconds or None, got {self.cpu_budget!r}")
+        if self.cpu_per_sample is not None and not self.cpu_per_sample > 0:
+            raise ValueError(f"cpu_per_sample must be > 0 seconds or None, got {self.cpu_per_sample!r}")
         if not self.first_omega_0 > 0:
             raise ValueError(f"first_omega_0 must be > 0, got {self.first_omega_0!r}")
         if self.ls_precision not in LS_PRECISIONS:
             raise ValueError(f"ls_precision must be one of {list(LS_PRECISIONS)}, got {self.ls_precision!r}")
 
+
+#: the smallest budget ``cpu_per_sample`` gives (seconds): short clips are limited by their steps, not their length
+MIN_SCALED_BUDGET = 300.0
 
 #: the least-squares solve's product precisions (``ls_precision``)
 LS_PRECISIONS = {"float64": torch.float64, "float32": torch.float32}
@@ -193,11 +211,12 @@ def _train(model: nn.Module, t: torch.Tensor, target: torch.Tensor, cfg: AudioFi
     (``ls_every > 0``: the output layer solved over all samples, also after the last step), within
     ``cpu_budget``; the history, with ``steps_done``, and ``ls_step``, ``ls_cpu_seconds``, ``ls_mse`` and
     ``ls_mse_before`` (MSE over all samples after and before each solve) when solving."""
-    if cfg.ls_every == 0 and cfg.schedule == "constant" and cfg.cpu_budget is None:  # the plain fit, as before
+    budget = cfg.budget(t.shape[0])
+    if cfg.ls_every == 0 and cfg.schedule == "constant" and budget is None:  # the plain fit, as before
         return fit_values(model, t, target, steps=cfg.steps, lr=cfg.lr, batch=cfg.batch, seed=cfg.seed,
                           log_every=cfg.log_every, show_progress=show_progress)
     adam = Adam(cfg.steps, lr=cfg.lr, schedule=cfg.schedule, final_lr_factor=cfg.final_lr_factor,
-                cpu_seconds=cfg.cpu_budget)
+                cpu_seconds=budget)
     trainer = replace(fit_trainer(cfg.steps, cfg.lr, cfg.seed, t.device, cfg.log_every, show_progress), phases=(adam,))
     loss = fit = ValueFit(t, target, cfg.batch)
     if cfg.ls_every > 0:
@@ -223,7 +242,8 @@ def fit_audio(wave: np.ndarray, cfg: AudioFitConfig, show_progress: bool = True)
         ``model`` (on CPU), ``prediction`` ((N,) float64), ``mse`` (over all
         samples), ``history`` (``step``, ``loss``; with ``ls_every``, ``ls_step``,
         ``ls_cpu_seconds`` and ``ls_mse`` of each solve), ``steps_done``, ``cpu_seconds``
-        (process time of the training loop) and ``seconds`` (wall time).
+        (process time of the training loop), ``cpu_budget`` (the steps' budget,
+        :meth:`AudioFitConfig.budget`; None: none) and ``seconds`` (wall time).
     """
     wave = np.asarray(wave, dtype=np.float64).reshape(-1)
     n = wave.size
@@ -244,6 +264,7 @@ def fit_audio(wave: np.ndarray, cfg: AudioFitConfig, show_progress: bool = True)
         history={k: np.asarray(v) for k, v in hist.items() if k != "steps_done"},
         steps_done=int(hist.get("steps_done", [cfg.steps])[0]),
         cpu_seconds=cpu,
+        cpu_budget=cfg.budget(n),
         seconds=wall,
     )
 
@@ -310,7 +331,8 @@ def run(
     wave, rate = load_wav(src, seconds, start)
     base = fit_config(AudioFitConfig, cfg, settings)
     results = fit_each(archs, base, lambda c: fit_audio(wave, c, show_progress=show_progress),
-                       lambda r, n: f"MSE {r['mse']:.3e} after {r['steps_done']} steps ({r['cpu_seconds']:.1f} CPU s)")
+                       lambda r, n: f"MSE {r['mse']:.3e} after {r['steps_done']} steps ({r['cpu_seconds']:.1f} CPU s"
+                                    + (f", budget {r['cpu_budget']:.0f} s)" if r["cpu_budget"] is not None else ")"))
     out = Path(out)
     h5 = write_fits(out / "audio_fit.h5", "audio-fit", results, ("wave", wave),
                     config=dict(wav=str(src), start=start, seconds=seconds, rate=rate, samples=int(wave.size)),

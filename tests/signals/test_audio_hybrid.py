@@ -117,6 +117,18 @@ def test_the_output_solve_serves_the_relu_baselines_too():
         assert hybrid["mse"] == pytest.approx(hybrid["history"]["ls_mse"][-1], rel=1e-3)
 
 
+def test_the_default_budget_scales_with_the_clip_between_its_floor_and_its_cap():
+    cfg = AudioFitConfig()
+    assert cfg.budget(308_207) == pytest.approx(8.56e-3 * 308_207)  # Bach's 7 s: 2638 s, inside 45 minutes
+    assert cfg.budget(537_936) == 3540.0  # counting's 12 s: 4605 s by the rate, capped at 59 minutes
+    assert cfg.budget(4410) == 300.0  # a 0.1 s excerpt: the 5-minute floor (its steps end it first)
+    assert AudioFitConfig(cpu_per_sample=None).budget(10**9) == 3540.0
+    assert AudioFitConfig(cpu_budget=100.0).budget(308_207) == 100.0
+    assert AudioFitConfig.paper().budget(308_207) is None
+    with pytest.raises(ValueError, match="cpu_per_sample"):
+        AudioFitConfig(cpu_per_sample=0.0)
+
+
 def test_cpu_budget_stops_and_a_huge_one_changes_nothing():
     w = _tones(600)
     base = dict(hidden=16, layers=1, steps=40, lr=1e-4, batch=64)
