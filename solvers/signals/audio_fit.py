@@ -127,7 +127,9 @@ class AudioFitConfig(ModelSettings, FitSettings):
     omega_0 / (pi T) Hz over a clip of T seconds: the paper's 3000 puts that at 136 Hz on its 7 s clip, below most
     of a cello's partials. Measured on both whole clips (Bach 7 s, counting 12 s) 6000 beats 3000 and 10000 at the
     same CPU time (docs/signals.md)."""
-    steps: int = 40000
+    steps: int = 100000
+    """At most this many Adam steps: a cap the CPU budget reaches first on a whole clip (Bach: 28-38 thousand steps
+    in 44 minutes), so the budget ends the fit and its cosine."""
     lr: float = 1e-4
     log_every: int = 25
     schedule: str = "cosine"
