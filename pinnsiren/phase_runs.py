@@ -70,20 +70,15 @@ def run_phases(run: Any) -> tuple[int, dict[str, float]]:
     return done, last
 
 
-def lr_lambda(phase: Adam, cpu0: float | None = None,
-              spent: Callable[[], float] | None = None) -> Callable[[int], float]:
+def lr_lambda(phase: Adam, spent: Callable[[], float] | None = None) -> Callable[[int], float]:
     """The phase's learning-rate factor at local step ``s`` (0 .. steps).
 
-    The schedule's progress is ``s / steps``; with ``phase.cpu_seconds`` and the
-    phase's start ``cpu0`` (process time), or a ``spent()`` that returns the CPU
-    seconds spent so far, it is the larger of that and the fraction of the CPU
+    The schedule's progress is ``s / steps``; with ``phase.cpu_seconds`` and a
+    ``spent()`` that returns the CPU seconds spent so far, it is the larger of that and the fraction of the CPU
     budget spent, so a run the budget stops still ends at the decayed rate (a
     schedule tied to the budget, Li, Yumer & Ramanan 2020, "Budgeted training").
     """
     n, f = max(phase.steps, 1), phase.final_lr_factor
-    if spent is None and cpu0 is not None:
-        def spent() -> float:
-            return time.process_time() - cpu0
     if phase.cpu_seconds is not None and spent is not None:
         budget = phase.cpu_seconds
 
@@ -223,6 +218,11 @@ def _causal_terms(point_losses: dict, ti: int, causal: Causal, history: dict | N
     return terms
 
 
+def _pooled(parts: list[dict]) -> dict:
+    """Loss terms of several samples pooled into one draw: each term's mean over the samples."""
+    return parts[0] if len(parts) == 1 else {k: sum(p[k] for p in parts) / len(parts) for k in parts[0]}
+
+
 class _DrawSize:
     """Samples per L-BFGS draw: ``phase.batches``, doubled (up to ``phase.max_batches``) after a draw whose end
     point's loss on a fresh uniform sample of the same size is above ``phase.gap`` times its best loss there.
@@ -247,8 +247,7 @@ class _DrawSize:
             return
         with torch.enable_grad():
             parts = [self.run.problem.losses(self.run.model, step, self.gen) for _ in range(self.batches)]
-            terms = {k: sum(p[k] for p in parts) / len(parts) for k in parts[0]}
-            fresh = float(self.run.balancer.combine(terms).detach())
+            fresh = float(self.run.balancer.combine(_pooled(parts)).detach())
         ratio = self.run.dp.agree(fresh) / best  # distributed: one decision, so every rank's draws keep one size
         if ratio > self.phase.gap:
             self.batches = min(2 * self.batches, cap)
@@ -285,7 +284,7 @@ def lbfgs_run(run: Any, phase: LBFGS, offset: int) -> tuple[int, dict[str, float
         state, batches = draws[d]
         run.gen.set_state(state)
         parts = [problem.losses(run.model, offset, run.gen) for _ in range(batches)]
-        terms = parts[0] if len(parts) == 1 else {k: sum(p[k] for p in parts) / len(parts) for k in parts[0]}
+        terms = _pooled(parts)
         return run.balancer.combine(terms), terms
 
     def on_eval(k: int, loss: float, terms: dict[str, float]) -> None:
