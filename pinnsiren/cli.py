@@ -373,9 +373,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         import torch  # noqa: PLC0415 (only when asked: --help and the reference commands stay light)
 
         torch.set_num_threads(args.threads)
+    ok = False
     try:
         distributed.setup_cli(getattr(args, "device", None) or "cpu")  # under torchrun: join the job
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        ok = True
+        return code
     except UsageError as exc:
         print(f"pinnsiren: error: {exc}", file=sys.stderr)
         return 2
@@ -388,7 +391,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"pinnsiren: error: {_one_line(exc)}", file=sys.stderr)
         return 1
     finally:
-        distributed.shutdown()
+        distributed.shutdown(clean=ok)
 
 
 def _one_line(exc: BaseException) -> str:

@@ -159,13 +159,39 @@ def init(device: str | torch.device = "cpu") -> bool:
         # a process group left to interpreter finalization can abort the process (gloo worker
         # threads still holding tensors): destroy it at exit while Python is fully alive
         atexit.register(shutdown)
+        sys.excepthook = _note_failure
     return True
 
 
-def shutdown() -> None:
-    """Destroy the process group if one exists (end of a CLI command)."""
-    if _initialized():
-        torch.distributed.destroy_process_group()
+def shutdown(clean: bool = True, timeout: float = 60.0) -> None:
+    """Destroy the process group if one exists (end of a CLI command, and at exit).
+
+    On a clean exit the ranks first meet at a barrier (at most ``timeout``
+    seconds), so no rank tears its connections down while a peer may still be
+    finishing its last collective; after an uncaught exception the group is
+    destroyed at once (the peers may never arrive); so with ``clean=False``.
+    """
+    if not _initialized():
+        return
+    if clean and not _FAILED:
+        try:
+            import datetime  # noqa: PLC0415
+
+            torch.distributed.monitored_barrier(timeout=datetime.timedelta(seconds=timeout))
+        except (RuntimeError, ValueError):  # a peer gone or a backend without it: tear down regardless
+            pass
+    torch.distributed.destroy_process_group()
+
+
+#: set once an uncaught exception reaches the interpreter (the barrier at exit is then skipped)
+_FAILED = False
+_EXCEPTHOOK = sys.excepthook
+
+
+def _note_failure(*info: Any) -> None:
+    global _FAILED
+    _FAILED = True
+    _EXCEPTHOOK(*info)
 
 
 def setup_cli(device: str | torch.device = "cpu") -> None:
