@@ -341,6 +341,11 @@ def _case_evaluator(case: Case, P: torch.Tensor, ref: np.ndarray, exact_vals: np
             pred = pred[:, 0] if ref.ndim == 1 else pred[:, :ref.shape[1]]
         err = float(np.linalg.norm(pred - ref) / np.linalg.norm(ref))
         out = {"rel_l2": err}
+        if ref.ndim == 2 and ref.shape[1] > 1:  # each field on its own (the alarm's grid check names fields)
+            names = [f.name for f in case.pde[0]] if isinstance(case.pde, tuple) else []
+            for j in range(ref.shape[1]):
+                name = names[j] if j < len(names) else str(j)
+                out[f"rel_l2.{name}"] = float(np.linalg.norm(pred[:, j] - ref[:, j]) / np.linalg.norm(ref[:, j]))
         if exact_vals is not None:
             out["rel_l2_exact"] = float(np.linalg.norm(pred - exact_vals) / np.linalg.norm(exact_vals))
         print(f"  {case.name} step {step}: rel L2 {err:.4g}" + (f" (vs the exact solution {out['rel_l2_exact']:.4g})"
@@ -417,6 +422,7 @@ def run_case(case: Case, args) -> dict:
         "rel_l2": res.history["rel_l2"][-1],
         "rel_l2_curve": dict(zip(res.history["eval_step"], res.history["rel_l2"])),
         "rel_l2_exact": res.history["rel_l2_exact"][-1] if exact_vals is not None else None,
+        "rel_l2_fields": {k[7:]: round(v[-1], 5) for k, v in res.history.items() if k.startswith("rel_l2.")},
         "reference_vs_exact": float(np.linalg.norm(ref - exact_vals) / np.linalg.norm(exact_vals))
         if exact_vals is not None else None,
         "steps": res.steps_done,

@@ -145,6 +145,12 @@ class AudioFitConfig(ModelSettings, FitSettings):
     """Ridge of the output-layer solve, relative to the mean diagonal of the normal equations."""
     ls_precision: str = "float64"
     """Precision of the solve's feature products: float64 or float32 (summed in float64 either way)."""
+    importance: float = 0.0
+    """Draw each batch from the mixture of the residual's magnitude (this share) and the uniform distribution,
+    the terms weighted to keep the loss an unbiased estimate of the MSE over all samples (0: uniform draws; see
+    :class:`~solvers.signals.signal_fit.ValueFit`)."""
+    importance_every: int = 1000
+    """Recompute the residuals over all samples that the draws follow every this many steps."""
     ls_freeze: bool = False
     """Between solves Adam moves the hidden layers only (default: the output layer too, from each solve's
     optimum)."""
@@ -167,7 +173,7 @@ class AudioFitConfig(ModelSettings, FitSettings):
     def paper(cls, **changes: Any) -> "AudioFitConfig":
         """The paper's recipe (supplement §8): full batch, omega_0 3000, Adam lr 5e-5 constant, 2000 steps, no
         solve, no budget; ``changes`` replace any field."""
-        recipe = dict(batch=None, first_omega_0=3000.0, steps=2000, lr=5e-5, schedule="constant", ls_every=0,
+        recipe = dict(batch=None, first_omega_0=3000.0, steps=2000, lr=5e-5, schedule="constant", ls_every=0, importance=0.0,
                       ls_freeze=True, cpu_budget=None)
         return cls(**{**recipe, **changes})
 
@@ -176,6 +182,10 @@ class AudioFitConfig(ModelSettings, FitSettings):
             raise ValueError(f"batch must be >= 1 or None (all samples), got {self.batch}")
         if not isinstance(self.ls_every, int) or self.ls_every < 0:
             raise ValueError(f"ls_every must be an integer >= 0 (0: off), got {self.ls_every!r}")
+        if not 0 <= self.importance < 1:
+            raise ValueError(f"importance must be in [0, 1), got {self.importance!r}")
+        if not isinstance(self.importance_every, int) or self.importance_every < 1:
+            raise ValueError(f"importance_every must be an integer >= 1, got {self.importance_every!r}")
         if not self.ls_ridge >= 0:
             raise ValueError(f"ls_ridge must be >= 0, got {self.ls_ridge!r}")
         if self.cpu_budget is not None and not self.cpu_budget > 0:
@@ -220,7 +230,7 @@ def _train(model: nn.Module, t: torch.Tensor, target: torch.Tensor, cfg: AudioFi
     adam = Adam(cfg.steps, lr=cfg.lr, schedule=cfg.schedule, final_lr_factor=cfg.final_lr_factor,
                 cpu_seconds=budget)
     trainer = replace(fit_trainer(cfg.steps, cfg.lr, cfg.seed, t.device, cfg.log_every, show_progress), phases=(adam,))
-    loss = fit = ValueFit(t, target, cfg.batch)
+    loss = fit = ValueFit(t, target, cfg.batch, cfg.importance, cfg.importance_every)
     if cfg.ls_every > 0:
         loss = LeastSquaresValues(fit, model, every=cfg.ls_every, ridge=cfg.ls_ridge,
                                   dtype=LS_PRECISIONS[cfg.ls_precision], freeze=cfg.ls_freeze)

@@ -30,6 +30,60 @@ def test_value_fit_draws_its_batch_from_the_generator():
         assert torch.equal(gen.get_state(), torch.Generator().manual_seed(3).get_state())
 
 
+def _burst(n=2000):
+    """A signal whose error under a zero network sits in 5 % of the points."""
+    x = torch.linspace(-1, 1, n).reshape(-1, 1)
+    y = torch.zeros(n, 1)
+    y[1000:1100] = torch.sin(300 * x[1000:1100])
+    return x, y
+
+
+class _Zero(torch.nn.Module):
+    def forward(self, x):
+        return torch.zeros(x.shape[0], 1)
+
+
+def test_importance_draws_follow_the_residual_and_keep_the_loss_unbiased():
+    x, y = _burst()
+    net, a = _Zero(), 0.6
+    fit = ValueFit(x, y, batch=64, importance=a, refresh_every=10**6)
+    fit.refresh(net)
+    p = torch.diff(fit.cdf, prepend=torch.zeros(1))
+    r = y.abs().sum(1).double()
+    assert torch.allclose(p, a * r / r.sum() + (1 - a) / 2000, rtol=1e-9, atol=1e-15)
+    # exact expectation of one weighted term over the draw: the MSE over all points
+    full = float(torch.mean(y.double() ** 2))
+    assert float((p * fit.weight.double() * y[:, 0].double() ** 2).sum()) == pytest.approx(full, rel=1e-6)
+    assert float(fit.weight.max()) <= 1 / (1 - a) + 1e-6
+    # the draws: a share of about a + (1 - a) * 0.05 inside the burst (uniform: 0.05), and, over many batches,
+    # the same mean as uniform draws with a far smaller spread
+    gen = torch.Generator().manual_seed(0)
+    idx = torch.cat([fit._draw(net, 1, gen)[0] for _ in range(200)])
+    assert float(((idx >= 1000) & (idx < 1100)).float().mean()) == pytest.approx(a + (1 - a) * 0.05, abs=0.02)
+    est = torch.tensor([float(fit.losses(net, 1, gen)["mse"]) for _ in range(400)])
+    plain = ValueFit(x, y, batch=64)
+    uni = torch.tensor([float(plain.losses(net, 1, gen)["mse"]) for _ in range(400)])
+    assert float(est.mean()) == pytest.approx(full, rel=0.05)
+    assert float(uni.mean()) == pytest.approx(full, rel=0.25)
+    assert float(est.std()) < 0.3 * float(uni.std())
+
+
+def test_importance_is_recomputed_on_its_interval_and_checked():
+    x, y = _burst(500)
+    fit = ValueFit(x, y, batch=32, importance=0.5, refresh_every=3)
+    calls = []
+    fit.refresh = lambda model: (calls.append(1), ValueFit.refresh(fit, model))
+    gen = torch.Generator().manual_seed(0)
+    for step in range(1, 8):
+        fit.losses(_Zero(), step, gen)
+    assert len(calls) == 3  # step 1 (none yet), 3 and 6
+    for bad in (-0.1, 1.0):
+        with pytest.raises(ValueError, match="importance"):
+            ValueFit(x, y, batch=32, importance=bad)
+    with pytest.raises(ValueError, match="refresh_every"):
+        ValueFit(x, y, batch=32, importance=0.5, refresh_every=0)
+
+
 def test_fit_values_history_and_seeded_batches():
     x, y = _data()
 
