@@ -114,7 +114,8 @@ class ValueFit:
         self.cdf = torch.cumsum(p, 0)
         self.weight = (1.0 / (n * p)).to(self.y.dtype).to(self.y.device)
 
-    def _draw(self, model: nn.Module, step: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def _draw(self, model: nn.Module, step: int,
+              generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:
         n = self.x.shape[0]
         if self.importance == 0:
             return torch.randint(0, n, (self.batch,), generator=generator), None

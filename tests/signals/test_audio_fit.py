@@ -105,5 +105,5 @@ def test_the_paper_recipe_from_the_command_line(tmp_path, monkeypatch):
     seen.clear()
     assert main(["fit", "audio", wav, "--out", str(tmp_path)]) == 0
     cfg = seen["cfg"]
-    assert (cfg.batch, cfg.first_omega_0, cfg.lr, cfg.schedule, cfg.ls_every, cfg.cpu_budget, cfg.cpu_per_sample) == \
-        (4096, 6000.0, 1e-4, "cosine", 2000, 3540.0, 8.56e-3)
+    assert (cfg.batch, cfg.first_omega_0, cfg.lr, cfg.schedule, cfg.ls_every, cfg.cpu_budget, cfg.cpu_per_sample,
+            cfg.importance, cfg.importance_every) == (4096, 6000.0, 1e-4, "cosine", 2000, 3540.0, 8.56e-3, 0.5, 1000)
