@@ -342,7 +342,7 @@ def _case_evaluator(case: Case, P: torch.Tensor, ref: np.ndarray, exact_vals: np
         err = float(np.linalg.norm(pred - ref) / np.linalg.norm(ref))
         out = {"rel_l2": err}
         if ref.ndim == 2 and ref.shape[1] > 1:  # each field on its own (the alarm's grid check names fields)
-            names = [f.name for f in case.pde[0]] if isinstance(case.pde, tuple) else []
+            names = [f.name for f in case.pde[0]] if isinstance(case.pde[0], list) else []
             for j in range(ref.shape[1]):
                 name = names[j] if j < len(names) else str(j)
                 out[f"rel_l2.{name}"] = float(np.linalg.norm(pred[:, j] - ref[:, j]) / np.linalg.norm(ref[:, j]))

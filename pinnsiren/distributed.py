@@ -47,6 +47,7 @@ loss on every rank) and works for any way a step builds its gradients.
 from __future__ import annotations
 
 import atexit
+import datetime
 import os
 import sys
 import warnings
@@ -159,7 +160,8 @@ def init(device: str | torch.device = "cpu") -> bool:
         # a process group left to interpreter finalization can abort the process (gloo worker
         # threads still holding tensors): destroy it at exit while Python is fully alive
         atexit.register(shutdown)
-        sys.excepthook = _note_failure
+        global _EXCEPTHOOK
+        _EXCEPTHOOK, sys.excepthook = sys.excepthook, _note_failure  # the hook in place now is still called
     return True
 
 
@@ -175,8 +177,6 @@ def shutdown(clean: bool = True, timeout: float = 60.0) -> None:
         return
     if clean and not _FAILED:
         try:
-            import datetime  # noqa: PLC0415
-
             torch.distributed.monitored_barrier(timeout=datetime.timedelta(seconds=timeout))
         except (RuntimeError, ValueError):  # a peer gone or a backend without it: tear down regardless
             pass
