@@ -85,9 +85,10 @@ def wave_problem(n: int) -> Problem:
     ])
 
 
-def wave_model(problem: Problem, exact_velocity: bool) -> tuple[torch.nn.Module, Problem]:
-    """The recommended network with the value conditions imposed; optionally the velocity too."""
-    net = recommended_model(UNIT, 1)
+def wave_model(problem: Problem, exact_velocity: bool, bands: bool = True) -> tuple[torch.nn.Module, Problem]:
+    """The recommended network (bands balanced by the PDE unless ``bands`` is False) with the value conditions
+    imposed; optionally the velocity too."""
+    net = recommended_model(UNIT, 1, problem=problem if bands else None)
     if not exact_velocity:
         return impose_exactly(problem, net)
     g = WAVE_U.subs(t, 0) + t * WAVE_U.diff(t).subs(t, 0)
@@ -139,7 +140,7 @@ def run_case(name: str, args: argparse.Namespace) -> dict:
     """Build, train with ``TrainConfig.recommended(args.evals)``, measure; one case."""
     torch.manual_seed(args.seed)
     if name == "wave":
-        model, problem = wave_model(wave_problem(args.points), args.exact_velocity)
+        model, problem = wave_model(wave_problem(args.points), args.exact_velocity, not args.no_bands)
         exact, coords = {"u": WAVE_U}, (x, t)
     else:
         declared = inverse_problem(args.points, args.obs, args.noise, args.smoothness, args.a_boundary)
@@ -189,6 +190,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--single-network", action="store_true", help="inverse: one network outputs u and a")
     ap.add_argument("--exact-velocity", action="store_true", help="wave: hold the initial velocity exactly too")
     ap.add_argument("--causal", action="store_true", help="wave: causal weights along t (Causal('t'))")
+    ap.add_argument("--no-bands", action="store_true", help="wave: default first-layer bands (no balancing by the PDE)")
     ap.add_argument("--max-batches", type=int, default=None,
                     help="cap of the L-BFGS draws' growth in samples (default: the recommended 12; 3: no growth)")
     ap.add_argument("--gap", type=float, default=None,

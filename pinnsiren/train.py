@@ -180,7 +180,7 @@ class TrainResult:
 
 
 def recommended_model(bounds: Any, out_features: int = 1, hidden_features: int = 128, hidden_layers: int = 3,
-                      first_omega_0: float = 30.0, hidden_omega_0: float = 30.0) -> nn.Module:
+                      first_omega_0: float = 30.0, hidden_omega_0: float = 30.0, problem: Any = None) -> nn.Module:
     """The network that goes with :meth:`TrainConfig.recommended`: a SIREN on normalised coordinates.
 
     ``Normalized(Siren(d, C, 128, 3, first_omega_0=30), bounds)``: the network
@@ -190,15 +190,29 @@ def recommended_model(bounds: Any, out_features: int = 1, hidden_features: int =
     physical coordinates (the derivative engine applies the chain rule). Wrap
     the result in :class:`pinnsiren.ExactDirichlet` to impose Dirichlet or
     initial data exactly (docs/training.md).
+
+    With ``problem`` (the declared :class:`~pinnsiren.problem.Problem`,
+    coordinates in the order of ``bounds``), each coordinate's first-layer
+    band is narrowed until the PDE's terms along it are no stiffer than
+    along the least stiff coordinate (:mod:`pinnsiren.bands`): a parabolic
+    or anisotropic operator gets balanced features, an isotropic one keeps
+    the default. The factors are in ``model.bands``.
     """
+    from .bands import balance_first_layer  # noqa: PLC0415
     from .networks import Siren  # noqa: PLC0415
     from .transforms import Normalized  # noqa: PLC0415
 
     if hasattr(bounds, "bbox"):
         bounds = bounds.bbox(0).tolist()
     d = len(bounds)
-    return Normalized(Siren(d, out_features, hidden_features, hidden_layers, first_omega_0=first_omega_0,
-                            hidden_omega_0=hidden_omega_0), bounds)
+    if problem is not None and len(problem.coords) != d:
+        raise ValueError(f"problem has {len(problem.coords)} coordinates {problem.coords} but bounds give {d}")
+    net = Siren(d, out_features, hidden_features, hidden_layers, first_omega_0=first_omega_0,
+                hidden_omega_0=hidden_omega_0)
+    bands = balance_first_layer(net, problem, bounds) if problem is not None else None
+    model = Normalized(net, bounds)
+    model.bands = bands
+    return model
 
 
 def train(

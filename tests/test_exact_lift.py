@@ -62,3 +62,38 @@ def test_only_the_pieces_that_meet_discontinuously_go_soft():
     with torch.no_grad():
         model.double()
         torch.testing.assert_close(model(torch.stack([-torch.ones_like(ts), ts], 1))[:, 0], 0 * ts, atol=1e-12, rtol=0)
+
+
+def test_time_varying_wall_data_are_held_by_the_lift_carried_in_time():
+    # walls u(+-1, t) = t * (1 + x) / 2 (0 on the left, t on the right), u0 = 0 agrees with them at t = 0
+    model, _ = impose_exactly(_problem(0, t * (1 + x) / 2), Siren(2, 1, 8, 1))
+    gen = torch.Generator().manual_seed(5)
+    ts = torch.rand(100, generator=gen, dtype=torch.float64)
+    with torch.no_grad():
+        model.double()
+        right = model(torch.stack([torch.ones_like(ts), ts], 1))[:, 0]
+        left = model(torch.stack([-torch.ones_like(ts), ts], 1))[:, 0]
+    torch.testing.assert_close(right, ts, atol=1e-9, rtol=0)
+    torch.testing.assert_close(left, torch.zeros_like(ts), atol=1e-9, rtol=0)
+
+
+def test_the_network_a_smooth_solution_needs_stays_bounded_at_the_initial_line_and_wall_edge():
+    # u = exp(-pi^2 t) sin(pi x) solves u_t = u_xx; N = (u - g) / phi is what the network must represent.
+    # The lift carried in time (g = u0) leaves N bounded where the initial line meets a wall; the
+    # transfinite blend of both pieces (weights jumping between them there) makes N grow like 1 / distance.
+    model, _ = impose_exactly(_problem(sympy.sin(sympy.pi * x), 0), Siren(2, 1, 8, 1))
+    ex = model
+    d = torch.tensor([1e-2, 1e-3, 1e-4], dtype=torch.float64)
+    p = torch.stack([1 - d, d], 1)  # toward the corner (1, 0) along the diagonal
+    u = torch.exp(-torch.pi**2 * p[:, 1]) * torch.sin(torch.pi * p[:, 0])
+    with torch.no_grad():
+        g = ex.g[0](p).reshape(-1).double()
+        phi = ex.phi(p).reshape(-1).double()
+    need = ((u - g) / phi).abs()
+    assert float(need.max()) < 50.0 and float(need[-1] / need[0]) < 1.5
+    from pinnsiren.adf import transfinite  # noqa: PLC0415
+
+    blend = transfinite([(t, sympy.sin(sympy.pi * x)), ((1 - x**2) / 2, 0)])
+    gb = torch.as_tensor([float(blend.subs({x: a, t: b})) for a, b in p.tolist()], dtype=torch.float64)
+    grows = ((u - gb) / phi).abs()
+    assert float(grows[-1] / grows[0]) > 50.0
