@@ -37,7 +37,7 @@ import torch
 from sympy.core.function import AppliedUndef
 from torch import nn
 
-from .adf import transfinite
+from .adf import lift_in_time, transfinite
 from .compiler import compile_residual
 from .distance import decompose, piece_adf
 from .geometry import Boundary, Box, BoxBoundary, Shape, SpaceTime, SpaceTimeBoundary, TimeSlab
@@ -238,34 +238,19 @@ def _wrap(problem: Problem, net: nn.Module, ctx: "_Context", built: dict, soft: 
 
 
 def _lift(ctx: "_Context", ps: list) -> sympy.Expr:
-    """``g`` of one field from its pieces ``[(name, phi_i, h_i)]``.
-
-    With one time slice imposed (initial data ``h0`` at ``t0``) and lateral
-    pieces whose data agree with it where they meet (checked before), the
-    lift carries the initial data in time, ``g = h0 + B(t) - B(t0)``, with
-    ``B`` the transfinite lift of the lateral data alone: exact on every
-    piece, and ``u - g`` vanishes on both pieces at their common edge, so
-    ``(u - g) / phi`` stays bounded with the product multiplier there. The
-    transfinite blend of all pieces, whose weights jump between the pieces
-    at that edge, leaves ``N = (u - g) / phi`` growing like one over the
-    distance to the edge (Heat2d-MS: |N| up to 6e4). Otherwise (no or two
-    time slices, no time): the transfinite blend.
-    """
+    """``g`` of one field from its pieces ``[(name, phi_i, h_i)]``: :func:`~pinnsiren.adf.lift_in_time` where one
+    time slice is imposed (its data and the lateral pieces' agree where they meet: checked before), else the
+    transfinite blend of all pieces."""
     times = [q for q in ps if isinstance(ctx.region(q[0]), TimeSlab)]
     if len(times) != 1 or not LIFT_IN_TIME:
         return transfinite([(p, h) for _, p, h in ps])
     name, _, h0 = times[0]
     slab = ctx.region(name)
-    t = ctx.coords[slab.st.t_index]
-    t0 = sympy.Float(float(slab.st._tb(0)[0, slab.side]), 17)
-    lateral = [(p, h) for n, p, h in ps if n != name]
-    g = sympy.sympify(h0).subs(t, t0)
-    if lateral:
-        b = transfinite(lateral)
-        g = g + b - b.subs(t, t0)
-    return g
+    t0 = float(slab.st._tb(0)[0, slab.side])
+    return lift_in_time(h0, ctx.coords[slab.st.t_index], t0, [(p, h) for n, p, h in ps if n != name])
 
 
+#: the initial data carried in time (False: the transfinite blend of every piece, as before; an ablation)
 LIFT_IN_TIME = True
 
 
