@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 import sympy
+import torch
 from sympy.core.function import AppliedUndef
 
 __all__ = ["operator_bands"]
@@ -132,8 +133,6 @@ def interior_residuals(problem: Any) -> list:
 
 def balance_first_layer(siren: Any, problem: Any, bounds: Any) -> np.ndarray:
     """Scale ``siren``'s first-layer weights per coordinate by :func:`operator_bands`; return the factors."""
-    import torch  # noqa: PLC0415
-
     layer = siren.layers[0]
     band = siren.first_omega_0 / layer.in_features
     scale = operator_bands(interior_residuals(problem), problem.coords, bounds, band)
