@@ -356,13 +356,14 @@ def _case_evaluator(case: Case, P: torch.Tensor, ref: np.ndarray, exact_vals: np
 
 
 def _check_summary(v: dict | None) -> dict | None:
-    """The grid check's verdict in the JSON: per field network-vs-grid rel. L2, the grid's own change, limit."""
+    """The grid check's verdict in the JSON: per field network-vs-grid rel. L2, the grid's own change and error, limit."""
     if v is None:
         return None
     if not v["available"]:
         return {"available": False, "reason": v["reason"]}
     return {"available": True, "grid": v["grid"], "disagree": v["disagree"], "cpu_seconds": round(v["cpu_seconds"], 1),
             "fields": {k: {"rel_l2": round(r["rel_l2"], 5), "grid_self": round(v["grid_self"].get(k) or 0.0, 5),
+                           "grid_error": round((v.get("grid_error") or {}).get(k) or 0.0, 5),
                            "limit": round(r["limit"], 4)} for k, r in v["table"].items()}}
 
 
@@ -374,7 +375,7 @@ def grid_vs_reference(case: Case, args) -> dict:
     at the reference points multilinearly (for a fine-scale solution that interpolation is most of the
     difference); with a closed form the difference on the grid's own nodes is reported too."""
     from reference import fdgen  # noqa: PLC0415 (only this mode solves on the grid here)
-    from solvers.pde.verify_grid import _nested_change, default_grid  # noqa: PLC0415
+    from solvers.pde.verify_grid import MIN_COARSEST, _nested_change, default_grid, grid_error  # noqa: PLC0415
 
     problem, model = _case_model(case, args)
     problem = getattr(model, "declared", problem)  # with the conditions the exact transform took over
@@ -384,6 +385,7 @@ def grid_vs_reference(case: Case, args) -> dict:
     c0 = time.process_time()
     try:
         fine, coarse = fdgen.solve(problem, n), fdgen.solve(problem, (n + 1) // 2)
+        third = fdgen.solve(problem, (n + 3) // 4) if (n + 3) // 4 >= MIN_COARSEST else None
     except (ValueError, RuntimeError) as e:  # what the grid check would report as unavailable
         return {"grid": n, "available": False, "reason": f"{type(e).__name__}: {e}",
                 "cpu_seconds": round(time.process_time() - c0, 1)}
@@ -393,8 +395,11 @@ def grid_vs_reference(case: Case, args) -> dict:
         ok = np.isfinite(got)
         err = float(np.linalg.norm(got[ok] - ref[ok, j]) / np.linalg.norm(ref[ok, j]))
         own = _nested_change(fine[name], coarse[name]) or 0.0
+        before = _nested_change(coarse[name], third[name]) if third is not None else None
+        est, q = grid_error(own, before, 2)
         row = out["fields"][name] = {"grid_vs_reference": round(err, 5), "grid_self": round(own, 5),
-                               "limit": round(max(verify.TOLERANCE, verify.MARGIN * own), 4),
+                               "grid_error": round(est or 0.0, 5), "grid_order": None if q is None else round(q, 2),
+                               "limit": round(verify.limit(own, est), 4),
                                "points_outside_grid": int((~ok).sum())}
         if case.solution is not None and len(fine.fields) == 1:  # on the nodes: no interpolation error
             nodes = fine[name].grid.points()

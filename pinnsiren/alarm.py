@@ -263,6 +263,8 @@ class Alarm:
             own = (verification.get("grid_self") or {}).get(name)
             grid = f"{verification.get('grid')} nodes per axis"
             change = f"; the grid itself changes by {own:.2e} from {verification.get('coarse')} nodes" if own else ""
+            est = (verification.get("grid_error") or {}).get(name)
+            change += f", its own error is estimated at {est:.2e}" if est else ""
             self._fire("grid", step, None, f"field {name!r} differs from the grid solution ({grid}) by "
                        f"{row['rel_l2']:.3e} relative L2 (limit {row['limit']:.2e}){change}")
 

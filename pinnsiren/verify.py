@@ -4,19 +4,24 @@
 on a grid (finite differences generated from the same SymPy objects) at two
 resolutions, compares the network with the finer one, and records the table
 in ``TrainResult.verification`` (and in the result file when it is passed to
-:func:`pinnsiren.io.write_result`). A field that differs from the grid by more
-than :data:`TOLERANCE` (relative L2) *and* by more than :data:`MARGIN` times
-the grid's own change between the two resolutions raises the failure alarm
-(kind ``"grid"``): the loss terms can look fine while the answer is not the
-PDE's solution (a nearly singular operator, such as a Helmholtz problem near
-a resonance, or a field held only through its gradient, such as a pressure).
+:func:`pinnsiren.io.write_result`). A field raises the failure alarm (kind
+``"grid"``) when it differs from the grid by more than :func:`limit`: more
+than :data:`TOLERANCE` (relative L2) plus the grid's own estimated error
+(``grid_error``, where the verifier gives one), and more than :data:`MARGIN`
+times the grid's change between two resolutions. The loss terms can look fine
+while the answer is not the PDE's solution (a nearly singular operator, such as
+a Helmholtz problem near a resonance, or a field held only through its
+gradient, such as a pressure). By the triangle inequality a network that far
+from the grid is more than :data:`TOLERANCE` from the PDE's solution whenever
+the grid's error is within its estimate.
 
 ``pinnsiren/`` does not import the grid solvers (``reference/``). A verifier is
 registered by the package that can run it: :func:`register`, or the
 entry-point group ``pinnsiren.verifiers`` (setup.cfg names ``grid =
 solvers.pde.verify_grid:grid_verifier``). A verifier is ``fn(problem, model) ->
 {"table": {field: {"rel_l2": ..., "max_abs": ...}}, "grid_self": {field:
-rel. change between two grids}, ...}``.
+rel. change between two grids}, "grid_error": {field: estimated rel. error of
+the finer grid} (optional), ...}``.
 """
 
 from __future__ import annotations
@@ -25,12 +30,22 @@ from importlib import metadata
 import time
 from typing import Any, Callable
 
-__all__ = ["register", "get", "run", "TOLERANCE", "MARGIN"]
+__all__ = ["register", "get", "run", "limit", "TOLERANCE", "MARGIN"]
 
 #: relative L2 difference from the grid below which a field is never called wrong
 TOLERANCE = 0.05
 #: ... and the multiple of the grid's own change between two resolutions it must also exceed
 MARGIN = 2.0
+
+
+def limit(change: float | None, grid_error: float | None = None) -> float:
+    """Relative L2 distance from the grid beyond which a field is called wrong.
+
+    ``max(TOLERANCE + grid_error, MARGIN * change)``: ``change`` is the grid's own change between two
+    resolutions, ``grid_error`` its estimated error (0 when the verifier gives none).
+    """
+    return max(TOLERANCE + float(grid_error or 0.0), MARGIN * float(change or 0.0))
+
 
 _REGISTRY: dict[str, Callable[..., dict]] = {}
 
@@ -60,8 +75,7 @@ def run(verify: str | Callable[..., dict], problem: Any, model: Any) -> dict[str
     dict
         The verifier's output plus ``available`` (bool), ``reason`` (why not,
         when unavailable), ``cpu_seconds`` (the check's process time) and ``disagree``: the fields whose difference from
-        the grid exceeds both :data:`TOLERANCE` and :data:`MARGIN` times the
-        grid's own change.
+        the grid exceeds :func:`limit`.
     """
     fn = get(verify) if isinstance(verify, str) else verify
     c0 = time.process_time()
@@ -71,12 +85,11 @@ def run(verify: str | Callable[..., dict], problem: Any, model: Any) -> dict[str
         return {"available": False, "reason": f"{type(e).__name__}: {e}", "table": {}, "disagree": [],
                 "cpu_seconds": time.process_time() - c0}
     out["cpu_seconds"] = time.process_time() - c0
-    selfd = out.get("grid_self") or {}
+    selfd, errs = out.get("grid_self") or {}, out.get("grid_error") or {}
     bad = []
     for name, row in out.get("table", {}).items():
-        limit = max(TOLERANCE, MARGIN * float(selfd.get(name) or 0.0))
-        row["limit"] = limit
-        if float(row.get("rel_l2", 0.0)) > limit:
+        row["limit"] = limit(selfd.get(name), errs.get(name))
+        if float(row.get("rel_l2", 0.0)) > row["limit"]:
             bad.append(name)
     out.update(available=True, disagree=bad)
     return out

@@ -185,3 +185,56 @@ def test_helmholtz_k4_as_it_trains_today_raises_the_grid_alarm():
     off = sympy.sin(pi * x) * sympy.sin(3 * pi * y)
     bad = verify.run("grid", prob, _Closed(sol + 0.386 * off))
     assert bad["disagree"] == ["u"] and bad["table"]["u"]["rel_l2"] == pytest.approx(0.386, rel=0.05)
+
+
+def test_the_three_grid_error_estimate_bounds_the_grids_own_error():
+    """Poisson with a closed-form solution on 65 / 33 / 17 nodes: the observed order is the scheme's (2), and
+    the estimated error of the 65-node grid (Roache's GCI) is at least its true error and within 3 times it."""
+    from solvers.pde.verify_grid import grid_verifier
+
+    sol = sympy.sin(pi * x) * sympy.sin(2 * pi * y) + 4 * x * (1 - x) * y * (1 - y)
+    prob = _helmholtz(0, sol, [(0, 1), (0, 1)])
+    out = verify.run(functools.partial(grid_verifier, grid=65), prob, _Closed(sol))
+    true = out["table"]["u"]["rel_l2"]  # the exact field against the grid: the grid's own error
+    assert out["coarsest"] == 17 and 1.8 < out["grid_order"]["u"] < 2.2
+    assert true <= out["grid_error"]["u"] <= 3 * true
+    assert out["table"]["u"]["limit"] == pytest.approx(verify.TOLERANCE + out["grid_error"]["u"])
+
+
+def test_the_grid_error_falls_back_to_two_grids_and_clips_the_order():
+    from solvers.pde.verify_grid import grid_error
+
+    assert grid_error(0.01, None, 2) == (pytest.approx(0.01), None)  # 3 * 0.01 / (2^2 - 1)
+    est, q = grid_error(0.01, 0.04, 2)
+    assert q == pytest.approx(2.0) and est == pytest.approx(1.25 * 0.01 / 3)
+    est, q = grid_error(0.01, 0.009, 2)  # not converging yet: the order is held at 0.5
+    assert q < 0 and est == pytest.approx(1.25 * 0.01 / (2**0.5 - 1))
+    assert grid_error(None, 0.1, 2) == (None, None)
+
+
+def _recorded(table, changes):
+    """A verifier that returns recorded numbers: per field (network vs grid, change 129/65, change 65/33)."""
+    from solvers.pde.verify_grid import grid_error
+
+    def fn(problem, model):
+        est = {k: grid_error(c[0], c[1], 2) for k, c in changes.items()}
+        return {"table": {k: {"rel_l2": v} for k, v in table.items()}, "grid": 129, "coarse": 65,
+                "grid_self": {k: c[0] for k, c in changes.items()}, "grid_error": {k: e[0] for k, e in est.items()}}
+    return fn
+
+
+# the cavity's grid at 129 / 65 / 33 nodes (benchmarks/pinnacle.py --grid-vs-reference --cases NS2d-C):
+# u 0.0040 / 0.0142 (order 1.8), v 0.0084 / 0.0328 (2.0), p 0.0284 / 0.0645 (1.2; the grid's p is 0.030 from
+# the reference)
+_CAVITY_CHANGES = {"u": (0.0040, 0.0142), "v": (0.0084, 0.0328), "p": (0.0284, 0.0645)}
+
+
+def test_the_cavity_trained_today_passes_and_the_cavity_of_the_issue_does_not():
+    """NS2d-C with today's recommended setup (0.0140 against the reference) was 0.065 off the 129-node grid in
+    p, which the two-grid limit (0.057) called wrong; the grid's p converges at order 1.2 only, so its error
+    estimate is 0.028 and the limit 0.078. The run of the issue (u 0.063, v 0.099 off) is still named."""
+    today = verify.run(_recorded({"u": 0.006, "v": 0.010, "p": 0.065}, _CAVITY_CHANGES), None, None)
+    assert today["disagree"] == [] and today["table"]["p"]["limit"] == pytest.approx(0.078, abs=0.001)
+    issue = verify.run(_recorded({"u": 0.063, "v": 0.099, "p": 0.056}, _CAVITY_CHANGES), None, None)
+    assert issue["disagree"] == ["u", "v"]
+    assert issue["table"]["u"]["limit"] < 0.053 and issue["table"]["v"]["limit"] < 0.055
