@@ -17,7 +17,13 @@ is no larger than that of the least stiff coordinate. Isotropic operators
 bands; coordinates whose terms are negligible (a diffusion coefficient 1e-6)
 keep theirs and carry what the data put there.
 
-:func:`operator_bands` computes the factors; :func:`recommended_model
+The declared data can need more than the default band: a coordinate along
+which the condition data oscillate faster than ``first_omega_0 / d``
+(:func:`data_frequencies`, the data's RMS frequency on normalised
+coordinates) gets a band that reaches that frequency (Heat2d-MS's
+``sin(20 pi x)``: 31.4 against 10).
+
+:func:`operator_bands` computes the operator's factors; :func:`recommended_model
 <pinnsiren.train.recommended_model>` applies them with ``problem=``.
 """
 
@@ -30,7 +36,7 @@ import sympy
 import torch
 from sympy.core.function import AppliedUndef
 
-__all__ = ["operator_bands"]
+__all__ = ["operator_bands", "data_frequencies", "balance_first_layer"]
 
 #: a coordinate whose largest term at the band's edge is below this fraction of the stiffest keeps its band
 NEGLIGIBLE = 1e-3
@@ -124,6 +130,50 @@ def operator_bands(residuals: Any, coords: tuple, bounds: Any, band: float) -> n
     return scale
 
 
+def _rms(f: Any, pts: np.ndarray) -> float:
+    with np.errstate(all="ignore"):
+        v = np.broadcast_to(np.asarray(f(*pts.T), dtype=complex), (len(pts),))
+    v = v[np.isfinite(v)]
+    return float(np.sqrt(np.mean(np.abs(v) ** 2))) if v.size else 0.0
+
+
+def data_frequencies(problem: Any, bounds: Any, n: int = 4096) -> np.ndarray:
+    """Per coordinate, the largest RMS frequency of the declared condition data along it, on normalised coordinates.
+
+    For each condition off the domain's interior whose data (the residual with the fields set to 0) is a
+    SymPy expression in the coordinates, ``h_j ||d g / d x_j|| / ||g||`` over points of its piece: the
+    frequency ``omega`` of ``sin(omega x_j)`` exactly, the energy-weighted RMS frequency of a sum of modes
+    (a Sobolev quotient). Coordinates a piece does not span (``t`` on the initial slice) are skipped.
+    """
+    from .geometry import Shape, SpaceTime  # noqa: PLC0415
+
+    coords = tuple(problem.coords)
+    b = np.asarray(bounds, dtype=float).reshape(len(coords), 2)
+    h = (b[:, 1] - b[:, 0]) / 2
+    out = np.zeros(len(coords))
+    gen = torch.Generator().manual_seed(0)
+    for c in problem.constraints.values():
+        if isinstance(c.where, (Shape, SpaceTime)) or c.pair is not None or isinstance(c.expr, (list, tuple)):
+            continue
+        expr = sympy.sympify(c.expr)
+        fields = expr.atoms(AppliedUndef) | expr.atoms(sympy.Derivative)
+        g = -expr.subs({f: 0 for f in sorted(fields, key=sympy.count_ops, reverse=True)})
+        if not g.free_symbols or g.free_symbols - set(coords):
+            continue
+        try:
+            pts = c.where.sample(n, 0, gen)[0].detach().cpu().double().numpy()
+        except Exception:  # noqa: BLE001 - a piece that cannot be sampled here adds nothing
+            continue
+        size = _rms(sympy.lambdify(coords, g, "numpy"), pts)
+        if size <= 0:
+            continue
+        for j, v in enumerate(coords):
+            if v in g.free_symbols and np.ptp(pts[:, j]) > 1e-9 * (b[j, 1] - b[j, 0]):
+                slope = _rms(sympy.lambdify(coords, sympy.diff(g, v), "numpy"), pts)
+                out[j] = max(out[j], h[j] * slope / size)
+    return out
+
+
 def interior_residuals(problem: Any) -> list:
     """The residuals of the problem's constraints on its domain (a Shape or SpaceTime), not on boundary pieces."""
     from .geometry import Shape, SpaceTime  # noqa: PLC0415
@@ -131,11 +181,18 @@ def interior_residuals(problem: Any) -> list:
     return [c.expr for c in problem.constraints.values() if isinstance(c.where, (Shape, SpaceTime))]
 
 
-def balance_first_layer(siren: Any, problem: Any, bounds: Any) -> np.ndarray:
-    """Scale ``siren``'s first-layer weights per coordinate by :func:`operator_bands`; return the factors."""
+def balance_first_layer(siren: Any, problem: Any, bounds: Any, data: bool = True) -> np.ndarray:
+    """Scale ``siren``'s first-layer weights per coordinate; return the factors.
+
+    Each factor is :func:`operator_bands`'s, or, where the declared data oscillate faster along a coordinate
+    than the band reaches (``data``: :func:`data_frequencies` above ``first_omega_0 / d``), the factor that
+    puts the band's edge at the data's frequency.
+    """
     layer = siren.layers[0]
     band = siren.first_omega_0 / layer.in_features
     scale = operator_bands(interior_residuals(problem), problem.coords, bounds, band)
+    if data:
+        scale = np.maximum(scale, data_frequencies(problem, bounds) / band)
     with torch.no_grad():
         layer.weight.mul_(torch.as_tensor(scale, dtype=layer.weight.dtype))
     return scale

@@ -180,7 +180,8 @@ class TrainResult:
 
 
 def recommended_model(bounds: Any, out_features: int = 1, hidden_features: int = 128, hidden_layers: int = 3,
-                      first_omega_0: float = 30.0, hidden_omega_0: float = 30.0, problem: Any = None) -> nn.Module:
+                      first_omega_0: float = 30.0, hidden_omega_0: float = 30.0, problem: Any = None,
+                      data_bands: bool = True) -> nn.Module:
     """The network that goes with :meth:`TrainConfig.recommended`: a SIREN on normalised coordinates.
 
     ``Normalized(Siren(d, C, 128, 3, first_omega_0=30), bounds)``: the network
@@ -196,7 +197,9 @@ def recommended_model(bounds: Any, out_features: int = 1, hidden_features: int =
     band is narrowed until the PDE's terms along it are no stiffer than
     along the least stiff coordinate (:mod:`pinnsiren.bands`): a parabolic
     or anisotropic operator gets balanced features, an isotropic one keeps
-    the default. The factors are in ``model.bands``.
+    the default; and (``data_bands``) a coordinate along which the declared
+    condition data oscillate faster than the band reaches is widened to
+    their frequency. The factors are in ``model.bands``.
     """
     from .bands import balance_first_layer  # noqa: PLC0415
     from .networks import Siren  # noqa: PLC0415
@@ -209,7 +212,7 @@ def recommended_model(bounds: Any, out_features: int = 1, hidden_features: int =
         raise ValueError(f"problem has {len(problem.coords)} coordinates {problem.coords} but bounds give {d}")
     net = Siren(d, out_features, hidden_features, hidden_layers, first_omega_0=first_omega_0,
                 hidden_omega_0=hidden_omega_0)
-    bands = balance_first_layer(net, problem, bounds) if problem is not None else None
+    bands = balance_first_layer(net, problem, bounds, data=data_bands) if problem is not None else None
     model = Normalized(net, bounds)
     model.bands = bands
     return model

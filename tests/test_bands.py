@@ -68,3 +68,37 @@ def test_recommended_model_scales_the_first_layer_columns_by_the_factors():
     torch.testing.assert_close(plain.net.layers[1].weight, balanced.net.layers[1].weight)
     with pytest.raises(ValueError, match="coordinates"):
         recommended_model(bounds[:2], problem=problem)
+
+
+def _heat(u0, kx=1 / (500 * sympy.pi) ** 2):
+    u = Field("u", (x, y, t))
+    dom = SpaceTime(Box([(0, 1), (0, 1)]), (0, 5), t_index=2)
+    pde = u.diff(t) - kx * u.diff(x, 2) - u.diff(y, 2) / sympy.pi**2
+    box = Box([(0, 1), (0, 1), (0, 5)])
+    return Problem([u], (x, y, t), [Constraint(pde, dom, n=10, name="pde"),
+                                    Constraint(u - u0, dom.initial(), n=10, name="initial"),
+                                    Constraint(u, box.boundary([(0, 0), (0, 1), (1, 0), (1, 1)]), n=10,
+                                               name="walls")])
+
+
+def test_the_data_frequency_along_each_coordinate_is_the_sobolev_quotient_on_normalised_coordinates():
+    # sin(20 pi x) sin(pi y) at t = 0: 20 pi and pi rad per unit, half-widths 0.5: 10 pi and pi / 2; t is not
+    # spanned by the initial slice and the walls' data are zero
+    from pinnsiren.bands import data_frequencies
+
+    f = data_frequencies(_heat(sympy.sin(20 * sympy.pi * x) * sympy.sin(sympy.pi * y)), [(0, 1), (0, 1), (0, 5)])
+    np.testing.assert_allclose(f, [10 * math.pi, math.pi / 2, 0.0], rtol=0.03)
+    # a polynomial: 4x(1-x) has ||g'|| / ||g|| = sqrt(10), i.e. sqrt(10) / 2 on [-1, 1]
+    f = data_frequencies(_heat(4 * x * (1 - x)), [(0, 1), (0, 1), (0, 5)])
+    np.testing.assert_allclose(f, [math.sqrt(10) / 2, 0.0, 0.0], rtol=0.03)
+
+
+def test_data_faster_than_the_band_widen_it_to_their_frequency_and_slow_data_change_nothing():
+    bounds = [(0, 1), (0, 1), (0, 5)]
+    fast = sympy.sin(20 * sympy.pi * x) * sympy.sin(sympy.pi * y)
+    slow = sympy.sin(sympy.pi * x) * sympy.sin(sympy.pi * y)
+    wide = recommended_model(bounds, problem=_heat(fast)).bands
+    narrow = recommended_model(bounds, problem=_heat(slow)).bands
+    ops = operator_bands(_heat(slow).constraints["pde"].expr, (x, y, t), bounds, 10.0)
+    np.testing.assert_allclose(narrow, ops, rtol=1e-12)  # pi / 2 < the band 30 / 3: the operator's factors
+    np.testing.assert_allclose(wide, [math.pi, ops[1], 1.0], rtol=0.03)  # x: 10 pi / 10
