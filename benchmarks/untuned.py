@@ -1,4 +1,4 @@
-"""Problems nobody tuned: a wave problem and an inverse coefficient problem, each with a closed-form truth.
+"""Problems nobody tuned: a wave, a heat and an inverse coefficient problem, each with a closed-form truth.
 
 Both are trained with the recommended setup and nothing chosen per problem:
 ``pinnsiren.recommended_model`` (one per field through
@@ -14,6 +14,13 @@ Both are trained with the recommended setup and nothing chosen per problem:
     ``--exact-velocity``: the initial velocity held exactly too, by
     ``u = u0(x) + t v0(x) + 4 t^2 x (1 - x) N`` (a trial function satisfying
     both initial conditions, Lagaris et al. 1998) instead of a soft term.
+``heat``
+    ``u_t = u_xx / (16 pi)^2`` on ``(x, t) in [0, 1] x [0, 1]``, ``u = 0`` at
+    ``x = 0, 1``, ``u(x, 0) = sin(16 pi x) + sin(2 pi x) / 2``. Exact:
+    ``u = exp(-t) sin(16 pi x) + exp(-t / 64) sin(2 pi x) / 2``. The initial
+    data's RMS frequency (22.5 rad on the normalised ``x``) is above the
+    first layer's default band (15): the check of the data band rule on a
+    problem it was not chosen on (``--no-data-bands``: without it).
 ``inverse``
     ``-div(a grad u) = f`` on ``[0, 1]^2``, ``u = 0`` on the boundary, ``u``
     observed at ``--obs`` uniform random interior points (optionally with
@@ -68,6 +75,8 @@ x, y, t = sympy.symbols("x y t")
 PI = sympy.pi
 WAVE_C = 2
 WAVE_U = sympy.sin(PI * x) * sympy.cos(2 * PI * t) + sympy.sin(2 * PI * x) * sympy.sin(4 * PI * t) / 2
+HEAT_K = 1 / (16 * PI) ** 2
+HEAT_U = sympy.exp(-t) * sympy.sin(16 * PI * x) + sympy.exp(-t / 64) * sympy.sin(2 * PI * x) / 2
 INV_U = sympy.sin(PI * x) * sympy.sin(PI * y)
 INV_A = 1 + sympy.exp(-10 * ((x - sympy.Rational(3, 5)) ** 2 + (y - sympy.Rational(2, 5)) ** 2)) / 2
 UNIT = [(0.0, 1.0), (0.0, 1.0)]
@@ -94,6 +103,18 @@ def wave_model(problem: Problem, exact_velocity: bool, bands: bool = True) -> tu
     g = WAVE_U.subs(t, 0) + t * WAVE_U.diff(t).subs(t, 0)
     model = ExactDirichlet(net, (x, t), 4 * t ** 2 * x * (1 - x), g)
     return model, Problem(problem.fields, problem.coords, [problem.constraints["pde"]])
+
+
+def heat_problem(n: int) -> Problem:
+    """``u_t = u_xx / (16 pi)^2`` on ``(x, t) in [0, 1]^2``, zero walls, ``u(x, 0) = sin(16 pi x) + sin(2 pi x) / 2``:
+    two modes that decay at rates 1 and 1/64; initial data faster than the default first-layer band."""
+    u = Field("u", (x, t))
+    dom = SpaceTime(Box([(0.0, 1.0)]), (0.0, 1.0))
+    return Problem([u], (x, t), [
+        Constraint(u.diff(t) - HEAT_K * u.diff(x, 2), dom, n=n, name="pde"),
+        Constraint(u, dom.boundary(), n=max(n // 4, 1), name="walls"),
+        Constraint(u - HEAT_U.subs(t, 0), dom.initial(), n=max(n // 4, 1), name="u0"),
+    ])
 
 
 def inverse_problem(n: int, obs: int, noise: float, smooth: float, a_boundary: bool = False,
@@ -142,6 +163,11 @@ def run_case(name: str, args: argparse.Namespace) -> dict:
     if name == "wave":
         model, problem = wave_model(wave_problem(args.points), args.exact_velocity, not args.no_bands)
         exact, coords = {"u": WAVE_U}, (x, t)
+    elif name == "heat":
+        problem = heat_problem(args.points)
+        net = recommended_model(UNIT, 1, problem=None if args.no_bands else problem, data_bands=not args.no_data_bands)
+        model, problem = impose_exactly(problem, net)
+        exact, coords = {"u": HEAT_U}, (x, t)
     else:
         declared = inverse_problem(args.points, args.obs, args.noise, args.smoothness, args.a_boundary)
         model, problem = inverse_model(declared, args.single_network)
@@ -178,7 +204,7 @@ def run_case(name: str, args: argparse.Namespace) -> dict:
 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--cases", default="wave,inverse", help="comma separated: wave, inverse")
+    ap.add_argument("--cases", default="wave,heat,inverse", help="comma separated: wave, heat, inverse")
     ap.add_argument("--evals", type=int, default=3000, help="gradient evaluations in all (TrainConfig.recommended)")
     ap.add_argument("--points", type=int, default=1000, help="PDE points per step (conditions: a quarter)")
     ap.add_argument("--obs", type=int, default=300, help="inverse: observed interior points")
@@ -190,7 +216,10 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--single-network", action="store_true", help="inverse: one network outputs u and a")
     ap.add_argument("--exact-velocity", action="store_true", help="wave: hold the initial velocity exactly too")
     ap.add_argument("--causal", action="store_true", help="wave: causal weights along t (Causal('t'))")
-    ap.add_argument("--no-bands", action="store_true", help="wave: default first-layer bands (no balancing by the PDE)")
+    ap.add_argument("--no-bands", action="store_true",
+                    help="wave, heat: default first-layer bands (no balancing by the PDE or the data)")
+    ap.add_argument("--no-data-bands", action="store_true",
+                    help="heat: bands balanced by the PDE only, not widened to the initial data's frequency")
     ap.add_argument("--max-batches", type=int, default=None,
                     help="cap of the L-BFGS draws' growth in samples (default: the recommended 12; 3: no growth)")
     ap.add_argument("--gap", type=float, default=None,
