@@ -156,6 +156,7 @@ def data_frequencies(problem: Any, bounds: Any, n: int = 4096) -> np.ndarray:
         if isinstance(c.where, (Shape, SpaceTime)) or c.pair is not None or isinstance(c.expr, (list, tuple)):
             continue
         expr = sympy.sympify(c.expr)
+        expr = expr.lhs - expr.rhs if isinstance(expr, sympy.Eq) else expr
         fields = expr.atoms(AppliedUndef) | expr.atoms(sympy.Derivative)
         g = -expr.subs({f: 0 for f in sorted(fields, key=sympy.count_ops, reverse=True)})
         if not g.free_symbols or g.free_symbols - set(coords):

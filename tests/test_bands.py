@@ -70,13 +70,13 @@ def test_recommended_model_scales_the_first_layer_columns_by_the_factors():
         recommended_model(bounds[:2], problem=problem)
 
 
-def _heat(u0, kx=1 / (500 * sympy.pi) ** 2):
+def _heat(u0, kx=1 / (500 * sympy.pi) ** 2, eq=False):
     u = Field("u", (x, y, t))
     dom = SpaceTime(Box([(0, 1), (0, 1)]), (0, 5), t_index=2)
     pde = u.diff(t) - kx * u.diff(x, 2) - u.diff(y, 2) / sympy.pi**2
     box = Box([(0, 1), (0, 1), (0, 5)])
     return Problem([u], (x, y, t), [Constraint(pde, dom, n=10, name="pde"),
-                                    Constraint(u - u0, dom.initial(), n=10, name="initial"),
+                                    Constraint(sympy.Eq(u, u0) if eq else u - u0, dom.initial(), n=10, name="initial"),
                                     Constraint(u, box.boundary([(0, 0), (0, 1), (1, 0), (1, 1)]), n=10,
                                                name="walls")])
 
@@ -91,6 +91,10 @@ def test_the_data_frequency_along_each_coordinate_is_the_sobolev_quotient_on_nor
     # a polynomial: 4x(1-x) has ||g'|| / ||g|| = sqrt(10), i.e. sqrt(10) / 2 on [-1, 1]
     f = data_frequencies(_heat(4 * x * (1 - x)), [(0, 1), (0, 1), (0, 5)])
     np.testing.assert_allclose(f, [math.sqrt(10) / 2, 0.0, 0.0], rtol=0.03)
+    # the same condition written as an equation, and constant data (no frequency)
+    f = data_frequencies(_heat(4 * x * (1 - x), eq=True), [(0, 1), (0, 1), (0, 5)])
+    np.testing.assert_allclose(f, [math.sqrt(10) / 2, 0.0, 0.0], rtol=0.03)
+    np.testing.assert_array_equal(data_frequencies(_heat(1), [(0, 1), (0, 1), (0, 5)]), [0.0, 0.0, 0.0])
 
 
 def test_data_faster_than_the_band_widen_it_to_their_frequency_and_slow_data_change_nothing():
