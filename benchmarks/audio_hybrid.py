@@ -62,14 +62,16 @@ def parse_settings(pairs: list[str]) -> dict[str, Any]:
     return out
 
 
-def one_fit(wave: np.ndarray, cfg: AudioFitConfig, points: int = 40) -> dict[str, Any]:
-    """Fit and summarise: MSE, CPU seconds, steps, parameters, and the solves' MSE curve (at most ``points``)."""
+def one_fit(wave: np.ndarray, rate: int, cfg: AudioFitConfig, points: int = 40) -> dict[str, Any]:
+    """Fit and summarise: MSE, CPU seconds, steps, parameters, the first-layer factor and the solves' MSE curve
+    (at most ``points``)."""
     c = time.process_time()
-    r = fit_audio(wave, cfg, show_progress=False)
+    r = fit_audio(wave, cfg, show_progress=False, rate=rate)
     h = r["history"]
     out = dict(mse=r["mse"], cpu_seconds=round(time.process_time() - c, 1),
                train_cpu_seconds=round(r["cpu_seconds"], 1), steps=r["steps_done"],
-               parameters=sum(p.numel() for p in r["model"].parameters()), samples=int(wave.size))
+               parameters=sum(p.numel() for p in r["model"].parameters()), samples=int(wave.size),
+               first_omega_0=round(r["first_omega_0"], 1))
     if "ls_mse" in h:
         keep = np.unique(np.linspace(0, len(h["ls_mse"]) - 1, min(points, len(h["ls_mse"]))).round().astype(int))
         out["curve"] = [[round(float(h["ls_cpu_seconds"][i]), 1), int(h["ls_step"][i]), float(h["ls_mse_before"][i]),
@@ -97,11 +99,12 @@ def main() -> None:
         settings["cpu_budget"] = a.budget
     torch.set_num_threads(a.threads)
     if a.quick:
-        t = np.arange(800) / 8000
+        rate = 8000
+        t = np.arange(800) / rate
         wave = 0.6 * np.sin(2 * np.pi * 440 * t) + 0.3 * np.sin(2 * np.pi * 1250 * t + 0.3)
         settings.update(hidden=16, layers=1, steps=5, ls_every=2, batch=128)
     else:
-        wave, _ = load_wav(a.wav, a.seconds, a.start)
+        wave, rate = load_wav(a.wav, a.seconds, a.start)
     out = dict(benchmark="audio_hybrid", label=a.label, paper=a.paper, wav="synthetic" if a.quick else a.wav, seconds=a.seconds,
                start=a.start, settings=settings, threads=a.threads, machine=platform.machine(),
                load_average=os.getloadavg()[0], results={})
@@ -111,7 +114,7 @@ def main() -> None:
                 make = AudioFitConfig.paper if a.paper else AudioFitConfig
                 cfg = make(**{**settings, "arch": arch, "seed": seed})
                 key = f"{arch}/seed{seed}"
-                out["results"][key] = one_fit(wave, cfg)
+                out["results"][key] = one_fit(wave, rate, cfg)
                 print(json.dumps({key: {k: v for k, v in out["results"][key].items() if k != "curve"}}), flush=True)
     print(json.dumps(out, indent=1))
 

@@ -2,10 +2,10 @@
 
 The waveform is scaled to ``[-1, 1]`` (divided by the clip's peak magnitude), time
 is mapped to ``[-1, 1]`` over the clip, and the SIREN's first layer uses
-``omega_0 = 3000`` (the paper's ``[-100, 100]`` domain with ``omega_0 = 30``).
-The loss is the MSE over the samples, the optimiser Adam (lr 5e-5, the
-paper's). By default every step sees every sample (full batch); ``batch``
-samples a random subset per step instead, and ``start`` and ``seconds`` keep
+``omega_0 = 6000``, raised on clips longer than 7 s to keep its top frequency
+at 273 Hz (``first_top_hz``; the paper: 3000, its ``[-100, 100]`` domain with
+``omega_0 = 30``). The loss is the MSE over the samples (``batch`` of them per
+step, at random), the optimiser Adam; ``start`` and ``seconds`` keep
 an excerpt (scaled by the whole clip's peak). The reported MSE is always over
 every sample kept.
 
@@ -21,6 +21,7 @@ budget scales with the clip (``cpu_per_sample``, :meth:`AudioFitConfig.budget`).
 from __future__ import annotations
 
 import argparse
+import math
 import time
 import warnings
 from dataclasses import dataclass, fields, replace
@@ -123,10 +124,15 @@ class AudioFitConfig(ModelSettings, FitSettings):
     batch: int | None = 4096
     """Random samples per step (None, or at least the sample count: all of them, full batch)."""
     first_omega_0: float = 6000.0
-    """The SIREN's first-layer factor on time in [-1, 1]. A unit sin(omega_0 w t), |w| <= 1, oscillates at up to
-    omega_0 / (pi T) Hz over a clip of T seconds: the paper's 3000 puts that at 136 Hz on its 7 s clip, below most
-    of a cello's partials. Measured on both whole clips (Bach 7 s, counting 12 s) 6000 beats 3000 and 10000 at the
-    same CPU time (docs/signals.md)."""
+    """The SIREN's first-layer factor on time in [-1, 1] (at least; see first_top_hz). A unit sin(omega_0 w t),
+    |w| <= 1, oscillates at up to omega_0 / (pi T) Hz over a clip of T seconds: the paper's 3000 puts that at
+    136 Hz on its 7 s clip, below most of a cello's partials; 6000 beats 3000 and 10000 on Bach's 7 s at the same
+    CPU time (docs/signals.md)."""
+    first_top_hz: float = 273.0
+    """Keep the first layer's top frequency at this many Hz on a longer clip: the factor is the larger of
+    first_omega_0 and pi * first_top_hz * T (:meth:`omega_0`; 0: first_omega_0 on any clip). A signal's spectrum is
+    set in Hz, not in the clip's normalised time; 273 Hz is Bach's 6000 on its 7 s, so clips up to 7 s keep 6000
+    and the 12 s counting clip gets 10 462 (MSE 3.66e-4 against 3.88e-4 with 6000 over the whole budget)."""
     steps: int = 100000
     """At most this many Adam steps: a cap the CPU budget reaches first on a whole clip (Bach: 28-38 thousand steps
     in 44 minutes), so the budget ends the fit and its cosine."""
@@ -164,6 +170,10 @@ class AudioFitConfig(ModelSettings, FitSettings):
     (None: cpu_budget alone). At a fixed batch the steps a fit needs grow with the samples it has to visit;
     8.56 ms is the measured Bach recipe (2638 s for 308 207 samples, inside 45 minutes with the last solve)."""
 
+    def omega_0(self, samples: int, rate: float) -> float:
+        """The first-layer factor on a clip of ``samples`` samples at ``rate`` Hz (see ``first_top_hz``)."""
+        return max(self.first_omega_0, math.pi * self.first_top_hz * (samples - 1) / rate)
+
     def budget(self, samples: int) -> float | None:
         """The CPU seconds the Adam steps may use on a clip of ``samples`` samples (None: no budget)."""
         if self.cpu_budget is None or self.cpu_per_sample is None:
@@ -174,7 +184,7 @@ class AudioFitConfig(ModelSettings, FitSettings):
     def paper(cls, **changes: Any) -> "AudioFitConfig":
         """The paper's recipe (supplement §8): full batch, omega_0 3000, Adam lr 5e-5 constant, 2000 steps, no
         solve, no budget; ``changes`` replace any field."""
-        recipe = dict(batch=None, first_omega_0=3000.0, steps=2000, lr=5e-5, schedule="constant", ls_every=0,
+        recipe = dict(batch=None, first_omega_0=3000.0, first_top_hz=0.0, steps=2000, lr=5e-5, schedule="constant", ls_every=0,
                       importance=0.0, ls_freeze=True, cpu_budget=None)
         return cls(**{**recipe, **changes})
 
@@ -195,6 +205,8 @@ class AudioFitConfig(ModelSettings, FitSettings):
             raise ValueError(f"cpu_per_sample must be > 0 seconds or None, got {self.cpu_per_sample!r}")
         if not self.first_omega_0 > 0:
             raise ValueError(f"first_omega_0 must be > 0, got {self.first_omega_0!r}")
+        if not self.first_top_hz >= 0:
+            raise ValueError(f"first_top_hz must be >= 0 (0: off), got {self.first_top_hz!r}")
         if self.ls_precision not in LS_PRECISIONS:
             raise ValueError(f"ls_precision must be one of {list(LS_PRECISIONS)}, got {self.ls_precision!r}")
 
@@ -246,8 +258,10 @@ def _train(model: nn.Module, t: torch.Tensor, target: torch.Tensor, cfg: AudioFi
     return {**hist, "steps_done": [last], **solves}
 
 
-def fit_audio(wave: np.ndarray, cfg: AudioFitConfig, show_progress: bool = True) -> dict[str, Any]:
-    """Fit one network to one waveform in ``[-1, 1]``.
+def fit_audio(wave: np.ndarray, cfg: AudioFitConfig, show_progress: bool = True,
+              rate: float | None = None) -> dict[str, Any]:
+    """Fit one network to one waveform in ``[-1, 1]`` sampled at ``rate`` Hz (None: the factor is
+    ``first_omega_0`` as given; with a rate, :meth:`AudioFitConfig.omega_0`).
 
     Returns
     -------
@@ -256,10 +270,13 @@ def fit_audio(wave: np.ndarray, cfg: AudioFitConfig, show_progress: bool = True)
         samples), ``history`` (``step``, ``loss``; with ``ls_every``, ``ls_step``,
         ``ls_cpu_seconds`` and ``ls_mse`` of each solve), ``steps_done``, ``cpu_seconds``
         (process time of the training loop), ``cpu_budget`` (the steps' budget,
-        :meth:`AudioFitConfig.budget`; None: none) and ``seconds`` (wall time).
+        :meth:`AudioFitConfig.budget`; None: none), ``seconds`` (wall time) and
+        ``first_omega_0`` (the factor used).
     """
     wave = np.asarray(wave, dtype=np.float64).reshape(-1)
     n = wave.size
+    if rate is not None:
+        cfg = replace(cfg, first_omega_0=cfg.omega_0(n, rate))
     device = torch.device(cfg.device)
     torch.manual_seed(cfg.seed)
     model = _make_model(cfg, n).to(device)
@@ -279,6 +296,7 @@ def fit_audio(wave: np.ndarray, cfg: AudioFitConfig, show_progress: bool = True)
         cpu_seconds=cpu,
         cpu_budget=cfg.budget(n),
         seconds=wall,
+        first_omega_0=cfg.first_omega_0,
     )
 
 
@@ -343,12 +361,13 @@ def run(
     src = Path(path) if path is not None else DEFAULT_WAV
     wave, rate = load_wav(src, seconds, start)
     base = fit_config(AudioFitConfig, cfg, settings)
-    results = fit_each(archs, base, lambda c: fit_audio(wave, c, show_progress=show_progress),
+    results = fit_each(archs, base, lambda c: fit_audio(wave, c, show_progress=show_progress, rate=rate),
                        lambda r, n: f"MSE {r['mse']:.3e} after {r['steps_done']} steps ({r['cpu_seconds']:.1f} CPU s"
                                     + (f", budget {r['cpu_budget']:.0f} s)" if r["cpu_budget"] is not None else ")"))
     out = Path(out)
     h5 = write_fits(out / "audio_fit.h5", "audio-fit", results, ("wave", wave),
-                    config=dict(wav=str(src), start=start, seconds=seconds, rate=rate, samples=int(wave.size)),
+                    config=dict(wav=str(src), start=start, seconds=seconds, rate=rate, samples=int(wave.size),
+                                first_omega_0=base.omega_0(wave.size, rate)),
                     metrics={**{f"mse_{a}": r["mse"] for a, r in results.items()},
                              **{f"cpu_seconds_{a}": r["cpu_seconds"] for a, r in results.items()}},
                     field_attrs={"wave": {"bounds": [[-1, 1]], "rate": rate}})

@@ -32,6 +32,30 @@ def test_load_wav_scales_to_peak_one_and_cuts(tmp_path):
         load_wav(tmp_path / "missing.wav")
 
 
+def test_first_layer_keeps_its_top_frequency_in_hz_on_longer_clips():
+    cfg = AudioFitConfig()
+    # sin(omega_0 w t) over n samples at rate r: t in [-1, 1] spans (n - 1) / r seconds
+    assert cfg.omega_0(308207, 44100) == 6000.0  # Bach's 7 s: the top frequency below 273 Hz, the floor
+    counting = np.pi * 273.0 * 537935 / 44100
+    assert cfg.omega_0(537936, 44100) == pytest.approx(counting, rel=1e-12)
+    assert counting == pytest.approx(10461.7, abs=0.1)
+    assert cfg.omega_0(2 * 537935 + 1, 44100) == pytest.approx(2 * counting, rel=1e-12)  # linear in duration
+    assert cfg.omega_0(537936, 22050) == pytest.approx(2 * counting, rel=1e-12)  # in seconds, not samples
+    assert cfg.omega_0(4410, 44100) == 6000.0  # a 0.1 s excerpt keeps the floor
+    assert AudioFitConfig(first_top_hz=0.0).omega_0(537936, 44100) == 6000.0
+    assert AudioFitConfig.paper().omega_0(10 * 537936, 44100) == 3000.0
+
+
+def test_fit_audio_uses_the_rule_only_with_a_rate():
+    w, rate = _tones(400)
+    cfg = AudioFitConfig.paper(arch="siren", steps=2, hidden=8, layers=1, first_omega_0=10.0, first_top_hz=100.0)
+    hz = fit_audio(w, cfg, show_progress=False, rate=rate)
+    top = np.pi * 100.0 * 399 / rate  # 15.7 > 10
+    assert hz["first_omega_0"] == pytest.approx(top) and hz["model"].first_omega_0 == pytest.approx(top)
+    plain = fit_audio(w, cfg, show_progress=False)
+    assert plain["first_omega_0"] == 10.0 and plain["model"].first_omega_0 == 10.0
+
+
 def test_time_grid_spans_minus_one_to_one():
     t = time_grid(5)
     assert t.shape == (5, 1)
@@ -106,4 +130,5 @@ def test_the_paper_recipe_from_the_command_line(tmp_path, monkeypatch):
     assert main(["fit", "audio", wav, "--out", str(tmp_path)]) == 0
     cfg = seen["cfg"]
     assert (cfg.batch, cfg.first_omega_0, cfg.lr, cfg.schedule, cfg.ls_every, cfg.cpu_budget, cfg.cpu_per_sample,
-            cfg.importance, cfg.importance_every) == (4096, 6000.0, 1e-4, "cosine", 2000, 3540.0, 8.56e-3, 0.5, 1000)
+            cfg.importance, cfg.importance_every, cfg.first_top_hz) == \
+        (4096, 6000.0, 1e-4, "cosine", 2000, 3540.0, 8.56e-3, 0.5, 1000, 273.0)

@@ -82,7 +82,7 @@ def test_bad_input_is_refused():
     with pytest.raises(TypeError, match="losses"):
         LeastSquaresValues(object(), model)
     for bad in (dict(ls_every=-1), dict(ls_precision="float16"), dict(cpu_budget=0.0), dict(batch=0),
-                dict(ls_ridge=-1.0), dict(first_omega_0=0.0)):
+                dict(ls_ridge=-1.0), dict(first_omega_0=0.0), dict(first_top_hz=-1.0)):
         with pytest.raises(ValueError):
             AudioFitConfig.paper(**bad)
 
