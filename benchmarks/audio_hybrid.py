@@ -105,8 +105,8 @@ def main() -> None:
         settings.update(hidden=16, layers=1, steps=5, ls_every=2, batch=128)
     else:
         wave, rate = load_wav(a.wav, a.seconds, a.start)
-    out = dict(benchmark="audio_hybrid", label=a.label, paper=a.paper, wav="synthetic" if a.quick else a.wav, seconds=a.seconds,
-               start=a.start, settings=settings, threads=a.threads, machine=platform.machine(),
+    out = dict(benchmark="audio_hybrid", label=a.label, paper=a.paper, wav="synthetic" if a.quick else a.wav,
+               seconds=a.seconds, start=a.start, settings=settings, threads=a.threads, machine=platform.machine(),
                load_average=os.getloadavg()[0], results={})
     with threadpool_limits(a.threads):
         for arch in a.archs.split(","):

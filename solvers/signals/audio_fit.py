@@ -132,7 +132,7 @@ class AudioFitConfig(ModelSettings, FitSettings):
     """Keep the first layer's top frequency at this many Hz on a longer clip: the factor is the larger of
     first_omega_0 and pi * first_top_hz * T (:meth:`omega_0`; 0: first_omega_0 on any clip). A signal's spectrum is
     set in Hz, not in the clip's normalised time; 273 Hz is Bach's 6000 on its 7 s, so clips up to 7 s keep 6000
-    and the 12 s counting clip gets 10 462 (MSE 3.66e-4 against 3.88e-4 with 6000 over the whole budget)."""
+    and the 12 s counting clip gets 10 462 (MSE 3.56e-4 against 3.88e-4 with 6000 over the whole budget)."""
     steps: int = 100000
     """At most this many Adam steps: a cap the CPU budget reaches first on a whole clip (Bach: 28-38 thousand steps
     in 44 minutes), so the budget ends the fit and its cosine."""
@@ -184,8 +184,8 @@ class AudioFitConfig(ModelSettings, FitSettings):
     def paper(cls, **changes: Any) -> "AudioFitConfig":
         """The paper's recipe (supplement §8): full batch, omega_0 3000, Adam lr 5e-5 constant, 2000 steps, no
         solve, no budget; ``changes`` replace any field."""
-        recipe = dict(batch=None, first_omega_0=3000.0, first_top_hz=0.0, steps=2000, lr=5e-5, schedule="constant", ls_every=0,
-                      importance=0.0, ls_freeze=True, cpu_budget=None)
+        recipe = dict(batch=None, first_omega_0=3000.0, first_top_hz=0.0, steps=2000, lr=5e-5, schedule="constant",
+                      ls_every=0, importance=0.0, ls_freeze=True, cpu_budget=None)
         return cls(**{**recipe, **changes})
 
     def __post_init__(self) -> None:
